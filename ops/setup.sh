@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what tsvs needs on a fresh Debian machine, as root: system tools, legacy iptables, Node 24, npm packages.
+# Idempotent: a second run installs nothing and takes a second or two.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(iproute2 iptables kmod procps psmisc ethtool curl wrk iperf3 hping3 dnsmasq-base dnsutils tcpdump
+      nginx-light haproxy nats-server netsniff-ng sockperf util-linux)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  # Package installs must not start nginx/haproxy/dnsmasq on the host: the lab runs its own, in namespaces.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  apt-get -o DPkg::Lock::Timeout=120 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The data plane's kernel rules use xt targets that iptables-nft lacks (HMARK, NFQUEUE): use legacy.
+if [ -x /usr/sbin/iptables-legacy ]; then
+  update-alternatives --set iptables /usr/sbin/iptables-legacy >/dev/null 2>&1 || true
+  update-alternatives --set ip6tables /usr/sbin/ip6tables-legacy >/dev/null 2>&1 || true
+fi
+
+# Node 24 comes from the npm registry as the `node` package (a devDependency): npm scripts find it first on PATH.
+if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'nodedir' || true
+fi
+v=$(node_modules/.bin/node --version)
+case "$v" in v24.*) ;; *) echo "setup: expected Node 24 in node_modules/.bin/node, found $v" >&2; exit 1 ;; esac
+echo "setup: ready (node $v, $(iptables --version))"

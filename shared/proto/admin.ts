@@ -1,0 +1,52 @@
+// The admin API between tsvsadm (or any client) and tsvsd: newline-delimited JSON over a unix stream socket.
+import type { ConnSnapshot, DaemonConfig, DestConfig, DestKey, ServiceConfig, ServiceKey, TableSnapshot } from '../model/ipvs.ts';
+
+/** Protocol version carried in every request; tsvsd rejects others with EPROTO. */
+export const ADMIN_PROTO_VERSION = 1;
+
+/**
+ * Errno names a table operation can fail with. They mirror the kernel's answers to ipvsadm's netlink
+ * calls, so the client can print exactly the message ipvsadm prints (libipvs ipvs_strerror).
+ */
+export type AdminErrno =
+  | 'EEXIST'
+  | 'ESRCH'
+  | 'ENOENT'
+  | 'ERANGE'
+  | 'EINVAL'
+  | 'EPERM'
+  | 'ENOMEM'
+  | 'EOPNOTSUPP'
+  | 'EAFNOSUPPORT'
+  | 'EPROTO';
+
+export type AdminRequest =
+  | { op: 'add-service'; svc: ServiceConfig }
+  | { op: 'edit-service'; svc: ServiceConfig }
+  | { op: 'del-service'; key: ServiceKey }
+  | { op: 'flush' }
+  | { op: 'add-dest'; key: ServiceKey; dest: DestConfig }
+  | { op: 'edit-dest'; key: ServiceKey; dest: DestConfig }
+  | { op: 'del-dest'; key: ServiceKey; dest: DestKey }
+  | { op: 'zero'; key?: ServiceKey }
+  | { op: 'set-timeout'; tcp: number; tcpfin: number; udp: number }
+  | { op: 'start-daemon'; daemon: DaemonConfig }
+  | { op: 'stop-daemon'; state: 'master' | 'backup'; syncid?: number }
+  | { op: 'snapshot' }
+  | { op: 'conns' };
+
+/** A request on the wire: version, a client-chosen id echoed in the reply, and the operation. */
+export type AdminEnvelope = { v: number; id: number } & AdminRequest;
+
+export type AdminReply =
+  | { id: number; ok: true; snapshot?: TableSnapshot; conns?: ConnSnapshot[] }
+  | { id: number; ok: false; errno: AdminErrno; detail?: string };
+
+/**
+ * Where tsvsd listens by default. Directors in different network namespaces share one filesystem, so the
+ * path is keyed on the network namespace's inode: every namespace gets its own daemon and socket.
+ * TSVS_ADMIN_SOCKET overrides it.
+ */
+export function defaultAdminSocketPath(netnsInode: number | bigint, runDir = '/run/tsvs'): string {
+  return `${runDir}/ns-${String(netnsInode)}/tsvsd.sock`;
+}
