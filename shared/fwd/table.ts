@@ -1,0 +1,164 @@
+// The forwarding table: the immutable, per-epoch view of the IPVS table that tsvsd compiles and hands to the
+// workers. Plain JSON-serialisable data (it crosses the process boundary), with stable numeric ids for services
+// and real servers so that shared counters and connection entries can refer to them across epochs and restarts.
+import type { FwdMethod, ServiceSnapshot, TableSnapshot, Timeouts, TunCsum, TunType } from '../model/ipvs.ts';
+import { FwdCode, Protocol, SvcFlag, destKeyString, serviceKeyString } from '../model/ipvs.ts';
+import { ipv4ToInt } from '../util/ip.ts';
+
+/** Upper bounds of the data plane's shared arrays. */
+export const Limits = { services: 1024, dests: 8192, workers: 16 } as const;
+
+export interface FwdDest {
+  /** Global dest id, stable while the dest exists (and for its trash period): indexes shared counters. */
+  id: number;
+  /** IPv4 address, host order. */
+  addr: number;
+  addrText: string;
+  port: number;
+  /** FwdCode value (masq 0, local 1, tunnel 2, route 3). */
+  method: number;
+  weight: number;
+  lastWeight: number;
+  uThreshold: number;
+  lThreshold: number;
+  tunType: TunType;
+  tunPort: number;
+  tunCsum: TunCsum;
+}
+
+export interface FwdService {
+  /** Global service id, stable while the service exists: indexes shared counters and connection entries. */
+  id: number;
+  /** IP protocol number (6, 17, 132); for fwmark services, 0. */
+  protocol: number;
+  /** VIP host order (0 for fwmark services). */
+  vaddr: number;
+  vport: number;
+  fwmark: number;
+  scheduler: string;
+  /** SvcFlag bits. */
+  flags: number;
+  /** Persistence timeout, ms. */
+  persistMs: number;
+  /** Persistence netmask, host order (IPv4). */
+  netmask: number;
+  /** Dests in kernel list order (newest first). */
+  dests: FwdDest[];
+}
+
+export interface FwdTable {
+  epoch: number;
+  services: FwdService[];
+  timeouts: Timeouts;
+  /** Every IPv4 VIP a service uses (host order), for kernel rules and ARP ownership. */
+  vips: number[];
+}
+
+/**
+ * Assigns stable ids: the same service or dest keeps its id across compiles; freed ids are reused only after
+ * `holdMs` (the kernel's 120 s dest trash period), so a connection entry never meets another dest under its id.
+ */
+export class IdAllocator {
+  private readonly ids = new Map<string, number>();
+  private readonly freedAt = new Map<number, number>();
+  private next = 0;
+  private readonly limit: number;
+  private readonly holdMs: number;
+
+  constructor(limit: number, holdMs = 120_000) {
+    this.limit = limit;
+    this.holdMs = holdMs;
+  }
+
+  /** The id for `key`, allocating one if needed; -1 when the id space is exhausted. */
+  get(key: string, now: number): number {
+    const have = this.ids.get(key);
+    if (have !== undefined) return have;
+    let id = -1;
+    if (this.next < this.limit) id = this.next++;
+    else {
+      for (const [fid, at] of this.freedAt) {
+        if (now - at >= this.holdMs) {
+          id = fid;
+          this.freedAt.delete(fid);
+          break;
+        }
+      }
+    }
+    if (id >= 0) this.ids.set(key, id);
+    return id;
+  }
+
+  /** Releases every key not in `live`. */
+  retain(live: Set<string>, now: number): void {
+    for (const [key, id] of this.ids) {
+      if (!live.has(key)) {
+        this.ids.delete(key);
+        this.freedAt.set(id, now);
+      }
+    }
+  }
+}
+
+function netmaskOf(s: ServiceSnapshot): number {
+  return s.af === 4 ? ipv4ToInt(s.netmask) ?? 0xffffffff : 0xffffffff;
+}
+
+const METHOD: Record<FwdMethod, number> = { masq: FwdCode.masq, local: FwdCode.local, tunnel: FwdCode.tunnel, route: FwdCode.route };
+
+/**
+ * Compiles a table snapshot into the workers' forwarding table. IPv6 services are left out (the data plane is
+ * IPv4 for now); they stay in the control plane and tsvsadm shows them.
+ */
+export function compileFwdTable(snap: TableSnapshot, epoch: number, svcIds: IdAllocator, destIds: IdAllocator, now: number): FwdTable {
+  const services: FwdService[] = [];
+  const vips = new Set<number>();
+  const liveSvc = new Set<string>();
+  const liveDest = new Set<string>();
+  for (const s of snap.services) {
+    if (s.af !== 4) continue;
+    const sk = serviceKeyString(s);
+    liveSvc.add(sk);
+    const id = svcIds.get(sk, now);
+    if (id < 0) continue;
+    const vaddr = s.fwmark > 0 ? 0 : ipv4ToInt(s.addr) ?? 0;
+    if (vaddr) vips.add(vaddr);
+    const dests: FwdDest[] = [];
+    for (const d of s.dests) {
+      if (d.af !== 4) continue;
+      const dk = `${sk}#${destKeyString(d)}`;
+      liveDest.add(dk);
+      const did = destIds.get(dk, now);
+      if (did < 0) continue;
+      dests.push({
+        id: did,
+        addr: ipv4ToInt(d.addr) ?? 0,
+        addrText: d.addr,
+        port: d.port,
+        method: METHOD[d.method],
+        weight: d.weight,
+        lastWeight: (d as { lastWeight?: number }).lastWeight ?? d.weight,
+        uThreshold: d.uThreshold,
+        lThreshold: d.lThreshold,
+        tunType: d.tunType,
+        tunPort: d.tunPort,
+        tunCsum: d.tunCsum,
+      });
+    }
+    services.push({
+      id,
+      protocol: s.fwmark > 0 ? 0 : Protocol[s.protocol],
+      vaddr,
+      vport: s.port,
+      fwmark: s.fwmark,
+      scheduler: s.scheduler,
+      flags: s.flags,
+      persistMs: s.flags & SvcFlag.PERSISTENT ? s.timeout * 1000 : 0,
+      netmask: netmaskOf(s),
+      dests,
+    });
+  }
+  svcIds.retain(liveSvc, now);
+  destIds.retain(liveDest, now);
+  return { epoch, services, timeouts: { ...snap.timeouts }, vips: [...vips].sort((a, b) => a - b) };
+}
