@@ -3,14 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import type { FwdTable } from '../../shared/fwd/table.ts';
-
-/** Messages from tsvsd to a worker. */
-export type ToWorker = { type: 'table'; table: FwdTable } | { type: 'stop' };
-/** Messages from a worker to tsvsd. */
-export type FromWorker =
-  | { type: 'ready'; index: number; pid: number; cpu: number }
-  | { type: 'table-applied'; index: number; epoch: number }
-  | { type: 'log'; index: number; line: string };
+import type { FromWorker, ToWorker } from '../../shared/proto/worker.ts';
 
 export interface WorkerPoolOptions {
   /** Number of workers. */
