@@ -1,5 +1,5 @@
 // tsvsadm's logic, drivable in-process: parse argv, talk to tsvsd, print as ipvsadm 1.31 does, return the exit code.
-import type { AdminErrno, AdminReply, AdminRequest } from '../../shared/proto/admin.ts';
+import type { AdminReply, AdminRequest } from '../../shared/proto/admin.ts';
 import type { TableSnapshot } from '../../shared/model/ipvs.ts';
 import type { NameResolver } from '../../shared/ipvsadm/names.ts';
 import type { Command } from '../../shared/ipvsadm/parse.ts';
@@ -165,6 +165,3 @@ export function toRequest(cmd: KernelCommand): [IpvsCall, AdminRequest] {
       return ['stop-daemon', cmd.syncid === undefined ? { op: 'stop-daemon', state: cmd.state } : { op: 'stop-daemon', state: cmd.state, syncid: cmd.syncid }];
   }
 }
-
-/** Errno names the admin API may answer with (re-exported for fakes in tests). */
-export type { AdminErrno };

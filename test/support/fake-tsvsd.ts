@@ -90,7 +90,7 @@ export class FakeTsvsd {
   }
 }
 
-/** Runs tsvsadm's run() against a fake, collecting output. */
+/** What one tsvsadm run produced: exit status, stdout and stderr. */
 export interface Captured {
   code: number;
   out: string;
