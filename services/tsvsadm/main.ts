@@ -1,0 +1,28 @@
+// tsvsadm entry point: an ipvsadm 1.31 drop-in that drives tsvsd over its admin socket.
+import { readFileSync } from 'node:fs';
+import { text } from 'node:stream/consumers';
+import { FALLBACK_SERVICES, parseEtcHosts, parseEtcServices, tableResolver } from '../../shared/ipvsadm/names.ts';
+import { adminSocketPath, connectAdmin } from './client.ts';
+import { run } from './run.ts';
+
+function readOr(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+const servicesText = readOr('/etc/services');
+const resolver = tableResolver(
+  parseEtcHosts(readOr('/etc/hosts') ?? ''),
+  servicesText === undefined ? FALLBACK_SERVICES : parseEtcServices(servicesText),
+);
+
+process.exitCode = await run(['ipvsadm', ...process.argv.slice(2)], {
+  stdout: (s) => process.stdout.write(s),
+  stderr: (s) => process.stderr.write(s),
+  readStdin: () => text(process.stdin),
+  connect: () => connectAdmin(adminSocketPath()),
+  resolver,
+});
