@@ -130,25 +130,27 @@ export function wr32(b: Uint8Array, o: number, v: number): void {
 }
 
 /**
- * Parses an Ethernet frame of `len` captured bytes at the start of `buf` into `m`. Accepts one 802.1Q tag.
- * Returns a {@link NetVerdict} code: OK, or the first problem found (see {@link parseIpv4} for L3/L4). For a
- * non-IPv4 ethertype returns DROP_NOT_IPV4 with `m.etherType` set, so the caller can route ARP elsewhere.
+ * Parses an Ethernet frame of `len` captured bytes starting at `buf[start]` (default 0: the start of `buf`;
+ * a ring hands frames at offsets inside one large buffer) into `m`. Accepts one 802.1Q tag. Offsets in `m`
+ * are offsets into `buf`. Returns a {@link NetVerdict} code: OK, or the first problem found (see
+ * {@link parseIpv4} for L3/L4). For a non-IPv4 ethertype returns DROP_NOT_IPV4 with `m.etherType` set, so the
+ * caller can route ARP elsewhere.
  */
-export function parseFrame(buf: Uint8Array, len: number, m: PacketMeta): number {
-  const n = len < buf.length ? len : buf.length;
-  reset(m, n);
-  if (n < 14) return NetVerdict.DROP_TRUNCATED_ETH;
-  let et = rd16(buf, 12);
-  let off = 14;
+export function parseFrame(buf: Uint8Array, len: number, m: PacketMeta, start = 0): number {
+  const end = start + len < buf.length ? start + len : buf.length;
+  reset(m, end - start);
+  if (start < 0 || end - start < 14) return NetVerdict.DROP_TRUNCATED_ETH;
+  let et = rd16(buf, start + 12);
+  let off = start + 14;
   if (et === EtherType.VLAN) {
-    if (n < 18) return NetVerdict.DROP_TRUNCATED_ETH;
-    m.vlanTci = rd16(buf, 14);
-    et = rd16(buf, 16);
-    off = 18;
+    if (end - start < 18) return NetVerdict.DROP_TRUNCATED_ETH;
+    m.vlanTci = rd16(buf, start + 14);
+    et = rd16(buf, start + 16);
+    off = start + 18;
   }
   m.etherType = et;
   if (et !== EtherType.IPV4) return NetVerdict.DROP_NOT_IPV4;
-  return ipv4(buf, off, n, m);
+  return ipv4(buf, off, end, m);
 }
 
 /**

@@ -146,13 +146,14 @@ export function natIcmpIn(buf: Uint8Array, m: PacketMeta, rip: number, rport: nu
 
 /**
  * DR: writes the destination and source MAC (6 bytes each, read from `dst[0..6)` and `src[0..6)`) at the
- * start of the frame; the IP packet is untouched. IPVS DR also decrements the TTL (Linux ≥ 5.3): call
- * {@link decTtl} first to match it. `buf` must hold at least 12 bytes (any parsed frame does).
+ * start of the frame, `buf[start..start+12)`; the IP packet is untouched. IPVS DR also decrements the TTL
+ * (Linux ≥ 5.3): call {@link decTtl} first to match it. The frame must hold at least 12 bytes (any parsed frame
+ * does).
  */
-export function setMacs(buf: Uint8Array, dst: Uint8Array, src: Uint8Array): void {
+export function setMacs(buf: Uint8Array, dst: Uint8Array, src: Uint8Array, start = 0): void {
   for (let i = 0; i < 6; i++) {
-    buf[i] = dst[i];
-    buf[6 + i] = src[i];
+    buf[start + i] = dst[i];
+    buf[start + 6 + i] = src[i];
   }
 }
 
