@@ -4,7 +4,7 @@ export {
   directorDip, directorFrontIp, directorMgmtIp, formatOptions, natsIp, netnsOf, nodeOf, parseLabArgs, plan, planJson, realServerIp, sameOptions, validateOptions,
 } from './plan.ts';
 export type { LabLink, LabMode, LabNode, LabOptions, LabPlan, LabRoute, LanName, NodeRole, PlanJson } from './plan.ts';
-export { LabError, checkPrerequisites, currentPlan, down, execCapture, execIn, foreignNamespaces, spawnIn, status, up } from './lab.ts';
+export { LAB_NETNS_NAME, LabError, checkPrerequisites, currentPlan, down, execCapture, execIn, foreignNamespaces, spawnIn, status, up } from './lab.ts';
 export type { ExecOptions, LabLog, LabStatus, UpResult } from './lab.ts';
 export { REPO_ROOT, adminSocketOf, haveService, labEnv } from './services.ts';
 export { labDir, readState, statePath } from './state.ts';

@@ -46,10 +46,17 @@ export function checkPrerequisites(o: LabOptions): void {
   if (missing.length) throw new LabError(`lab: missing host tools: ${missing.join(', ')} (run: bash ops/setup.sh)`);
 }
 
-/** tsvs-* namespaces that exist but are not recorded in the state file: the lab never touches them. */
+/** Names the lab gives namespaces (tsvs-lan, tsvs-client, tsvs-router, tsvs-d<i>, tsvs-rs<j>, tsvs-nats<k>). */
+export const LAB_NETNS_NAME = /^tsvs-(lan|client\d*|router\d*|d\d+|rs\d+|nats\d+)$/;
+
+/**
+ * Lab-named namespaces (see {@link LAB_NETNS_NAME}) that exist but are not recorded in the state file: left by another
+ * lab (another runtime dir, a lost state file) or made by hand. The lab never touches them and will not start beside
+ * them. Other tsvs-* namespaces (e.g. a unit of work's own tsvs-io-*) cannot collide with the lab's and are ignored.
+ */
 export function foreignNamespaces(state = readState()): string[] {
   const ours = new Set(state?.namespaces ?? []);
-  return listNetns().filter((n) => n.startsWith(NETNS_PREFIX) && !ours.has(n));
+  return listNetns().filter((n) => LAB_NETNS_NAME.test(n) && !ours.has(n));
 }
 
 /**
