@@ -23,11 +23,11 @@ export async function runDemo(out: LabLog = (l) => process.stdout.write(`${l}\n`
   const expect = (what: string, got: string, want: string): void => {
     const ok = got.trim() === want;
     if (!ok) failures++;
-    out(`${ok ? 'ok  ' : 'FAIL'} ${what}: ${JSON.stringify(got.trim())}${ok ? '' : ` (want ${JSON.stringify(want)})`}`);
+    out(`${ok ? 'ok  ' : 'FAIL'} ${what}: ${got.trim() || '(nothing)'}${ok ? '' : ` (want ${want})`}`);
   };
 
   show(`up: 1 director, ${SERVERS} real servers, nat`);
-  const r = await up({ directors: 1, servers: SERVERS, mode: 'nat' });
+  const r = await up({ directors: 1, servers: SERVERS, mode: 'nat' }, out);
   try {
     show('plan');
     out(JSON.stringify(planJson(r.plan), null, 2));
@@ -75,7 +75,7 @@ export async function runDemo(out: LabLog = (l) => process.stdout.write(`${l}\n`
     }
   } finally {
     show('down');
-    await down();
+    await down(out);
   }
   out(`\ndemo: ${failures === 0 ? 'all checks passed' : `${failures} check(s) failed`}`);
   return failures === 0 ? 0 : 1;

@@ -8,7 +8,7 @@ import { DEFAULT_OPTIONS, LAN_NETNS, NETNS_PREFIX, formatOptions, netnsOf, plan,
 import type { LabOptions, LabPlan } from './plan.ts';
 import { addNetns, buildLan, buildNode, delNetns, listNetns, netnsPids } from './netns.ts';
 import {
-  adminSocketOf, haveService, labEnv, startDnsmasq, startNats, startNginx, startRsAgent, startTsvsd, stopProcesses, tail, waitReady,
+  adminSocketOf, haveService, labEnv, removeAdminDir, startDnsmasq, startNats, startNginx, startRsAgent, startTsvsd, stopProcesses, tail, waitReady,
 } from './services.ts';
 import { haveCommand, run } from './sh.ts';
 import type { RunResult } from './sh.ts';
@@ -199,6 +199,7 @@ export async function down(log: LabLog = stderrLog): Promise<boolean> {
     }
     if (left.length) log(`lab: killed leftover pid(s) ${left.join(', ')} in ${ns}`);
     log(`lab: deleting ${ns} ...`);
+    removeAdminDir(ns);
     delNetns(ns);
   }
   removeRuntime(state);

@@ -1,8 +1,8 @@
 // The programs the lab runs inside its namespaces (nginx, dnsmasq, nats-server, tsvsd, rs-agent): configs,
 // detached start with pid tracking, readiness by listening sockets, and stop by recorded pid.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultAdminSocketPath } from '../../shared/proto/admin.ts';
 import { VIP, natsIp, netnsOf } from './plan.ts';
@@ -186,9 +186,21 @@ export function adminSocketOf(node: string): string {
   return defaultAdminSocketPath(netnsInode(netnsOf(node)));
 }
 
+/** Removes tsvsd's per-namespace runtime dir (/run/tsvs/ns-<inode>) of a namespace about to be deleted. */
+export function removeAdminDir(netns: string): void {
+  try {
+    rmSync(dirname(defaultAdminSocketPath(netnsInode(netns))), { recursive: true, force: true });
+  } catch {
+    // namespace already gone
+  }
+}
+
 /** Starts ops/bin/tsvsd in a director's namespace with `--pidfile`; env TSVS_LAB_NODE (and TSVS_NATS_URL with --nats). */
 export function startTsvsd(node: LabNode, nats: boolean): LabProcess {
   const dir = nodeDir(node.name);
+  // The namespace is new, so nothing in it serves this path: a socket there is left from an earlier namespace with
+  // the same inode, and would both fool the readiness check and make the daemon's bind fail.
+  rmSync(adminSocketOf(node.name), { force: true });
   const env = labEnv({ TSVS_LAB_NODE: node.name, ...(nats ? { TSVS_NATS_URL: natsUrls() } : {}) });
   return startProcess(node.name, 'tsvsd', [join(REPO_ROOT, 'ops/bin/tsvsd'), '--pidfile', join(dir, 'tsvsd.pid')], env);
 }
