@@ -42,7 +42,8 @@ function labFor(options: Partial<LabOptions>): () => LabState {
     state = (await up(options, quiet)).state;
   });
   afterAll(async () => {
-    await down(quiet);
+    // Only a lab this block brought up: if a lab was already up, requireLabHost failed and that lab is left alone.
+    if (state) await down(quiet);
   });
   return () => {
     if (!state) throw new Error('lab did not come up (see beforeAll)');
