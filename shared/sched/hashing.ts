@@ -25,7 +25,7 @@ export class DestinationHashing implements Scheduler {
     const n = dests.length;
     for (let i = 0; i < TAB_SIZE; i++) this.table[i] = n === 0 ? -1 : i % n;
   }
-  schedule(dests: readonly DestView[], pkt: SchedInput): number {
+  schedule(dests: readonly DestView[], pkt: SchedInput, _now: number): number {
     const pos = this.table[hash32(pkt.daddr, DH_SH_TAB_BITS)];
     if (pos < 0 || pos >= dests.length) return -1;
     const d = dests[pos];
@@ -74,7 +74,7 @@ export class SourceHashing implements Scheduler {
       }
     }
   }
-  schedule(dests: readonly DestView[], pkt: SchedInput): number {
+  schedule(dests: readonly DestView[], pkt: SchedInput, _now: number): number {
     const port = this.usePort ? pkt.sport : 0;
     const ihash = shHashkey(pkt.saddr, port, 0);
     let pos = this.table[ihash];
@@ -212,7 +212,7 @@ export class MaglevHashing implements Scheduler {
     }
   }
 
-  schedule(dests: readonly DestView[], pkt: SchedInput): number {
+  schedule(dests: readonly DestView[], pkt: SchedInput, _now: number): number {
     const M = this.size;
     const port = this.usePort ? pkt.sport : 0;
     const ihash = mhHash(pkt.saddr, port, 0, MH_KEY1) % M;

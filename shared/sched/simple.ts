@@ -37,7 +37,7 @@ export class RoundRobin extends Stateless {
     }
     if (this.pos >= dests.length) this.pos = -1;
   }
-  schedule(dests: readonly DestView[]): number {
+  schedule(dests: readonly DestView[], _pkt: SchedInput, _now: number): number {
     const last = this.pos;
     const n = dests.length;
     let i = last;
@@ -93,7 +93,7 @@ export class WeightedRoundRobin extends Stateless {
     if (change.kind === 'init' || this.cw > this.mw || this.cw === 0) this.cw = this.mw;
     else if (this.di > 1) this.cw = Math.trunc(this.cw / this.di) * this.di + 1;
   }
-  schedule(dests: readonly DestView[]): number {
+  schedule(dests: readonly DestView[], _pkt: SchedInput, _now: number): number {
     const n = dests.length;
     let i = this.cl;
     if (this.mw === 0) {
@@ -147,7 +147,7 @@ export class LeastConnection extends Stateless {
     super();
     this.mul = mul;
   }
-  schedule(dests: readonly DestView[]): number {
+  schedule(dests: readonly DestView[], _pkt: SchedInput, _now: number): number {
     let least = -1;
     let loh = 0;
     for (let i = 0; i < dests.length; i++) {
@@ -197,7 +197,7 @@ export class WeightedLeastConnection extends Stateless {
     super();
     this.mul = mul;
   }
-  schedule(dests: readonly DestView[]): number {
+  schedule(dests: readonly DestView[], _pkt: SchedInput, _now: number): number {
     return wlcPick(dests, this.mul);
   }
 }
@@ -205,7 +205,7 @@ export class WeightedLeastConnection extends Stateless {
 /** sed (ip_vs_sed.c): like wlc with overhead `activeConns + 1` (inactive ignored). */
 export class ShortestExpectedDelay extends Stateless {
   readonly name = 'sed' as const;
-  schedule(dests: readonly DestView[]): number {
+  schedule(dests: readonly DestView[], _pkt: SchedInput, _now: number): number {
     const n = dests.length;
     let i = 0;
     for (; i < n; i++) if (!dests[i].overloaded && dests[i].weight > 0) break;
@@ -230,7 +230,7 @@ export class ShortestExpectedDelay extends Stateless {
 /** nq (ip_vs_nq.c): the first eligible dest with no active connection, else sed's minimum. */
 export class NeverQueue extends Stateless {
   readonly name = 'nq' as const;
-  schedule(dests: readonly DestView[]): number {
+  schedule(dests: readonly DestView[], _pkt: SchedInput, _now: number): number {
     let least = -1;
     let loh = 0;
     let lw = 0;
@@ -252,7 +252,7 @@ export class NeverQueue extends Stateless {
 /** fo (ip_vs_fo.c): the non-overloaded dest with the highest weight (> 0); first wins ties. */
 export class FailOver extends Stateless {
   readonly name = 'fo' as const;
-  schedule(dests: readonly DestView[]): number {
+  schedule(dests: readonly DestView[], _pkt: SchedInput, _now: number): number {
     let best = -1;
     let hw = 0;
     for (let i = 0; i < dests.length; i++) {
@@ -272,7 +272,7 @@ export class FailOver extends Stateless {
  */
 export class Overflow extends Stateless {
   readonly name = 'ovf' as const;
-  schedule(dests: readonly DestView[]): number {
+  schedule(dests: readonly DestView[], _pkt: SchedInput, _now: number): number {
     let best = -1;
     let hw = 0;
     for (let i = 0; i < dests.length; i++) {
@@ -302,7 +302,7 @@ export class PowerOfTwo extends Stateless {
     this.mul = mul;
     this.rng = rng;
   }
-  schedule(dests: readonly DestView[]): number {
+  schedule(dests: readonly DestView[], _pkt: SchedInput, _now: number): number {
     let total = 0;
     for (let i = 0; i < dests.length; i++) {
       const d = dests[i];

@@ -105,9 +105,10 @@ describe('sched wrr', () => {
     const rnd = mulberry32(0x5eed);
     for (let k = 0; k < 300; k++) {
       const n = 1 + Math.floor(rnd() * 8);
-      const ws = Array.from({ length: n }, () => (rnd() < 0.15 ? 0 : 1 + Math.floor(rnd() * 20)));
-      if (ws.every((w) => w === 0)) ws[0] = 1;
-      const g = ws.filter((w) => w > 0).reduce((a, b) => { while (b) [a, b] = [b, a % b]; return a; });
+      const ws: number[] = Array.from({ length: n }, () => (rnd() < 0.15 ? 0 : 1 + Math.floor(rnd() * 20)));
+      if (!ws.some((w) => w > 0)) ws[0] = 1;
+      const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+      const g = ws.filter((w) => w > 0).reduce(gcd);
       const cycle = ws.reduce((a, b) => a + b, 0) / g;
       const ds = dests(ws);
       const s = make('wrr', ds);
