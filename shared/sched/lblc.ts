@@ -303,7 +303,8 @@ export class Lblcr extends AddrCache implements Scheduler {
       if (set.length > 1 && now > this.lastmod[e] + this.expiration) {
         const m = this.setMax(set);
         if (m >= 0) {
-          set.splice(m, 1);
+          for (let i = m + 1; i < set.length; i++) set[i - 1] = set[i];
+          set.length--;
           this.lastmod[e] = now;
         }
       }
