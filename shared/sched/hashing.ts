@@ -3,6 +3,7 @@ import { SvcFlag } from '../model/ipvs.ts';
 import type { DestChange, DestView, SchedInput, Scheduler } from './types.ts';
 import { NO_DEST, checkIndexes } from './types.ts';
 import { MH_KEY1, MH_KEY2, hash32, hsiphash32 } from './hash.ts';
+import type { HsipKey } from './hash.ts';
 
 /** dh/sh table size: 2^8 buckets (CONFIG_IP_VS_DH_TAB_BITS / CONFIG_IP_VS_SH_TAB_BITS). */
 export const DH_SH_TAB_BITS = 8;
@@ -78,14 +79,14 @@ export class SourceHashing implements Scheduler {
     const port = this.usePort ? pkt.sport : 0;
     const ihash = shHashkey(pkt.saddr, port, 0);
     let pos = this.table[ihash];
-    if (pos < 0) return -1;
+    if (pos < 0 || pos >= dests.length) return -1;
     let d = dests[pos];
     if (d.weight > 0 && !d.overloaded) return pos;
     if (!this.fallback) return -1;
     for (let off = 0; off < TAB_SIZE; off++) {
       const roff = (off + ihash) % TAB_SIZE;
       pos = this.table[shHashkey(pkt.saddr, port, roff)];
-      if (pos < 0) return -1;
+      if (pos < 0 || pos >= dests.length) return -1;
       d = dests[pos];
       if (d.weight > 0 && !d.overloaded) return pos;
     }
@@ -120,7 +121,7 @@ function gcd(a: number, b: number): number {
 }
 
 /** mh's 32-bit hash of (addr, port) with probe offset: `hsiphash(offset + port + addr)`, uint32 wrap. */
-export function mhHash(addr: number, port: number, offset: number, key: typeof MH_KEY1): number {
+export function mhHash(addr: number, port: number, offset: number, key: HsipKey): number {
   return hsiphash32((offset + port + addr) >>> 0, key);
 }
 
@@ -217,14 +218,14 @@ export class MaglevHashing implements Scheduler {
     const port = this.usePort ? pkt.sport : 0;
     const ihash = mhHash(pkt.saddr, port, 0, MH_KEY1) % M;
     let pos = this.table[ihash];
-    if (pos < 0) return -1;
+    if (pos < 0 || pos >= dests.length) return -1;
     let d = dests[pos];
     if (d.weight > 0 && !d.overloaded) return pos;
     if (!this.fallback) return -1;
     for (let off = 0; off < M; off++) {
       const roff = (off + ihash) % M;
       pos = this.table[mhHash(pkt.saddr, port, roff, MH_KEY1) % M];
-      if (pos < 0) return -1;
+      if (pos < 0 || pos >= dests.length) return -1;
       d = dests[pos];
       if (d.weight > 0 && !d.overloaded) return pos;
     }

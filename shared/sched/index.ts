@@ -19,6 +19,9 @@ import { LBLC_DEFAULT_EXPIRATION_MS, Lblc, Lblcr } from './lblc.ts';
 
 export type { DestChange, DestView, OverheadVariant, SchedInput, SchedOptions, Scheduler } from './types.ts';
 export { GC_INTERVAL_MS, NO_DEST, NO_DEST_OVERLOADED } from './types.ts';
+export { afterBind, afterUnbind, applyThresholds, lowerThresholdValue } from './overload.ts';
+export type { ThresholdDest } from './overload.ts';
+export { foldIPv6 } from './hash.ts';
 
 /** True when `name` is a scheduler tsvs implements. */
 export function isSchedulerName(name: string): name is SchedulerName {

@@ -230,3 +230,17 @@ describe('sched mh', () => {
     expect(() => createScheduler('mh', { flags: 0, mhTableSize: 4095 })).toThrow(RangeError);
   });
 });
+
+describe('sched tables never throw', () => {
+  it('sched: dh, sh and mh return -1 (never throw) for a slot past a list shrunk without update()', () => {
+    for (const name of ['dh', 'sh', 'mh']) {
+      const ds = dests([1, 1, 1, 1]);
+      const s = make(name, ds, SvcFlag.SCHED1);
+      const shrunk = ds.slice(0, 1);
+      for (let a = 0; a < 64; a++) {
+        const r = s.schedule(shrunk, pkt({ saddr: a * 7919, daddr: a * 104729 }), 0);
+        expect([-1, 0]).toContain(r);
+      }
+    }
+  });
+});
