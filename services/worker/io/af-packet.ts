@@ -163,9 +163,11 @@ const TP_STATUS_CSUMNOTREADY = 0x8;
 const TP_STATUS_CSUM_VALID = 0x80;
 const TP_STATUS_GSO_TCP = 0x100;
 
-// TX slot layout: [6 pad][10 virtio_net_hdr][frame ...]; one iovec covers header + frame.
+// TX slot layout: [8 pad][10 virtio_net_hdr][frame ...]; one iovec covers header + frame. The frame starts
+// at 2 mod 4, like frames in the RX rings (their network header is 16-aligned), so the IP header is
+// 4-aligned and ring → slot copies run word by word.
 const VNET_LEN = 10;
-const SLOT_FRAME = 16;
+const SLOT_FRAME = 18;
 const SLOT_SIZE = 2048;
 const MMSGHDR = 64; // struct mmsghdr: msghdr (56) + msg_len u32 + pad
 const IOVEC = 16;

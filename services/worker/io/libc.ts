@@ -37,6 +37,7 @@ export const raw = {
     pid: number, size: number, mask: Uint8Array) => number,
   sched_getcpu: lib.func('int sched_getcpu(void)') as () => number,
   ioctl: lib.func('int ioctl(int fd, unsigned long req, ...)') as (fd: number, req: number, type: string, arg: Uint8Array) => number,
+  memcpy: lib.func('uintptr_t memcpy(uintptr_t dst, uintptr_t src, size_t n)') as (dst: number, src: number, n: number) => unknown,
   strerror: lib.func('const char *strerror(int errnum)') as (e: number) => string,
 } as const;
 
@@ -130,9 +131,61 @@ export function allocNative(len: number, what: string): Ptr {
   return mmap(len, C.PROT_READ | C.PROT_WRITE, C.MAP_PRIVATE | C.MAP_ANONYMOUS | C.MAP_POPULATE, -1, `mmap(${what})`);
 }
 
+/** A native region seen from JS: its address and whole-buffer byte and 32-bit views. */
+interface NativeView {
+  addr: number;
+  u8: Uint8Array;
+  i32: Int32Array;
+}
+// Every ArrayBuffer handed out by view(), so copies between them need no allocation.
+const natives = new WeakMap<ArrayBufferLike, NativeView>();
+
 /** A zero-copy ArrayBuffer over native memory (mmap or allocNative). Valid until the memory is unmapped. */
 export function view(addr: Ptr, len: number): ArrayBuffer {
-  return koffi.view(addr, len);
+  const ab = koffi.view(addr, len);
+  natives.set(ab, { addr: Number(addr), u8: new Uint8Array(ab), i32: new Int32Array(ab, 0, len >> 2) });
+  return ab;
+}
+
+/** Frames at least this long are copied by memcpy (one koffi call ≈ 70–120 ns); shorter ones by a JS word loop. */
+const MEMCPY_MIN = 256;
+
+/**
+ * Copies `len` bytes from `src[srcOff..]` to `dst[dstOff..]` without allocating when both live in buffers
+ * made by `view()`: short copies with the same alignment mod 4 run as a 32-bit JS loop (≈ 10–20 ns for 60
+ * bytes), others as one memcpy with numeric addresses. Other buffers fall back to a typed-array copy.
+ * Offsets are byte offsets within each view and must stay inside it (not checked here).
+ */
+export function copyBytes(dst: Uint8Array, dstOff: number, src: Uint8Array, srcOff: number, len: number): void {
+  const d = natives.get(dst.buffer);
+  const s = natives.get(src.buffer);
+  if (d === undefined || s === undefined) {
+    dst.set(src.subarray(srcOff, srcOff + len), dstOff);
+    return;
+  }
+  let da = dst.byteOffset + dstOff;
+  let sa = src.byteOffset + srcOff;
+  if (len >= MEMCPY_MIN || ((da ^ sa) & 3) !== 0) {
+    raw.memcpy(d.addr + da, s.addr + sa, len);
+    return;
+  }
+  const du8 = d.u8;
+  const su8 = s.u8;
+  let n = len;
+  while ((sa & 3) !== 0 && n > 0) {
+    du8[da++] = su8[sa++];
+    n--;
+  }
+  const di = d.i32;
+  const si = s.i32;
+  let w = da >> 2;
+  let r = sa >> 2;
+  const end = r + (n >> 2);
+  while (r < end) di[w++] = si[r++];
+  da = w << 2;
+  sa = r << 2;
+  n &= 3;
+  while (n-- > 0) du8[da++] = su8[sa++];
 }
 
 /** close(2); errors are ignored (there is nothing a caller can do about them). */
