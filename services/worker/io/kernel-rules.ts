@@ -1,0 +1,165 @@
+// Kernel settings a userspace director needs: raw-table DROP rules that keep the kernel stack away from
+// VIP and NAT-reply traffic (AF_PACKET taps still see it), bridge netfilter off, ip_forward on.
+// Installed idempotently in a dedicated chain and removed exactly, restoring the sysctls it changed.
+import { execFileSync } from 'node:child_process';
+
+/** Runs a command (argv) and returns its stdout; throws on a non-zero exit. Injected for netns use and tests. */
+export type Runner = (argv: readonly string[]) => string;
+
+/** The default runner: execFileSync, optionally inside `ip netns exec NETNS`. */
+export function commandRunner(netns?: string): Runner {
+  return (argv) => {
+    const full = netns ? ['ip', 'netns', 'exec', netns, ...argv] : [...argv];
+    return execFileSync(full[0], full.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  };
+}
+
+/** What the director's kernel must ignore. */
+export interface DirectorRuleSpec {
+  /** Traffic to these VIPs arriving on `iface` is dropped in raw PREROUTING (requests). */
+  vips?: { iface: string; addrs: readonly string[] }[];
+  /** NAT replies: TCP/UDP from these source ports arriving on `iface` (the back interface). */
+  replies?: { iface: string; srcPorts: readonly number[]; srcAddrs?: readonly string[] }[];
+  /** Chain name in the raw table; default TSVS-RAW. */
+  chain?: string;
+  /** iptables binary; default `iptables` (legacy selected on these hosts). */
+  iptables?: string;
+}
+
+/** What `installDirectorRules` changed, and what `removeDirectorRules` needs to undo it. */
+export interface RulesReport {
+  chain: string;
+  iptables: string;
+  /** The rules in the chain, as iptables arguments (after `-A CHAIN`). */
+  rules: string[][];
+  /** True when the PREROUTING jump was added by this call (false: it was already there). */
+  jumpAdded: boolean;
+  /** sysctl key → value before this call, for keys this call changed. */
+  sysctlsChanged: Record<string, string>;
+  /** Human-readable list of changes. */
+  changes: string[];
+}
+
+const SYSCTLS_ON: Record<string, string> = { 'net.ipv4.ip_forward': '1' };
+const BRIDGE_NF = ['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables', 'net.bridge.bridge-nf-call-arptables'];
+
+function sysctlGet(run: Runner, k: string): string | null {
+  try {
+    return run(['sysctl', '-n', k]).trim();
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Installs the rules: creates (or flushes) chain `chain` in the raw table, fills it, jumps to it from
+ * PREROUTING once, turns ip_forward on and bridge-nf-call-* off where those sysctls exist (br_netfilter).
+ * Idempotent: a second call leaves the same state. Throws Error naming the failing command.
+ */
+export function installDirectorRules(spec: DirectorRuleSpec, run: Runner = commandRunner()): RulesReport {
+  const chain = spec.chain ?? 'TSVS-RAW';
+  const ipt = spec.iptables ?? 'iptables';
+  const changes: string[] = [];
+  const x = (args: string[]): string => {
+    try {
+      return run([ipt, '-w', ...args]);
+    } catch (e) {
+      throw new Error(`${ipt} ${args.join(' ')}: ${(e as { stderr?: string }).stderr?.trim() || String(e)}`);
+    }
+  };
+  const ok = (args: string[]): boolean => {
+    try {
+      run([ipt, '-w', ...args]);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (ok(['-t', 'raw', '-n', '-L', chain])) x(['-t', 'raw', '-F', chain]);
+  else {
+    x(['-t', 'raw', '-N', chain]);
+    changes.push(`created raw chain ${chain}`);
+  }
+  const rules: string[][] = [];
+  for (const v of spec.vips ?? []) for (const a of v.addrs) rules.push(['-i', v.iface, '-d', `${a}/32`, '-j', 'DROP']);
+  for (const r of spec.replies ?? []) {
+    for (const proto of ['tcp', 'udp']) {
+      for (const p of r.srcPorts) {
+        const srcs = r.srcAddrs ?? [null];
+        for (const s of srcs) rules.push(['-i', r.iface, ...(s ? ['-s', `${s}/32`] : []), '-p', proto, '--sport', String(p), '-j', 'DROP']);
+      }
+    }
+  }
+  for (const r of rules) x(['-t', 'raw', '-A', chain, ...r]);
+  changes.push(`raw ${chain}: ${rules.length} DROP rule(s)`);
+  let jumpAdded = false;
+  if (!ok(['-t', 'raw', '-C', 'PREROUTING', '-j', chain])) {
+    x(['-t', 'raw', '-I', 'PREROUTING', '1', '-j', chain]);
+    jumpAdded = true;
+    changes.push(`raw PREROUTING -j ${chain}`);
+  }
+  const sysctlsChanged: Record<string, string> = {};
+  const want: Record<string, string> = { ...SYSCTLS_ON };
+  for (const k of BRIDGE_NF) want[k] = '0';
+  for (const [k, v] of Object.entries(want)) {
+    const cur = sysctlGet(run, k);
+    if (cur === null || cur === v) continue;
+    run(['sysctl', '-qw', `${k}=${v}`]);
+    sysctlsChanged[k] = cur;
+    changes.push(`${k}: ${cur} -> ${v}`);
+  }
+  return { chain, iptables: ipt, rules, jumpAdded, sysctlsChanged, changes };
+}
+
+/**
+ * Removes what `installDirectorRules` installed: every PREROUTING jump to the chain, the chain itself, and
+ * restores the sysctls it changed. Idempotent; never throws (returns the list of what it could not undo).
+ */
+export function removeDirectorRules(r: Pick<RulesReport, 'chain' | 'iptables' | 'sysctlsChanged'>, run: Runner = commandRunner()): string[] {
+  const failed: string[] = [];
+  const ok = (args: string[]): boolean => {
+    try {
+      run([r.iptables, '-w', ...args]);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (let i = 0; i < 16 && ok(['-t', 'raw', '-D', 'PREROUTING', '-j', r.chain]); i++);
+  if (ok(['-t', 'raw', '-n', '-L', r.chain])) {
+    if (!ok(['-t', 'raw', '-F', r.chain]) || !ok(['-t', 'raw', '-X', r.chain])) failed.push(`remove raw chain ${r.chain}`);
+  }
+  for (const [k, v] of Object.entries(r.sysctlsChanged)) {
+    try {
+      run(['sysctl', '-qw', `${k}=${v}`]);
+    } catch {
+      failed.push(`restore ${k}=${v}`);
+    }
+  }
+  return failed;
+}
+
+/**
+ * Removes the rules when the process exits normally or on SIGINT/SIGTERM (then exits with 130/143).
+ * Returns a function that unregisters the hooks (after which removal is the caller's job).
+ */
+export function removeOnExit(r: RulesReport, run: Runner = commandRunner()): () => void {
+  let done = false;
+  const remove = (): void => {
+    if (done) return;
+    done = true;
+    removeDirectorRules(r, run);
+  };
+  const onSig = (sig: NodeJS.Signals): void => {
+    remove();
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  process.on('exit', remove);
+  process.on('SIGINT', onSig);
+  process.on('SIGTERM', onSig);
+  return () => {
+    process.off('exit', remove);
+    process.off('SIGINT', onSig);
+    process.off('SIGTERM', onSig);
+  };
+}
