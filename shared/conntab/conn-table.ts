@@ -367,6 +367,7 @@ export class ConnTable {
   insert(proto: number, caddr: number, cport: number, vaddr: number, vport: number, daddr: number, dport: number, flags: number, destId: number, service: number, nowMs: number): number {
     const e = this.alloc();
     if (e < 0) return -1;
+    this.syncCursor(this.rel(nowMs));
     this.fill(e, proto, caddr, cport, vaddr, vport, daddr, dport, ((flags & ~(ConnFlag.TEMPLATE | ConnFlag.LIVE)) | ConnFlag.INACTIVE) & 0xffff, destId, service, this.rel(nowMs) + NEW_CONN_TIMEOUT_MS);
     this.count(destId, DestCounter.INACTIVE, 1);
     this.u[H_DIRTY] = 0;
@@ -381,6 +382,7 @@ export class ConnTable {
   insertTemplate(proto: number, caddrMasked: number, vaddrOrMark: number, vport: number, daddr: number, dport: number, flags: number, destId: number, service: number, timeoutMs: number, nowMs: number): number {
     const e = this.alloc();
     if (e < 0) return -1;
+    this.syncCursor(this.rel(nowMs));
     this.fill(e, proto, caddrMasked, 0, vaddrOrMark, vport, daddr, dport, ((flags & ~ConnFlag.LIVE) | ConnFlag.TEMPLATE) & 0xffff, destId, service, this.rel(nowMs) + Math.min(timeoutMs, MAX_TIMEOUT_MS));
     this.count(destId, DestCounter.PERSIST, 1);
     this.u[H_TEMPLATES]++;
@@ -461,7 +463,9 @@ export class ConnTable {
       if (dir === Dir.OUTPUT) this.assure(u[b + E_CTL]);
       timeout = this.timeouts.udp;
     }
-    this.relink(e, (this.rel(nowMs) + Math.min(timeout, MAX_TIMEOUT_MS)) >>> 0);
+    const now = this.rel(nowMs);
+    this.syncCursor(now);
+    this.relink(e, (now + Math.min(timeout, MAX_TIMEOUT_MS)) >>> 0);
     u[H_DIRTY] = 0;
     return state;
   }
@@ -473,7 +477,9 @@ export class ConnTable {
   rearm(e: number, nowMs: number, timeoutMs: number): boolean {
     if (!this.isLive(e)) return false;
     this.u[H_DIRTY] = 1;
-    this.relink(e, (this.rel(nowMs) + Math.min(Math.max(timeoutMs, 0), MAX_TIMEOUT_MS)) >>> 0);
+    const now = this.rel(nowMs);
+    this.syncCursor(now);
+    this.relink(e, (now + Math.min(Math.max(timeoutMs, 0), MAX_TIMEOUT_MS)) >>> 0);
     this.u[H_DIRTY] = 0;
     return true;
   }
@@ -499,7 +505,9 @@ export class ConnTable {
     }
     u[b + E_FLAGS] = flags;
     u[b + E_DPS] = ((dps & 0xffffff) | (state << 24)) >>> 0;
-    this.relink(e, (this.rel(nowMs) + Math.min(this.timeouts.tcp[state], MAX_TIMEOUT_MS)) >>> 0);
+    const now = this.rel(nowMs);
+    this.syncCursor(now);
+    this.relink(e, (now + Math.min(this.timeouts.tcp[state], MAX_TIMEOUT_MS)) >>> 0);
     u[H_DIRTY] = 0;
     return true;
   }
@@ -545,12 +553,9 @@ export class ConnTable {
     const shift = this.tickShift;
     const tick = this.tick;
     const nowSlot = ((now >>> shift) << shift) >>> 0;
-    let cursor = u[H_CURSOR];
-    const lag = (nowSlot - cursor) | 0;
-    if (lag < 0) return 0;
-    const span = this.whMask * tick;
-    if (lag > span) cursor = (nowSlot - span) >>> 0;
     u[H_DIRTY] = 1;
+    this.syncCursor(now);
+    let cursor = u[H_CURSOR];
     let work = 0;
     let freed = 0;
     const wh = this.whOff;
@@ -753,6 +758,18 @@ export class ConnTable {
   }
 
   // ---- internals ----
+
+  /**
+   * Keep the wheel cursor within one revolution behind `now` (table time). A cursor further behind, or ahead
+   * (clock stepped back, or a buffer idle for > 2^31 ms), moves to one revolution before now: every slot is
+   * still visited once, so nothing due is missed, and entries are never parked behind a stale cursor.
+   */
+  private syncCursor(now: number): void {
+    const nowSlot = ((now >>> this.tickShift) << this.tickShift) >>> 0;
+    const span = this.whMask * this.tick;
+    const lag = (nowSlot - this.u[H_CURSOR]) | 0;
+    if (lag < 0 || lag > span) this.u[H_CURSOR] = (nowSlot - span) >>> 0;
+  }
 
   private alloc(): number {
     const u = this.u;
