@@ -54,7 +54,11 @@ export const ConnFlag = {
 
 /** Dest id of an entry bound to no dest (not counted anywhere). */
 export const NO_DEST = 0xffffffff;
-/** Counter columns per dest in a worker's counter row: `row[dest * 3 + DestCounter.X]`. */
+/**
+ * Counter columns per dest in a worker's counter row: `row[dest * 3 + DestCounter.X]`. Classic IPVS counting
+ * (kernels before the 2026 `totalconns` change): ACTIVE and INACTIVE are separate counters, a connection is in
+ * exactly one of them; templates count only in PERSIST. Readers sum the rows of all workers.
+ */
 export const DestCounter = { ACTIVE: 0, INACTIVE: 1, PERSIST: 2 } as const;
 /** Number of Int32 counters per dest in a counter row. */
 export const COUNTERS_PER_DEST = 3;
@@ -614,9 +618,11 @@ export class ConnTable {
   fwd(e: number): number {
     return this.u[HEADER_WORDS + e * ENTRY_WORDS + E_FLAGS] & ConnFlag.FWD_MASK;
   }
+  /** Client address (host-order u32; masked for templates). */
   caddr(e: number): number {
     return this.u[HEADER_WORDS + e * ENTRY_WORDS + E_CADDR];
   }
+  /** Client port (0 for templates). */
   cport(e: number): number {
     return this.u[HEADER_WORDS + e * ENTRY_WORDS + E_PORTS] & 0xffff;
   }
@@ -624,12 +630,15 @@ export class ConnTable {
   vaddr(e: number): number {
     return this.u[HEADER_WORDS + e * ENTRY_WORDS + E_VADDR];
   }
+  /** Virtual port (0 for port-0, FTP and fwmark templates; 0xffff once invalidated). */
   vport(e: number): number {
     return this.u[HEADER_WORDS + e * ENTRY_WORDS + E_PORTS] >>> 16;
   }
+  /** Real server address (host-order u32). */
   daddr(e: number): number {
     return this.u[HEADER_WORDS + e * ENTRY_WORDS + E_DADDR];
   }
+  /** Real server port. */
   dport(e: number): number {
     return this.u[HEADER_WORDS + e * ENTRY_WORDS + E_DPS] & 0xffff;
   }

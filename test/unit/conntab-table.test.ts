@@ -450,3 +450,31 @@ describe('conntab: property', () => {
     }
   });
 });
+
+describe('conntab: listing', () => {
+  it('conntab: entries() reports templates (fwmark as address, cport 0) and connections as ipvsadm -L -c shows them', () => {
+    const t = ConnTable.create(16);
+    const fw = t.insertTemplate(0, ip('192.0.2.0'), 1, 0, D, 0, destConnFlags(ROUTE), 4, 2, 360_000, 0);
+    const e = t.insert(TCP, C, 40000, V, 443, D, 443, destConnFlags(ROUTE), 4, 2, 0);
+    t.control(e, fw);
+    t.onPacket(e, Dir.INPUT, SYN, 0);
+    const list = [...t.entries(1500)];
+    expect(list.map(({ protocol, caddr, cport, vaddr, vport, daddr, dport, state, expires, template }) => ({ protocol, caddr, cport, vaddr, vport, daddr, dport, state, expires, template }))).toEqual([
+      { protocol: 'ip', caddr: '192.0.2.0', cport: 0, vaddr: '0.0.0.1', vport: 0, daddr: '172.16.0.5', dport: 0, state: 'NONE', expires: 358, template: true },
+      { protocol: 'tcp', caddr: '192.0.2.10', cport: 40000, vaddr: '10.0.0.1', vport: 443, daddr: '172.16.0.5', dport: 443, state: 'SYN_RECV', expires: 58, template: false },
+    ]);
+    expect(list[0].nControl).toBe(1);
+    expect(list[1].control).toBe(fw);
+    expect(list[1].flags & ConnFlag.FWD_MASK).toBe(ROUTE);
+  });
+
+  it('conntab: an invalidated template no longer matches its key', () => {
+    const t = ConnTable.create(16);
+    const tp = t.insertTemplate(TCP, C, V, 80, D, 80, 0, NO_DEST, 0, 360_000, 0);
+    expect(t.invalidateTemplate(tp)).toBe(true);
+    expect(t.lookupTemplate(TCP, C, V, 80)).toBe(-1);
+    expect([t.vport(tp), t.dport(tp)]).toEqual([0xffff, 0xffff]);
+    const n = t.insertTemplate(TCP, C, V, 80, D, 80, 0, NO_DEST, 0, 360_000, 0);
+    expect(t.lookupTemplate(TCP, C, V, 80)).toBe(n);
+  });
+});
