@@ -1,5 +1,6 @@
 // Benchmark of shared/conntab at 1,000,000 connections: bytes per connection, inserts, hit and miss lookups,
 // per-packet transitions and expiry, single core. Ends with one line of JSON.
+import { loadavg } from 'node:os';
 import { ConnTable, COUNTERS_PER_DEST, destConnFlags } from '../../shared/conntab/conn-table.ts';
 import { Dir, TcpFlag } from '../../shared/conntab/tcp-state.ts';
 
@@ -122,7 +123,12 @@ export async function main(args: string[]): Promise<void> {
   while (capacity < n) capacity *= 2;
   run(100_000, 131_072, false);
   run(100_000, 131_072, false);
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
   const r = run(n, capacity, true);
+  const cpu = process.cpuUsage(cpu0);
+  const cpuShare = Math.round(((cpu.user + cpu.system) / 1000 / (performance.now() - wall0)) * 100) / 100;
+  const load1 = Math.round(loadavg()[0] * 100) / 100;
   const rows: [string, string][] = [
     ['node', process.version],
     ['connections (live)', r.conns.toLocaleString('en')],
@@ -134,9 +140,10 @@ export async function main(args: string[]): Promise<void> {
     ['lookupIn misses/s', r.misses_per_s.toLocaleString('en')],
     ['lookup + onPacket/s', r.packets_per_s.toLocaleString('en')],
     ['expired/s', r.expires_per_s.toLocaleString('en')],
+    ['cpu time / wall time, load average (1 min)', `${cpuShare}, ${load1} (figures are low when the box is busy)`],
   ];
   process.stdout.write(`conntab: single core, one table, IPv4 TCP keys random over /8s, warm-up 2 x 100k-conn runs;\n  lookups: median of ${PASSES} passes over all keys in random order (hits), or over absent keys (misses)\n`);
   const w = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) process.stdout.write(`  ${k.padEnd(w)}  ${v}\n`);
-  process.stdout.write(JSON.stringify({ bench: 'conntab', node: process.version, ...r }) + '\n');
+  process.stdout.write(JSON.stringify({ bench: 'conntab', node: process.version, ...r, cpu_share: cpuShare, load1 }) + '\n');
 }
