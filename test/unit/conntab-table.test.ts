@@ -478,3 +478,47 @@ describe('conntab: listing', () => {
     expect(t.lookupTemplate(TCP, C, V, 80)).toBe(n);
   });
 });
+
+describe('conntab: property (templates)', () => {
+  it('conntab: under random traffic and expiry a template outlives every connection it controls, and n_control is exact', () => {
+    const r = rng(99);
+    const row = new Int32Array(2 * COUNTERS_PER_DEST);
+    const t = ConnTable.create(256, { counters: row, tickShift: 5, wheelBits: 8 });
+    const tmplOf = new Map<number, number>();
+    let now = 0;
+    for (let op = 0; op < 5000; op++) {
+      const client = C + Math.floor(r() * 6);
+      let tp = t.lookupTemplate(TCP, client, V, 80);
+      if (tp < 0) tp = t.insertTemplate(TCP, client, V, 80, D, 80, 0, 1, 0, 5_000 + Math.floor(r() * 20_000), now);
+      else t.rearm(tp, now, 10_000);
+      const port = 1024 + Math.floor(r() * 50);
+      let e = t.lookupIn(TCP, client, port, V, 80);
+      if (e < 0 && tp >= 0) {
+        e = t.insert(TCP, client, port, V, 80, D, 80, 0, 1, 0, now);
+        if (e >= 0) {
+          t.control(e, tp);
+          tmplOf.set(e, tp);
+        }
+      }
+      if (e >= 0) t.onPacket(e, Dir.INPUT, [SYN, ACK, FIN, RST][Math.floor(r() * 4)], now);
+      now += Math.floor(r() * 3000);
+      t.expire(now, 1_000_000, (x) => {
+        if (t.isTemplate(x)) expect(t.nControl(x)).toBe(0);
+        else tmplOf.delete(x);
+      });
+      if (op % 100 === 0) {
+        const want = new Map<number, number>();
+        for (const [c, tpl] of tmplOf) {
+          expect(t.isLive(c)).toBe(true);
+          expect(t.isLive(tpl) && t.isTemplate(tpl)).toBe(true);
+          expect(t.controlOf(c)).toBe(tpl);
+          want.set(tpl, (want.get(tpl) ?? 0) + 1);
+        }
+        for (const x of t.entries(now)) if (x.template) expect(x.nControl).toBe(want.get(x.index) ?? 0);
+        const r2 = new Int32Array(row.length);
+        t.recount(r2);
+        expect(Array.from(row)).toEqual(Array.from(r2));
+      }
+    }
+  });
+});
