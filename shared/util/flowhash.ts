@@ -1,6 +1,8 @@
 // The client-side flow hash: the one function that decides which worker (and which connection-table shard)
-// owns a flow. The AF_PACKET fanout filter computes the same thing in classic BPF, on the client's address
-// and port: in requests they are the source, in NAT replies the destination, so both directions meet.
+// owns a flow. The AF_PACKET fanout filter computes the same thing in classic BPF on the client side: in
+// requests it is the source, in NAT replies the destination, so both directions meet. Workers steer on the
+// client's address alone (port 0): IPVS persistence templates are keyed by client address, so all of a
+// client's connections and its template must live in one shard.
 
 /**
  * 32-bit multiplicative hash of the client's IPv4 address (host order) and port. Multiplicative, not an

@@ -100,6 +100,31 @@ describe('worker/io bpf', () => {
     expect(run(clientFanoutProgram('src', 2), ip('10.78.1.2', '10.78.100.100', 17, 33000, 9000))).toBe(clientShard(0x0a4e0102, 33000, 2));
   });
 
+  it('bpf: address-only fanout ignores the port, so every connection of a client meets its template', () => {
+    for (const n of [2, 3, 5]) {
+      const src = clientFanoutProgram('src', n, { addrOnly: true });
+      const dst = clientFanoutProgram('dst', n, { addrOnly: true });
+      for (let a = 0x0a000001; a < 0x0a000001 + 200; a += 7) {
+        const addr = `10.0.${(a >>> 8) & 255}.${a & 255}`;
+        const want = clientShard(a, 0, n);
+        for (const port of [1024, 33001, 65535]) {
+          expect(run(src, ip(addr, '10.0.0.1', 6, port, 80))).toBe(want);
+          expect(run(dst, ip('10.0.0.2', addr, 6, 80, port))).toBe(want);
+        }
+      }
+    }
+  });
+
+  it('bpf: a shard → slot map sends each shard to the slot its worker holds after a rejoin', () => {
+    const slotOf = [2, 0, 1];
+    const prog = clientFanoutProgram('src', 3, { addrOnly: true, slotOf });
+    for (let a = 0x0a000001; a < 0x0a000001 + 300; a += 3) {
+      const addr = `10.0.${(a >>> 8) & 255}.${a & 255}`;
+      expect(run(prog, ip(addr, '10.0.0.1', 17, 4000, 53))).toBe(slotOf[clientShard(a, 0, 3)]);
+    }
+    expect(() => clientFanoutProgram('src', 3, { slotOf: [0, 0, 1] })).toThrow(RangeError);
+  });
+
   it('bpf: dst-address filter admits the VIPs only, and IPv4 only', () => {
     const f = ipv4Filter({ dstAddrs: [ipv4ToU32('10.0.0.1'), ipv4ToU32('10.0.0.9')] });
     expect(run(f, eth(ip('1.2.3.4', '10.0.0.1', 6, 1, 80)))).toBe(ACCEPT_LEN);

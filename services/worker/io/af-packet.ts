@@ -5,6 +5,7 @@ import {
   mmap, munmap, raw, setsockoptBuf, setsockoptInt, socket, uvPoll, view,
 } from './libc.ts';
 import { acceptAllFilter, clientFanoutProgram, dropAllFilter } from './bpf.ts';
+export type { FanoutProgramOptions } from './bpf.ts';
 
 /** Bits of the `flags` argument of an RX frame callback. */
 export const RxFlag = {
@@ -89,6 +90,10 @@ export interface FanoutOptions {
   key: 'src' | 'dst';
   /** Number of workers; a worker's index is its join order (0-based), so workers must join in index order. */
   members: number;
+  /** Steer on the client's address only (see FanoutProgramOptions.addrOnly). */
+  addrOnly?: boolean;
+  /** Shard → member slot map after members left and rejoined (see FanoutProgramOptions.slotOf). */
+  slotOf?: readonly number[];
 }
 
 /** Receive configuration. */
@@ -276,7 +281,13 @@ class RingRx {
     const what = `fanout group ${group} on ${this.ifname}`;
     const arg = (group & 0xffff) | ((C.PACKET_FANOUT_CBPF | C.PACKET_FANOUT_FLAG_IGNORE_OUTGOING) << 16);
     setsockoptInt(this.fd, C.SOL_PACKET, C.PACKET_FANOUT, arg, `PACKET_FANOUT ${what}`);
-    const p = new NativeProg(clientFanoutProgram(f.key, f.members));
+    this.setFanoutProgram(group, f);
+  }
+
+  /** Installs the client-hash program for the whole fanout group this socket belongs to. */
+  setFanoutProgram(group: number, f: FanoutOptions): void {
+    const what = `fanout group ${group} on ${this.ifname}`;
+    const p = new NativeProg(clientFanoutProgram(f.key, f.members, { addrOnly: f.addrOnly, slotOf: f.slotOf }));
     try {
       setsockoptBuf(this.fd, C.SOL_PACKET, C.PACKET_FANOUT_DATA, p.fprog, `PACKET_FANOUT_DATA ${what}`);
     } finally {
@@ -553,6 +564,7 @@ export class AfPacketPort implements PacketPort {
   private readonly rings: RingRx[] = [];
   private readonly adaptive: AdaptiveRx | null = null;
   private readonly tx: VectorTx | null = null;
+  private fanout: FanoutOptions | null = null;
 
   constructor(o: AfPacketPortOptions) {
     this.ifname = o.ifname;
@@ -560,6 +572,7 @@ export class AfPacketPort implements PacketPort {
     try {
       if (o.rx) {
         const r = o.rx;
+        this.fanout = r.fanout ?? null;
         const filter = r.filter ?? acceptAllFilter();
         const ring = r.ring ?? 'adaptive';
         if (ring === 'adaptive') {
@@ -584,6 +597,23 @@ export class AfPacketPort implements PacketPort {
       throw e;
     }
     this.txBuf = this.tx ? this.tx.buf : new Uint8Array(0);
+  }
+
+  /**
+   * Re-installs the fanout program for this port's group(s) with a new shard → slot map (after a worker
+   * rejoined). The program is group-wide: any member may install it. No-op without fanout.
+   */
+  updateFanout(slotOf: readonly number[]): void {
+    const f = this.fanout;
+    if (f === null) return;
+    const g = { ...f, slotOf };
+    this.fanout = g;
+    if (this.adaptive) {
+      this.rings[0].setFanoutProgram(f.group, g);
+      this.rings[1].setFanoutProgram(f.group ^ 0x8000, g);
+    } else if (this.rings.length > 0) {
+      this.rings[0].setFanoutProgram(f.group, g);
+    }
   }
 
   rx(h: RxHandler): void {

@@ -102,29 +102,57 @@ export function acceptAllFilter(): Uint8Array {
   return encode([ins(BPF.RET | BPF.K, ACCEPT_LEN), ins(BPF.RET | BPF.K, ACCEPT_LEN)]);
 }
 
+/** Options of {@link clientFanoutProgram}. */
+export interface FanoutProgramOptions {
+  /**
+   * Hash the client's address only (port taken as 0). IPVS persistence templates are keyed by client
+   * address: steering on the address keeps every connection of a client, and its template, on one worker.
+   */
+  addrOnly?: boolean;
+  /**
+   * `slotOf[shard]` = the fanout member slot that owns `shard`. The kernel indexes members in join order and,
+   * when one leaves, moves the last member into its slot; a restarted worker rejoins last. With this map the
+   * program still sends each shard to its own worker. Default: identity.
+   */
+  slotOf?: readonly number[];
+}
+
 /**
- * The PACKET_FANOUT_CBPF program: returns `clientShard(addr, port, members)` where (addr, port) is the
- * source (`key: 'src'`, request side) or destination (`key: 'dst'`, NAT reply side) of an IPv4 TCP/UDP
- * packet. Offsets are from the network header (ingress fanout). The kernel takes the result modulo the
- * member count and indexes members in join order. Non-first fragments hash their (garbage) port bytes:
- * fragments are not steered consistently (unfinished).
+ * The PACKET_FANOUT_CBPF program: returns the member slot of `clientShard(addr, port, members)` where
+ * (addr, port) is the source (`key: 'src'`, request side) or destination (`key: 'dst'`, NAT reply side) of an
+ * IPv4 TCP/UDP packet (port 0 with `addrOnly`). Offsets are from the network header (ingress fanout). The
+ * kernel takes the result modulo the member count. Non-first fragments hash their (garbage) port bytes unless
+ * `addrOnly`.
  */
-export function clientFanoutProgram(key: 'src' | 'dst', members: number): Uint8Array {
+export function clientFanoutProgram(key: 'src' | 'dst', members: number, opts: FanoutProgramOptions = {}): Uint8Array {
   if (!Number.isInteger(members) || members < 1) throw new RangeError(`fanout members must be >= 1, got ${members}`);
+  const slotOf = opts.slotOf;
+  if (slotOf !== undefined && (slotOf.length !== members || [...slotOf].sort((x, y) => x - y).some((v, i) => v !== i))) {
+    throw new RangeError(`fanout slotOf must be a permutation of 0..${members - 1}`);
+  }
   const addrOff = key === 'src' ? 12 : 16;
   const portOff = key === 'src' ? 0 : 2;
-  return encode([
-    ins(BPF.LD | BPF.W | BPF.ABS, addrOff),
-    ins(BPF.ST, 0),
-    ins(BPF.LDX | BPF.B | BPF.MSH, 0),
-    ins(BPF.LD | BPF.H | BPF.IND, portOff),
-    ins(BPF.LDX | BPF.W | BPF.MEM, 0),
-    ins(BPF.ALU | BPF.XOR | BPF.X),
-    ins(BPF.ALU | BPF.MUL | BPF.K, 0x9e3779b1),
-    ins(BPF.ALU | BPF.RSH | BPF.K, 16),
-    ins(BPF.ALU | BPF.MOD | BPF.K, members),
-    ins(BPF.RET | BPF.A),
-  ]);
+  const prog = opts.addrOnly
+    ? [ins(BPF.LD | BPF.W | BPF.ABS, addrOff)]
+    : [
+        ins(BPF.LD | BPF.W | BPF.ABS, addrOff),
+        ins(BPF.ST, 0),
+        ins(BPF.LDX | BPF.B | BPF.MSH, 0),
+        ins(BPF.LD | BPF.H | BPF.IND, portOff),
+        ins(BPF.LDX | BPF.W | BPF.MEM, 0),
+        ins(BPF.ALU | BPF.XOR | BPF.X),
+      ];
+  prog.push(ins(BPF.ALU | BPF.MUL | BPF.K, 0x9e3779b1), ins(BPF.ALU | BPF.RSH | BPF.K, 16), ins(BPF.ALU | BPF.MOD | BPF.K, members));
+  if (slotOf === undefined || slotOf.every((v, i) => v === i)) {
+    prog.push(ins(BPF.RET | BPF.A));
+  } else {
+    // A jump table: n compares, a default return, then n returns; compare k jumps n ahead to return k.
+    const n = members;
+    for (let k = 0; k < n; k++) prog.push(ins(BPF.JMP | BPF.JEQ | BPF.K, k, n, 0));
+    prog.push(ins(BPF.RET | BPF.K, 0));
+    for (let k = 0; k < n; k++) prog.push(ins(BPF.RET | BPF.K, slotOf[k]));
+  }
+  return encode(prog);
 }
 
 /** A fanout program returning a constant member index (to verify join order). */
