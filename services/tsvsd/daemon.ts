@@ -161,6 +161,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     }
   }
 
+  log('ready', { socket: opts.socketPath, epoch: table.epoch });
   const trashTimer = setInterval(() => table.expireTrash(), TRASH_CHECK_MS);
   trashTimer.unref();
 
