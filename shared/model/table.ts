@@ -146,6 +146,8 @@ interface ServiceState {
   config: ServiceConfig;
   /** Newest first. */
   dests: DestState[];
+  /** The same dests by {@link destKeyString}. */
+  byKey: Map<string, DestState>;
 }
 
 interface TrashState {
@@ -280,7 +282,7 @@ export class IpvsTable {
     if (this.#services.has(key)) return fail('EEXIST', `service ${key} already exists`);
     const bad = this.#checkServiceConfig(svc, 0);
     if (bad) return bad;
-    this.#services.set(key, { id: this.#nextId++, key, config: { ...svc }, dests: [] });
+    this.#services.set(key, { id: this.#nextId++, key, config: { ...svc }, dests: [], byKey: new Map() });
     return this.#bump();
   }
 
@@ -333,7 +335,7 @@ export class IpvsTable {
     const bad = this.#checkDestConfig(s, dest);
     if (bad) return bad;
     const dk = destKeyString(dest);
-    if (s.dests.some((d) => destKeyString(d.config) === dk)) return fail('EEXIST', `dest ${dk} already exists in ${s.key}`);
+    if (s.byKey.has(dk)) return fail('EEXIST', `dest ${dk} already exists in ${s.key}`);
     if (s.config.scheduler === 'mh' && s.dests.length + 1 > MH_TABLE_SIZE) {
       return fail('EINVAL', `mh: more than ${MH_TABLE_SIZE} dests`);
     }
@@ -350,6 +352,7 @@ export class IpvsTable {
       d = { id: this.#nextId++, config: { ...dest }, lastWeight: dest.weight, overloaded: false };
     }
     s.dests.unshift(d);
+    s.byKey.set(dk, d);
     return this.#bump();
   }
 
@@ -365,7 +368,7 @@ export class IpvsTable {
     const bad = this.#checkDestConfig(s, dest);
     if (bad) return bad;
     const dk = destKeyString(dest);
-    const d = s.dests.find((x) => destKeyString(x.config) === dk);
+    const d = s.byKey.get(dk);
     if (!d) return fail('ENOENT', `no dest ${dk} in ${s.key}`);
     this.#updateDest(d, dest, false);
     return this.#bump();
@@ -380,9 +383,10 @@ export class IpvsTable {
     const s = this.#services.get(serviceKeyString(key));
     if (!s) return fail('ESRCH', `no service ${serviceKeyString(key)}`);
     const dk = destKeyString(dest);
-    const i = s.dests.findIndex((x) => destKeyString(x.config) === dk);
-    if (i < 0) return fail('ENOENT', `no dest ${dk} in ${s.key}`);
-    const [d] = s.dests.splice(i, 1);
+    const d = s.byKey.get(dk);
+    if (!d) return fail('ENOENT', `no dest ${dk} in ${s.key}`);
+    s.dests.splice(s.dests.indexOf(d), 1);
+    s.byKey.delete(dk);
     this.#toTrash(s, d);
     return this.#bump();
   }
@@ -613,6 +617,7 @@ export class IpvsTable {
     this.#services.delete(s.key);
     for (const d of s.dests) this.#toTrash(s, d);
     s.dests = [];
+    s.byKey.clear();
     this.#zeroBase.delete(s.id);
   }
 
