@@ -4,6 +4,7 @@ import type { Server, Socket } from 'node:net';
 import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { AdminReply } from '../../shared/proto/admin.ts';
+import { rateLimited } from './log.ts';
 import type { Logger } from './log.ts';
 import { UNKNOWN_ID } from './request.ts';
 
@@ -16,6 +17,7 @@ const MAX_QUEUED_LINES = 64;
 /** Answers one request line (newline stripped). Must not throw; a rejection is logged and answered EINVAL. */
 export type LineHandler = (line: string) => AdminReply | Promise<AdminReply>;
 
+/** What {@link startAdminServer} needs: where to listen, how to answer a line, where to log. */
 export interface AdminServerOptions {
   path: string;
   handle: LineHandler;
@@ -81,10 +83,12 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   if (removed === 'stale-removed') log('admin: removed stale socket', { path });
 
   const sockets = new Set<Socket>();
+  // Clients can trigger these at will: a flood must not flood the log.
+  const logTooLong = rateLimited(log, 10);
   const server: Server = createServer({ allowHalfOpen: true }, (s) => {
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
-    serveConnection(s, opts.handle, log, maxLine);
+    serveConnection(s, opts.handle, logTooLong, maxLine);
   });
   // The socket file is created by bind() inside listen(): the umask makes it 0600 from birth.
   const oldMask = process.umask(0o177);
@@ -100,7 +104,12 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     process.umask(oldMask);
   }
   chmodSync(path, 0o600);
-  const ino = statSync(path).ino;
+  const st = statSync(path);
+  const ino = st.ino;
+  if ((st.mode & 0o077) !== 0 || st.uid !== process.getuid?.()) {
+    await new Promise<void>((r) => server.close(() => r()));
+    throw new AdminSocketError(`${path} is not private to its owner after creation (mode ${(st.mode & 0o777).toString(8)}, uid ${st.uid})`);
+  }
   server.on('error', (e) => log('admin: server error', { error: e.message }));
 
   let closing: Promise<void> | null = null;

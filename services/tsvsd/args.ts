@@ -12,6 +12,7 @@ export interface CliOptions {
   workers: number;
 }
 
+/** The -h text (also printed after a usage error). */
 export const USAGE = `Usage: tsvsd [--socket PATH] [--config FILE] [--pidfile FILE] [--workers N] [-h]
 
 Runs the tsvs director's control process in the foreground and logs to stderr.

@@ -10,6 +10,7 @@ import { startAdminServer } from './admin-server.ts';
 import type { AdminServer } from './admin-server.ts';
 import { applyRules } from './config.ts';
 import type { RulesParser } from './config.ts';
+import { rateLimited } from './log.ts';
 import type { Logger } from './log.ts';
 import { parseRequestLine } from './request.ts';
 import { NoWorkersSupervisor } from './supervisor.ts';
@@ -27,6 +28,7 @@ export type ConnSource = () => ConnSnapshot[];
  */
 export const noConnections: ConnSource = () => [];
 
+/** What to run: paths are final (see {@link resolveSocketPath}); `workers` is handed to the supervisor. */
 export interface DaemonOptions {
   socketPath: string;
   configFile?: string;
@@ -34,6 +36,7 @@ export interface DaemonOptions {
   workers: number;
 }
 
+/** The daemon's collaborators; all but `log` have a default. */
 export interface DaemonDeps {
   log: Logger;
   /** Needed only with `configFile`; see {@link RulesParser}. */
@@ -129,6 +132,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     supervisor.publish(table.compiled());
   };
 
+  const logBad = rateLimited(log, 10);
   let server: AdminServer;
   try {
     server = await startAdminServer({
@@ -137,7 +141,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       handle: (line) => {
         const p = parseRequestLine(line);
         if (!p.ok) {
-          log('admin: bad request', { errno: p.reply.ok ? undefined : p.reply.errno, detail: p.reply.ok ? undefined : p.reply.detail });
+          logBad('admin: bad request', { errno: p.reply.ok ? undefined : p.reply.errno, detail: p.reply.ok ? undefined : p.reply.detail });
           return p.reply;
         }
         const reply = handleRequest(table, p.env, conns, log);

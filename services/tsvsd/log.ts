@@ -22,3 +22,29 @@ export function createLogger(
     write(line + '\n');
   };
 }
+
+/**
+ * Wraps `log` so that at most `perWindow` events pass per `windowMs`; the rest are counted and reported
+ * in one "suppressed" line when the next window lets an event through. For events a client can trigger
+ * at will (malformed requests), so a flood cannot flood the log.
+ */
+export function rateLimited(log: Logger, perWindow: number, windowMs = 1000, now: () => number = () => Date.now()): Logger {
+  let windowStart = -Infinity;
+  let passed = 0;
+  let suppressed = 0;
+  return (event, fields) => {
+    const t = now();
+    if (t - windowStart >= windowMs) {
+      if (suppressed > 0) log('log: suppressed similar events', { count: suppressed });
+      windowStart = t;
+      passed = 0;
+      suppressed = 0;
+    }
+    if (passed < perWindow) {
+      passed++;
+      log(event, fields);
+    } else {
+      suppressed++;
+    }
+  };
+}

@@ -4,7 +4,7 @@ import { canonicalAddr, checkRequest, parseRequestLine, UNKNOWN_ID } from '../..
 import { parseCli } from '../../services/tsvsd/args.ts';
 import { applyRules } from '../../services/tsvsd/config.ts';
 import type { ParsedRule } from '../../services/tsvsd/config.ts';
-import { createLogger } from '../../services/tsvsd/log.ts';
+import { createLogger, rateLimited } from '../../services/tsvsd/log.ts';
 import { handleRequest, noConnections, resolveSocketPath } from '../../services/tsvsd/daemon.ts';
 import { IpvsTable } from '../../shared/model/table.ts';
 import type { AdminRequest } from '../../shared/proto/admin.ts';
@@ -169,5 +169,15 @@ describe('tsvsd-request: log', () => {
       '2025-01-02T03:04:05.006Z tsvsd[77] table: applied op=add-service epoch=3\n',
       '2025-01-02T03:04:05.006Z tsvsd[77] multi\\nline detail="has space" nl="a\\nb"\n',
     ]);
+  });
+  it('tsvsd-request: a rate-limited log passes N events per window and reports how many it dropped', () => {
+    const seen: string[] = [];
+    let t = 0;
+    const log = rateLimited((e, f) => seen.push(f?.count === undefined ? e : `${e} ${f.count}`), 2, 1000, () => t);
+    for (let i = 0; i < 5; i++) log('bad');
+    expect(seen).toEqual(['bad', 'bad']);
+    t = 1000;
+    log('bad');
+    expect(seen).toEqual(['bad', 'bad', 'log: suppressed similar events 3', 'bad']);
   });
 });
