@@ -184,6 +184,7 @@ function serveConnection(s: Socket, handle: LineHandler, log: Logger, maxLine: n
     if (busy) return;
     busy = true;
     while (queue.length > 0 && !s.destroyed) {
+      if (queue.length < MAX_QUEUED_LINES / 2 && s.isPaused()) s.resume();
       const line = queue.shift() as string | null;
       if (line !== null && line.trim() === '') continue;
       let reply: AdminReply;
@@ -200,19 +201,24 @@ function serveConnection(s: Socket, handle: LineHandler, log: Logger, maxLine: n
       }
       if (s.destroyed) break;
       if (!s.write(JSON.stringify(reply) + '\n')) {
-        await new Promise((r) => {
-          s.once('drain', r);
-          s.once('close', r);
+        await new Promise<void>((r) => {
+          const done = (): void => {
+            s.off('drain', done);
+            s.off('close', done);
+            r();
+          };
+          s.on('drain', done);
+          s.on('close', done);
         });
       }
-      if (queue.length < MAX_QUEUED_LINES / 2 && s.isPaused()) s.resume();
     }
     busy = false;
+    if (s.isPaused() && !s.destroyed) s.resume();
     if (ended && queue.length === 0 && !s.destroyed) s.end();
   }
 
   s.on('data', (chunk: Buffer) => {
-    queue.push(...framer.push(chunk));
+    for (const l of framer.push(chunk)) queue.push(l);
     if (queue.length >= MAX_QUEUED_LINES) s.pause();
     void drain();
   });

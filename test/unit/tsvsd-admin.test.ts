@@ -282,6 +282,17 @@ describe('tsvsd-admin: one shared daemon', () => {
     for (const c of clients) c.close();
   });
 
+  it('tsvsd-admin: a client that pipelines thousands of requests before reading gets every reply, in order', async () => {
+    const c = await Client.open(sock);
+    const n = 3000;
+    c.write(Array.from({ length: n }, (_, i) => `{"v":1,"id":${i + 1},"op":"snapshot"}\n`).join(''));
+    for (let i = 1; i <= n; i++) expect((await c.next()).id).toBe(i);
+    // Blank lines are not requests: after a burst of them the connection still answers.
+    c.write('\n'.repeat(500) + '\r\n  \n{"v":1,"id":9,"op":"conns"}\n');
+    expect(await c.next()).toEqual({ id: 9, ok: true, conns: [] });
+    c.close();
+  });
+
   it('tsvsd-admin: a client that half-closes still gets every reply', async () => {
     const out = await new Promise<string>((r, j) => {
       const s = connect(sock);
