@@ -375,8 +375,10 @@ export class IpvsTable {
   }
 
   /**
-   * -d. ESRCH (service), ENOENT (dest). The dest moves to the trash: it stays revivable while connections
-   * are bound to it and for {@link DEST_TRASH_PERIOD_MS} after the last one goes (see {@link expireTrash}).
+   * -d. ESRCH (service), ENOENT (dest). The dest moves to the trash, as in kernels since 3.10 (every
+   * deleted dest, not only one with connections): it stays revivable while connections are bound to it and
+   * for {@link DEST_TRASH_PERIOD_MS} after it was last seen without any (at deletion, or by
+   * {@link expireTrash}). The kernel notices idleness on a 60 s timer, so it frees a little later.
    */
   delDest(key: ServiceKey, dest: DestKey): TableResult {
     this.expireTrash();
