@@ -375,6 +375,20 @@ describe('table: trash', () => {
     t.addDest(KEY, dest('192.168.0.1'));
     expect(t.compiled().services[0].dests[0].id).not.toBe(id);
   });
+  it('table: a dest deleted without connections is revivable for the trash period, then gone', () => {
+    const now = { t: 0 };
+    const t = setup(new Map(), now);
+    const id = t.compiled().services[0].dests[1].id;
+    t.delDest(KEY, dest('192.168.0.1'));
+    expect(t.trash()).toMatchObject([{ destId: id, idleSince: 0 }]);
+    now.t = DEST_TRASH_PERIOD_MS - 1;
+    t.addDest(KEY, dest('192.168.0.1'));
+    expect(t.compiled().services[0].dests[0].id).toBe(id);
+    t.delDest(KEY, dest('192.168.0.1'));
+    now.t += DEST_TRASH_PERIOD_MS;
+    t.addDest(KEY, dest('192.168.0.1'));
+    expect(t.compiled().services[0].dests[0].id).not.toBe(id);
+  });
   it('table: deleting a service trashes its dests; a re-created service revives them', () => {
     const now = { t: 0 };
     const t = setup(new Map(), now);
