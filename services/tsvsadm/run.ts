@@ -8,6 +8,7 @@ import type { IpvsCall, IpvsErrno } from '../../shared/ipvsadm/errors.ts';
 import { EXIT_FAIL, EXIT_KERNEL, EXIT_LIST, INIT_FAILURE, ipvsStrerror } from '../../shared/ipvsadm/errors.ts';
 import { formatConns, formatDaemons, formatList, formatSave, formatServiceList, formatTimeout, usageText, VERSION_LINE } from '../../shared/ipvsadm/format.ts';
 import { tokenizeRestoreStream } from '../../shared/ipvsadm/restore.ts';
+import { toRequest } from '../../shared/ipvsadm/request.ts';
 import { serviceKeyString } from '../../shared/model/ipvs.ts';
 import type { AdminClient } from './client.ts';
 
@@ -144,24 +145,4 @@ async function list(cmd: Extract<Command, { kind: 'list' }>, io: RunIo, client: 
     io.stdout(formatServiceList(se, cmd.format, io.resolver));
   }
   return 0;
-}
-
-type KernelCommand = Exclude<Command, { kind: 'help' | 'version' | 'list' | 'save' | 'restore' }>;
-
-/** The admin request for a table-changing command and the libipvs call whose messages apply. */
-export function toRequest(cmd: KernelCommand): [IpvsCall, AdminRequest] {
-  switch (cmd.kind) {
-    case 'add-service': return ['add-service', { op: 'add-service', svc: cmd.svc }];
-    case 'edit-service': return ['edit-service', { op: 'edit-service', svc: cmd.svc }];
-    case 'del-service': return ['del-service', { op: 'del-service', key: cmd.key }];
-    case 'flush': return ['flush', { op: 'flush' }];
-    case 'add-dest': return ['add-dest', { op: 'add-dest', key: cmd.key, dest: cmd.dest }];
-    case 'edit-dest': return ['edit-dest', { op: 'edit-dest', key: cmd.key, dest: cmd.dest }];
-    case 'del-dest': return ['del-dest', { op: 'del-dest', key: cmd.key, dest: cmd.dest }];
-    case 'zero': return ['zero', cmd.key ? { op: 'zero', key: cmd.key } : { op: 'zero' }];
-    case 'set-timeout': return ['set-timeout', { op: 'set-timeout', tcp: cmd.tcp, tcpfin: cmd.tcpfin, udp: cmd.udp }];
-    case 'start-daemon': return ['start-daemon', { op: 'start-daemon', daemon: cmd.daemon }];
-    case 'stop-daemon':
-      return ['stop-daemon', cmd.syncid === undefined ? { op: 'stop-daemon', state: cmd.state } : { op: 'stop-daemon', state: cmd.state, syncid: cmd.syncid }];
-  }
 }

@@ -1,4 +1,6 @@
-// tsvsd command line: `tsvsd [--socket PATH] [--config FILE] [--pidfile FILE] [--workers N] [-h]`.
+// tsvsd command line: `tsvsd [--socket PATH] [--config FILE] [--pidfile FILE] [--workers N] [--client-if IF
+// [--server-if IF] [--cpus LIST] [--ring MODE]] [-h]`.
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 
 /** What the command line asks for. Absent paths are undefined; the daemon resolves defaults. */
@@ -8,18 +10,37 @@ export interface CliOptions {
   /** Rules file in ipvsadm-save format, loaded before the socket opens. */
   config?: string;
   pidfile?: string;
-  /** Forwarding workers to run (1..1024, default 1). */
+  /** Forwarding workers to run (1..16; default one per core less one, at least one). */
   workers: number;
+  /** Interface where clients' packets (and the VIPs) arrive; without it tsvsd keeps the table but forwards nothing. */
+  clientIf?: string;
+  /** Interface toward the real servers (default: the client interface). */
+  serverIf?: string;
+  /** CPU per worker. */
+  cpus?: number[];
+  /** Receive ring mode. */
+  ring?: 'adaptive' | 'v2' | 'v3';
+}
+
+/** One worker per core, less one core left to the kernel's receive work; at least one. */
+export function defaultWorkers(cores = availableParallelism()): number {
+  return Math.max(1, Math.min(16, cores - 1));
 }
 
 /** The -h text (also printed after a usage error). */
-export const USAGE = `Usage: tsvsd [--socket PATH] [--config FILE] [--pidfile FILE] [--workers N] [-h]
+export const USAGE = `Usage: tsvsd [--socket PATH] [--config FILE] [--pidfile FILE] [--workers N]
+             [--client-if IF [--server-if IF] [--cpus LIST] [--ring adaptive|v2|v3]] [-h]
 
 Runs the tsvs director's control process in the foreground and logs to stderr.
   --socket PATH   admin socket (default: $TSVS_ADMIN_SOCKET, else /run/tsvs/ns-<netns inode>/tsvsd.sock)
   --config FILE   load rules in ipvsadm-save format (-A/-a lines) at start
   --pidfile FILE  write the process id here; removed on exit
-  --workers N     forwarding workers (default 1)
+  --workers N     forwarding workers, 1..16 (default: one per core less one, at least one)
+  --client-if IF  forward: clients' packets arrive on IF and the VIPs are added there; without it,
+                  tsvsd keeps the table for tsvsadm but forwards nothing
+  --server-if IF  the interface toward the real servers, where NAT replies arrive (default: IF)
+  --cpus LIST     pin worker i to the i-th CPU of LIST, e.g. 0,1 (default: worker i on CPU i)
+  --ring MODE     receive rings: adaptive (default), v2 (low latency), v3 (throughput)
   -h, --help      this text
 SIGTERM or SIGINT: clean exit (socket and pidfile removed).
 `;
@@ -33,16 +54,27 @@ export function parseCli(argv: readonly string[]): { kind: 'run'; opts: CliOptio
     return { kind: 'error', message: (e as Error).message };
   }
   if (v.values.help) return { kind: 'help' };
-  let workers = 1;
+  let workers = defaultWorkers();
   if (v.values.workers !== undefined) {
     const s = v.values.workers;
     workers = /^\d+$/.test(s) ? Number(s) : NaN;
-    if (!(workers >= 1 && workers <= 1024)) return { kind: 'error', message: `--workers: want 1..1024, got '${s}'` };
+    if (!(workers >= 1 && workers <= 16)) return { kind: 'error', message: `--workers: want 1..16, got '${s}'` };
   }
+  let cpus: number[] | undefined;
+  if (v.values.cpus !== undefined) {
+    cpus = v.values.cpus.split(',').map((x) => (/^\d+$/.test(x) ? Number(x) : NaN));
+    if (cpus.some((c) => !Number.isInteger(c)) || cpus.length < workers) return { kind: 'error', message: `--cpus: want ${workers} CPU numbers separated by commas, got '${v.values.cpus}'` };
+  }
+  const ring = v.values.ring;
+  if (ring !== undefined && ring !== 'adaptive' && ring !== 'v2' && ring !== 'v3') return { kind: 'error', message: `--ring: want adaptive, v2 or v3, got '${ring}'` };
+  if (v.values['server-if'] !== undefined && v.values['client-if'] === undefined) return { kind: 'error', message: '--server-if needs --client-if' };
   for (const k of ['socket', 'config', 'pidfile'] as const) {
     if (v.values[k] === '') return { kind: 'error', message: `--${k}: empty path` };
   }
-  return { kind: 'run', opts: { socket: v.values.socket, config: v.values.config, pidfile: v.values.pidfile, workers } };
+  return {
+    kind: 'run',
+    opts: { socket: v.values.socket, config: v.values.config, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring },
+  };
 }
 
 function parse(argv: readonly string[]) {
@@ -55,6 +87,10 @@ function parse(argv: readonly string[]) {
       config: { type: 'string' },
       pidfile: { type: 'string' },
       workers: { type: 'string' },
+      'client-if': { type: 'string' },
+      'server-if': { type: 'string' },
+      cpus: { type: 'string' },
+      ring: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -47,6 +47,10 @@ export interface DaemonDeps {
   conns?: ConnSource;
   /** Monotonic ms; default performance.now. */
   clock?: Clock;
+  /** Connections still bound to a dest (by table id); keeps deleted dests in the trash. Default: none. */
+  boundConns?: (destId: number) => number;
+  /** Called once with the new table, before the supervisor starts (to hook counters and the trash). */
+  onTable?: (table: IpvsTable) => void;
 }
 
 /** A running daemon. */
@@ -100,7 +104,8 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const { log } = deps;
   if (process.getuid?.() !== 0) throw new DaemonStartError('tsvsd must run as root: its admin socket is root-only');
   const clock = deps.clock ?? (() => performance.now());
-  const table = new IpvsTable({ clock });
+  const table = new IpvsTable({ clock, boundConns: deps.boundConns });
+  deps.onTable?.(table);
   const conns = deps.conns ?? noConnections;
   const supervisor = deps.supervisor ?? new NoWorkersSupervisor(log);
 

@@ -2,7 +2,19 @@
 import { parseCli, USAGE } from './args.ts';
 import { DaemonStartError, resolveSocketPath, startDaemon } from './daemon.ts';
 import type { RunningDaemon } from './daemon.ts';
+import { readFileSync } from 'node:fs';
+import { FALLBACK_SERVICES, parseEtcHosts, parseEtcServices, tableResolver } from '../../shared/ipvsadm/names.ts';
+import { DataPlane } from './dataplane.ts';
 import { createLogger } from './log.ts';
+import { ipvsadmRulesParser } from './rules.ts';
+
+function readOr(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
 
 const log = createLogger();
 const cli = parseCli(process.argv.slice(2));
@@ -33,8 +45,26 @@ process.on('uncaughtException', (e) => {
 try {
   const socketPath = resolveSocketPath(cli.opts.socket);
   log('starting', { socket: socketPath, config: cli.opts.config, pidfile: cli.opts.pidfile, workers: cli.opts.workers });
-  // Integrator: pass `parseRules` (shared/ipvsadm/parse.ts, adapted to RulesParser) to enable --config.
-  daemon = await startDaemon({ socketPath, configFile: cli.opts.config, pidFile: cli.opts.pidfile, workers: cli.opts.workers }, { log });
+  const services = readOr('/etc/services');
+  const resolver = tableResolver(parseEtcHosts(readOr('/etc/hosts') ?? ''), services === undefined ? FALLBACK_SERVICES : parseEtcServices(services));
+  // With --client-if the director forwards; without it, tsvsd keeps the table for tsvsadm only (and says so).
+  const o = cli.opts;
+  const dp = o.clientIf ? new DataPlane({ clientIf: o.clientIf, serverIf: o.serverIf, cpus: o.cpus, ring: o.ring, log }) : undefined;
+  daemon = await startDaemon(
+    { socketPath, configFile: o.config, pidFile: o.pidfile, workers: o.workers },
+    {
+      log,
+      parseRules: ipvsadmRulesParser(resolver),
+      supervisor: dp,
+      conns: dp ? () => dp.conns() : undefined,
+      boundConns: dp ? (id) => dp.boundConns(id) : undefined,
+      onTable: (table) => {
+        if (!dp) return;
+        table.setCounterProvider(dp.counterProvider());
+        dp.setTrashSource(() => table.trash().map((t) => t.destId));
+      },
+    },
+  );
   if (stopReason !== null) shutdown(stopReason, 0);
 } catch (e) {
   log('failed to start', { error: (e as Error).message });

@@ -60,6 +60,12 @@ export class WorkerPool {
   private stopping = false;
   private readonly opts: Required<Omit<WorkerPoolOptions, 'env' | 'cpus'>> & { env?: NodeJS.ProcessEnv; cpus: number[] };
   private readonly waiters: { epoch: number; resolve: () => void }[] = [];
+  /**
+   * Fanout membership as the kernel keeps it: `members[k]` is the worker at slot k. Joins append; a leave
+   * moves the last member into the vacated slot (net/packet/af_packet.c __fanout_unlink).
+   */
+  private readonly members: number[] = [];
+  private starting = 0;
 
   constructor(opts: WorkerPoolOptions) {
     const cores = availableParallelism();
@@ -71,12 +77,22 @@ export class WorkerPool {
     };
   }
 
+  /**
+   * Starts the workers one after another: each joins the fanout groups before the next starts, so that
+   * worker i holds member slot i (the fanout program returns a slot).
+   */
   start(): void {
     for (let i = 0; i < this.opts.count; i++) {
       const slot: Slot = { index: i, cpu: this.opts.cpus[i], pid: 0, restarts: 0, backoffMs: this.opts.minBackoffMs, startedAt: 0, appliedEpoch: -1 };
       this.slots.push(slot);
-      this.spawn(slot);
     }
+    this.starting = 0;
+    this.spawn(this.slots[0]);
+  }
+
+  /** The current fanout membership order (worker index per member slot). */
+  fanoutMembers(): readonly number[] {
+    return this.members;
   }
 
   /** Sends a new table to every live worker; workers swap it in between batches. */
@@ -134,6 +150,11 @@ export class WorkerPool {
     child.on('exit', (code, signal) => {
       if (s.child !== child) return;
       s.child = undefined;
+      const pos = this.members.indexOf(s.index);
+      if (pos >= 0) {
+        const last = this.members.pop() as number;
+        if (pos < this.members.length) this.members[pos] = last;
+      }
       if (this.stopping) return;
       const lived = Date.now() - s.startedAt;
       s.backoffMs = lived > 10_000 ? this.opts.minBackoffMs : Math.min(this.opts.maxBackoffMs, s.backoffMs * 2);
@@ -147,7 +168,15 @@ export class WorkerPool {
 
   private onMessage(s: Slot, m: FromWorker): void {
     if (m.type === 'ready') {
-      this.opts.log(`worker ${s.index} ready (pid ${m.pid}, cpu ${m.cpu})`);
+      this.members.push(s.index);
+      this.opts.log(`worker ${s.index} ready (pid ${m.pid}, cpu ${m.cpu}, ${m.attached ? `re-attached ${m.conns} connections` : 'new connection table'})`);
+      // A worker that rejoined took the last slot: the group-wide program must map shards to the new order.
+      if (this.members.length === this.opts.count && this.members.some((w, k) => w !== k)) this.send(s, { type: 'fanout', slots: [...this.members] });
+      if (this.starting >= 0 && s.index === this.starting) {
+        this.starting++;
+        if (this.starting < this.opts.count) this.spawn(this.slots[this.starting]);
+        else this.starting = -1;
+      }
     } else if (m.type === 'table-applied') {
       s.appliedEpoch = m.epoch;
       for (let i = this.waiters.length - 1; i >= 0; i--) {

@@ -102,6 +102,11 @@ export interface ConnTableRuntime {
   timeouts?: ProtoTimeouts;
   /** This worker's counter row (`[active, inactive, persist]` per dest id), or null to count nothing. */
   counters?: Int32Array | null;
+  /**
+   * attach() only: a reader beside a live writer (tsvsd listing a worker's shard). Never rebuilds a dirty
+   * table; the caller must use only lookups, accessors and entries(), which do not write.
+   */
+  readOnly?: boolean;
 }
 
 /** Table-wide figures read from the header. */
@@ -277,7 +282,7 @@ export class ConnTable {
       throw new RangeError('conntab attach: header geometry does not match the buffer');
     }
     const t = new ConnTable(buffer, rt);
-    if (u[H_DIRTY] !== 0) t.rebuild();
+    if (u[H_DIRTY] !== 0 && !rt.readOnly) t.rebuild();
     return t;
   }
 

@@ -1,8 +1,9 @@
 // The forwarding table: the immutable, per-epoch view of the IPVS table that tsvsd compiles and hands to the
 // workers. Plain JSON-serialisable data (it crosses the process boundary), with stable numeric ids for services
 // and real servers so that shared counters and connection entries can refer to them across epochs and restarts.
-import type { FwdMethod, ServiceSnapshot, TableSnapshot, Timeouts, TunCsum, TunType } from '../model/ipvs.ts';
-import { FwdCode, Protocol, SvcFlag, destKeyString, serviceKeyString } from '../model/ipvs.ts';
+import type { FwdMethod, ServiceConfig, Timeouts, TunCsum, TunType } from '../model/ipvs.ts';
+import { FwdCode, Protocol, SvcFlag } from '../model/ipvs.ts';
+import type { CompiledTable } from '../model/table.ts';
 import { ipv4ToInt } from '../util/ip.ts';
 
 /** Upper bounds of the data plane's shared arrays. */
@@ -70,6 +71,11 @@ export class IdAllocator {
     this.holdMs = holdMs;
   }
 
+  /** The id already given to `key`, or -1. */
+  peek(key: string): number {
+    return this.ids.get(key) ?? -1;
+  }
+
   /** The id for `key`, allocating one if needed; -1 when the id space is exhausted. */
   get(key: string, now: number): number {
     const have = this.ids.get(key);
@@ -100,35 +106,38 @@ export class IdAllocator {
   }
 }
 
-function netmaskOf(s: ServiceSnapshot): number {
+function netmaskOf(s: Readonly<ServiceConfig>): number {
   return s.af === 4 ? ipv4ToInt(s.netmask) ?? 0xffffffff : 0xffffffff;
 }
 
 const METHOD: Record<FwdMethod, number> = { masq: FwdCode.masq, local: FwdCode.local, tunnel: FwdCode.tunnel, route: FwdCode.route };
 
 /**
- * Compiles a table snapshot into the workers' forwarding table. IPv6 services are left out (the data plane is
- * IPv4 for now); they stay in the control plane and tsvsadm shows them.
+ * Compiles one epoch of the IPVS table into the workers' forwarding table. Table ids (unbounded, never reused)
+ * become slots (bounded: they index shared arrays); a dest in the trash keeps its slot, so its connections'
+ * counters and a revival stay consistent. IPv6 services are left out (the data plane is IPv4 for now); they
+ * stay in the control plane and tsvsadm shows them.
  */
-export function compileFwdTable(snap: TableSnapshot, epoch: number, svcIds: IdAllocator, destIds: IdAllocator, now: number): FwdTable {
+export function compileFwdTable(ct: CompiledTable, trashDestIds: Iterable<number>, svcSlots: IdAllocator, destSlots: IdAllocator, now: number): FwdTable {
   const services: FwdService[] = [];
   const vips = new Set<number>();
   const liveSvc = new Set<string>();
   const liveDest = new Set<string>();
-  for (const s of snap.services) {
+  for (const id of trashDestIds) liveDest.add(String(id));
+  for (const cs of ct.services) {
+    const s = cs.config;
+    liveSvc.add(String(cs.id));
     if (s.af !== 4) continue;
-    const sk = serviceKeyString(s);
-    liveSvc.add(sk);
-    const id = svcIds.get(sk, now);
-    if (id < 0) continue;
+    const slot = svcSlots.get(String(cs.id), now);
+    if (slot < 0) continue;
     const vaddr = s.fwmark > 0 ? 0 : ipv4ToInt(s.addr) ?? 0;
     if (vaddr) vips.add(vaddr);
     const dests: FwdDest[] = [];
-    for (const d of s.dests) {
+    for (const cd of cs.dests) {
+      const d = cd.config;
+      liveDest.add(String(cd.id));
       if (d.af !== 4) continue;
-      const dk = `${sk}#${destKeyString(d)}`;
-      liveDest.add(dk);
-      const did = destIds.get(dk, now);
+      const did = destSlots.get(String(cd.id), now);
       if (did < 0) continue;
       dests.push({
         id: did,
@@ -137,7 +146,7 @@ export function compileFwdTable(snap: TableSnapshot, epoch: number, svcIds: IdAl
         port: d.port,
         method: METHOD[d.method],
         weight: d.weight,
-        lastWeight: (d as { lastWeight?: number }).lastWeight ?? d.weight,
+        lastWeight: cd.lastWeight,
         uThreshold: d.uThreshold,
         lThreshold: d.lThreshold,
         tunType: d.tunType,
@@ -146,7 +155,7 @@ export function compileFwdTable(snap: TableSnapshot, epoch: number, svcIds: IdAl
       });
     }
     services.push({
-      id,
+      id: slot,
       protocol: s.fwmark > 0 ? 0 : Protocol[s.protocol],
       vaddr,
       vport: s.port,
@@ -158,7 +167,7 @@ export function compileFwdTable(snap: TableSnapshot, epoch: number, svcIds: IdAl
       dests,
     });
   }
-  svcIds.retain(liveSvc, now);
-  destIds.retain(liveDest, now);
-  return { epoch, services, timeouts: { ...snap.timeouts }, vips: [...vips].sort((a, b) => a - b) };
+  svcSlots.retain(liveSvc, now);
+  destSlots.retain(liveDest, now);
+  return { epoch: ct.epoch, services, timeouts: { ...ct.timeouts }, vips: [...vips].sort((a, b) => a - b) };
 }

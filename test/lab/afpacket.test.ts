@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { clientShard } from '../../shared/util/flowhash.ts';
-import { commandRunner, installDirectorRules, removeDirectorRules, type RulesReport } from '../../services/worker/io/kernel-rules.ts';
+import { commandRunner, installDirectorRules, removeDirectorRules, type RulesReport } from '../../services/tsvsd/kernel-rules.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const nodeBin = join(root, 'node_modules/.bin/node');

@@ -367,7 +367,7 @@ describe('tsvsd-admin: lifecycle', () => {
     expect(await d.exited).toBe(0);
   });
 
-  it('tsvsd-admin: -h prints usage and exits 0; a bad flag exits 2; --config without the rules parser exits 2 saying why', async () => {
+  it('tsvsd-admin: -h prints usage and exits 0; a bad flag exits 2; a bad rules file exits 1 naming file:line', async () => {
     const h = await runTsvsd(['-h']);
     expect(h.code).toBe(0);
     expect(h.out).toContain('Usage: tsvsd');
@@ -376,9 +376,32 @@ describe('tsvsd-admin: lifecycle', () => {
     expect(bad.err).toContain('--frob');
     const w = await runTsvsd(['--workers', '0']);
     expect(w.code).toBe(2);
-    const cfg = await runTsvsd(['--socket', join(dir, 'cfg.sock'), '--config', '/dev/null']);
-    expect(cfg.code).toBe(2);
-    expect(cfg.err).toContain('rules parser');
+    const rules = join(dir, 'bad.rules');
+    writeFileSync(rules, '# a comment\n-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.0.2:80 -m -w 70000\n');
+    const cfg = await runTsvsd(['--socket', join(dir, 'cfg.sock'), '--config', rules]);
+    expect(cfg.code).toBe(1);
+    expect(cfg.err).toContain(`${rules}:3: `);
+    expect(cfg.err).toContain('illegal weight specified');
     expect(existsSync(join(dir, 'cfg.sock'))).toBe(false);
+  });
+
+  it('tsvsd-admin: --config loads an ipvsadm-save file (comments allowed) before the socket opens', async () => {
+    const rules = join(dir, 'good.rules');
+    writeFileSync(rules, '# saved by tsvsadm -S -n\n-A -t 207.175.44.110:80 -s rr\n-a -t 207.175.44.110:80 -r 192.168.10.1:80 -m -w 1\nipvsadm -a -t 207.175.44.110:80 -r 192.168.10.2:80 -m -w 2\n');
+    const sock = join(dir, 'good.sock');
+    const d = await startTsvsd(['--socket', sock, '--config', rules]);
+    try {
+      const c = await Client.open(sock);
+      const r = await c.send({ v: 1, id: 1, op: 'snapshot' });
+      c.close();
+      expect(r.ok).toBe(true);
+      const snap = (r as { snapshot: { services: { addr: string; scheduler: string; dests: { addr: string; weight: number; method: string }[] }[] } }).snapshot;
+      expect(snap.services.map((x) => [x.addr, x.scheduler])).toEqual([['207.175.44.110', 'rr']]);
+      expect(snap.services[0].dests.map((x) => [x.addr, x.weight, x.method])).toEqual([['192.168.10.2', 2, 'masq'], ['192.168.10.1', 1, 'masq']]);
+      expect(d.stderr()).toContain('config: loaded');
+    } finally {
+      d.proc.kill('SIGTERM');
+      await d.exited;
+    }
   });
 });

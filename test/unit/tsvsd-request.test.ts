@@ -1,7 +1,7 @@
 // tsvsd-request: request line checking, the command line, the start-up rules seam and the log format (pure, no daemon).
 import { describe, expect, it } from 'vitest';
 import { canonicalAddr, checkRequest, parseRequestLine, UNKNOWN_ID } from '../../services/tsvsd/request.ts';
-import { parseCli } from '../../services/tsvsd/args.ts';
+import { defaultWorkers, parseCli } from '../../services/tsvsd/args.ts';
 import { applyRules } from '../../services/tsvsd/config.ts';
 import type { ParsedRule } from '../../services/tsvsd/config.ts';
 import { createLogger, rateLimited } from '../../services/tsvsd/log.ts';
@@ -120,16 +120,20 @@ describe('tsvsd-request: handling', () => {
 });
 
 describe('tsvsd-request: command line', () => {
-  it('tsvsd-request: all options parse; workers defaults to 1', () => {
-    expect(parseCli([])).toEqual({ kind: 'run', opts: { socket: undefined, config: undefined, pidfile: undefined, workers: 1 } });
+  it('tsvsd-request: all options parse; workers default to one per core less one', () => {
+    expect(parseCli([])).toEqual({ kind: 'run', opts: { socket: undefined, config: undefined, pidfile: undefined, workers: defaultWorkers(), clientIf: undefined, serverIf: undefined, cpus: undefined, ring: undefined } });
+    expect(defaultWorkers(1)).toBe(1);
+    expect(defaultWorkers(2)).toBe(1);
+    expect(defaultWorkers(8)).toBe(7);
+    expect(defaultWorkers(64)).toBe(16);
     expect(parseCli(['--socket', '/s', '--config=/c', '--pidfile', '/p', '--workers', '4'])).toEqual({
       kind: 'run',
-      opts: { socket: '/s', config: '/c', pidfile: '/p', workers: 4 },
+      opts: { socket: '/s', config: '/c', pidfile: '/p', workers: 4, clientIf: undefined, serverIf: undefined, cpus: undefined, ring: undefined },
     });
     expect(parseCli(['-h'])).toEqual({ kind: 'help' });
   });
   it('tsvsd-request: unknown flags, positionals, bad worker counts and empty paths are usage errors', () => {
-    for (const argv of [['--nope'], ['extra'], ['--workers', '0'], ['--workers', 'two'], ['--workers', '1.5'], ['--socket', ''], ['--socket']]) {
+    for (const argv of [['--nope'], ['extra'], ['--workers', '0'], ['--workers', '17'], ['--ring', 'v4'], ['--server-if', 'back'], ['--client-if', 'front', '--cpus', 'x'], ['--workers', 'two'], ['--workers', '1.5'], ['--socket', ''], ['--socket']]) {
       expect(parseCli(argv).kind, argv.join(' ')).toBe('error');
     }
   });

@@ -18,6 +18,16 @@ export function commandRunner(netns?: string): Runner {
 export interface DirectorRuleSpec {
   /** Traffic to these VIPs arriving on `iface` is dropped in raw PREROUTING (requests). */
   vips?: { iface: string; addrs: readonly string[] }[];
+  /**
+   * Virtual services: TCP/UDP to `addr:port` (every port when `port` is 0) arriving on `iface`. Narrower
+   * than `vips`: the kernel still answers pings and anything else sent to the VIP, as it does beside IPVS.
+   */
+  services?: { iface: string; proto: 'tcp' | 'udp'; addr: string; port: number }[];
+  /**
+   * The director's own addresses (not VIPs): packets to them RETURN first, so its own connections (health
+   * checks, admin) are never mistaken for NAT replies.
+   */
+  ownAddrs?: readonly string[];
   /** NAT replies: TCP/UDP from these source ports arriving on `iface` (the back interface). */
   replies?: { iface: string; srcPorts: readonly number[]; srcAddrs?: readonly string[] }[];
   /** Chain name in the raw table; default TSVS-RAW. */
@@ -81,7 +91,9 @@ export function installDirectorRules(spec: DirectorRuleSpec, run: Runner = comma
     changes.push(`created raw chain ${chain}`);
   }
   const rules: string[][] = [];
+  for (const a of spec.ownAddrs ?? []) rules.push(['-d', `${a}/32`, '-j', 'RETURN']);
   for (const v of spec.vips ?? []) for (const a of v.addrs) rules.push(['-i', v.iface, '-d', `${a}/32`, '-j', 'DROP']);
+  for (const v of spec.services ?? []) rules.push(['-i', v.iface, '-d', `${v.addr}/32`, '-p', v.proto, ...(v.port ? ['--dport', String(v.port)] : []), '-j', 'DROP']);
   for (const r of spec.replies ?? []) {
     for (const proto of ['tcp', 'udp']) {
       for (const p of r.srcPorts) {
@@ -91,7 +103,7 @@ export function installDirectorRules(spec: DirectorRuleSpec, run: Runner = comma
     }
   }
   for (const r of rules) x(['-t', 'raw', '-A', chain, ...r]);
-  changes.push(`raw ${chain}: ${rules.length} DROP rule(s)`);
+  changes.push(`raw ${chain}: ${rules.length} rule(s)`);
   let jumpAdded = false;
   if (!ok(['-t', 'raw', '-C', 'PREROUTING', '-j', chain])) {
     x(['-t', 'raw', '-I', 'PREROUTING', '1', '-j', chain]);

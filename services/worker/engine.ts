@@ -1,0 +1,653 @@
+// The forwarding engine of one worker: classify → connection lookup → schedule → rewrite → transmit, for
+// every frame the packet ports deliver. No allocation, no exceptions, no closures per packet: every outcome
+// is a verdict, and every drop a named counter in this worker's row of the shared counters.
+import { ConnFlag, ConnTable, NO_DEST, destConnFlags } from '../../shared/conntab/conn-table.ts';
+import { Dir, TcpState } from '../../shared/conntab/tcp-state.ts';
+import { IpProto, PacketMeta, TcpFlag, isIcmpError, parseFrame } from '../../shared/net/parse.ts';
+import { NetVerdict } from '../../shared/net/verdict.ts';
+import { decTtl, encapGue, encapIpip, finishPartial, natIcmpIn, natIcmpOut, natIn, natOut, setMacs, writeEth, IPIP_OVERHEAD, GUE_OVERHEAD } from '../../shared/net/rewrite.ts';
+import { buildIcmpUnreach } from '../../shared/net/icmp.ts';
+import { createScheduler } from '../../shared/sched/index.ts';
+import type { DestView, Scheduler, SchedInput } from '../../shared/sched/types.ts';
+import { FwdCode, SvcFlag } from '../../shared/model/ipvs.ts';
+import { ConnCount, Ev, Stat, type CounterRow, type Counters } from '../../shared/fwd/counters.ts';
+import type { FwdDest, FwdService, FwdTable } from '../../shared/fwd/table.ts';
+import { copyBytes } from './io/libc.ts';
+
+/** What the engine did with a frame. */
+export const Verdict = {
+  /** Forwarded (a frame was committed to a TX port). */
+  FORWARD: 0,
+  /** Not for the director's data plane (the kernel handles its own copy). */
+  NOT_OURS: 1,
+  /** Dropped; the reason was counted. */
+  DROP: 2,
+} as const;
+
+/** One transmit port as the engine sees it (a PacketPort's TX side). */
+export interface TxPort {
+  readonly ifindex: number;
+  readonly txBuf: Uint8Array;
+  readonly txFrameMax: number;
+  txReserve(): number;
+  txCommit(len: number, vnetFlags: number, csumStart: number, csumOffset: number): void;
+}
+
+/** The next hop for a destination: egress interface, MACs, and the director's address there. */
+export interface Hop {
+  ifindex: number;
+  dstMac: Uint8Array;
+  srcMac: Uint8Array;
+  /** The director's IPv4 address on the egress interface (outer source of tunnels), host order. */
+  srcIp: number;
+}
+
+/** Resolves the L2 next hop of an IPv4 destination (route + neighbour). Fills `hop`; false when unknown. */
+export interface L2Resolver {
+  resolve(daddr: number, hop: Hop): boolean;
+}
+
+/** Engine options. */
+export interface EngineOptions {
+  /** Connection table of this worker's shard. */
+  conns: ConnTable;
+  /** Shared counters (all rows, for global per-dest counts) and this worker's index (its row). */
+  counters: Counters;
+  worker: number;
+  l2: L2Resolver;
+  /** TX ports by ifindex. */
+  ports: Map<number, TxPort>;
+  /** The clock, ms. */
+  now: () => number;
+  /** Random source for twos. */
+  rng?: () => number;
+  /** ICMP port-unreachable replies per second at most (kernel icmp_ratelimit-like). Default 100. */
+  icmpPerSec?: number;
+}
+
+interface SvcState {
+  svc: FwdService;
+  sched: Scheduler | undefined;
+  views: DestView[];
+  /** Dest record by position, parallel to views. */
+  dests: FwdDest[];
+}
+
+const VNET_NEEDS_CSUM = 1;
+const ETH_HLEN = 14;
+
+/**
+ * A worker's forwarding engine. Create one per worker; feed it frames with {@link frame}, call
+ * {@link endBatch} after each RX batch (expires connections with bounded work), and swap tables with
+ * {@link setTable} between batches.
+ */
+export class Engine {
+  readonly m = new PacketMeta();
+  private readonly ct: ConnTable;
+  private readonly counters: Counters;
+  private readonly row: CounterRow;
+  private readonly ev: Float64Array;
+  private readonly l2: L2Resolver;
+  private readonly ports: Map<number, TxPort>;
+  private readonly now: () => number;
+  private readonly rng: () => number;
+  private readonly hop: Hop = { ifindex: 0, dstMac: new Uint8Array(6), srcMac: new Uint8Array(6), srcIp: 0 };
+  private readonly si: SchedInput = { saddr: 0, sport: 0, daddr: 0, dport: 0 };
+  private readonly scratch = new Uint8Array(2048);
+  private readonly netDrops: Float64Array;
+  /** Services by (proto << 48 | vaddr << 16 | vport) as a number key: exact match. */
+  private byKey = new Map<number, SvcState>();
+  private byFwmark = new Map<number, SvcState>();
+  private byId: SvcState[] = [];
+  /** Dest ids present in the current table (availability). */
+  private destLive = new Uint8Array(0);
+  private vips = new Set<number>();
+  /** (proto, addr, port) of every NAT dest, for orphan-reply detection. */
+  private natEndpoints = new Set<number>();
+  private epoch = -1;
+  private icmpTokens = 0;
+  private icmpLastMs = 0;
+  private readonly icmpPerSec: number;
+  private readonly classifier: ((proto: number, daddr: number, dport: number) => number) | null = null;
+
+  constructor(o: EngineOptions) {
+    this.ct = o.conns;
+    this.counters = o.counters;
+    this.row = o.counters.rows[o.worker];
+    this.ev = this.row.events;
+    this.l2 = o.l2;
+    this.ports = o.ports;
+    this.now = o.now;
+    this.rng = o.rng ?? Math.random;
+    this.icmpPerSec = o.icmpPerSec ?? 100;
+    this.netDrops = new Float64Array(32);
+  }
+
+  /** Drop counts by shared/net verdict code (parse and rewrite failures). */
+  get netVerdicts(): Float64Array {
+    return this.netDrops;
+  }
+
+  get tableEpoch(): number {
+    return this.epoch;
+  }
+
+  /**
+   * Swaps in a new forwarding table (control path, between batches). Scheduler state is kept for services
+   * whose scheduler, flags and dest list are unchanged; otherwise rebuilt as the kernel does on an edit.
+   */
+  setTable(t: FwdTable): void {
+    const old = this.byId;
+    const byKey = new Map<number, SvcState>();
+    const byFwmark = new Map<number, SvcState>();
+    const byId: SvcState[] = [];
+    let maxDest = 0;
+    for (const s of t.services) for (const d of s.dests) if (d.id + 1 > maxDest) maxDest = d.id + 1;
+    const live = new Uint8Array(maxDest);
+    const natEndpoints = new Set<number>();
+    for (const s of t.services) {
+      const prev = old[s.id];
+      const views: DestView[] = s.dests.map((d, i) => ({
+        index: i, addr: d.addr, port: d.port, weight: d.weight, lastWeight: d.lastWeight || d.weight,
+        overloaded: false, available: true, activeConns: 0, inactConns: 0,
+      }));
+      for (const d of s.dests) {
+        live[d.id] = 1;
+        if (d.method === FwdCode.masq && s.protocol !== 0) natEndpoints.add(endpointKey(s.protocol, d.addr, d.port));
+      }
+      let sched: Scheduler | undefined;
+      const same = prev && prev.svc.scheduler === s.scheduler && prev.svc.flags === s.flags && sameDests(prev.svc.dests, s.dests);
+      if (same && prev.sched) {
+        // Same dests in the same order: keep the scheduler's state and its view records (lblc/lblcr hold
+        // references); a changed weight is an edit, as ipvsadm -e reports it to the kernel scheduler.
+        sched = prev.sched;
+        for (let i = 0; i < views.length; i++) {
+          const pv = prev.views[i];
+          if (pv.weight !== views[i].weight || pv.lastWeight !== views[i].lastWeight) {
+            pv.weight = views[i].weight;
+            pv.lastWeight = views[i].lastWeight;
+            try {
+              sched.update(prev.views, { kind: 'edit', at: i });
+            } catch {
+              sched = undefined;
+              break;
+            }
+          }
+        }
+        views.splice(0, views.length, ...prev.views);
+      } else {
+        sched = createScheduler(s.scheduler, { flags: s.flags, rng: this.rng });
+        try {
+          sched?.update(views, { kind: 'init' });
+        } catch {
+          sched = undefined;
+        }
+      }
+      const st: SvcState = { svc: s, sched, views, dests: s.dests };
+      byId[s.id] = st;
+      if (s.fwmark > 0) byFwmark.set(s.fwmark, st);
+      else byKey.set(svcKey(s.protocol, s.vaddr, s.vport), st);
+    }
+    this.byKey = byKey;
+    this.byFwmark = byFwmark;
+    this.byId = byId;
+    this.destLive = live;
+    this.vips = new Set(t.vips);
+    this.natEndpoints = natEndpoints;
+    this.ct.timeouts.tcp[TcpState.ESTABLISHED] = t.timeouts.tcp * 1000;
+    this.ct.timeouts.tcp[TcpState.FIN_WAIT] = t.timeouts.tcpfin * 1000;
+    this.ct.timeouts.udp = t.timeouts.udp * 1000;
+    this.epoch = t.epoch;
+    this.ev[Ev.table_swaps]++;
+  }
+
+  /** After each RX batch: expire due connections (bounded work). */
+  endBatch(): void {
+    this.ev[Ev.batches]++;
+    const n = this.ct.expire(this.now(), 4096);
+    if (n > 0) this.ev[Ev.conns_expired] += n;
+  }
+
+  /**
+   * Handles one received frame `buf[off, off+len)`. `partial` says the L4 checksum is CHECKSUM_PARTIAL.
+   * Returns a Verdict. Never throws on any input.
+   */
+  frame(buf: Uint8Array, off: number, len: number, partial: boolean): number {
+    const m = this.m;
+    this.ev[Ev.rx_frames]++;
+    const pv = parseFrame(buf, len, m, off);
+    if (pv !== NetVerdict.OK) {
+      if (pv === NetVerdict.DROP_NOT_IPV4) return Verdict.NOT_OURS;
+      // Malformed or fragmented traffic for a VIP is ours to drop; anything else the kernel sees anyway.
+      if (m.daddr !== 0 && this.vips.has(m.daddr)) return this.dropNet(pv);
+      if (pv === NetVerdict.DROP_FRAGMENT || pv === NetVerdict.DROP_UNSUPPORTED_PROTO) return Verdict.NOT_OURS;
+      this.netDrops[pv]++;
+      return Verdict.NOT_OURS;
+    }
+    const proto = m.proto;
+    if (proto === IpProto.TCP || proto === IpProto.UDP) {
+      const now = this.now();
+      let e = this.ct.lookupIn(proto, m.saddr, m.sport, m.daddr, m.dport);
+      if (e >= 0) return this.inbound(buf, off, len, partial, e, now);
+      e = this.ct.lookupOut(proto, m.daddr, m.dport, m.saddr, m.sport);
+      if (e >= 0) return this.outbound(buf, off, len, partial, e, now);
+      const st = this.findService(proto, m.daddr, m.dport);
+      if (st === undefined) {
+        if (this.isNatReplyCandidate()) {
+          this.ev[Ev.orphan_replies]++;
+          return Verdict.DROP;
+        }
+        this.ev[Ev.not_ours]++;
+        return Verdict.NOT_OURS;
+      }
+      return this.newConn(buf, off, len, partial, st, now);
+    }
+    if (proto === IpProto.ICMP && m.innerL4Off >= 0 && isIcmpError(m.icmpType)) return this.icmpError(buf, off, len);
+    this.ev[Ev.not_ours]++;
+    return Verdict.NOT_OURS;
+  }
+
+  private dropNet(v: number): number {
+    this.netDrops[v]++;
+    const ev = v === NetVerdict.DROP_FRAGMENT ? Ev.drop_fragment
+      : v === NetVerdict.DROP_UNSUPPORTED_PROTO ? Ev.drop_unsupported_proto
+      : v === NetVerdict.DROP_TRUNCATED_ETH || v === NetVerdict.DROP_TRUNCATED_IP ? Ev.drop_truncated
+      : v === NetVerdict.DROP_TRUNCATED_L4 || v === NetVerdict.DROP_BAD_TCP_DOFF || v === NetVerdict.DROP_BAD_UDP_LEN ? Ev.drop_bad_l4
+      : v === NetVerdict.DROP_TTL_EXPIRED ? Ev.drop_ttl
+      : Ev.drop_bad_ip;
+    this.ev[ev]++;
+    return Verdict.DROP;
+  }
+
+  /**
+   * A packet whose source is a NAT real server's address and port, yet no connection of this shard knows it:
+   * a reply that reached the wrong worker (fanout mismatch) or outlived its connection. Counted as an orphan.
+   */
+  private isNatReplyCandidate(): boolean {
+    const m = this.m;
+    return this.natEndpoints.has(endpointKey(m.proto, m.saddr, m.sport));
+  }
+
+  private findService(proto: number, daddr: number, dport: number): SvcState | undefined {
+    let st = this.byKey.get(svcKey(proto, daddr, dport));
+    if (st !== undefined) return st;
+    st = this.byKey.get(svcKey(proto, daddr, 0));
+    if (st !== undefined) return st;
+    if (this.classifier !== null) {
+      const mark = this.classifier(proto, daddr, dport);
+      if (mark > 0) return this.byFwmark.get(mark);
+    }
+    return undefined;
+  }
+
+  /** Refreshes a service's dest views from the shared counters (global across workers) and thresholds. */
+  private refreshViews(st: SvcState): void {
+    const c = this.counters;
+    for (let i = 0; i < st.views.length; i++) {
+      const v = st.views[i];
+      const d = st.dests[i];
+      const act = c.destConns(d.id, ConnCount.active);
+      const ina = c.destConns(d.id, ConnCount.inactive);
+      v.activeConns = act;
+      v.inactConns = ina;
+      // Classic threshold hysteresis (ip_vs_conn.c): set at >= u; clear below l, or below 3/4 u without l.
+      if (d.uThreshold > 0) {
+        const total = act + ina;
+        if (total >= d.uThreshold) v.overloaded = true;
+        else if (v.overloaded && (d.lThreshold > 0 ? total < d.lThreshold : total * 4 < d.uThreshold * 3)) v.overloaded = false;
+      } else {
+        v.overloaded = false;
+      }
+    }
+  }
+
+  private schedule(st: SvcState, now: number): number {
+    if (st.sched === undefined) return -1;
+    this.refreshViews(st);
+    const si = this.si;
+    const m = this.m;
+    si.saddr = m.saddr;
+    si.sport = m.sport;
+    si.daddr = m.daddr;
+    si.dport = m.dport;
+    return st.sched.schedule(st.views, si, now);
+  }
+
+  private newConn(buf: Uint8Array, off: number, len: number, partial: boolean, st: SvcState, now: number): number {
+    const m = this.m;
+    const svc = st.svc;
+    if (m.proto === IpProto.TCP && ((m.tcpFlags & TcpFlag.SYN) === 0 || (m.tcpFlags & TcpFlag.RST) !== 0)) {
+      this.ev[Ev.drop_no_conn]++;
+      return Verdict.DROP;
+    }
+    let pos = -1;
+    let dport = m.dport;
+    let tmpl = -1;
+    if ((svc.flags & SvcFlag.PERSISTENT) !== 0) {
+      const caddr = (m.saddr & svc.netmask) >>> 0;
+      const fw = svc.fwmark > 0;
+      const tproto = fw ? 0 : m.proto;
+      const tvaddr = fw ? svc.fwmark : m.daddr;
+      const tvport = fw || svc.vport === 0 || svc.vport === 21 ? 0 : m.dport;
+      tmpl = this.ct.lookupTemplate(tproto, caddr, tvaddr, tvport);
+      if (tmpl >= 0) {
+        const did = this.ct.destId(tmpl);
+        pos = this.destPos(st, did);
+        if (pos < 0) {
+          this.ct.invalidateTemplate(tmpl);
+          tmpl = -1;
+        }
+      }
+      if (tmpl < 0) {
+        pos = this.schedule(st, now);
+        if (pos >= 0) {
+          const d = st.dests[pos];
+          tmpl = this.ct.insertTemplate(tproto, caddr, tvaddr, tvport, d.addr, tvport === 0 ? 0 : d.port, destConnFlags(d.method), d.id, svc.id, svc.persistMs, now);
+          if (tmpl >= 0) this.ev[Ev.templates_created]++;
+        }
+      } else {
+        this.ct.rearm(tmpl, now, svc.persistMs);
+      }
+      if (pos >= 0 && m.dport === svc.vport && svc.fwmark === 0) dport = st.dests[pos].port || m.dport;
+    } else {
+      if (svc.vport === 0 && svc.fwmark === 0) {
+        this.ev[Ev.drop_no_service]++;
+        return Verdict.DROP;
+      }
+      pos = this.schedule(st, now);
+      if (pos >= 0) dport = st.dests[pos].port || m.dport;
+    }
+    if (pos < 0) {
+      this.ev[Ev.drop_no_dest]++;
+      this.sendUnreachable(buf, off, len, now);
+      return Verdict.DROP;
+    }
+    const d = st.dests[pos];
+    let flags = destConnFlags(d.method);
+    if ((svc.flags & SvcFlag.ONEPACKET) !== 0 && m.proto === IpProto.UDP) flags |= ConnFlag.ONE_PACKET;
+    const e = this.ct.insert(m.proto, m.saddr, m.sport, m.daddr, m.dport, d.addr, dport, flags, d.id, svc.id, now);
+    if (e < 0) {
+      this.ev[Ev.drop_table_full]++;
+      return Verdict.DROP;
+    }
+    if (tmpl >= 0) this.ct.control(e, tmpl);
+    this.ev[Ev.conns_created]++;
+    this.row.svcStats[svc.id * Stat.width + Stat.conns]++;
+    this.row.destStats[d.id * Stat.width + Stat.conns]++;
+    const v = this.inbound(buf, off, len, partial, e, now);
+    if ((flags & ConnFlag.ONE_PACKET) !== 0) this.ct.remove(e);
+    return v;
+  }
+
+  private destPos(st: SvcState, id: number): number {
+    const ds = st.dests;
+    for (let i = 0; i < ds.length; i++) if (ds[i].id === id) return i;
+    return -1;
+  }
+
+  /** Client → director packet of an existing connection. */
+  private inbound(buf: Uint8Array, off: number, len: number, partial: boolean, e: number, now: number): number {
+    const m = this.m;
+    const ct = this.ct;
+    const did = ct.destId(e);
+    if (did === NO_DEST || did >= this.destLive.length || this.destLive[did] === 0) {
+      this.ev[Ev.drop_dest_gone]++;
+      return Verdict.DROP;
+    }
+    // Port reuse (conn_reuse_mode 1): a SYN on an old uncontrolled connection in TIME_WAIT or CLOSE starts anew.
+    if (m.proto === IpProto.TCP && (m.tcpFlags & (TcpFlag.SYN | TcpFlag.ACK)) === TcpFlag.SYN && ct.controlOf(e) < 0) {
+      const s = ct.state(e);
+      if (s === TcpState.TIME_WAIT || s === TcpState.CLOSE) {
+        const st = this.byId[ct.service(e)];
+        ct.remove(e);
+        if (st !== undefined) return this.newConn(buf, off, len, partial, st, now);
+        this.ev[Ev.drop_no_service]++;
+        return Verdict.DROP;
+      }
+    }
+    const fwd = ct.flags(e) & ConnFlag.FWD_MASK;
+    const daddr = ct.daddr(e);
+    const dport = ct.dport(e);
+    ct.onPacket(e, Dir.INPUT, m.tcpFlags, now);
+    const bytes = m.totalLen;
+    const svc = ct.service(e);
+    if (!this.l2.resolve(daddr, this.hop)) {
+      this.ev[Ev.drop_no_neigh]++;
+      return Verdict.DROP;
+    }
+    const port = this.ports.get(this.hop.ifindex);
+    if (port === undefined) {
+      this.ev[Ev.drop_no_neigh]++;
+      return Verdict.DROP;
+    }
+    let v: number;
+    if (fwd === FwdCode.masq) v = this.txNat(buf, off, len, partial, port, daddr, dport, true);
+    else if (fwd === FwdCode.tunnel) v = this.txTunnel(buf, partial, port, daddr, svc, did);
+    else v = this.txRoute(buf, off, len, partial, port);
+    if (v === Verdict.FORWARD) {
+      this.ev[Ev.forwarded_in]++;
+      this.row.svcStats[svc * Stat.width + Stat.inpkts]++;
+      this.row.svcStats[svc * Stat.width + Stat.inbytes] += bytes;
+      this.row.destStats[did * Stat.width + Stat.inpkts]++;
+      this.row.destStats[did * Stat.width + Stat.inbytes] += bytes;
+    }
+    return v;
+  }
+
+  /** Real server → client reply of a NAT connection. */
+  private outbound(buf: Uint8Array, off: number, len: number, partial: boolean, e: number, now: number): number {
+    const m = this.m;
+    const ct = this.ct;
+    if ((ct.flags(e) & ConnFlag.FWD_MASK) !== FwdCode.masq) {
+      this.ev[Ev.not_ours]++;
+      return Verdict.NOT_OURS;
+    }
+    ct.onPacket(e, Dir.OUTPUT, m.tcpFlags, now);
+    const caddr = ct.caddr(e);
+    if (!this.l2.resolve(caddr, this.hop)) {
+      this.ev[Ev.drop_no_neigh]++;
+      return Verdict.DROP;
+    }
+    const port = this.ports.get(this.hop.ifindex);
+    if (port === undefined) {
+      this.ev[Ev.drop_no_neigh]++;
+      return Verdict.DROP;
+    }
+    const bytes = m.totalLen;
+    const v = this.txNat(buf, off, len, partial, port, ct.vaddr(e), ct.vport(e), false);
+    if (v === Verdict.FORWARD) {
+      const svc = ct.service(e);
+      const did = ct.destId(e);
+      this.ev[Ev.forwarded_out]++;
+      this.row.svcStats[svc * Stat.width + Stat.outpkts]++;
+      this.row.svcStats[svc * Stat.width + Stat.outbytes] += bytes;
+      if (did !== NO_DEST) {
+        this.row.destStats[did * Stat.width + Stat.outpkts]++;
+        this.row.destStats[did * Stat.width + Stat.outbytes] += bytes;
+      }
+    }
+    return v;
+  }
+
+  /** Copies the frame into a TX slot of `port`; returns the slot offset or -1. */
+  private copyToSlot(buf: Uint8Array, off: number, len: number, port: TxPort): number {
+    if (len > port.txFrameMax) {
+      this.ev[Ev.tx_errors]++;
+      return -1;
+    }
+    const slot = port.txReserve();
+    if (slot < 0) {
+      this.ev[Ev.tx_errors]++;
+      return -1;
+    }
+    copyBytes(port.txBuf, slot, buf, off, len);
+    return slot;
+  }
+
+  private commit(port: TxPort, len: number, partial: boolean, l4Off: number, proto: number, slot: number): void {
+    if (partial && (proto === IpProto.TCP || proto === IpProto.UDP)) port.txCommit(len, VNET_NEEDS_CSUM, l4Off - slot, proto === IpProto.TCP ? 16 : 6);
+    else port.txCommit(len, 0, 0, 0);
+    this.ev[Ev.tx_frames]++;
+  }
+
+  private txNat(buf: Uint8Array, off: number, len: number, partial: boolean, port: TxPort, addr: number, aport: number, toServer: boolean): number {
+    const slot = this.copyToSlot(buf, off, len, port);
+    if (slot < 0) return Verdict.DROP;
+    const out = port.txBuf;
+    const m = this.m;
+    parseFrame(out, len, m, slot);
+    const v = toServer ? natIn(out, m, addr, aport, partial) : natOut(out, m, addr, aport, partial);
+    if (v !== NetVerdict.OK) return this.dropNet(v);
+    setMacs(out, this.hop.dstMac, this.hop.srcMac, slot);
+    this.commit(port, len, partial, m.l4Off, m.proto, slot);
+    return Verdict.FORWARD;
+  }
+
+  private txRoute(buf: Uint8Array, off: number, len: number, partial: boolean, port: TxPort): number {
+    const slot = this.copyToSlot(buf, off, len, port);
+    if (slot < 0) return Verdict.DROP;
+    const out = port.txBuf;
+    const m = this.m;
+    parseFrame(out, len, m, slot);
+    // IPVS decrements the TTL for DR too (Linux >= 5.3): the only change besides the MACs.
+    const v = decTtl(out, m);
+    if (v !== NetVerdict.OK) return this.dropNet(v);
+    setMacs(out, this.hop.dstMac, this.hop.srcMac, slot);
+    this.commit(port, len, partial, m.l4Off, m.proto, slot);
+    return Verdict.FORWARD;
+  }
+
+  private txTunnel(buf: Uint8Array, partial: boolean, port: TxPort, daddr: number, svc: number, did: number): number {
+    const m = this.m;
+    const st = this.byId[svc];
+    let gue = false;
+    let gport = 0;
+    let gcsum = false;
+    if (st !== undefined) {
+      const pos = this.destPos(st, did);
+      if (pos >= 0 && st.dests[pos].tunType === 'gue') {
+        gue = true;
+        gport = st.dests[pos].tunPort;
+        gcsum = st.dests[pos].tunCsum === 'csum';
+      }
+    }
+    // The inner packet's partial checksum must be completed before it is wrapped (receivers decapsulate in
+    // software and hand the inner packet to their stack as-is).
+    if (partial) finishPartial(buf, m);
+    const over = gue ? GUE_OVERHEAD : IPIP_OVERHEAD;
+    const total = ETH_HLEN + over + m.totalLen;
+    if (total > port.txFrameMax) {
+      this.ev[Ev.tx_errors]++;
+      return Verdict.DROP;
+    }
+    const slot = port.txReserve();
+    if (slot < 0) {
+      this.ev[Ev.tx_errors]++;
+      return Verdict.DROP;
+    }
+    const out = port.txBuf;
+    const v = gue
+      ? encapGue(buf, m, out, slot + ETH_HLEN, this.hop.srcIp, daddr, 0xc000 | ((m.saddr ^ m.sport) & 0x3fff), gport, gcsum, 0)
+      : encapIpip(buf, m, out, slot + ETH_HLEN, this.hop.srcIp, daddr, 0);
+    if (v !== NetVerdict.OK) return this.dropNet(v);
+    writeEth(out, slot, this.hop.dstMac, this.hop.srcMac, 0x0800);
+    port.txCommit(total, 0, 0, 0);
+    this.ev[Ev.tx_frames]++;
+    return Verdict.FORWARD;
+  }
+
+  /** ICMP errors: from a NAT real server about a client's packet, or from the client side about a reply. */
+  private icmpError(buf: Uint8Array, off: number, len: number): number {
+    const m = this.m;
+    const ip = m.innerProto;
+    if (ip !== IpProto.TCP && ip !== IpProto.UDP) {
+      this.ev[Ev.not_ours]++;
+      return Verdict.NOT_OURS;
+    }
+    // Error about client → RIP (sent by the real server to the client): embedded src = client.
+    let e = this.ct.lookupOut(ip, m.innerSaddr, m.innerSport, m.innerDaddr, m.innerDport);
+    if (e >= 0 && (this.ct.flags(e) & ConnFlag.FWD_MASK) === FwdCode.masq) {
+      if (!this.l2.resolve(this.ct.caddr(e), this.hop)) return this.count(Ev.drop_no_neigh);
+      const port = this.ports.get(this.hop.ifindex);
+      if (port === undefined) return this.count(Ev.drop_no_neigh);
+      const slot = this.copyToSlot(buf, off, len, port);
+      if (slot < 0) return Verdict.DROP;
+      const out = port.txBuf;
+      parseFrame(out, len, m, slot);
+      const v = natIcmpOut(out, m, this.ct.vaddr(e), this.ct.vport(e));
+      if (v !== NetVerdict.OK) return this.dropNet(v);
+      setMacs(out, this.hop.dstMac, this.hop.srcMac, slot);
+      port.txCommit(len, 0, 0, 0);
+      this.ev[Ev.tx_frames]++;
+      this.ev[Ev.icmp_translated]++;
+      return Verdict.FORWARD;
+    }
+    // Error about VIP → client (our reply), sent to the VIP: embedded dst = client.
+    e = this.ct.lookupIn(ip, m.innerDaddr, m.innerDport, m.innerSaddr, m.innerSport);
+    if (e >= 0 && (this.ct.flags(e) & ConnFlag.FWD_MASK) === FwdCode.masq) {
+      if (!this.l2.resolve(this.ct.daddr(e), this.hop)) return this.count(Ev.drop_no_neigh);
+      const port = this.ports.get(this.hop.ifindex);
+      if (port === undefined) return this.count(Ev.drop_no_neigh);
+      const slot = this.copyToSlot(buf, off, len, port);
+      if (slot < 0) return Verdict.DROP;
+      const out = port.txBuf;
+      parseFrame(out, len, m, slot);
+      const v = natIcmpIn(out, m, this.ct.daddr(e), this.ct.dport(e));
+      if (v !== NetVerdict.OK) return this.dropNet(v);
+      setMacs(out, this.hop.dstMac, this.hop.srcMac, slot);
+      port.txCommit(len, 0, 0, 0);
+      this.ev[Ev.tx_frames]++;
+      this.ev[Ev.icmp_translated]++;
+      return Verdict.FORWARD;
+    }
+    if (this.vips.has(m.daddr)) return this.count(Ev.drop_icmp_unmatched);
+    this.ev[Ev.not_ours]++;
+    return Verdict.NOT_OURS;
+  }
+
+  private count(ev: number): number {
+    this.ev[ev]++;
+    return Verdict.DROP;
+  }
+
+  /** ICMP port unreachable to the client when no real server is available (ip_vs_leave), rate-limited. */
+  private sendUnreachable(buf: Uint8Array, off: number, len: number, now: number): void {
+    const m = this.m;
+    const elapsed = now - this.icmpLastMs;
+    this.icmpLastMs = now;
+    this.icmpTokens = Math.min(this.icmpPerSec, this.icmpTokens + (elapsed * this.icmpPerSec) / 1000);
+    if (this.icmpTokens < 1) return;
+    this.icmpTokens -= 1;
+    if (!this.l2.resolve(m.saddr, this.hop)) return;
+    const port = this.ports.get(this.hop.ifindex);
+    if (port === undefined) return;
+    const slot = port.txReserve();
+    if (slot < 0) return;
+    const n = buildIcmpUnreach(buf, off, len, m, port.txBuf, slot, this.hop.dstMac, this.hop.srcMac, 3, 3);
+    if (n <= 0) return;
+    port.txCommit(n, 0, 0, 0);
+    this.ev[Ev.tx_frames]++;
+    this.ev[Ev.icmp_unreach_sent]++;
+  }
+}
+
+/** Protocol → 2-bit code, so numeric keys stay exact below 2^53. */
+function protoCode(proto: number): number {
+  return proto === IpProto.TCP ? 1 : proto === IpProto.UDP ? 2 : 3;
+}
+
+/** Numeric service key: protocol code (2 bits) · vaddr (32) · vport (16), exact within 2^53. */
+function svcKey(proto: number, vaddr: number, vport: number): number {
+  return (protoCode(proto) * 4294967296 + (vaddr >>> 0)) * 65536 + vport;
+}
+
+/** Numeric (proto, addr, port) key of a real-server endpoint. */
+function endpointKey(proto: number, addr: number, port: number): number {
+  return (protoCode(proto) * 4294967296 + (addr >>> 0)) * 65536 + port;
+}
+
+function sameDests(a: FwdDest[], b: FwdDest[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i].id !== b[i].id) return false;
+  return true;
+}

@@ -1,0 +1,192 @@
+// A forwarding worker: one process per CPU, started and supervised by tsvsd. Maps its connection-table shard
+// and the shared counters, receives on the director's interfaces through AF_PACKET fanout (both directions of
+// a flow reach the same worker), forwards with the engine, and applies tables tsvsd sends between batches.
+import { parseArgs } from 'node:util';
+import { ConnTable, conntabBytes } from '../../shared/conntab/conn-table.ts';
+import { Counters, countersBytes } from '../../shared/fwd/counters.ts';
+import { conntabPath, countersPath, DEFAULT_CONNS_PER_WORKER, fanoutGroup, type FromWorker, type ToWorker } from '../../shared/proto/worker.ts';
+import { mapShared } from '../../shared/sys/shm.ts';
+import { Engine, type Hop, type L2Resolver, type TxPort } from './engine.ts';
+import { openAfPacketPort, RxFlag, type AfPacketPort } from './io/af-packet.ts';
+import { NeighTable } from './io/neigh.ts';
+import { currentCpu, pinToCpu } from './io/pin.ts';
+import { RouteTable } from './route.ts';
+
+const { values: a } = parseArgs({
+  options: {
+    index: { type: 'string' },
+    workers: { type: 'string' },
+    cpu: { type: 'string' },
+    'shm-dir': { type: 'string' },
+    'client-if': { type: 'string' },
+    'server-if': { type: 'string' },
+    capacity: { type: 'string' },
+    ring: { type: 'string', default: 'adaptive' },
+  },
+});
+
+const index = Number(a.index);
+const workers = Number(a.workers);
+if (!Number.isInteger(index) || !Number.isInteger(workers) || index < 0 || index >= workers || !a['shm-dir'] || !a['client-if']) {
+  process.stderr.write('usage: worker --index I --workers N --shm-dir DIR --client-if IF [--server-if IF] [--cpu C] [--capacity N]\n');
+  process.exit(2);
+}
+const clientIf = a['client-if'];
+const serverIf = a['server-if'] ?? clientIf;
+const capacity = a.capacity ? Number(a.capacity) : DEFAULT_CONNS_PER_WORKER;
+
+function send(m: FromWorker): void {
+  if (process.send) process.send(m);
+}
+function log(line: string): void {
+  send({ type: 'log', index, line });
+}
+
+const cpu = a.cpu !== undefined ? pinToCpu(Number(a.cpu)) : currentCpu();
+
+// Shared memory: the counters (created by tsvsd) and this worker's connection-table shard, which survives a
+// restart of this process so that its connections keep flowing.
+const dir = a['shm-dir'];
+const counters = new Counters(mapShared(countersPath(dir), countersBytes(workers)).buffer, workers, false);
+const row = counters.rows[index];
+const seg = mapShared(conntabPath(dir, index), conntabBytes(capacity), { create: true, resize: true });
+let conns: ConnTable;
+let attached = false;
+if (seg.created) {
+  conns = ConnTable.create(capacity, { counters: row.conns, epochMs: Date.now() }, seg.buffer);
+} else {
+  try {
+    conns = ConnTable.attach(seg.buffer, { counters: row.conns });
+    attached = true;
+    row.conns.fill(0);
+    conns.recount(row.conns);
+  } catch (e) {
+    log(`conntab shard ${index}: cannot attach (${(e as Error).message}); starting empty`);
+    new Uint8Array(seg.buffer).fill(0);
+    conns = ConnTable.create(capacity, { counters: row.conns, epochMs: Date.now() }, seg.buffer);
+    row.conns.fill(0);
+  }
+}
+
+// L2: routes from the kernel, neighbours from rtnetlink (kept current by a netlink subscription).
+const routes = new RouteTable();
+routes.loadFromKernel();
+const neigh = NeighTable.open();
+neigh.watch();
+
+class Resolver implements L2Resolver {
+  private readonly rt = { ifindex: 0, nexthop: 0 };
+  private readonly probed = new Map<number, number>();
+
+  resolve(daddr: number, hop: Hop): boolean {
+    if (!routes.lookup(daddr, this.rt)) return false;
+    const ifx = this.rt.ifindex;
+    const mac = neigh.lookup(ifx, this.rt.nexthop);
+    if (mac === null) {
+      this.probe(ifx, this.rt.nexthop);
+      return false;
+    }
+    const own = neigh.ownMac(ifx);
+    if (own === null) return false;
+    for (let i = 0; i < 6; i++) {
+      hop.dstMac[i] = mac[i];
+      hop.srcMac[i] = own[i];
+    }
+    hop.ifindex = ifx;
+    hop.srcIp = routes.source(ifx);
+    return true;
+  }
+
+  /** Asks the kernel to resolve a missing neighbour, at most once a second per address. */
+  private probe(ifx: number, ip: number): void {
+    const now = Date.now();
+    const last = this.probed.get(ip) ?? 0;
+    if (now - last < 1000) return;
+    this.probed.set(ip, now);
+    try {
+      neigh.probe(ifx, ip);
+    } catch (e) {
+      log(`neighbour probe failed: ${(e as Error).message}`);
+    }
+  }
+}
+
+// Packet ports: one per interface; receive fanout keyed on the client (source on the client side,
+// destination on the server side, where NAT replies arrive).
+const ifaces = clientIf === serverIf ? [clientIf] : [clientIf, serverIf];
+const ports: AfPacketPort[] = [];
+const txPorts = new Map<number, TxPort>();
+for (const ifname of ifaces) {
+  const ifindex = neigh.ifindexOf(ifname);
+  if (ifindex < 0) {
+    process.stderr.write(`worker ${index}: no interface ${ifname}\n`);
+    process.exit(1);
+  }
+  const key = ifname === clientIf ? 'src' : 'dst';
+  const port = openAfPacketPort({
+    ifname,
+    rx: { ring: a.ring as 'adaptive' | 'v2' | 'v3', fanout: workers > 1 ? { group: fanoutGroup(ifindex), key, members: workers, addrOnly: true } : undefined },
+    tx: { slots: 1024 },
+  });
+  ports.push(port);
+  txPorts.set(port.ifindex, port);
+}
+
+const engine = new Engine({ conns, counters, worker: index, l2: new Resolver(), ports: txPorts, now: Date.now });
+
+function flush(): void {
+  for (const p of ports) p.txFlush();
+}
+for (const port of ports) {
+  port.rx({
+    frame: (buf, off, len, flags) => {
+      engine.frame(buf, off, len, (flags & RxFlag.CSUM_NOT_READY) !== 0);
+    },
+    batchEnd: () => {
+      flush();
+      engine.endBatch();
+    },
+  });
+}
+
+// Idle housekeeping: expire connections and refresh routes even when no packets arrive.
+let ticks = 0;
+const housekeeping = setInterval(() => {
+  engine.endBatch();
+  flush();
+  if (++ticks % 20 === 0) {
+    try {
+      routes.loadFromKernel();
+    } catch (e) {
+      log(`route reload failed: ${(e as Error).message}`);
+    }
+  }
+}, 250);
+
+process.on('message', (msg: ToWorker) => {
+  if (msg.type === 'table') {
+    engine.setTable(msg.table);
+    routes.loadFromKernel();
+    send({ type: 'table-applied', index, epoch: msg.table.epoch });
+  } else if (msg.type === 'fanout') {
+    // slots[k] = worker at member slot k; the program needs shard → slot.
+    const slotOf = Array.from({ length: workers }, (_, shard) => msg.slots.indexOf(shard));
+    if (slotOf.every((s) => s >= 0)) for (const p of ports) p.updateFanout(slotOf);
+  } else if (msg.type === 'stop') {
+    shutdown(0);
+  }
+});
+
+function shutdown(code: number): void {
+  clearInterval(housekeeping);
+  flush();
+  for (const p of ports) p.close();
+  neigh.close();
+  seg.unmap();
+  process.exit(code);
+}
+process.on('SIGTERM', () => shutdown(0));
+process.on('SIGINT', () => shutdown(0));
+process.on('disconnect', () => shutdown(0));
+
+send({ type: 'ready', index, pid: process.pid, cpu, attached, conns: conns.size });
