@@ -4,6 +4,7 @@ import { text } from 'node:stream/consumers';
 import { FALLBACK_SERVICES, parseEtcHosts, parseEtcServices, tableResolver } from '../../shared/ipvsadm/names.ts';
 import { adminSocketPath, connectAdmin } from './client.ts';
 import { run } from './run.ts';
+import { runStatus } from './status.ts';
 
 function readOr(path: string): string | undefined {
   try {
@@ -19,10 +20,15 @@ const resolver = tableResolver(
   servicesText === undefined ? FALLBACK_SERVICES : parseEtcServices(servicesText),
 );
 
-process.exitCode = await run(['ipvsadm', ...process.argv.slice(2)], {
-  stdout: (s) => process.stdout.write(s),
-  stderr: (s) => process.stderr.write(s),
-  readStdin: () => text(process.stdin),
-  connect: () => connectAdmin(adminSocketPath()),
-  resolver,
-});
+const argv = process.argv.slice(2);
+if (argv[0] === 'status') {
+  process.exitCode = await runStatus(argv.slice(1), () => connectAdmin(adminSocketPath()), (s) => process.stdout.write(s), (s) => process.stderr.write(s));
+} else {
+  process.exitCode = await run(['ipvsadm', ...argv], {
+    stdout: (s) => process.stdout.write(s),
+    stderr: (s) => process.stderr.write(s),
+    readStdin: () => text(process.stdin),
+    connect: () => connectAdmin(adminSocketPath()),
+    resolver,
+  });
+}

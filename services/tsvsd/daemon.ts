@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { IpvsTable } from '../../shared/model/table.ts';
 import type { Clock } from '../../shared/model/table.ts';
 import { defaultAdminSocketPath } from '../../shared/proto/admin.ts';
-import type { AdminEnvelope, AdminReply } from '../../shared/proto/admin.ts';
+import type { AdminEnvelope, AdminReply, DataplaneStatus } from '../../shared/proto/admin.ts';
 import type { ConnSnapshot } from '../../shared/model/ipvs.ts';
 import { startAdminServer } from './admin-server.ts';
 import type { AdminServer } from './admin-server.ts';
@@ -49,6 +49,8 @@ export interface DaemonDeps {
   clock?: Clock;
   /** Connections still bound to a dest (by table id); keeps deleted dests in the trash. Default: none. */
   boundConns?: (destId: number) => number;
+  /** The data plane's state for the `dataplane` request; default: not forwarding. */
+  dataplane?: () => DataplaneStatus;
   /** Called once with the new table, before the supervisor starts (to hook counters and the trash). */
   onTable?: (table: IpvsTable) => void;
 }
@@ -82,10 +84,11 @@ export function resolveSocketPath(flag: string | undefined, env: NodeJS.ProcessE
 }
 
 /** Answers one checked request against the table. Mutations are logged; reads are not. */
-export function handleRequest(table: IpvsTable, env: AdminEnvelope, conns: ConnSource, log: Logger): AdminReply {
+export function handleRequest(table: IpvsTable, env: AdminEnvelope, conns: ConnSource, log: Logger, dataplane?: () => DataplaneStatus): AdminReply {
   const { id } = env;
   if (env.op === 'snapshot') return { id, ok: true, snapshot: table.snapshot() };
   if (env.op === 'conns') return { id, ok: true, conns: conns() };
+  if (env.op === 'dataplane') return { id, ok: true, dataplane: dataplane ? dataplane() : { forwarding: false, epoch: table.epoch, workers: [], events: {}, orphansByWorker: [] } };
   const r = table.apply(env);
   if (r.ok) {
     log('table: applied', { op: env.op, epoch: table.epoch });
@@ -149,7 +152,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
           logBad('admin: bad request', { errno: p.reply.ok ? undefined : p.reply.errno, detail: p.reply.ok ? undefined : p.reply.detail });
           return p.reply;
         }
-        const reply = handleRequest(table, p.env, conns, log);
+        const reply = handleRequest(table, p.env, conns, log, deps.dataplane);
         publish();
         return reply;
       },

@@ -2,10 +2,11 @@
 // memory (connection-table shards, counters), the compiled forwarding table, the kernel rules that keep the
 // stack away from forwarded traffic, VIP ownership (address + gratuitous ARP), counters and rates for
 // ipvsadm's listings, and the connection listing for `-L -c`.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { ConnTable } from '../../shared/conntab/conn-table.ts';
-import { ConnCount, Counters, countersBytes, Stat, type WorkerEventName } from '../../shared/fwd/counters.ts';
+import { ConnCount, Counters, countersBytes, Ev, Stat, type WorkerEventName } from '../../shared/fwd/counters.ts';
+import type { DataplaneStatus } from '../../shared/proto/admin.ts';
 import { EST_INTERVAL_MS, estimate, newEstimator, readRates, type EstState } from '../../shared/fwd/estimator.ts';
 import { IdAllocator, Limits, compileFwdTable, type FwdTable } from '../../shared/fwd/table.ts';
 import type { ConnSnapshot, Stats } from '../../shared/model/ipvs.ts';
@@ -123,6 +124,18 @@ export class DataPlane implements Supervisor {
     return this.pool?.status() ?? [];
   }
 
+  /** The data plane as `tsvsadm status` shows it. */
+  status(): DataplaneStatus {
+    const c = this.counters;
+    return {
+      forwarding: true,
+      epoch: this.fwd?.epoch ?? -1,
+      workers: this.workerStatus(),
+      events: c ? Object.fromEntries(Object.entries(c.events()).filter(([, v]) => v !== 0)) : {},
+      orphansByWorker: c ? c.rows.map((r) => r.events[Ev.orphan_replies]) : [],
+    };
+  }
+
   /** Event counters (drops by reason, orphans, ...) summed over workers. */
   events(): Record<WorkerEventName, number> | undefined {
     return this.counters?.events();
@@ -193,11 +206,14 @@ export class DataPlane implements Supervisor {
     }
   }
 
-  /** Announces a VIP this director now owns (gratuitous ARP, as the seeds' failover scripts do with arping). */
+  /**
+   * Announces a VIP this director now owns (unsolicited ARP, as the seeds' failover scripts do with arping).
+   * Runs in the background: arping waits for answers, and the control loop must not.
+   */
   private gratuitousArp(vip: string): void {
-    const r = spawnSync('arping', ['-U', '-c', '1', '-I', this.o.clientIf, vip], { encoding: 'utf8', timeout: 3000 });
-    if (r.status !== 0 && r.error) this.o.log('data plane: gratuitous ARP not sent', { vip, error: r.error.message });
-    else this.o.log('data plane: VIP owned', { vip, iface: this.o.clientIf });
+    const child = spawn('arping', ['-U', '-c', '2', '-w', '2', '-I', this.o.clientIf, vip], { stdio: 'ignore' });
+    child.once('error', (e) => this.o.log('data plane: gratuitous ARP not sent', { vip, error: e.message }));
+    this.o.log('data plane: VIP owned', { vip, iface: this.o.clientIf });
   }
 
   // ---- counters for ipvsadm ----

@@ -58,6 +58,7 @@ try {
       supervisor: dp,
       conns: dp ? () => dp.conns() : undefined,
       boundConns: dp ? (id) => dp.boundConns(id) : undefined,
+      dataplane: dp ? () => dp.status() : undefined,
       onTable: (table) => {
         if (!dp) return;
         table.setCounterProvider(dp.counterProvider());

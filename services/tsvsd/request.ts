@@ -12,7 +12,7 @@ export type Checked<T> = { ok: true; value: T } | { ok: false; problems: string[
 
 const OPS = new Set<AdminRequest['op']>([
   'add-service', 'edit-service', 'del-service', 'flush', 'add-dest', 'edit-dest', 'del-dest',
-  'zero', 'set-timeout', 'start-daemon', 'stop-daemon', 'snapshot', 'conns',
+  'zero', 'set-timeout', 'start-daemon', 'stop-daemon', 'snapshot', 'conns', 'dataplane',
 ]);
 const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
 const METHODS: readonly FwdMethod[] = ['masq', 'local', 'tunnel', 'route'];
@@ -204,7 +204,8 @@ export function checkRequest(x: unknown): Checked<AdminRequest> {
     case 'flush':
     case 'snapshot':
     case 'conns':
-      req = { op: op as 'flush' | 'snapshot' | 'conns' };
+    case 'dataplane':
+      req = { op: op as 'flush' | 'snapshot' | 'conns' | 'dataplane' };
       break;
   }
   return problems.length ? { ok: false, problems } : { ok: true, value: req };

@@ -239,7 +239,7 @@ export class IpvsTable {
   }
 
   /**
-   * Applies one admin request. Read-only requests ('snapshot', 'conns') succeed without touching the
+   * Applies one admin request. Read-only requests ('snapshot', 'conns', 'dataplane') succeed without touching the
    * table; callers render them.
    */
   apply(req: AdminRequest): TableResult {
@@ -268,6 +268,7 @@ export class IpvsTable {
         return this.stopDaemon(req.state);
       case 'snapshot':
       case 'conns':
+      case 'dataplane':
         return OK;
     }
   }

@@ -33,14 +33,37 @@ export type AdminRequest =
   | { op: 'start-daemon'; daemon: DaemonConfig }
   | { op: 'stop-daemon'; state: 'master' | 'backup'; syncid?: number }
   | { op: 'snapshot' }
-  | { op: 'conns' };
+  | { op: 'conns' }
+  /** tsvs's own: the data plane's state (workers, drops by reason); not an ipvsadm operation. */
+  | { op: 'dataplane' };
 
 /** A request on the wire: version, a client-chosen id echoed in the reply, and the operation. */
 export type AdminEnvelope = { v: number; id: number } & AdminRequest;
 
 export type AdminReply =
-  | { id: number; ok: true; snapshot?: TableSnapshot; conns?: ConnSnapshot[] }
+  | { id: number; ok: true; snapshot?: TableSnapshot; conns?: ConnSnapshot[]; dataplane?: DataplaneStatus }
   | { id: number; ok: false; errno: AdminErrno; detail?: string };
+
+/** One forwarding worker as tsvsd supervises it. */
+export interface WorkerStatusInfo {
+  index: number;
+  cpu: number;
+  pid: number;
+  alive: boolean;
+  restarts: number;
+  appliedEpoch: number;
+}
+
+/** The data plane as `tsvsadm status` shows it. `forwarding` is false when tsvsd runs without --client-if. */
+export interface DataplaneStatus {
+  forwarding: boolean;
+  epoch: number;
+  workers: WorkerStatusInfo[];
+  /** Event and drop counters summed over workers, by name (see shared/fwd/counters.ts WorkerEvent). */
+  events: Record<string, number>;
+  /** Per-worker orphan replies (replies that reached a worker whose shard does not hold their flow). */
+  orphansByWorker: number[];
+}
 
 /**
  * Where tsvsd listens by default. Directors in different network namespaces share one filesystem, so the

@@ -34,6 +34,8 @@ export class FakeTsvsd {
         return { id: 0, ok: true, snapshot: structuredClone(this.table) };
       case 'conns':
         return { id: 0, ok: true, conns: this.conns };
+      case 'dataplane':
+        return { id: 0, ok: true, dataplane: { forwarding: false, epoch: 0, workers: [], events: {}, orphansByWorker: [] } };
       case 'flush':
         this.table.services = [];
         return ok;
