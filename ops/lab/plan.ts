@@ -18,6 +18,8 @@ export interface LabOptions {
   router: boolean;
   /** A 3-node nats-server cluster on the mgmt LAN 10.200.2.0/24. */
   nats: boolean;
+  /** Forwarding workers per director (tsvsd --workers); absent = tsvsd's default (one per core less one). */
+  workers?: number;
 }
 
 /** 1 director, 2 real servers, nat, no router, no NATS. */
@@ -125,12 +127,14 @@ export function validateOptions(o: LabOptions): LabOptions {
   if (!Number.isInteger(o.directors) || o.directors < 1 || o.directors > 9) problems.push(`--directors must be 1..9, got ${o.directors}`);
   if (!Number.isInteger(o.servers) || o.servers < 1 || o.servers > 50) problems.push(`--servers must be 1..50, got ${o.servers}`);
   if (!(LAB_MODES as readonly string[]).includes(o.mode)) problems.push(`--mode must be one of ${LAB_MODES.join('|')}, got ${String(o.mode)}`);
+  if (o.workers !== undefined && (!Number.isInteger(o.workers) || o.workers < 1 || o.workers > 16)) problems.push(`--workers must be 1..16, got ${o.workers}`);
   if (problems.length) throw new LabUsageError(problems.join('; '));
   return o;
 }
 
 /**
- * Parses `[--directors N] [--servers N] [--mode nat|dr|tun] [--router] [--nats] [--json]` (also `--opt=value`).
+ * Parses `[--directors N] [--servers N] [--mode nat|dr|tun] [--router] [--nats] [--workers N] [--json]` (also
+ * `--opt=value`).
  * Unknown flags are an error; `--json` is returned as a flag for `plan`.
  */
 export function parseLabArgs(argv: readonly string[]): { options: LabOptions; json: boolean } {
@@ -150,6 +154,7 @@ export function parseLabArgs(argv: readonly string[]): { options: LabOptions; js
       case '--mode': o.mode = value() as LabMode; break;
       case '--router': o.router = true; break;
       case '--nats': o.nats = true; break;
+      case '--workers': o.workers = Number(value()); break;
       case '--json': json = true; break;
       default: throw new LabUsageError(`unknown option ${a}`);
     }
@@ -159,12 +164,12 @@ export function parseLabArgs(argv: readonly string[]): { options: LabOptions; js
 
 /** True when two option sets build the same lab. */
 export function sameOptions(a: LabOptions, b: LabOptions): boolean {
-  return a.directors === b.directors && a.servers === b.servers && a.mode === b.mode && a.router === b.router && a.nats === b.nats;
+  return a.directors === b.directors && a.servers === b.servers && a.mode === b.mode && a.router === b.router && a.nats === b.nats && a.workers === b.workers;
 }
 
 /** Options written as CLI flags, e.g. "--directors 1 --servers 2 --mode nat". */
 export function formatOptions(o: LabOptions): string {
-  return `--directors ${o.directors} --servers ${o.servers} --mode ${o.mode}${o.router ? ' --router' : ''}${o.nats ? ' --nats' : ''}`;
+  return `--directors ${o.directors} --servers ${o.servers} --mode ${o.mode}${o.router ? ' --router' : ''}${o.nats ? ' --nats' : ''}${o.workers !== undefined ? ` --workers ${o.workers}` : ''}`;
 }
 
 function link(node: string, lan: LanName, name: string, addresses: string[]): LabLink {
