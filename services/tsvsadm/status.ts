@@ -8,9 +8,9 @@ import type { AdminClient } from './client.ts';
 export function formatStatus(d: DataplaneStatus): string {
   if (!d.forwarding) return `tsvsd keeps the table (epoch ${d.epoch}) but forwards nothing: it runs without --client-if\n`;
   const lines = [`data plane: ${d.workers.length} worker(s), table epoch ${d.epoch}`];
-  lines.push('worker  cpu  pid      alive  restarts  epoch  orphans');
+  lines.push('worker  cpu  pid      alive  restarts  epoch  forwarded  orphans');
   for (const w of d.workers) {
-    lines.push(`${String(w.index).padEnd(6)}  ${String(w.cpu).padEnd(3)}  ${String(w.pid).padEnd(7)}  ${(w.alive ? 'yes' : 'no').padEnd(5)}  ${String(w.restarts).padEnd(8)}  ${String(w.appliedEpoch).padEnd(5)}  ${d.orphansByWorker[w.index] ?? 0}`);
+    lines.push(`${String(w.index).padEnd(6)}  ${String(w.cpu).padEnd(3)}  ${String(w.pid).padEnd(7)}  ${(w.alive ? 'yes' : 'no').padEnd(5)}  ${String(w.restarts).padEnd(8)}  ${String(w.appliedEpoch).padEnd(5)}  ${String(d.forwardedByWorker[w.index] ?? 0).padEnd(9)}  ${d.orphansByWorker[w.index] ?? 0}`);
   }
   const ev = Object.entries(d.events).sort(([a], [b]) => a.localeCompare(b));
   if (ev.length) {

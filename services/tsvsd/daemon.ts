@@ -88,7 +88,7 @@ export function handleRequest(table: IpvsTable, env: AdminEnvelope, conns: ConnS
   const { id } = env;
   if (env.op === 'snapshot') return { id, ok: true, snapshot: table.snapshot() };
   if (env.op === 'conns') return { id, ok: true, conns: conns() };
-  if (env.op === 'dataplane') return { id, ok: true, dataplane: dataplane ? dataplane() : { forwarding: false, epoch: table.epoch, workers: [], events: {}, orphansByWorker: [] } };
+  if (env.op === 'dataplane') return { id, ok: true, dataplane: dataplane ? dataplane() : { forwarding: false, epoch: table.epoch, workers: [], events: {}, orphansByWorker: [], forwardedByWorker: [] } };
   const r = table.apply(env);
   if (r.ok) {
     log('table: applied', { op: env.op, epoch: table.epoch });

@@ -133,6 +133,7 @@ export class DataPlane implements Supervisor {
       workers: this.workerStatus(),
       events: c ? Object.fromEntries(Object.entries(c.events()).filter(([, v]) => v !== 0)) : {},
       orphansByWorker: c ? c.rows.map((r) => r.events[Ev.orphan_replies]) : [],
+      forwardedByWorker: c ? c.rows.map((r) => r.events[Ev.forwarded_in] + r.events[Ev.forwarded_out]) : [],
     };
   }
 

@@ -10,7 +10,7 @@ import { buildIcmpUnreach } from '../../shared/net/icmp.ts';
 import { createScheduler } from '../../shared/sched/index.ts';
 import type { DestView, Scheduler, SchedInput } from '../../shared/sched/types.ts';
 import { FwdCode, SvcFlag } from '../../shared/model/ipvs.ts';
-import { ConnCount, Ev, Stat, type CounterRow, type Counters } from '../../shared/fwd/counters.ts';
+import { ConnCount, Ev, NET_EVENT_BASE, Stat, type CounterRow, type Counters } from '../../shared/fwd/counters.ts';
 import type { FwdDest, FwdService, FwdTable } from '../../shared/fwd/table.ts';
 import { copyBytes } from './io/libc.ts';
 
@@ -94,7 +94,6 @@ export class Engine {
   private readonly hop: Hop = { ifindex: 0, dstMac: new Uint8Array(6), srcMac: new Uint8Array(6), srcIp: 0 };
   private readonly si: SchedInput = { saddr: 0, sport: 0, daddr: 0, dport: 0 };
   private readonly scratch = new Uint8Array(2048);
-  private readonly netDrops: Float64Array;
   /** Services by (proto << 48 | vaddr << 16 | vport) as a number key: exact match. */
   private byKey = new Map<number, SvcState>();
   private byFwmark = new Map<number, SvcState>();
@@ -120,12 +119,6 @@ export class Engine {
     this.now = o.now;
     this.rng = o.rng ?? Math.random;
     this.icmpPerSec = o.icmpPerSec ?? 100;
-    this.netDrops = new Float64Array(32);
-  }
-
-  /** Drop counts by shared/net verdict code (parse and rewrite failures). */
-  get netVerdicts(): Float64Array {
-    return this.netDrops;
   }
 
   get tableEpoch(): number {
@@ -218,11 +211,10 @@ export class Engine {
     const pv = parseFrame(buf, len, m, off);
     if (pv !== NetVerdict.OK) {
       if (pv === NetVerdict.DROP_NOT_IPV4) return Verdict.NOT_OURS;
-      // Malformed or fragmented traffic for a VIP is ours to drop; anything else the kernel sees anyway.
-      if (m.daddr !== 0 && this.vips.has(m.daddr)) return this.dropNet(pv);
-      if (pv === NetVerdict.DROP_FRAGMENT || pv === NetVerdict.DROP_UNSUPPORTED_PROTO) return Verdict.NOT_OURS;
-      this.netDrops[pv]++;
-      return Verdict.NOT_OURS;
+      // Every malformed or fragmented frame is counted by reason. Those for a VIP are ours to drop (the
+      // kernel's copy is dropped by the raw rules); others the kernel judges for itself.
+      this.ev[NET_EVENT_BASE + pv]++;
+      return m.daddr !== 0 && this.vips.has(m.daddr) ? Verdict.DROP : Verdict.NOT_OURS;
     }
     const proto = m.proto;
     if (proto === IpProto.TCP || proto === IpProto.UDP) {
@@ -247,15 +239,9 @@ export class Engine {
     return Verdict.NOT_OURS;
   }
 
+  /** A rewrite refused the packet (TTL expired, no room, ...): counted by its shared/net reason. */
   private dropNet(v: number): number {
-    this.netDrops[v]++;
-    const ev = v === NetVerdict.DROP_FRAGMENT ? Ev.drop_fragment
-      : v === NetVerdict.DROP_UNSUPPORTED_PROTO ? Ev.drop_unsupported_proto
-      : v === NetVerdict.DROP_TRUNCATED_ETH || v === NetVerdict.DROP_TRUNCATED_IP ? Ev.drop_truncated
-      : v === NetVerdict.DROP_TRUNCATED_L4 || v === NetVerdict.DROP_BAD_TCP_DOFF || v === NetVerdict.DROP_BAD_UDP_LEN ? Ev.drop_bad_l4
-      : v === NetVerdict.DROP_TTL_EXPIRED ? Ev.drop_ttl
-      : Ev.drop_bad_ip;
-    this.ev[ev]++;
+    this.ev[NET_EVENT_BASE + v]++;
     return Verdict.DROP;
   }
 

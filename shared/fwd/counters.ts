@@ -1,5 +1,6 @@
 // The data plane's shared counters: one row per worker (its only writer), summed by readers (tsvsd for
 // ipvsadm's listings and metrics, workers for the schedulers' global per-dest connection counts).
+import { NET_VERDICT_NAMES } from '../net/verdict.ts';
 import { Limits } from './table.ts';
 
 /** Per-dest connection counts, Int32 triples. */
@@ -7,7 +8,10 @@ export const ConnCount = { active: 0, inactive: 1, persist: 2, width: 3 } as con
 /** Per-service and per-dest traffic counters, Float64 quintuples (exact up to 2^53). */
 export const Stat = { conns: 0, inpkts: 1, outpkts: 2, inbytes: 3, outbytes: 4, width: 5 } as const;
 
-/** Drop reasons and other per-worker event counters. The order is the wire layout: append only. */
+/**
+ * Per-worker event counters: the forwarding outcomes, then one `net_<reason>` slot per shared/net verdict
+ * (why a frame could not be parsed or rewritten). The order is the shared-memory layout.
+ */
 export const WorkerEvent = [
   'rx_frames',
   'tx_frames',
@@ -17,18 +21,12 @@ export const WorkerEvent = [
   'forwarded_out',
   'orphan_replies',
   'not_ours',
-  'drop_truncated',
-  'drop_bad_ip',
-  'drop_fragment',
-  'drop_unsupported_proto',
-  'drop_bad_l4',
   'drop_no_service',
   'drop_no_conn',
   'drop_no_dest',
   'drop_table_full',
   'drop_no_neigh',
   'drop_dest_gone',
-  'drop_ttl',
   'drop_icmp_unmatched',
   'icmp_translated',
   'icmp_unreach_sent',
@@ -36,8 +34,11 @@ export const WorkerEvent = [
   'conns_expired',
   'templates_created',
   'table_swaps',
+  ...NET_VERDICT_NAMES.map((n) => `net_${n.toLowerCase()}` as const),
 ] as const;
-export type WorkerEventName = (typeof WorkerEvent)[number];
+/** Index of the first `net_*` slot: `NET_EVENT_BASE + verdict code`. */
+export const NET_EVENT_BASE: number = (WorkerEvent as readonly string[]).indexOf('net_ok');
+export type WorkerEventName = (typeof WorkerEvent)[number] | `net_${string}`;
 export const Ev = Object.fromEntries(WorkerEvent.map((n, i) => [n, i])) as { readonly [K in WorkerEventName]: number };
 const EVENT_SLOTS = 64;
 

@@ -63,6 +63,8 @@ export interface DataplaneStatus {
   events: Record<string, number>;
   /** Per-worker orphan replies (replies that reached a worker whose shard does not hold their flow). */
   orphansByWorker: number[];
+  /** Per-worker packets forwarded (both directions). */
+  forwardedByWorker: number[];
 }
 
 /**

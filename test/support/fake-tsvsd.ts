@@ -35,7 +35,7 @@ export class FakeTsvsd {
       case 'conns':
         return { id: 0, ok: true, conns: this.conns };
       case 'dataplane':
-        return { id: 0, ok: true, dataplane: { forwarding: false, epoch: 0, workers: [], events: {}, orphansByWorker: [] } };
+        return { id: 0, ok: true, dataplane: { forwarding: false, epoch: 0, workers: [], events: {}, orphansByWorker: [], forwardedByWorker: [] } };
       case 'flush':
         this.table.services = [];
         return ok;
