@@ -7,16 +7,7 @@ import {
   LAB_NETNS_NAME, REPO_ROOT, VIP, down, execCapture, haveService, plan, planJson, readState, status, up,
 } from '../../ops/lab/index.ts';
 import type { LabOptions, LabState } from '../../ops/lab/index.ts';
-
-const quiet = (): void => {};
-
-/** Fails (never skips) with the reason when the lab cannot run here. */
-function requireLabHost(): void {
-  if (process.getuid?.() !== 0) throw new Error('lab tests need root: they create network namespaces (run the suite as root: bash ops/test.sh)');
-  const missing = ['ip', 'nginx', 'dnsmasq', 'nats-server', 'curl', 'dig'].filter((c) => spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0);
-  if (missing.length) throw new Error(`lab tests need host tools that are missing: ${missing.join(', ')} (install them: bash ops/setup.sh)`);
-  if (readState()) throw new Error('a lab is already up (npm run lab -- status): the lab tests build their own; run npm run lab -- down first');
-}
+import { labFor, quiet, requireLabHost, sh } from '../support/lab.ts';
 
 function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(`${REPO_ROOT}/node_modules/.bin/node`, [`${REPO_ROOT}/ops/lab/main.ts`, ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -26,29 +17,6 @@ function cli(...args: string[]): { status: number | null; stdout: string; stderr
 /** Lab-named namespaces on the host (other tsvs-* namespaces, e.g. another test's tsvs-io-*, are not the lab's). */
 function netns(): string[] {
   return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0]).filter((n) => LAB_NETNS_NAME.test(n));
-}
-
-function sh(node: string, cmd: string[]): string {
-  const r = execCapture(node, cmd, { timeoutMs: 10_000 });
-  if (r.status !== 0) throw new Error(`${node}: ${cmd.join(' ')} exited ${r.status}: ${r.stderr}`);
-  return r.stdout.trim();
-}
-
-/** Brings a lab up for one describe block and always takes it down afterwards. */
-function labFor(options: Partial<LabOptions>): () => LabState {
-  let state: LabState | undefined;
-  beforeAll(async () => {
-    requireLabHost();
-    state = (await up(options, quiet)).state;
-  });
-  afterAll(async () => {
-    // Only a lab this block brought up: if a lab was already up, requireLabHost failed and that lab is left alone.
-    if (state) await down(quiet);
-  });
-  return () => {
-    if (!state) throw new Error('lab did not come up (see beforeAll)');
-    return state;
-  };
 }
 
 describe('lab default (1 director, 2 servers, nat)', () => {

@@ -1,0 +1,208 @@
+// forward: tsvsd's workers move real packets between real clients and real servers in network namespaces —
+// NAT (with port mapping), DR and TUN, TCP and UDP; wrr as the client sees it; 256 concurrent connections with
+// zero errors; a long connection that survives rule edits and a worker kill -9; malformed frames dropped and
+// counted by reason; two workers that each see both directions of their flows.
+import { describe, expect, it, beforeAll } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { REPO_ROOT, VIP, execCapture, realServerIp } from '../../ops/lab/index.ts';
+import { parseWrk } from '../../ops/bench/cps.ts';
+import type { DataplaneStatus } from '../../shared/proto/admin.ts';
+import { labFor, sh } from '../support/lab.ts';
+
+const TOOLS = ['ip', 'nginx', 'dnsmasq', 'curl', 'dig', 'wrk', 'hping3'];
+const NODE = `${REPO_ROOT}/node_modules/.bin/node`;
+
+function tsvsadm(...args: string[]): string {
+  return sh('d1', ['tsvsadm', ...args]);
+}
+
+function status(): DataplaneStatus {
+  return JSON.parse(tsvsadm('status', '--json')) as DataplaneStatus;
+}
+
+/** One curl from the client; the body, or '' when it failed. */
+function curl(url: string, extra: string[] = []): string {
+  const r = execCapture('client', ['curl', '-s', '-m', '3', ...extra, url], { timeoutMs: 10_000 });
+  return r.status === 0 ? r.stdout.trim() : '';
+}
+
+function dig(): string {
+  const r = execCapture('client', ['dig', '+short', '+time=2', '+tries=1', 'TXT', 'whoami.lab', `@${VIP}`], { timeoutMs: 10_000 });
+  return r.stdout.trim().replace(/"/g, '');
+}
+
+/** wrk from the client with `conns` connections for `secs` seconds; requests and errors. */
+function wrk(conns: number, secs: number): { rps: number; errors: number; requests: number } {
+  const r = execCapture('client', ['wrk', '-t2', `-c${conns}`, `-d${secs}s`, `http://${VIP}/`], { timeoutMs: (secs + 30) * 1000 });
+  if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`);
+  const w = parseWrk(r.stdout);
+  const req = Number(/(\d+) requests in/.exec(r.stdout)?.[1] ?? 0);
+  return { ...w, requests: req };
+}
+
+/** Waits until the data plane has applied the table's latest epoch (rules are live). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    const s = status();
+    if (s.workers.length > 0 && s.workers.every((w) => w.alive && w.appliedEpoch === s.epoch)) return;
+    await sleep(100);
+  }
+  throw new Error(`data plane did not apply the table: ${JSON.stringify(status())}`);
+}
+
+function rs(n: number): string {
+  return realServerIp(n);
+}
+
+describe('forward NAT (1 director, 3 real servers)', () => {
+  labFor({ mode: 'nat', servers: 3 }, TOOLS);
+
+  beforeAll(async () => {
+    // wrr 3:1 — rs2 (weight 1) first, rs1 (weight 3) last: the kernel schedules newest first.
+    tsvsadm('-A', '-t', `${VIP}:80`, '-s', 'wrr');
+    tsvsadm('-a', '-t', `${VIP}:80`, '-r', `${rs(2)}:80`, '-m', '-w', '1');
+    tsvsadm('-a', '-t', `${VIP}:80`, '-r', `${rs(1)}:80`, '-m', '-w', '3');
+    tsvsadm('-A', '-u', `${VIP}:53`, '-s', 'rr');
+    tsvsadm('-a', '-u', `${VIP}:53`, '-r', `${rs(1)}:53`, '-m');
+    tsvsadm('-a', '-u', `${VIP}:53`, '-r', `${rs(2)}:53`, '-m');
+    // Port mapping: the VIP's 8080 is rs3's 80.
+    tsvsadm('-A', '-t', `${VIP}:8080`, '-s', 'rr');
+    tsvsadm('-a', '-t', `${VIP}:8080`, '-r', `${rs(3)}:80`, '-m');
+    await settle();
+  }, 30_000);
+
+  it('forward: curl through NAT sees wrr 3:1 as the kernel schedules it (rs1 rs1 rs1 rs2, repeated)', () => {
+    const got = Array.from({ length: 8 }, () => curl(`http://${VIP}/`));
+    expect(got).toEqual(['rs1', 'rs1', 'rs1', 'rs2', 'rs1', 'rs1', 'rs1', 'rs2']);
+    const list = tsvsadm('-L', '-n');
+    expect(list).toContain(`TCP  ${VIP}:80 wrr`);
+    expect(list).toMatch(new RegExp(`-> ${rs(1).replace(/\./g, '\\.')}:80\\s+Masq\\s+3`));
+  });
+
+  it('forward: dig through a NAT UDP service is answered by each real server in turn', () => {
+    const answers = [dig(), dig(), dig(), dig()];
+    expect(answers.sort()).toEqual(['rs1', 'rs1', 'rs2', 'rs2']);
+  });
+
+  it('forward: NAT port mapping sends VIP:8080 to rs3:80 and the reply comes from VIP:8080', () => {
+    expect(curl(`http://${VIP}:8080/`)).toBe('rs3');
+    const stats = tsvsadm('-L', '-n', '--stats', '-t', `${VIP}:8080`);
+    expect(stats).toMatch(new RegExp(`-> ${rs(3).replace(/\./g, '\\.')}:80\\s+1\\s`));
+  });
+
+  it('forward: wrk with 256 concurrent connections for 10 s through NAT has zero errors', () => {
+    const w = wrk(256, 10);
+    expect(w.errors).toBe(0);
+    expect(w.requests).toBeGreaterThan(1000);
+  }, 60_000);
+
+  it('forward: a long-lived connection survives rule edits and a worker kill -9', async () => {
+    const client = execCapture('client', ['true']);
+    expect(client.status).toBe(0);
+    const { spawn } = await import('node:child_process');
+    const p = spawn('ip', ['netns', 'exec', 'tsvs-client', NODE, `${REPO_ROOT}/test/support/keepalive-client.ts`, VIP, '80', '9000', '100', '10000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
+    await sleep(1500);
+    tsvsadm('-e', '-t', `${VIP}:80`, '-r', `${rs(2)}:80`, '-m', '-w', '2');
+    tsvsadm('-E', '-t', `${VIP}:80`, '-s', 'rr');
+    tsvsadm('-a', '-t', `${VIP}:80`, '-r', `${rs(3)}:80`, '-m');
+    await sleep(1500);
+    const before = status();
+    const victim = before.workers[0];
+    process.kill(victim.pid, 'SIGKILL');
+    for (let i = 0; i < 50; i++) {
+      await sleep(100);
+      const s = status();
+      if (s.workers[0].alive && s.workers[0].pid !== victim.pid) break;
+    }
+    const after = status();
+    expect(after.workers[0].pid).not.toBe(victim.pid);
+    expect(after.workers[0].restarts).toBe(victim.restarts + 1);
+    const code = await exited;
+    const res = JSON.parse(out) as { requests: number; ok: number; failed: number; bodies: Record<string, number>; closed: boolean };
+    expect(res.failed).toBe(0);
+    expect(res.closed).toBe(false);
+    expect(res.ok).toBeGreaterThan(40);
+    // One connection, one real server, all along.
+    expect(Object.keys(res.bodies)).toHaveLength(1);
+    expect(code).toBe(0);
+  }, 60_000);
+
+  it('forward: crafted and random malformed frames are dropped, counted by reason, and the workers live on', async () => {
+    const before = status();
+    const mac = sh('d1', ['cat', '/sys/class/net/front/address']);
+    const fz = execCapture('client', [NODE, `${REPO_ROOT}/test/support/frame-fuzzer.ts`, 'eth0', mac, '10.200.0.100', VIP, '20', '7'], { timeoutMs: 30_000 });
+    expect(fz.status, fz.stderr).toBe(0);
+    // hping3: fragments, FIN without a connection, and a protocol tsvs does not carry, each bounded.
+    for (const args of [['-c', '20', '-i', 'u2000', '-2', '-p', '53', '-d', '3000', VIP], ['-c', '20', '-i', 'u2000', '-F', '-p', '80', VIP], ['-c', '10', '-i', 'u2000', '-0', '-H', '47', VIP]]) {
+      execCapture('client', ['timeout', '10', 'hping3', '-q', ...args], { timeoutMs: 20_000 });
+    }
+    await sleep(500);
+    const after = status();
+    const delta = (k: string): number => (after.events[k] ?? 0) - (before.events[k] ?? 0);
+    for (const reason of ['net_drop_truncated_ip', 'net_drop_bad_ip_version', 'net_drop_bad_ihl', 'net_drop_bad_total_len', 'net_drop_bad_ip_csum', 'net_drop_fragment', 'net_drop_truncated_l4', 'net_drop_bad_tcp_doff', 'net_drop_bad_udp_len', 'net_drop_unsupported_proto']) {
+      expect(delta(reason), reason).toBeGreaterThanOrEqual(20);
+    }
+    expect(delta('drop_no_conn')).toBeGreaterThanOrEqual(20);
+    expect(after.workers.every((w) => w.alive)).toBe(true);
+    expect(after.workers.map((w) => w.restarts)).toEqual(before.workers.map((w) => w.restarts));
+    expect(curl(`http://${VIP}:8080/`)).toBe('rs3');
+  }, 60_000);
+});
+
+for (const mode of ['dr', 'tun'] as const) {
+  describe(`forward ${mode.toUpperCase()} (1 director, 2 real servers)`, () => {
+    labFor({ mode, servers: 2 }, TOOLS);
+    const flag = mode === 'dr' ? '-g' : '-i';
+
+    beforeAll(async () => {
+      tsvsadm('-A', '-t', `${VIP}:80`, '-s', 'rr');
+      tsvsadm('-a', '-t', `${VIP}:80`, '-r', rs(1), flag);
+      tsvsadm('-a', '-t', `${VIP}:80`, '-r', rs(2), flag);
+      tsvsadm('-A', '-u', `${VIP}:53`, '-s', 'rr');
+      tsvsadm('-a', '-u', `${VIP}:53`, '-r', rs(1), flag);
+      tsvsadm('-a', '-u', `${VIP}:53`, '-r', rs(2), flag);
+      await settle();
+    }, 30_000);
+
+    it(`forward: curl and dig through ${mode.toUpperCase()} reach both real servers; replies go straight to the client`, () => {
+      const bodies = Array.from({ length: 4 }, () => curl(`http://${VIP}/`));
+      expect(bodies.sort()).toEqual(['rs1', 'rs1', 'rs2', 'rs2']);
+      expect([dig(), dig()].sort()).toEqual(['rs1', 'rs2']);
+      const st = tsvsadm('-L', '-n', '--stats', '-t', `${VIP}:80`);
+      // The director sees only the client's half: no packets out.
+      expect(st).toMatch(new RegExp(`TCP  ${VIP.replace(/\./g, '\\.')}:80\\s+\\d+\\s+\\d+\\s+0\\s`));
+      expect(tsvsadm('-L', '-n')).toContain(mode === 'dr' ? 'Route' : 'Tunnel');
+    });
+
+    it(`forward: wrk with 256 concurrent connections for 10 s through ${mode.toUpperCase()} has zero errors`, () => {
+      const w = wrk(256, 10);
+      expect(w.errors).toBe(0);
+      expect(w.requests).toBeGreaterThan(1000);
+    }, 60_000);
+  });
+}
+
+describe('forward with 2 workers (NAT)', () => {
+  labFor({ mode: 'nat', servers: 2, workers: 2 }, TOOLS);
+  const clients = Array.from({ length: 40 }, (_, i) => `10.200.0.${120 + i}`);
+
+  beforeAll(async () => {
+    for (const a of clients) sh('client', ['ip', 'addr', 'add', `${a}/24`, 'dev', 'eth0']);
+    tsvsadm('-A', '-t', `${VIP}:80`, '-s', 'rr');
+    tsvsadm('-a', '-t', `${VIP}:80`, '-r', `${rs(1)}:80`, '-m');
+    tsvsadm('-a', '-t', `${VIP}:80`, '-r', `${rs(2)}:80`, '-m');
+    await settle();
+  }, 30_000);
+
+  it('forward: flows from 40 client addresses spread over both workers, and no reply reaches the wrong one', () => {
+    for (const a of clients) expect(curl(`http://${VIP}/`, ['--interface', a]), a).toMatch(/^rs[12]$/);
+    const s = status();
+    expect(s.workers).toHaveLength(2);
+    expect(s.forwardedByWorker.every((n) => n > 0)).toBe(true);
+    expect(s.orphansByWorker).toEqual([0, 0]);
+    expect(s.events.forwarded_out ?? 0).toBeGreaterThan(0);
+  });
+});
