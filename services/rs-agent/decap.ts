@@ -32,7 +32,7 @@ export interface Decapsulator {
   stop(): void;
 }
 
-/** Error from decapsulator startup (socket, TUN device), naming the step. */
+/** Error from decapsulator socket setup, naming the step (TUN device failures are TunError from shared/sys/tun). */
 export class DecapError extends Error {
   override name = 'DecapError';
 }

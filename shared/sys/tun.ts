@@ -80,7 +80,9 @@ function sys(): Sys {
 }
 
 // Native address of each ArrayBuffer seen, computed once (koffi.address allocates a BigInt). Backing stores of
-// non-detached ArrayBuffers do not move (reading `.buffer` moves a small on-heap typed array off-heap first).
+// non-detached ArrayBuffers do not move (reading `.buffer` moves a small on-heap typed array off-heap first);
+// a detached buffer has length 0 and is rejected by the bounds check before its address is used. The one-entry
+// cache keeps the last buffer alive (normally the worker's long-lived ring view).
 const bases = new WeakMap<ArrayBufferLike, number>();
 let lastBuffer: ArrayBufferLike | null = null;
 let lastBase = 0;
@@ -128,6 +130,7 @@ export class TunDevice {
   #fd: number;
   readonly #sys: Sys;
 
+  /** Wraps an attached queue descriptor; use {@link openTun} rather than calling this directly. */
   constructor(fd: number, name: string, multiQueue: boolean) {
     this.#fd = fd;
     this.name = name;
