@@ -4,9 +4,8 @@
 import { NET_VERDICT_COUNT, NET_VERDICT_NAMES } from '../../shared/net/verdict.ts';
 import { PacketMeta } from '../../shared/net/parse.ts';
 import { decapGue, decapIpip, innerDeliverable } from '../../shared/net/tunnel.ts';
-import { AF_INET, IFF_NO_PI, IFF_TUN, IPPROTO_IPIP, O_RDWR, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW, TUNSETIFF, libc, onReadable, sockaddrIn } from './libc.ts';
-import type { Libc } from './libc.ts';
-import { ip, setSysctl } from './sys.ts';
+import { openTun } from '../../shared/sys/tun.ts';
+import { AF_INET, IPPROTO_IPIP, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW, libc, onReadable, sockaddrIn } from './libc.ts';
 
 export interface DecapOptions {
   /** VIPs (uint32) the inner packets must be addressed to; others are dropped as not-for-vip. */
@@ -33,31 +32,13 @@ export interface Decapsulator {
   stop(): void;
 }
 
-/** Error from decapsulator startup (socket, TUN device), naming the step. */
+/** Error from decapsulator socket setup, naming the step (TUN device failures are TunError from shared/sys/tun). */
 export class DecapError extends Error {
   override name = 'DecapError';
 }
 
 /** Upper bound of packets handled per readiness event, so one busy socket cannot starve the other. */
 const BATCH = 256;
-
-function openTun(c: Libc, name: string): number {
-  const fd = c.open('/dev/net/tun', O_RDWR);
-  if (fd < 0) throw new DecapError(`open /dev/net/tun: errno ${c.errno()}`);
-  const ifr = new Uint8Array(40);
-  const nb = new TextEncoder().encode(name);
-  if (nb.length > 15) throw new DecapError(`TUN name ${name} longer than 15 bytes`);
-  ifr.set(nb, 0);
-  const flags = IFF_TUN | IFF_NO_PI;
-  ifr[16] = flags & 255;
-  ifr[17] = flags >> 8;
-  if (c.ioctl(fd, TUNSETIFF, ifr) < 0) {
-    const e = c.errno();
-    c.close(fd);
-    throw new DecapError(`ioctl TUNSETIFF ${name}: errno ${e}`);
-  }
-  return fd;
-}
 
 /** Renders counters as one line of JSON, only non-zero drop reasons named. */
 export function formatCounters(k: DecapCounters): string {
@@ -71,21 +52,17 @@ export function formatCounters(k: DecapCounters): string {
 /**
  * Opens the sockets and the TUN device, brings the device up with rp_filter=0 and accept_local=1 (the inner
  * source is a remote client arriving on a device without a route back to it), and starts decapsulating on
- * the event loop. Throws DecapError / HostConfigError on setup failure; never throws per packet.
+ * the event loop. Throws DecapError / TunError on setup failure; never throws per packet.
  */
 export function startDecap(o: DecapOptions): Decapsulator {
   const c = libc();
-  const tun = openTun(c, o.tunName);
-  ip('link', 'set', 'dev', o.tunName, 'up');
-  setSysctl(`net.ipv4.conf.${o.tunName}.rp_filter`, '0');
-  setSysctl('net.ipv4.conf.all.rp_filter', '0');
-  setSysctl(`net.ipv4.conf.${o.tunName}.accept_local`, '1');
+  const tun = openTun({ name: o.tunName });
   const k: DecapCounters = { ipip: 0, gue: 0, bytes: 0, drops: new Float64Array(NET_VERDICT_COUNT), notForVip: 0, writeErrors: 0 };
   const vips = new Set(o.vips.map((v) => v >>> 0));
   const buf = new Uint8Array(65536);
   const m = new PacketMeta();
 
-  /** Moves the inner packet to the buffer start and writes it into the TUN device. */
+  /** Writes the inner packet (at `m.l3Off` in `buf`) into the TUN device. */
   function inject(v: number): boolean {
     if (!innerDeliverable(v)) {
       k.drops[v]++;
@@ -95,8 +72,7 @@ export function startDecap(o: DecapOptions): Decapsulator {
       k.notForVip++;
       return false;
     }
-    if (m.l3Off !== 0) buf.copyWithin(0, m.l3Off, m.l3Off + m.totalLen);
-    if (c.write(tun, buf, m.totalLen) !== m.totalLen) {
+    if (!tun.write(buf, m.l3Off, m.totalLen)) {
       k.writeErrors++;
       return false;
     }
@@ -115,7 +91,7 @@ export function startDecap(o: DecapOptions): Decapsulator {
       }
     }),
   ];
-  const fds = [raw, tun];
+  const fds = [raw];
   if (o.guePort > 0) {
     const udp = c.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
     if (udp < 0) throw new DecapError(`socket(AF_INET, SOCK_DGRAM): errno ${c.errno()}`);
@@ -137,6 +113,7 @@ export function startDecap(o: DecapOptions): Decapsulator {
     stop(): void {
       for (const h of handles) h.close();
       for (const fd of fds) c.close(fd);
+      tun.close();
     },
   };
 }

@@ -1,4 +1,4 @@
-// The few libc calls the real-server agent needs, bound through koffi (socket, bind, recv, write, open, ioctl).
+// The few libc calls the real-server agent needs, bound through koffi (socket, bind, recv, sendto, close); TUN devices are shared/sys/tun.ts.
 import koffi from 'koffi';
 
 /** libc functions as koffi binds them: return values are libc's (−1 on error, then see `errno()`). */
@@ -7,9 +7,6 @@ export interface Libc {
   bind(fd: number, addr: Uint8Array, len: number): number;
   recv(fd: number, buf: Uint8Array, len: number, flags: number): number;
   sendto(fd: number, buf: Uint8Array, len: number, flags: number, addr: Uint8Array, alen: number): number;
-  write(fd: number, buf: Uint8Array, len: number): number;
-  open(path: string, flags: number): number;
-  ioctl(fd: number, req: number, arg: Uint8Array): number;
   close(fd: number): number;
   errno(): number;
 }
@@ -20,11 +17,7 @@ export const SOCK_RAW = 3;
 export const SOCK_NONBLOCK = 0x800;
 export const IPPROTO_IPIP = 4;
 export const IPPROTO_RAW = 255;
-export const O_RDWR = 2;
 export const EAGAIN = 11;
-export const TUNSETIFF = 0x400454ca;
-export const IFF_TUN = 0x0001;
-export const IFF_NO_PI = 0x1000;
 
 let cached: Libc | null = null;
 
@@ -37,9 +30,6 @@ export function libc(): Libc {
     bind: lib.func('int bind(int, void *, uint32_t)'),
     recv: lib.func('long recv(int, void *, unsigned long, int)'),
     sendto: lib.func('long sendto(int, void *, unsigned long, int, void *, uint32_t)'),
-    write: lib.func('long write(int, void *, unsigned long)'),
-    open: lib.func('int open(const char *, int)'),
-    ioctl: lib.func('int ioctl(int, unsigned long, void *)'),
     close: lib.func('int close(int)'),
     errno: () => koffi.errno(),
   };
