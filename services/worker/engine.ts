@@ -45,6 +45,13 @@ export interface Hop {
 /** Resolves the L2 next hop of an IPv4 destination (route + neighbour). Fills `hop`; false when unknown. */
 export interface L2Resolver {
   resolve(daddr: number, hop: Hop): boolean;
+  /** True when `addr` is the director's own: a real server on the director (local node). */
+  isLocal(addr: number): boolean;
+}
+
+/** Delivery into the director's own stack (a TUN device queue): one IPv4 packet per call. */
+export interface LocalSink {
+  write(buf: Uint8Array, off: number, len: number): boolean;
 }
 
 /** Engine options. */
@@ -63,6 +70,8 @@ export interface EngineOptions {
   rng?: () => number;
   /** ICMP port-unreachable replies per second at most (kernel icmp_ratelimit-like). Default 100. */
   icmpPerSec?: number;
+  /** Where packets for a real server on the director itself go; without it they are dropped (counted). */
+  local?: LocalSink | null;
 }
 
 interface SvcState {
@@ -107,6 +116,7 @@ export class Engine {
   private icmpTokens = 0;
   private icmpLastMs = 0;
   private readonly icmpPerSec: number;
+  private readonly local: LocalSink | null;
   private readonly classifier: ((proto: number, daddr: number, dport: number) => number) | null = null;
 
   constructor(o: EngineOptions) {
@@ -119,6 +129,7 @@ export class Engine {
     this.now = o.now;
     this.rng = o.rng ?? Math.random;
     this.icmpPerSec = o.icmpPerSec ?? 100;
+    this.local = o.local ?? null;
   }
 
   get tableEpoch(): number {
@@ -397,6 +408,7 @@ export class Engine {
     ct.onPacket(e, Dir.INPUT, m.tcpFlags, now);
     const bytes = m.totalLen;
     const svc = ct.service(e);
+    if (this.l2.isLocal(daddr)) return this.toLocal(buf, partial, svc, did, bytes);
     if (!this.l2.resolve(daddr, this.hop)) {
       this.ev[Ev.drop_no_neigh]++;
       return Verdict.DROP;
@@ -418,6 +430,25 @@ export class Engine {
       this.row.destStats[did * Stat.width + Stat.inbytes] += bytes;
     }
     return v;
+  }
+
+  /**
+   * A real server on the director itself: the packet goes to the local stack unchanged (destination VIP:vport,
+   * as IPVS delivers to a local real server), through a TUN queue; the local server answers the client directly.
+   * Port mapping to a local real server is not possible this way (its replies would bypass the workers).
+   */
+  private toLocal(buf: Uint8Array, partial: boolean, svc: number, did: number, bytes: number): number {
+    const m = this.m;
+    if (this.local === null) return this.count(Ev.drop_no_local);
+    if (partial) finishPartial(buf, m);
+    if (!this.local.write(buf, m.l3Off, m.totalLen)) return this.count(Ev.drop_no_local);
+    this.ev[Ev.forwarded_in]++;
+    this.ev[Ev.local_delivered]++;
+    this.row.svcStats[svc * Stat.width + Stat.inpkts]++;
+    this.row.svcStats[svc * Stat.width + Stat.inbytes] += bytes;
+    this.row.destStats[did * Stat.width + Stat.inpkts]++;
+    this.row.destStats[did * Stat.width + Stat.inbytes] += bytes;
+    return Verdict.FORWARD;
   }
 
   /** Real server → client reply of a NAT connection. */

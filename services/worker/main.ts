@@ -11,6 +11,10 @@ import { openAfPacketPort, RxFlag, type AfPacketPort } from './io/af-packet.ts';
 import { NeighTable } from './io/neigh.ts';
 import { currentCpu, pinToCpu } from './io/pin.ts';
 import { RouteTable } from './route.ts';
+import { openTun, type TunDevice } from '../../shared/sys/tun.ts';
+
+/** The TUN device through which workers deliver packets for a real server on the director itself. */
+const LOCAL_TUN = 'tsvs-local0';
 
 const { values: a } = parseArgs({
   options: {
@@ -78,6 +82,10 @@ class Resolver implements L2Resolver {
   private readonly rt = { ifindex: 0, nexthop: 0 };
   private readonly probed = new Map<number, number>();
 
+  isLocal(addr: number): boolean {
+    return routes.isLocal(addr);
+  }
+
   resolve(daddr: number, hop: Hop): boolean {
     if (!routes.lookup(daddr, this.rt)) return false;
     const ifx = this.rt.ifindex;
@@ -132,7 +140,16 @@ for (const ifname of ifaces) {
   txPorts.set(port.ifindex, port);
 }
 
-const engine = new Engine({ conns, counters, worker: index, l2: new Resolver(), ports: txPorts, now: Date.now });
+// A real server on the director itself gets its packets through a TUN queue of its own (multi-queue: one per
+// worker), which hands them to the local stack.
+let local: TunDevice | null = null;
+try {
+  local = openTun({ name: LOCAL_TUN, multiQueue: true });
+} catch (e) {
+  log(`local node delivery unavailable: ${(e as Error).message}`);
+}
+
+const engine = new Engine({ conns, counters, worker: index, l2: new Resolver(), ports: txPorts, now: Date.now, local });
 
 function flush(): void {
   for (const p of ports) p.txFlush();
@@ -181,6 +198,7 @@ function shutdown(code: number): void {
   clearInterval(housekeeping);
   flush();
   for (const p of ports) p.close();
+  local?.close();
   neigh.close();
   seg.unmap();
   process.exit(code);

@@ -17,10 +17,13 @@ export class RouteTable {
   private routes: Route[] = [];
   /** Director's primary IPv4 address per ifindex. */
   private readonly srcByIf = new Map<number, number>();
+  /** Every IPv4 address of the director (VIPs included). */
+  private local = new Set<number>();
 
-  /** Replaces the table. */
-  set(routes: Route[], addrs: Map<number, number>): void {
+  /** Replaces the table. `local`: every address of the director (default: the values of `addrs`). */
+  set(routes: Route[], addrs: Map<number, number>, local?: Iterable<number>): void {
     this.routes = [...routes].sort((a, b) => b.len - a.len);
+    this.local = new Set(local ?? addrs.values());
     this.srcByIf.clear();
     for (const [k, v] of addrs) this.srcByIf.set(k, v);
   }
@@ -37,6 +40,11 @@ export class RouteTable {
       }
     }
     return false;
+  }
+
+  /** True when `addr` is one of the director's own addresses (a real server on the director itself). */
+  isLocal(addr: number): boolean {
+    return this.local.has(addr >>> 0);
   }
 
   /** The director's address on `ifindex` (0 when it has none). */
@@ -65,12 +73,14 @@ export class RouteTable {
       routes.push({ dst: (dst & mask) >>> 0, mask, len, ifindex, gateway: r.gateway ? ipv4ToInt(r.gateway) ?? 0 : 0 });
     }
     const addrs = new Map<number, number>();
+    const local: number[] = [];
     const ad = JSON.parse(execFileSync('ip', ['-j', '-4', 'addr', 'show'], { encoding: 'utf8' })) as { ifindex: number; addr_info: { local: string; prefixlen: number }[] }[];
     for (const a of ad) {
       // Prefer an address with a real prefix over a /32 (a VIP added to the interface).
       const best = [...a.addr_info].sort((x, y) => (x.prefixlen === 32 ? 1 : 0) - (y.prefixlen === 32 ? 1 : 0))[0];
       if (best) addrs.set(a.ifindex, ipv4ToInt(best.local) ?? 0);
+      for (const i of a.addr_info) local.push(ipv4ToInt(i.local) ?? 0);
     }
-    this.set(routes, addrs);
+    this.set(routes, addrs, local);
   }
 }

@@ -34,6 +34,8 @@ export const WorkerEvent = [
   'conns_expired',
   'templates_created',
   'table_swaps',
+  'local_delivered',
+  'drop_no_local',
   ...NET_VERDICT_NAMES.map((n) => `net_${n.toLowerCase()}` as const),
 ] as const;
 /** Index of the first `net_*` slot: `NET_EVENT_BASE + verdict code`. */

@@ -1,0 +1,261 @@
+// engine: the worker's per-packet decisions, frame in → verdict → frame out, through fake ports and L2 (the
+// connection table, schedulers and packet codecs are the real ones): NAT both ways, DR, TUN, persistence,
+// port reuse, no destination (ICMP unreachable), one-packet scheduling, local delivery, malformed input.
+import { describe, expect, it, beforeEach } from 'vitest';
+import { ConnTable } from '../../shared/conntab/conn-table.ts';
+import { Counters, countersBytes, Ev } from '../../shared/fwd/counters.ts';
+import type { FwdDest, FwdService, FwdTable } from '../../shared/fwd/table.ts';
+import { FwdCode, SvcFlag } from '../../shared/model/ipvs.ts';
+import { inetChecksum } from '../../shared/net/checksum.ts';
+import { ipv4ToInt } from '../../shared/util/ip.ts';
+import { Engine, Verdict, type Hop, type L2Resolver, type LocalSink, type TxPort } from '../../services/worker/engine.ts';
+import { eth, ipv4, mac, tcp, udp } from '../support/packet-ref.ts';
+
+const DIR_FRONT = '02:00:00:00:00:01';
+const DIR_BACK = '02:00:00:00:00:02';
+const CLIENT_MAC = '02:00:00:00:00:aa';
+const RS_MAC: Record<string, string> = { '10.1.0.101': '02:00:00:00:01:01', '10.1.0.102': '02:00:00:00:01:02' };
+const VIP = '10.0.0.10';
+const CLIENT = '10.0.0.100';
+const SYN = 0x02;
+const ACK = 0x10;
+const FIN = 0x01;
+
+class FakePort implements TxPort {
+  readonly txBuf = new Uint8Array(64 * 2048);
+  readonly txFrameMax = 2048 - 18;
+  readonly sent: { bytes: Uint8Array; vnet: number; csumStart: number; csumOffset: number }[] = [];
+  private slot = 0;
+  constructor(readonly ifindex: number) {}
+  txReserve(): number {
+    return this.slot < 64 ? this.slot * 2048 : -1;
+  }
+  txCommit(len: number, vnet: number, csumStart: number, csumOffset: number): void {
+    const o = this.slot * 2048;
+    this.sent.push({ bytes: this.txBuf.slice(o, o + len), vnet, csumStart, csumOffset });
+    this.slot++;
+  }
+  take(): { bytes: Uint8Array; vnet: number; csumStart: number; csumOffset: number }[] {
+    const s = this.sent.splice(0);
+    this.slot = 0;
+    return s;
+  }
+}
+
+class FakeL2 implements L2Resolver {
+  local = new Set<number>();
+  resolve(daddr: number, hop: Hop): boolean {
+    const a = `${daddr >>> 24}.${(daddr >>> 16) & 255}.${(daddr >>> 8) & 255}.${daddr & 255}`;
+    const rsMac = RS_MAC[a];
+    const m = rsMac ?? (a.startsWith('10.0.0.') ? CLIENT_MAC : null);
+    if (m === null) return false;
+    hop.dstMac.set(mac(m));
+    hop.srcMac.set(mac(rsMac ? DIR_BACK : DIR_FRONT));
+    hop.ifindex = rsMac ? 2 : 1;
+    hop.srcIp = rsMac ? ipv4ToInt('10.1.0.1')! : ipv4ToInt('10.0.0.1')!;
+    return true;
+  }
+  isLocal(addr: number): boolean {
+    return this.local.has(addr);
+  }
+}
+
+function dest(id: number, addr: string, port: number, method: number, weight = 1, extra: Partial<FwdDest> = {}): FwdDest {
+  return { id, addr: ipv4ToInt(addr)!, addrText: addr, port, method, weight, lastWeight: weight, uThreshold: 0, lThreshold: 0, tunType: 'ipip', tunPort: 0, tunCsum: '', ...extra };
+}
+
+function service(id: number, proto: number, vport: number, dests: FwdDest[], extra: Partial<FwdService> = {}): FwdService {
+  return { id, protocol: proto, vaddr: ipv4ToInt(VIP)!, vport, fwmark: 0, scheduler: 'rr', flags: 0, persistMs: 0, netmask: 0xffffffff, dests, ...extra };
+}
+
+function table(services: FwdService[], epoch = 1): FwdTable {
+  return { epoch, services, timeouts: { tcp: 900, tcpfin: 120, udp: 300 }, vips: [ipv4ToInt(VIP)!] };
+}
+
+let now = 1_000_000;
+let front: FakePort;
+let back: FakePort;
+let l2: FakeL2;
+let counters: Counters;
+let conns: ConnTable;
+let localWrites: Uint8Array[];
+let engine: Engine;
+
+function newEngine(): void {
+  front = new FakePort(1);
+  back = new FakePort(2);
+  l2 = new FakeL2();
+  counters = new Counters(new ArrayBuffer(countersBytes(1)), 1, true);
+  conns = ConnTable.create(1024, { counters: counters.rows[0].conns, epochMs: 0 });
+  localWrites = [];
+  const local: LocalSink = { write: (b, off, len) => (localWrites.push(b.slice(off, off + len)), true) };
+  engine = new Engine({ conns, counters, worker: 0, l2, ports: new Map([[1, front], [2, back]]), now: () => now, rng: () => 0.5, local });
+}
+
+function feed(frame: number[], partial = false): number {
+  const buf = new Uint8Array(frame.length + 10);
+  buf.set(frame, 10);
+  return engine.frame(buf, 10, frame.length, partial);
+}
+
+function synFrame(sport: number, dport = 80, flags = SYN, src = CLIENT): number[] {
+  return eth(DIR_FRONT, CLIENT_MAC, 0x0800, ipv4({ src, dst: VIP, proto: 6, payload: tcp({ src, dst: VIP, sport, dport, flags }) }));
+}
+
+function ev(name: keyof typeof Ev): number {
+  return counters.rows[0].events[Ev[name]];
+}
+
+function ipOf(bytes: Uint8Array, at: number): string {
+  return `${bytes[at]}.${bytes[at + 1]}.${bytes[at + 2]}.${bytes[at + 3]}`;
+}
+
+beforeEach(newEngine);
+
+describe('engine', () => {
+  it('engine: NAT SYN goes to the scheduled real server, rewritten, with valid checksums; the reply comes back as the VIP', () => {
+    engine.setTable(table([service(0, 6, 80, [dest(0, '10.1.0.102', 8080, FwdCode.masq), dest(1, '10.1.0.101', 8080, FwdCode.masq)])]));
+    expect(feed(synFrame(40000))).toBe(Verdict.FORWARD);
+    const [out] = back.take();
+    const expected = eth(RS_MAC['10.1.0.102'], DIR_BACK, 0x0800, ipv4({ src: CLIENT, dst: '10.1.0.102', proto: 6, ttl: 63, payload: tcp({ src: CLIENT, dst: '10.1.0.102', sport: 40000, dport: 8080, flags: SYN }) }));
+    expect([...out.bytes]).toEqual(expected);
+    expect(conns.size).toBe(1);
+    // SYN-ACK from the real server → to the client from VIP:80.
+    const reply = eth(DIR_BACK, RS_MAC['10.1.0.102'], 0x0800, ipv4({ src: '10.1.0.102', dst: CLIENT, proto: 6, payload: tcp({ src: '10.1.0.102', dst: CLIENT, sport: 8080, dport: 40000, flags: SYN | ACK }) }));
+    expect(feed(reply)).toBe(Verdict.FORWARD);
+    const [back2] = front.take();
+    const exp2 = eth(CLIENT_MAC, DIR_FRONT, 0x0800, ipv4({ src: VIP, dst: CLIENT, proto: 6, ttl: 63, payload: tcp({ src: VIP, dst: CLIENT, sport: 80, dport: 40000, flags: SYN | ACK }) }));
+    expect([...back2.bytes]).toEqual(exp2);
+    expect(ev('forwarded_in')).toBe(1);
+    expect(ev('forwarded_out')).toBe(1);
+    // The next SYN (new client port) goes to the other dest: rr in kernel list order.
+    feed(synFrame(40001));
+    expect(ipOf(back.take()[0].bytes, 14 + 16)).toBe('10.1.0.101');
+    expect(counters.svcStat(0, 0)).toBe(2);
+  });
+
+  it('engine: CHECKSUM_PARTIAL packets leave with NEEDS_CSUM pointing at their L4 checksum', () => {
+    engine.setTable(table([service(0, 6, 80, [dest(0, '10.1.0.101', 80, FwdCode.masq)])]));
+    feed(eth(DIR_FRONT, CLIENT_MAC, 0x0800, ipv4({ src: CLIENT, dst: VIP, proto: 6, payload: tcp({ src: CLIENT, dst: VIP, sport: 5555, dport: 80, flags: SYN, csum: 'partial' }) })), true);
+    const [out] = back.take();
+    expect(out.vnet).toBe(1);
+    expect(out.csumStart).toBe(34);
+    expect(out.csumOffset).toBe(16);
+  });
+
+  it('engine: DR changes only the MACs (and the TTL, as Linux >= 5.3 does)', () => {
+    engine.setTable(table([service(0, 6, 80, [dest(0, '10.1.0.101', 80, FwdCode.route)])]));
+    const f = synFrame(41000);
+    feed(f);
+    const [out] = back.take();
+    const expected = eth(RS_MAC['10.1.0.101'], DIR_BACK, 0x0800, ipv4({ src: CLIENT, dst: VIP, proto: 6, ttl: 63, payload: tcp({ src: CLIENT, dst: VIP, sport: 41000, dport: 80, flags: SYN }) }));
+    expect([...out.bytes]).toEqual(expected);
+  });
+
+  it('engine: TUN wraps the packet in IPIP from the director to the real server', () => {
+    engine.setTable(table([service(0, 17, 53, [dest(0, '10.1.0.101', 53, FwdCode.tunnel)])]));
+    const inner = ipv4({ src: CLIENT, dst: VIP, proto: 17, payload: udp({ src: CLIENT, dst: VIP, sport: 3333, dport: 53, payload: [1, 2, 3, 4] }) });
+    feed(eth(DIR_FRONT, CLIENT_MAC, 0x0800, inner));
+    const [out] = back.take();
+    expect(out.bytes[14 + 9]).toBe(4);
+    expect(ipOf(out.bytes, 14 + 12)).toBe('10.1.0.1');
+    expect(ipOf(out.bytes, 14 + 16)).toBe('10.1.0.101');
+    expect(inetChecksum(out.bytes, 14, 20)).toBe(0);
+    expect(ipOf(out.bytes, 34 + 16)).toBe(VIP);
+    expect(out.bytes[34 + 8]).toBe(63);
+  });
+
+  it('engine: persistence keeps every connection of a client on one real server; a template is made once', () => {
+    engine.setTable(table([service(0, 6, 443, [dest(0, '10.1.0.102', 443, FwdCode.masq), dest(1, '10.1.0.101', 443, FwdCode.masq)], { flags: SvcFlag.PERSISTENT, persistMs: 360_000 })]));
+    const dsts = [50000, 50001, 50002, 50003].map((p) => (feed(synFrame(p, 443)), ipOf(back.take()[0].bytes, 30)));
+    expect(new Set(dsts).size).toBe(1);
+    expect(ev('templates_created')).toBe(1);
+    // Another client is scheduled afresh (rr moves on).
+    feed(synFrame(50004, 443, SYN, '10.0.0.101'));
+    expect(ipOf(back.take()[0].bytes, 30)).not.toBe(dsts[0]);
+  });
+
+  it('engine: a non-SYN without a connection is dropped and counted; a SYN on a TIME_WAIT connection starts anew', () => {
+    engine.setTable(table([service(0, 6, 80, [dest(0, '10.1.0.101', 80, FwdCode.route)])]));
+    expect(feed(synFrame(42000, 80, ACK))).toBe(Verdict.DROP);
+    expect(ev('drop_no_conn')).toBe(1);
+    feed(synFrame(42001));
+    feed(synFrame(42001, 80, ACK));
+    feed(synFrame(42001, 80, FIN | ACK));
+    expect(feed(synFrame(42001))).toBe(Verdict.FORWARD);
+    expect(ev('conns_created')).toBe(1);
+  });
+
+  it('engine: with every real server quiesced a SYN gets ICMP port unreachable from the VIP', () => {
+    engine.setTable(table([service(0, 6, 80, [dest(0, '10.1.0.101', 80, FwdCode.masq, 0)])]));
+    expect(feed(synFrame(43000))).toBe(Verdict.DROP);
+    expect(ev('drop_no_dest')).toBe(1);
+    const [icmpOut] = front.take();
+    expect(icmpOut.bytes[14 + 9]).toBe(1);
+    expect(ipOf(icmpOut.bytes, 14 + 12)).toBe(VIP);
+    expect(ipOf(icmpOut.bytes, 14 + 16)).toBe(CLIENT);
+    expect([icmpOut.bytes[34], icmpOut.bytes[35]]).toEqual([3, 3]);
+    expect(inetChecksum(icmpOut.bytes, 34, icmpOut.bytes.length - 34)).toBe(0);
+  });
+
+  it('engine: one-packet scheduling (-o) forwards each datagram and keeps no connection', () => {
+    engine.setTable(table([service(0, 17, 53, [dest(0, '10.1.0.101', 53, FwdCode.masq)], { flags: SvcFlag.ONEPACKET })]));
+    const f = eth(DIR_FRONT, CLIENT_MAC, 0x0800, ipv4({ src: CLIENT, dst: VIP, proto: 17, payload: udp({ src: CLIENT, dst: VIP, sport: 4000, dport: 53, payload: [9] }) }));
+    expect(feed(f)).toBe(Verdict.FORWARD);
+    expect(feed(f)).toBe(Verdict.FORWARD);
+    expect(conns.size).toBe(0);
+    expect(ev('conns_created')).toBe(2);
+  });
+
+  it('engine: a real server on the director itself gets the packet unchanged through the local sink', () => {
+    engine.setTable(table([service(0, 6, 80, [dest(0, '10.0.0.1', 80, FwdCode.route)])]));
+    l2.local.add(ipv4ToInt('10.0.0.1')!);
+    expect(feed(synFrame(44000))).toBe(Verdict.FORWARD);
+    expect(localWrites).toHaveLength(1);
+    expect(ipOf(localWrites[0], 16)).toBe(VIP);
+    expect(ev('local_delivered')).toBe(1);
+  });
+
+  it('engine: traffic for no service is not ours; a reply from a NAT server with no connection is an orphan', () => {
+    engine.setTable(table([service(0, 6, 80, [dest(0, '10.1.0.101', 80, FwdCode.masq)])]));
+    expect(feed(synFrame(45000, 22))).toBe(Verdict.NOT_OURS);
+    const stray = eth(DIR_BACK, RS_MAC['10.1.0.101'], 0x0800, ipv4({ src: '10.1.0.101', dst: CLIENT, proto: 6, payload: tcp({ src: '10.1.0.101', dst: CLIENT, sport: 80, dport: 45001, flags: ACK }) }));
+    expect(feed(stray)).toBe(Verdict.DROP);
+    expect(ev('orphan_replies')).toBe(1);
+  });
+
+  it('engine: malformed frames for the VIP are dropped and counted by reason, never thrown', () => {
+    engine.setTable(table([service(0, 6, 80, [dest(0, '10.1.0.101', 80, FwdCode.masq)])]));
+    const good = synFrame(46000);
+    const badIhl = [...good];
+    badIhl[14] = 0x43;
+    const frag = eth(DIR_FRONT, CLIENT_MAC, 0x0800, ipv4({ src: CLIENT, dst: VIP, proto: 6, frag: 0x2000, payload: tcp({ src: CLIENT, dst: VIP, sport: 1, dport: 80, flags: SYN }) }));
+    expect(feed(badIhl)).not.toBe(Verdict.FORWARD);
+    expect(feed(frag)).toBe(Verdict.DROP);
+    expect(counters.events().net_drop_bad_ihl).toBe(1);
+    expect(counters.events().net_drop_fragment).toBe(1);
+    let seed = 99;
+    for (let i = 0; i < 5000; i++) {
+      const f = [...good];
+      for (let k = 0; k < 3; k++) f[(seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % f.length] = seed & 255;
+      feed(f.slice(0, 14 + (seed % (f.length - 13))));
+    }
+    expect(ev('rx_frames')).toBe(5002);
+  });
+
+  it('engine: a table swap keeps connections flowing to their real server and drops those of a deleted dest', () => {
+    engine.setTable(table([service(0, 6, 80, [dest(0, '10.1.0.101', 80, FwdCode.masq), dest(1, '10.1.0.102', 80, FwdCode.masq)])]));
+    feed(synFrame(47000));
+    const first = ipOf(back.take()[0].bytes, 30);
+    // -e: weights change, a dest is added; the connection keeps its server.
+    engine.setTable(table([service(0, 6, 80, [dest(2, '10.1.0.103', 80, FwdCode.masq), dest(0, '10.1.0.101', 80, FwdCode.masq, 5), dest(1, '10.1.0.102', 80, FwdCode.masq)])], 2));
+    feed(synFrame(47000, 80, ACK));
+    expect(ipOf(back.take()[0].bytes, 30)).toBe(first);
+    // -d of that server: its connection's packets are dropped (the kernel's default without expire_nodest_conn).
+    const remaining = first === '10.1.0.101' ? dest(1, '10.1.0.102', 80, FwdCode.masq) : dest(0, '10.1.0.101', 80, FwdCode.masq);
+    engine.setTable(table([service(0, 6, 80, [remaining])], 3));
+    expect(feed(synFrame(47000, 80, ACK))).toBe(Verdict.DROP);
+    expect(ev('drop_dest_gone')).toBe(1);
+    now += 1;
+  });
+});
