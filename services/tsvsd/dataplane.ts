@@ -18,6 +18,7 @@ import { intToIpv4 } from '../../shared/util/ip.ts';
 import { installDirectorRules, removeDirectorRules, type DirectorRuleSpec, type RulesReport } from './kernel-rules.ts';
 import type { Logger } from './log.ts';
 import type { Supervisor } from './supervisor.ts';
+import { MarkTarget, type AddrMatch, type MarkRule, type PortMatch } from '../../shared/fwd/classifier.ts';
 import { WorkerPool, type WorkerStatus } from './workers.ts';
 
 /** What the data plane needs to know about the host. */
@@ -32,6 +33,8 @@ export interface DataPlaneOptions {
   capacity?: number;
   /** Receive ring mode for the workers. */
   ring?: 'adaptive' | 'v2' | 'v3';
+  /** Mark rules for fwmark services (see docs/fwmark.md). */
+  marks?: MarkRule[];
   log: Logger;
 }
 
@@ -39,6 +42,25 @@ const ROOT = new URL('../..', import.meta.url).pathname;
 
 function netnsInode(): number {
   return statSync('/proc/self/ns/net').ino;
+}
+
+/** iptables match arguments of a mark rule (protocol, addresses, ports), for the raw-table mirror. */
+export function markRuleMatch(r: MarkRule): string[] {
+  const a: string[] = [];
+  const addr = (flag: string, m: AddrMatch): void => {
+    a.push(...(m.invert ? ['!'] : []), flag, `${intToIpv4(m.addr)}/${intToIpv4(m.mask >>> 0)}`);
+  };
+  if (r.protocol !== 0) a.push(...(r.protocolInvert ? ['!'] : []), '-p', String(r.protocol));
+  if (r.src) addr('-s', r.src);
+  if (r.dst) addr('-d', r.dst);
+  const ports = (dir: 'sport' | 'dport', m: PortMatch): void => {
+    const list = m.ranges.map((x) => (x.lo === x.hi ? String(x.lo) : `${x.lo}:${x.hi}`));
+    if (m.multiport || list.length > 1) a.push('-m', 'multiport', ...(m.invert ? ['!'] : []), `--${dir}s`, list.join(','));
+    else a.push(...(m.invert ? ['!'] : []), `--${dir}`, list[0]);
+  };
+  if (r.sport) ports('sport', r.sport);
+  if (r.dport) ports('dport', r.dport);
+  return a;
 }
 
 /** Runs the workers and keeps the host in step with the table. */
@@ -99,6 +121,7 @@ export class DataPlane implements Supervisor {
 
   publish(table: CompiledTable): void {
     const fwd = compileFwdTable(table, this.trashIds(), this.svcSlots, this.destSlots, Date.now());
+    if (this.o.marks?.length) fwd.marks = this.o.marks;
     this.fwd = fwd;
     this.pool?.publish(fwd);
     this.syncKernel(fwd);
@@ -155,20 +178,27 @@ export class DataPlane implements Supervisor {
    */
   private syncKernel(fwd: FwdTable): void {
     const serverIf = this.o.serverIf ?? this.o.clientIf;
-    const spec: DirectorRuleSpec = { services: [], replies: [] };
+    const matches: string[][] = [];
+    const spec: DirectorRuleSpec = { services: [], replies: [], matches };
+    // NAT real servers by address: the source ports their replies come from (0 = any: port-0 and fwmark dests).
     const natPorts = new Map<string, Set<number>>();
+    const marks = new Set<number>();
     for (const s of fwd.services) {
-      if (s.fwmark > 0 || s.dests.length === 0) continue;
-      const proto = s.protocol === 17 ? 'udp' : 'tcp';
-      spec.services!.push({ iface: this.o.clientIf, proto, addr: intToIpv4(s.vaddr), port: s.vport });
+      if (s.dests.length === 0) continue;
+      if (s.fwmark > 0) marks.add(s.fwmark);
+      else spec.services!.push({ iface: this.o.clientIf, proto: s.protocol === 17 ? 'udp' : 'tcp', addr: intToIpv4(s.vaddr), port: s.vport });
       for (const d of s.dests) {
         if (d.method !== FwdCode.masq) continue;
         const set = natPorts.get(d.addrText) ?? new Set<number>();
-        set.add(d.port || s.vport);
+        set.add(s.fwmark > 0 || s.vport === 0 ? 0 : d.port || s.vport);
         natPorts.set(d.addrText, set);
       }
     }
-    for (const [addr, ports] of natPorts) spec.replies!.push({ iface: serverIf, srcPorts: [...ports].filter((p) => p > 0), srcAddrs: [addr] });
+    for (const [addr, ports] of natPorts) spec.replies!.push({ iface: serverIf, srcPorts: ports.has(0) ? [] : [...ports], srcAddrs: [addr] });
+    // Fwmark services: what their mark rules match, the kernel must not see.
+    for (const r of fwd.marks ?? []) {
+      if (r.target === MarkTarget.MARK && marks.has(r.value)) matches.push(['-i', this.o.clientIf, ...markRuleMatch(r)]);
+    }
     spec.ownAddrs = this.ownAddresses(fwd);
     const key = JSON.stringify(spec);
     if (key !== this.rulesKey) {

@@ -28,8 +28,10 @@ export interface DirectorRuleSpec {
    * checks, admin) are never mistaken for NAT replies.
    */
   ownAddrs?: readonly string[];
-  /** NAT replies: TCP/UDP from these source ports arriving on `iface` (the back interface). */
+  /** NAT replies: TCP/UDP from these source ports (every port when the list is empty) arriving on `iface`. */
   replies?: { iface: string; srcPorts: readonly number[]; srcAddrs?: readonly string[] }[];
+  /** Extra DROP rules given as iptables match arguments (fwmark services: the mark rules' matches). */
+  matches?: readonly (readonly string[])[];
   /** Chain name in the raw table; default TSVS-RAW. */
   chain?: string;
   /** iptables binary; default `iptables` (legacy selected on these hosts). */
@@ -93,12 +95,13 @@ export function installDirectorRules(spec: DirectorRuleSpec, run: Runner = comma
   const rules: string[][] = [];
   for (const a of spec.ownAddrs ?? []) rules.push(['-d', `${a}/32`, '-j', 'RETURN']);
   for (const v of spec.vips ?? []) for (const a of v.addrs) rules.push(['-i', v.iface, '-d', `${a}/32`, '-j', 'DROP']);
+  for (const m of spec.matches ?? []) rules.push([...m, '-j', 'DROP']);
   for (const v of spec.services ?? []) rules.push(['-i', v.iface, '-d', `${v.addr}/32`, '-p', v.proto, ...(v.port ? ['--dport', String(v.port)] : []), '-j', 'DROP']);
   for (const r of spec.replies ?? []) {
     for (const proto of ['tcp', 'udp']) {
-      for (const p of r.srcPorts) {
-        const srcs = r.srcAddrs ?? [null];
-        for (const s of srcs) rules.push(['-i', r.iface, ...(s ? ['-s', `${s}/32`] : []), '-p', proto, '--sport', String(p), '-j', 'DROP']);
+      const srcs = r.srcAddrs ?? [null];
+      for (const p of r.srcPorts.length ? r.srcPorts : [0]) {
+        for (const s of srcs) rules.push(['-i', r.iface, ...(s ? ['-s', `${s}/32`] : []), '-p', proto, ...(p ? ['--sport', String(p)] : []), '-j', 'DROP']);
       }
     }
   }

@@ -7,6 +7,8 @@ import { FALLBACK_SERVICES, parseEtcHosts, parseEtcServices, tableResolver } fro
 import { DataPlane } from './dataplane.ts';
 import { createLogger } from './log.ts';
 import { ipvsadmRulesParser } from './rules.ts';
+import { parseMarkRules } from '../../shared/fwd/mark-rules.ts';
+import type { MarkRule } from '../../shared/fwd/classifier.ts';
 
 function readOr(path: string): string | undefined {
   try {
@@ -49,7 +51,15 @@ try {
   const resolver = tableResolver(parseEtcHosts(readOr('/etc/hosts') ?? ''), services === undefined ? FALLBACK_SERVICES : parseEtcServices(services));
   // With --client-if the director forwards; without it, tsvsd keeps the table for tsvsadm only (and says so).
   const o = cli.opts;
-  const dp = o.clientIf ? new DataPlane({ clientIf: o.clientIf, serverIf: o.serverIf, cpus: o.cpus, ring: o.ring, log }) : undefined;
+  let marks: MarkRule[] | undefined;
+  if (o.markRules !== undefined) {
+    try {
+      marks = parseMarkRules(readFileSync(o.markRules, 'utf8'), { source: o.markRules });
+    } catch (e) {
+      throw new DaemonStartError(`--mark-rules ${o.markRules}: ${(e as Error).message}`, 1);
+    }
+  }
+  const dp = o.clientIf ? new DataPlane({ clientIf: o.clientIf, serverIf: o.serverIf, cpus: o.cpus, ring: o.ring, marks, log }) : undefined;
   daemon = await startDaemon(
     { socketPath, configFile: o.config, pidFile: o.pidfile, workers: o.workers },
     {

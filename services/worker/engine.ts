@@ -12,6 +12,7 @@ import type { DestView, Scheduler, SchedInput } from '../../shared/sched/types.t
 import { FwdCode, SvcFlag } from '../../shared/model/ipvs.ts';
 import { ConnCount, Ev, NET_EVENT_BASE, Stat, type CounterRow, type Counters } from '../../shared/fwd/counters.ts';
 import type { FwdDest, FwdService, FwdTable } from '../../shared/fwd/table.ts';
+import { compileMarkRules, type MarkClassifier } from '../../shared/fwd/classifier.ts';
 import { copyBytes } from './io/libc.ts';
 
 /** What the engine did with a frame. */
@@ -117,7 +118,7 @@ export class Engine {
   private icmpLastMs = 0;
   private readonly icmpPerSec: number;
   private readonly local: LocalSink | null;
-  private readonly classifier: ((proto: number, daddr: number, dport: number) => number) | null = null;
+  private classifier: MarkClassifier | null = null;
 
   constructor(o: EngineOptions) {
     this.ct = o.conns;
@@ -197,6 +198,7 @@ export class Engine {
     this.byId = byId;
     this.destLive = live;
     this.vips = new Set(t.vips);
+    this.classifier = t.marks && t.marks.length > 0 && byFwmark.size > 0 ? compileMarkRules(t.marks) : null;
     this.natEndpoints = natEndpoints;
     this.ct.timeouts.tcp[TcpState.ESTABLISHED] = t.timeouts.tcp * 1000;
     this.ct.timeouts.tcp[TcpState.FIN_WAIT] = t.timeouts.tcpfin * 1000;
@@ -265,16 +267,20 @@ export class Engine {
     return this.natEndpoints.has(endpointKey(m.proto, m.saddr, m.sport));
   }
 
+  /**
+   * The service of a new connection, in the kernel's order (ip_vs_service_find): a fwmark service when the
+   * packet classifies to a mark that has one, then the exact <proto, VIP, port>, then the VIP's port-0 service.
+   */
   private findService(proto: number, daddr: number, dport: number): SvcState | undefined {
-    let st = this.byKey.get(svcKey(proto, daddr, dport));
-    if (st !== undefined) return st;
-    st = this.byKey.get(svcKey(proto, daddr, 0));
-    if (st !== undefined) return st;
     if (this.classifier !== null) {
-      const mark = this.classifier(proto, daddr, dport);
-      if (mark > 0) return this.byFwmark.get(mark);
+      const m = this.m;
+      const mark = this.classifier.classify(proto, m.saddr, daddr, m.sport, dport);
+      if (mark !== 0) {
+        const st = this.byFwmark.get(mark);
+        if (st !== undefined) return st;
+      }
     }
-    return undefined;
+    return this.byKey.get(svcKey(proto, daddr, dport)) ?? this.byKey.get(svcKey(proto, daddr, 0));
   }
 
   /** Refreshes a service's dest views from the shared counters (global across workers) and thresholds. */

@@ -4,6 +4,7 @@
 import type { FwdMethod, ServiceConfig, Timeouts, TunCsum, TunType } from '../model/ipvs.ts';
 import { FwdCode, Protocol, SvcFlag } from '../model/ipvs.ts';
 import type { CompiledTable } from '../model/table.ts';
+import type { MarkRule } from './classifier.ts';
 import { ipv4ToInt } from '../util/ip.ts';
 
 /** Upper bounds of the data plane's shared arrays. */
@@ -53,6 +54,8 @@ export interface FwdTable {
   timeouts: Timeouts;
   /** Every IPv4 VIP a service uses (host order), for kernel rules and ARP ownership. */
   vips: number[];
+  /** Mark rules that classify new connections for fwmark services (the AF_PACKET path sees no netfilter marks). */
+  marks?: MarkRule[];
 }
 
 /**

@@ -26,7 +26,10 @@ class FakePort implements TxPort {
   readonly txFrameMax = 2048 - 18;
   readonly sent: { bytes: Uint8Array; vnet: number; csumStart: number; csumOffset: number }[] = [];
   private slot = 0;
-  constructor(readonly ifindex: number) {}
+  readonly ifindex: number;
+  constructor(ifindex: number) {
+    this.ifindex = ifindex;
+  }
   txReserve(): number {
     return this.slot < 64 ? this.slot * 2048 : -1;
   }
