@@ -132,13 +132,15 @@ http {
   keepalive_requests 1000000;
   server {
     listen 80 default_server backlog=4096;
+    # A second port, for services that span ports (fwmark, port 0), like the seeds' HTTP+HTTPS pair.
+    listen 8443 backlog=4096;
     location / { default_type text/plain; return 200 "${node}\\n"; }
   }
 }
 `;
 }
 
-/** Starts nginx on port 80 in a real server's namespace. */
+/** Starts nginx on ports 80 and 8443 in a real server's namespace. */
 export function startNginx(node: LabNode): LabProcess {
   const dir = nodeDir(node.name);
   mkdirSync(join(dir, 'nginx-tmp'), { recursive: true });

@@ -5,6 +5,7 @@ import { FALLBACK_SERVICES, parseEtcHosts, parseEtcServices, tableResolver } fro
 import { adminSocketPath, connectAdmin } from './client.ts';
 import { run } from './run.ts';
 import { runStatus } from './status.ts';
+import { runMarks } from './marks.ts';
 
 function readOr(path: string): string | undefined {
   try {
@@ -23,6 +24,8 @@ const resolver = tableResolver(
 const argv = process.argv.slice(2);
 if (argv[0] === 'status') {
   process.exitCode = await runStatus(argv.slice(1), () => connectAdmin(adminSocketPath()), (s) => process.stdout.write(s), (s) => process.stderr.write(s));
+} else if (argv[0] === 'marks') {
+  process.exitCode = await runMarks(argv.slice(1), () => connectAdmin(adminSocketPath()), () => text(process.stdin), (s) => process.stdout.write(s), (s) => process.stderr.write(s));
 } else {
   process.exitCode = await run(['ipvsadm', ...argv], {
     stdout: (s) => process.stdout.write(s),

@@ -51,6 +51,8 @@ export interface DaemonDeps {
   boundConns?: (destId: number) => number;
   /** The data plane's state for the `dataplane` request; default: not forwarding. */
   dataplane?: () => DataplaneStatus;
+  /** Mark rules: replace (returns an error text, or null when applied) and read. Default: not forwarding. */
+  marks?: { set(text: string): string | null; get(): string };
   /** Called once with the new table, before the supervisor starts (to hook counters and the trash). */
   onTable?: (table: IpvsTable) => void;
 }
@@ -84,10 +86,21 @@ export function resolveSocketPath(flag: string | undefined, env: NodeJS.ProcessE
 }
 
 /** Answers one checked request against the table. Mutations are logged; reads are not. */
-export function handleRequest(table: IpvsTable, env: AdminEnvelope, conns: ConnSource, log: Logger, dataplane?: () => DataplaneStatus): AdminReply {
+export function handleRequest(table: IpvsTable, env: AdminEnvelope, conns: ConnSource, log: Logger, dataplane?: () => DataplaneStatus, marks?: DaemonDeps['marks']): AdminReply {
   const { id } = env;
   if (env.op === 'snapshot') return { id, ok: true, snapshot: table.snapshot() };
   if (env.op === 'conns') return { id, ok: true, conns: conns() };
+  if (env.op === 'get-marks' || env.op === 'set-marks') {
+    if (!marks) return { id, ok: false, errno: 'EOPNOTSUPP', detail: 'tsvsd runs without --client-if: no data plane, no mark rules' };
+    if (env.op === 'get-marks') return { id, ok: true, marks: marks.get() };
+    const err = marks.set(env.text);
+    if (err !== null) {
+      log('marks: refused', { detail: err });
+      return { id, ok: false, errno: 'EINVAL', detail: err };
+    }
+    log('marks: applied');
+    return { id, ok: true };
+  }
   if (env.op === 'dataplane') return { id, ok: true, dataplane: dataplane ? dataplane() : { forwarding: false, epoch: table.epoch, workers: [], events: {}, orphansByWorker: [], forwardedByWorker: [] } };
   const r = table.apply(env);
   if (r.ok) {
@@ -152,7 +165,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
           logBad('admin: bad request', { errno: p.reply.ok ? undefined : p.reply.errno, detail: p.reply.ok ? undefined : p.reply.detail });
           return p.reply;
         }
-        const reply = handleRequest(table, p.env, conns, log, deps.dataplane);
+        const reply = handleRequest(table, p.env, conns, log, deps.dataplane, deps.marks);
         publish();
         return reply;
       },

@@ -19,6 +19,7 @@ import { installDirectorRules, removeDirectorRules, type DirectorRuleSpec, type 
 import type { Logger } from './log.ts';
 import type { Supervisor } from './supervisor.ts';
 import { MarkTarget, type AddrMatch, type MarkRule, type PortMatch } from '../../shared/fwd/classifier.ts';
+import { formatMarkRules, parseMarkRules } from '../../shared/fwd/mark-rules.ts';
 import { WorkerPool, type WorkerStatus } from './workers.ts';
 
 /** What the data plane needs to know about the host. */
@@ -67,6 +68,7 @@ export function markRuleMatch(r: MarkRule): string[] {
 export class DataPlane implements Supervisor {
   readonly name = 'workers';
   private readonly o: DataPlaneOptions;
+  private lastTable?: CompiledTable;
   private readonly dir = shmDir(netnsInode());
   private pool?: WorkerPool;
   private countersSeg?: SharedSegment;
@@ -87,6 +89,24 @@ export class DataPlane implements Supervisor {
 
   constructor(o: DataPlaneOptions) {
     this.o = o;
+  }
+
+  /** The mark rules in force (iptables MARK syntax). */
+  getMarks(): string {
+    return formatMarkRules(this.o.marks ?? []);
+  }
+
+  /** Replaces the mark rules; returns an error text (nothing changed) or null. Republishes the table. */
+  setMarks(text: string): string | null {
+    let rules: MarkRule[];
+    try {
+      rules = parseMarkRules(text, { source: 'marks' });
+    } catch (e) {
+      return (e as Error).message;
+    }
+    this.o.marks = rules;
+    if (this.lastTable) this.publish(this.lastTable);
+    return null;
   }
 
   /** Lets the compiler keep slots for trashed dests (their connections still count). */
@@ -120,6 +140,7 @@ export class DataPlane implements Supervisor {
   }
 
   publish(table: CompiledTable): void {
+    this.lastTable = table;
     const fwd = compileFwdTable(table, this.trashIds(), this.svcSlots, this.destSlots, Date.now());
     if (this.o.marks?.length) fwd.marks = this.o.marks;
     this.fwd = fwd;

@@ -69,6 +69,7 @@ try {
       conns: dp ? () => dp.conns() : undefined,
       boundConns: dp ? (id) => dp.boundConns(id) : undefined,
       dataplane: dp ? () => dp.status() : undefined,
+      marks: dp ? { set: (t) => dp.setMarks(t), get: () => dp.getMarks() } : undefined,
       onTable: (table) => {
         if (!dp) return;
         table.setCounterProvider(dp.counterProvider());

@@ -269,6 +269,8 @@ export class IpvsTable {
       case 'snapshot':
       case 'conns':
       case 'dataplane':
+      case 'set-marks':
+      case 'get-marks':
         return OK;
     }
   }

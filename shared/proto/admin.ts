@@ -35,13 +35,17 @@ export type AdminRequest =
   | { op: 'snapshot' }
   | { op: 'conns' }
   /** tsvs's own: the data plane's state (workers, drops by reason); not an ipvsadm operation. */
-  | { op: 'dataplane' };
+  | { op: 'dataplane' }
+  /** tsvs's own: replace the mark rules of fwmark services (iptables MARK syntax; docs/fwmark.md). */
+  | { op: 'set-marks'; text: string }
+  /** tsvs's own: the mark rules in force, as text. */
+  | { op: 'get-marks' };
 
 /** A request on the wire: version, a client-chosen id echoed in the reply, and the operation. */
 export type AdminEnvelope = { v: number; id: number } & AdminRequest;
 
 export type AdminReply =
-  | { id: number; ok: true; snapshot?: TableSnapshot; conns?: ConnSnapshot[]; dataplane?: DataplaneStatus }
+  | { id: number; ok: true; snapshot?: TableSnapshot; conns?: ConnSnapshot[]; dataplane?: DataplaneStatus; marks?: string }
   | { id: number; ok: false; errno: AdminErrno; detail?: string };
 
 /** One forwarding worker as tsvsd supervises it. */

@@ -34,6 +34,9 @@ export class FakeTsvsd {
         return { id: 0, ok: true, snapshot: structuredClone(this.table) };
       case 'conns':
         return { id: 0, ok: true, conns: this.conns };
+      case 'set-marks':
+      case 'get-marks':
+        return { id: 0, ok: false, errno: 'EOPNOTSUPP' };
       case 'dataplane':
         return { id: 0, ok: true, dataplane: { forwarding: false, epoch: 0, workers: [], events: {}, orphansByWorker: [], forwardedByWorker: [] } };
       case 'flush':
