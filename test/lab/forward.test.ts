@@ -150,6 +150,27 @@ describe('forward NAT (1 director, 3 real servers)', () => {
     expect(after.workers.map((w) => w.restarts)).toEqual(before.workers.map((w) => w.restarts));
     expect(curl(`http://${VIP}:8080/`)).toBe('rs3');
   }, 60_000);
+
+  it('forward: a persistent fwmark service spans ports: a client\'s 80 and 8443 go to one real server (the seeds\' HTTP+HTTPS case)', async () => {
+    tsvsadm('-C');
+    const rules = `-A PREROUTING -t mangle -p tcp -d ${VIP} -m multiport --dports 80,8443 -j MARK --set-mark 1\n`;
+    const set = execCapture('d1', ['tsvsadm', 'marks', '-'], { input: rules });
+    expect(set.status, set.stderr).toBe(0);
+    expect(tsvsadm('marks')).toContain('--set-mark 1');
+    tsvsadm('-A', '-f', '1', '-s', 'rr', '-p', '600');
+    for (const n of [1, 2, 3]) tsvsadm('-a', '-f', '1', '-r', `${rs(n)}:0`, '-m');
+    await settle();
+    const first = curl(`http://${VIP}/`);
+    expect(first).toMatch(/^rs[123]$/);
+    for (let i = 0; i < 3; i++) {
+      expect(curl(`http://${VIP}:8443/`)).toBe(first);
+      expect(curl(`http://${VIP}/`)).toBe(first);
+    }
+    expect(tsvsadm('-L', '-n')).toContain('FWM  1 rr persistent 600');
+    // One template for the client (protocol IP, client port 0), beside its connections.
+    const conns = tsvsadm('-L', '-n', '-c');
+    expect(conns).toMatch(/\n\S+\s+\S+\s+NONE|ASSURED/);
+  }, 30_000);
 });
 
 for (const mode of ['dr', 'tun'] as const) {
