@@ -45,6 +45,11 @@ export interface NfqRuleSpec {
   queueBase?: number;
   services: readonly NfqService[];
   replies?: readonly NfqReply[];
+  /**
+   * The director's own addresses (not VIPs): packets to them RETURN first, so its own connections to real
+   * servers (health checks, admin) are never taken for NAT replies.
+   */
+  ownAddrs?: readonly string[];
   dr?: readonly NfqDrDest[];
   /** First DR mark. Default 0x100. */
   drMarkBase?: number;
@@ -105,6 +110,7 @@ function ipRules(run: Runner): IpRule[] {
 
 /**
  * Installs the rules for `spec`:
+ * - own addresses first: `-d OWN -j RETURN` in both chains below;
  * - raw `<chain>` (jumped from PREROUTING): `-j CT --notrack` for each service and each NAT reply, so
  *   conntrack never sees the rewritten flows (packet-io-notes pitfall 4);
  * - mangle `<chain>` (jumped from PREROUTING): services → `<chain>-REQ`, replies → `<chain>-REP`. With one
@@ -162,7 +168,8 @@ export function installNfqueueRules(spec: NfqRuleSpec, run: Runner = commandRunn
   const rules: Record<string, string[][]> = {};
   const replies = spec.replies ?? [];
 
-  const raw: string[][] = [];
+  const own = (spec.ownAddrs ?? []).map((o) => ['-d', `${o}/32`, '-j', 'RETURN']);
+  const raw: string[][] = [...own];
   for (const s of spec.services) raw.push([...sel(s.proto, '-d', s.vip, '--dport', s.port, s.iface), '-j', 'CT', '--notrack']);
   for (const r of replies) raw.push([...sel(r.proto, '-s', r.rip, '--sport', r.port, r.iface), '-j', 'CT', '--notrack']);
   const perQueue = (side: 'src' | 'dst'): string[][] => {
@@ -171,7 +178,7 @@ export function installNfqueueRules(spec: NfqRuleSpec, run: Runner = commandRunn
     for (let i = 0; i < n; i++) out.push(['-m', 'mark', '--mark', String(i), ...queueTo(i)]);
     return out;
   };
-  const dispatch: string[][] = [];
+  const dispatch: string[][] = [...own];
   for (const s of spec.services) dispatch.push([...sel(s.proto, '-d', s.vip, '--dport', s.port, s.iface), '-j', `${chain}-REQ`]);
   for (const r of replies) dispatch.push([...sel(r.proto, '-s', r.rip, '--sport', r.port, r.iface), '-j', `${chain}-REP`]);
 
@@ -181,7 +188,7 @@ export function installNfqueueRules(spec: NfqRuleSpec, run: Runner = commandRunn
   fill('mangle', `${chain}-REP`, (rules[`mangle/${chain}-REP`] = perQueue('dst')));
   fill('mangle', chain, dispatch);
   rules[`mangle/${chain}`] = dispatch;
-  changes.push(`raw ${chain}: ${raw.length} notrack rule(s); mangle ${chain}: ${dispatch.length} dispatch rule(s), ${n} queue(s) from ${base}${n > 1 ? ' via HMARK on the client address' : ''}`);
+  changes.push(`raw ${chain}: ${raw.length - own.length} notrack rule(s); mangle ${chain}: ${dispatch.length - own.length} dispatch rule(s), ${own.length} own-address RETURN(s), ${n} queue(s) from ${base}${n > 1 ? ' via HMARK on the client address' : ''}`);
   for (const table of ['raw', 'mangle']) {
     if (!ok(['-t', table, '-C', 'PREROUTING', '-j', chain])) {
       x(['-t', table, '-I', 'PREROUTING', '1', '-j', chain]);
