@@ -50,6 +50,7 @@ interface FwdStats {
   queue: number;
   counters: Record<string, number>;
   kernel: { queued: number; queueDropped: number; userDropped: number };
+  cpuUs: { user: number; system: number };
   requests: number; replies: number; other: number; dropped: number;
   reqClients: Record<string, number>; repClients: Record<string, number>;
 }
@@ -268,6 +269,63 @@ describe('lab: NFQUEUE port', () => {
     expect(inNs(NS.dir, ['ip', '-4', 'rule', 'show'])).toMatch(/^0:\tfrom all lookup local$/m);
   });
 
+  it('nfqueue: a packet grown by 20 bytes (IPIP built in the verdict buffer) leaves for the real server', async () => {
+    install({ ...natSpec, services: [{ proto: 'udp', vip: VIP, port: 9002, iface: 'dcli' }], replies: [] });
+    inNs(NS.rs, ['iptables', '-w', '-t', 'raw', '-A', 'PREROUTING', '-p', '4', '-j', 'DROP']);
+    // The outer source is the director's own address, on a packet received on dcli: without accept_local
+    // the kernel drops it as a martian after the verdict.
+    inNs(NS.dir, ['sysctl', '-qw', 'net.ipv4.conf.dcli.accept_local=1']);
+    // AF_PACKET on the real server sees the IPIP packets before its raw DROP (it has no ipip module).
+    const cap = background(NS.rs, ['python3', '-c', `
+import json, socket, struct, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.bind(('rs0', 0))
+s.settimeout(0.2)
+ok = bad = 0
+end = time.time() + 4
+while time.time() < end and ok < 10:
+    try:
+        f = s.recv(4096)
+    except socket.timeout:
+        continue
+    ip = f[14:]
+    if ip[9] != 4:
+        continue
+    inner = ip[20:]
+    good = (struct.unpack('!H', ip[2:4])[0] == struct.unpack('!H', inner[2:4])[0] + 20
+        and socket.inet_ntoa(ip[12:16]) == '${DIR_BACK}' and socket.inet_ntoa(ip[16:20]) == '${RIP}'
+        and socket.inet_ntoa(inner[16:20]) == '${VIP}' and struct.unpack('!H', inner[22:24])[0] == 9002
+        and inner[28:] [:6] == b'tunnel')
+    ok += good
+    bad += not good
+print(json.dumps({'ok': ok, 'bad': bad}), flush=True)
+`]);
+    let capOut = '';
+    cap.stdout!.on('data', (d: Buffer) => (capOut += d.toString()));
+    await sleep(300);
+    const f = await startForwarder(['--queue', '0', '--mode', 'tun', '--tun-src', DIR_BACK]);
+    let s: FwdStats;
+    try {
+      inNs(NS.cli, ['python3', '-c', `
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(10):
+    s.sendto(b'tunnel %d' % i, ('${VIP}', 9002))
+`]);
+      const until = Date.now() + 6000;
+      while (!capOut.includes('}') && Date.now() < until) await sleep(50);
+    } finally {
+      s = await f.stop();
+      uninstall();
+      inNs(NS.rs, ['iptables', '-w', '-t', 'raw', '-D', 'PREROUTING', '-p', '4', '-j', 'DROP']);
+      inNs(NS.dir, ['sysctl', '-qw', 'net.ipv4.conf.dcli.accept_local=0']);
+    }
+    process.stdout.write(`tun: capture ${capOut.trim()}; port modified ${s.counters.MODIFIED}, refused ${s.counters.MODIFY_REFUSED}, nl errors ${s.counters.NL_ERRORS}\n`);
+    expect(JSON.parse(capOut)).toEqual({ ok: 10, bad: 0 });
+    expect(s.counters.MODIFIED).toBe(10);
+    expect(s.counters.NL_ERRORS + s.counters.SEND_ERRORS).toBe(0);
+  });
+
   it('nfqueue: two queues behind HMARK on the client address: every reply lands on its request queue', async () => {
     install({ ...natSpec, queues: 2 });
     const f0 = await startForwarder(['--queue', '0', '--mode', 'nat', '--clients']);
@@ -329,7 +387,7 @@ describe('lab: NFQUEUE port', () => {
     const delivered = rx() - r0;
     const offered = /(\d+) packets outgoing/.exec(sent)?.[1] ?? '?';
     const c = s.counters;
-    process.stdout.write(`throughput: offered ${offered} frames in 3 s, delivered ${delivered} = ${Math.round(delivered / 3)} pps; port rx ${c.RX} in ${c.RX_BATCHES} batches (avg ${(c.RX / Math.max(1, c.RX_BATCHES)).toFixed(1)}), verdicts ${c.VERDICTS} in ${c.SEND_BATCHES} sends, send errors ${c.SEND_ERRORS}, queue dropped ${s.kernel.queueDropped}, user dropped ${s.kernel.userDropped}\n`);
+    process.stdout.write(`throughput: offered ${offered} frames in 3 s, delivered ${delivered} = ${Math.round(delivered / 3)} pps; port rx ${c.RX} in ${c.RX_BATCHES} batches (avg ${(c.RX / Math.max(1, c.RX_BATCHES)).toFixed(1)}), verdicts ${c.VERDICTS} in ${c.SEND_BATCHES} sends, send errors ${c.SEND_ERRORS}, queue dropped ${s.kernel.queueDropped}, user dropped ${s.kernel.userDropped}; worker CPU ${((s.cpuUs.user + s.cpuUs.system) / 1e6).toFixed(2)} s (user ${(s.cpuUs.user / 1e6).toFixed(2)}, sys ${(s.cpuUs.system / 1e6).toFixed(2)}) = ${((s.cpuUs.user + s.cpuUs.system) / Math.max(1, c.RX)).toFixed(2)} µs per packet\n`);
     expect(delivered).toBeGreaterThan(0);
   });
 });

@@ -187,10 +187,15 @@ export class NfqueuePort {
   private readonly vDv: DataView;
   private vOff = 0;
   private vCount = 0;
+  /** Offset of the message `reserveModified` queued last, while it is still the last one; else -1. */
+  private reserved = -1;
   private readonly resIdBe: number;
   private poller: UvPollHandle | null = null;
   private handler: NfqHandler | null = null;
   private closed = false;
+  /** True while a batch is being delivered: close() then waits for the batch to end. */
+  private busy = false;
+  private closePending = false;
   private seq = 1;
 
   constructor(o: NfqueuePortOptions) {
@@ -305,7 +310,7 @@ export class NfqueuePort {
    * As `acceptModified`, without the copy: queues an ACCEPT verdict for a `len`-byte packet and returns
    * the offset in `verdictBuf` where the caller must write it before the next verdict call or flush (e.g.
    * build an IPIP packet there directly). Returns -1, and gives a DROP verdict instead, when `len` is not in
-   * 20..maxModified.
+   * 20..maxModified. A caller that cannot fill the space after all calls `dropReserved` next.
    */
   reserveModified(id: number, len: number): number {
     if (len < 20 || len > this.maxModified) {
@@ -328,10 +333,29 @@ export class NfqueuePort {
     for (let i = len; i < pad; i++) this.verdictBuf[a + PAYLOAD_ATTR + i] = 0;
     this.vOff = p + size;
     this.vCount++;
+    this.reserved = p;
     const c = this.counters;
     c[NfqCounter.VERDICTS]++;
     c[NfqCounter.MODIFIED]++;
     return a + PAYLOAD_ATTR;
+  }
+
+  /**
+   * Turns the verdict `reserveModified` just queued into a DROP without payload, for a caller that found it
+   * cannot build the packet after all. Only valid before any other verdict call or flush; returns false
+   * (and changes nothing) otherwise.
+   */
+  dropReserved(): boolean {
+    const p = this.reserved;
+    if (p < 0) return false;
+    this.reserved = -1;
+    this.vDv.setUint32(p, VERDICT_MSG, true);
+    this.vDv.setUint32(p + 24, NF_DROP, false);
+    this.vOff = p + VERDICT_MSG;
+    const c = this.counters;
+    c[NfqCounter.MODIFIED]--;
+    c[NfqCounter.DROPS]++;
+    return true;
   }
 
   /**
@@ -345,6 +369,7 @@ export class NfqueuePort {
     const len = this.vOff;
     this.vOff = 0;
     this.vCount = 0;
+    this.reserved = -1;
     let r = -1;
     for (let tries = 0; tries < 4; tries++) {
       r = raw.send(this.fd, this.vMem, len, 0);
@@ -391,10 +416,15 @@ export class NfqueuePort {
 
   /**
    * Stops delivery, sends pending verdicts, unbinds the queue (packets still queued are dropped by the
-   * kernel), closes the socket and frees native memory. Idempotent; never throws. Views handed out
-   * (`verdictBuf`, packet buffers) must not be used afterwards.
+   * kernel), closes the socket and frees native memory. Called from inside a packet callback, it takes
+   * effect when the batch ends. Idempotent; never throws. Views handed out (`verdictBuf`, packet buffers)
+   * must not be used afterwards.
    */
   close(): void {
+    if (this.busy) {
+      this.closePending = true;
+      return;
+    }
     if (this.closed) return;
     this.closed = true;
     this.stopRx();
@@ -409,9 +439,20 @@ export class NfqueuePort {
   private readonly onReadable = (): void => {
     const h = this.handler;
     if (h === null || this.closed) return;
+    this.busy = true;
+    try {
+      this.batches(h);
+    } finally {
+      this.busy = false;
+    }
+    if (this.closePending) this.close();
+  };
+
+  /** Up to 16 recvmmsg rounds per wakeup (then back to the event loop); verdicts sent after each round. */
+  private batches(h: NfqHandler): void {
     const dv = this.rxDv;
     const c = this.counters;
-    for (let round = 0; round < 16; round++) {
+    for (let round = 0; round < 16 && !this.closePending; round++) {
       const n = raw.recvmmsg(this.fd, this.rxMem, this.slots, C.MSG_DONTWAIT, null);
       if (n <= 0) {
         if (n < 0) {
@@ -432,7 +473,7 @@ export class NfqueuePort {
       this.flush();
       if (n < this.slots) break;
     }
-  };
+  }
 
   /** Walks the netlink messages in `[p, end)` of the receive memory. */
   private messages(h: NfqHandler, start: number, end: number): void {
@@ -530,6 +571,7 @@ export class NfqueuePort {
 
   /** Queues a verdict without payload; `mark` < 0 means no NFQA_MARK. */
   private put(id: number, verdict: number, mark: number): void {
+    this.reserved = -1;
     const size = mark < 0 ? VERDICT_MSG : VERDICT_MSG + MARK_ATTR;
     if (this.vOff + size > this.vLen) {
       this.counters[NfqCounter.VERDICT_FULL]++;
