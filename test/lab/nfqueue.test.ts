@@ -51,6 +51,7 @@ interface FwdStats {
   counters: Record<string, number>;
   kernel: { queued: number; queueDropped: number; userDropped: number };
   cpuUs: { user: number; system: number };
+  gcs: number;
   requests: number; replies: number; other: number; dropped: number;
   reqClients: Record<string, number>; repClients: Record<string, number>;
 }
@@ -387,7 +388,7 @@ for i in range(10):
     const delivered = rx() - r0;
     const offered = /(\d+) packets outgoing/.exec(sent)?.[1] ?? '?';
     const c = s.counters;
-    process.stdout.write(`throughput: offered ${offered} frames in 3 s, delivered ${delivered} = ${Math.round(delivered / 3)} pps; port rx ${c.RX} in ${c.RX_BATCHES} batches (avg ${(c.RX / Math.max(1, c.RX_BATCHES)).toFixed(1)}), verdicts ${c.VERDICTS} in ${c.SEND_BATCHES} sends, send errors ${c.SEND_ERRORS}, queue dropped ${s.kernel.queueDropped}, user dropped ${s.kernel.userDropped}; worker CPU ${((s.cpuUs.user + s.cpuUs.system) / 1e6).toFixed(2)} s (user ${(s.cpuUs.user / 1e6).toFixed(2)}, sys ${(s.cpuUs.system / 1e6).toFixed(2)}) = ${((s.cpuUs.user + s.cpuUs.system) / Math.max(1, c.RX)).toFixed(2)} µs per packet\n`);
+    process.stdout.write(`throughput: offered ${offered} frames in 3 s, delivered ${delivered} = ${Math.round(delivered / 3)} pps; port rx ${c.RX} in ${c.RX_BATCHES} batches (avg ${(c.RX / Math.max(1, c.RX_BATCHES)).toFixed(1)}), verdicts ${c.VERDICTS} in ${c.SEND_BATCHES} sends, send errors ${c.SEND_ERRORS}, queue dropped ${s.kernel.queueDropped}, user dropped ${s.kernel.userDropped}; worker CPU ${((s.cpuUs.user + s.cpuUs.system) / 1e6).toFixed(2)} s (user ${(s.cpuUs.user / 1e6).toFixed(2)}, sys ${(s.cpuUs.system / 1e6).toFixed(2)}) = ${((s.cpuUs.user + s.cpuUs.system) / Math.max(1, c.RX)).toFixed(2)} µs per packet; ${s.gcs} GC(s) in the worker\n`);
     expect(delivered).toBeGreaterThan(0);
   });
 });

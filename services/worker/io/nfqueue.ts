@@ -84,7 +84,7 @@ export interface NfqueuePortOptions {
   maxlen?: number;
   /** Bytes of each packet copied to userspace (NFQA_CFG_PARAMS copy_range), 64..65535. Default 65535. */
   copyRange?: number;
-  /** Messages per recvmmsg (receive slots). Default 64. */
+  /** Messages per recvmmsg (receive slots), 1..1024. Native memory is `batch × (copyRange + 512)` bytes. Default 64. */
   batch?: number;
   /** Verdict buffer size in bytes: verdicts are sent when it fills or at batch end. Default 512 KiB. */
   verdictBytes?: number;
@@ -189,7 +189,6 @@ export class NfqueuePort {
   private vCount = 0;
   /** Offset of the message `reserveModified` queued last, while it is still the last one; else -1. */
   private reserved = -1;
-  private readonly resIdBe: number;
   private poller: UvPollHandle | null = null;
   private handler: NfqHandler | null = null;
   private closed = false;
@@ -204,9 +203,11 @@ export class NfqueuePort {
     const copyRange = o.copyRange ?? 0xffff;
     if (!Number.isInteger(copyRange) || copyRange < 64 || copyRange > 0xffff) throw new RangeError(`nfqueue ${q}: copyRange ${copyRange} is not in 64..65535`);
     const maxlen = o.maxlen ?? 8192;
+    if (!Number.isInteger(maxlen) || maxlen < 1 || maxlen > 0x7fffffff) throw new RangeError(`nfqueue ${q}: maxlen ${maxlen} is not a positive 32-bit integer`);
+    const batch = o.batch ?? 64;
+    if (!Number.isInteger(batch) || batch < 1 || batch > 1024) throw new RangeError(`nfqueue ${q}: batch ${batch} is not in 1..1024`);
     this.queue = q;
-    this.resIdBe = q;
-    this.slots = o.batch ?? 64;
+    this.slots = batch;
     this.slotSize = (copyRange + SLOT_OVERHEAD + 63) & ~63;
     this.vLen = Math.max(4096, o.verdictBytes ?? 512 * 1024);
     this.maxModified = Math.min(MAX_PAYLOAD, this.vLen - VERDICT_MSG - MARK_ATTR - PAYLOAD_ATTR - 4);
@@ -296,7 +297,9 @@ export class NfqueuePort {
    * it and sends ICMP fragmentation-needed. Routing after PREROUTING uses the new destination. The bytes are
    * copied: `buf` may be the receive slot the packet arrived in. Copies between native buffers (the receive
    * slots, `verdictBuf`, libc `view()`s) allocate nothing; other buffers are copied byte by byte. Returns
-   * false, and gives a DROP verdict instead, when `len` is not in 20..maxModified.
+   * false, and gives a DROP verdict instead, when `len` is not in 20..maxModified. Never rewrite a packet
+   * delivered with NfqFlag.TRUNCATED: the kernel would replace the whole packet with the truncated bytes
+   * (the default copy range, 65535, covers every packet, since GSO packets are segmented before queueing).
    */
   acceptModified(id: number, buf: Uint8Array, off: number, len: number): boolean {
     const at = this.reserveModified(id, len);
@@ -602,7 +605,7 @@ export class NfqueuePort {
     dv.setUint32(p + 12, 0, true);
     dv.setUint8(p + 16, 0);
     dv.setUint8(p + 17, 0);
-    dv.setUint16(p + 18, this.resIdBe, false);
+    dv.setUint16(p + 18, this.queue, false);
     dv.setUint16(p + 20, 12, true);
     dv.setUint16(p + 22, NFQA_VERDICT_HDR, true);
     dv.setUint32(p + 24, verdict, false);
