@@ -47,14 +47,16 @@ export const C = {
   SOCK_STREAM: 1, SOCK_DGRAM: 2, SOCK_RAW: 3, SOCK_NONBLOCK: 0x800, SOCK_CLOEXEC: 0x80000,
   SOL_SOCKET: 1, SO_SNDBUF: 7, SO_RCVBUF: 8, SO_SNDBUFFORCE: 32, SO_RCVBUFFORCE: 33,
   SO_ATTACH_FILTER: 26, SO_DETACH_FILTER: 27,
-  SOL_PACKET: 263,
+  SOL_PACKET: 263, SOL_NETLINK: 270,
+  NETLINK_NETFILTER: 12, NETLINK_NO_ENOBUFS: 5, NLMSG_ERROR: 2,
+  POLLIN: 1,
   PACKET_RX_RING: 5, PACKET_STATISTICS: 6, PACKET_VERSION: 10, PACKET_VNET_HDR: 15, PACKET_FANOUT: 18,
   PACKET_QDISC_BYPASS: 20, PACKET_FANOUT_DATA: 22, PACKET_IGNORE_OUTGOING: 23,
   TPACKET_V2: 1, TPACKET_V3: 2,
   PACKET_FANOUT_CBPF: 6, PACKET_FANOUT_FLAG_IGNORE_OUTGOING: 0x4000,
   ETH_P_ALL: 0x0003, ETH_P_IP: 0x0800, ETH_P_ARP: 0x0806,
   PROT_READ: 1, PROT_WRITE: 2, MAP_SHARED: 0x01, MAP_PRIVATE: 0x02, MAP_ANONYMOUS: 0x20, MAP_POPULATE: 0x8000,
-  MSG_DONTWAIT: 0x40,
+  MSG_DONTWAIT: 0x40, MSG_TRUNC: 0x20,
   EINTR: 4, EAGAIN: 11, ENOBUFS: 105,
   SIOCGIFHWADDR: 0x8927,
 } as const;
@@ -145,6 +147,11 @@ export function view(addr: Ptr, len: number): ArrayBuffer {
   const ab = koffi.view(addr, len);
   natives.set(ab, { addr: Number(addr), u8: new Uint8Array(ab), i32: new Int32Array(ab, 0, len >> 2) });
   return ab;
+}
+
+/** True when `b` lies in memory made by `view()`, so {@link copyBytes} copies to or from it without allocating. */
+export function isNativeView(b: Uint8Array): boolean {
+  return natives.has(b.buffer);
 }
 
 /** Frames at least this long are copied by memcpy (one koffi call ≈ 70–120 ns); shorter ones by a JS word loop. */
