@@ -416,8 +416,10 @@ export class Engine {
     const svc = ct.service(e);
     if (this.l2.isLocal(daddr)) return this.toLocal(buf, partial, svc, did, bytes);
     if (!this.l2.resolve(daddr, this.hop)) {
-      this.ev[Ev.drop_no_neigh]++;
-      return Verdict.DROP;
+      if (fwd !== FwdCode.masq) return this.count(Ev.drop_no_neigh);
+      const v = this.viaKernel(buf, partial, daddr, dport, true);
+      if (v === Verdict.FORWARD) this.countIn(svc, did, bytes);
+      return v;
     }
     const port = this.ports.get(this.hop.ifindex);
     if (port === undefined) {
@@ -428,14 +430,43 @@ export class Engine {
     if (fwd === FwdCode.masq) v = this.txNat(buf, off, len, partial, port, daddr, dport, true);
     else if (fwd === FwdCode.tunnel) v = this.txTunnel(buf, partial, port, daddr, svc, did);
     else v = this.txRoute(buf, off, len, partial, port);
-    if (v === Verdict.FORWARD) {
-      this.ev[Ev.forwarded_in]++;
-      this.row.svcStats[svc * Stat.width + Stat.inpkts]++;
-      this.row.svcStats[svc * Stat.width + Stat.inbytes] += bytes;
-      this.row.destStats[did * Stat.width + Stat.inpkts]++;
-      this.row.destStats[did * Stat.width + Stat.inbytes] += bytes;
-    }
+    if (v === Verdict.FORWARD) this.countIn(svc, did, bytes);
     return v;
+  }
+
+  private countIn(svc: number, did: number, bytes: number): void {
+    this.ev[Ev.forwarded_in]++;
+    this.row.svcStats[svc * Stat.width + Stat.inpkts]++;
+    this.row.svcStats[svc * Stat.width + Stat.inbytes] += bytes;
+    this.row.destStats[did * Stat.width + Stat.inpkts]++;
+    this.row.destStats[did * Stat.width + Stat.inbytes] += bytes;
+  }
+
+  private countOut(svc: number, did: number, bytes: number): void {
+    this.ev[Ev.forwarded_out]++;
+    this.row.svcStats[svc * Stat.width + Stat.outpkts]++;
+    this.row.svcStats[svc * Stat.width + Stat.outbytes] += bytes;
+    if (did !== NO_DEST) {
+      this.row.destStats[did * Stat.width + Stat.outpkts]++;
+      this.row.destStats[did * Stat.width + Stat.outbytes] += bytes;
+    }
+  }
+
+  /**
+   * The next hop's MAC is not known yet (the probe is under way): NAT the packet in place and hand it to the
+   * kernel's forwarding path through the TUN queue, which resolves the neighbour and queues the packet as it
+   * does for its own traffic. Later packets take the fast path once the neighbour table has the entry. (The
+   * kernel decrements the TTL once more on this path.)
+   */
+  private viaKernel(buf: Uint8Array, partial: boolean, addr: number, aport: number, toServer: boolean): number {
+    const m = this.m;
+    if (this.local === null) return this.count(Ev.drop_no_neigh);
+    const v = toServer ? natIn(buf, m, addr, aport, partial) : natOut(buf, m, addr, aport, partial);
+    if (v !== NetVerdict.OK) return this.dropNet(v);
+    if (partial) finishPartial(buf, m);
+    if (!this.local.write(buf, m.l3Off, m.totalLen)) return this.count(Ev.drop_no_neigh);
+    this.ev[Ev.via_kernel]++;
+    return Verdict.FORWARD;
   }
 
   /**
@@ -448,12 +479,8 @@ export class Engine {
     if (this.local === null) return this.count(Ev.drop_no_local);
     if (partial) finishPartial(buf, m);
     if (!this.local.write(buf, m.l3Off, m.totalLen)) return this.count(Ev.drop_no_local);
-    this.ev[Ev.forwarded_in]++;
     this.ev[Ev.local_delivered]++;
-    this.row.svcStats[svc * Stat.width + Stat.inpkts]++;
-    this.row.svcStats[svc * Stat.width + Stat.inbytes] += bytes;
-    this.row.destStats[did * Stat.width + Stat.inpkts]++;
-    this.row.destStats[did * Stat.width + Stat.inbytes] += bytes;
+    this.countIn(svc, did, bytes);
     return Verdict.FORWARD;
   }
 
@@ -468,8 +495,10 @@ export class Engine {
     ct.onPacket(e, Dir.OUTPUT, m.tcpFlags, now);
     const caddr = ct.caddr(e);
     if (!this.l2.resolve(caddr, this.hop)) {
-      this.ev[Ev.drop_no_neigh]++;
-      return Verdict.DROP;
+      const bytes = m.totalLen;
+      const v = this.viaKernel(buf, partial, ct.vaddr(e), ct.vport(e), false);
+      if (v === Verdict.FORWARD) this.countOut(ct.service(e), ct.destId(e), bytes);
+      return v;
     }
     const port = this.ports.get(this.hop.ifindex);
     if (port === undefined) {
@@ -478,17 +507,7 @@ export class Engine {
     }
     const bytes = m.totalLen;
     const v = this.txNat(buf, off, len, partial, port, ct.vaddr(e), ct.vport(e), false);
-    if (v === Verdict.FORWARD) {
-      const svc = ct.service(e);
-      const did = ct.destId(e);
-      this.ev[Ev.forwarded_out]++;
-      this.row.svcStats[svc * Stat.width + Stat.outpkts]++;
-      this.row.svcStats[svc * Stat.width + Stat.outbytes] += bytes;
-      if (did !== NO_DEST) {
-        this.row.destStats[did * Stat.width + Stat.outpkts]++;
-        this.row.destStats[did * Stat.width + Stat.outbytes] += bytes;
-      }
-    }
+    if (v === Verdict.FORWARD) this.countOut(ct.service(e), ct.destId(e), bytes);
     return v;
   }
 

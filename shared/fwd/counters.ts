@@ -36,6 +36,7 @@ export const WorkerEvent = [
   'table_swaps',
   'local_delivered',
   'drop_no_local',
+  'via_kernel',
   ...NET_VERDICT_NAMES.map((n) => `net_${n.toLowerCase()}` as const),
 ] as const;
 /** Index of the first `net_*` slot: `NET_EVENT_BASE + verdict code`. */

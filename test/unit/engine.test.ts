@@ -219,6 +219,20 @@ describe('engine', () => {
     expect(ev('local_delivered')).toBe(1);
   });
 
+  it('engine: a reply to a client whose MAC is not known yet goes, NATed, to the kernel (which resolves and queues)', () => {
+    engine.setTable(table([service(0, 6, 80, [dest(0, '10.1.0.101', 80, FwdCode.masq)])]));
+    const stranger = '10.9.9.9';
+    expect(feed(synFrame(48000, 80, SYN, stranger))).toBe(Verdict.FORWARD);
+    back.take();
+    const reply = eth(DIR_BACK, RS_MAC['10.1.0.101'], 0x0800, ipv4({ src: '10.1.0.101', dst: stranger, proto: 6, payload: tcp({ src: '10.1.0.101', dst: stranger, sport: 80, dport: 48000, flags: SYN | ACK }) }));
+    expect(feed(reply)).toBe(Verdict.FORWARD);
+    expect(localWrites).toHaveLength(1);
+    const expected = ipv4({ src: VIP, dst: stranger, proto: 6, ttl: 63, payload: tcp({ src: VIP, dst: stranger, sport: 80, dport: 48000, flags: SYN | ACK }) });
+    expect([...localWrites[0]]).toEqual(expected);
+    expect(ev('via_kernel')).toBe(1);
+    expect(ev('forwarded_out')).toBe(1);
+  });
+
   it('engine: traffic for no service is not ours; a reply from a NAT server with no connection is an orphan', () => {
     engine.setTable(table([service(0, 6, 80, [dest(0, '10.1.0.101', 80, FwdCode.masq)])]));
     expect(feed(synFrame(45000, 22))).toBe(Verdict.NOT_OURS);
