@@ -57,8 +57,9 @@ async function stopTsvsd(d: Daemon | undefined): Promise<void> {
 }
 
 /** Runs one of ops/bin's programs with TSVS_ADMIN_SOCKET=<sock>, feeding `stdin`; resolves with status and output. */
-function runBin(prog: string, args: readonly string[], sock: string, stdin = ''): Promise<Result> {
-  const proc = spawn(join(BIN, prog), args, { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv({ TSVS_ADMIN_SOCKET: sock }) });
+function runBin(prog: string, args: readonly string[], sock: string, stdin = '', uid?: number): Promise<Result> {
+  const as = uid === undefined ? {} : { uid, gid: uid };
+  const proc = spawn(join(BIN, prog), args, { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv({ TSVS_ADMIN_SOCKET: sock }), ...as });
   let out = '';
   let err = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
@@ -520,11 +521,28 @@ suite('tsvsadm-e2e: tsvsd not running', () => {
     expect(await runBin('tsvsadm-restore', [], missing, '-A -t 10.0.0.1:80\n')).toEqual({ code: 2, out: '', err: INIT_FAILURE });
   });
 
+  it('tsvsadm-e2e: a non-root caller cannot reach the root-only socket: "Permission denied (you must be root)", exit 2', async () => {
+    const sock = join(dir, 'root-only', 'tsvsd.sock');
+    const dd = await startTsvsd(sock);
+    try {
+      const nobody = 65534;
+      const want = { code: 2, out: '', err: INIT_FAILURE.replace('Protocol not available', 'Permission denied (you must be root)') };
+      expect(await runBin('tsvsadm', ['-L', '-n'], sock, '', nobody)).toEqual(want);
+      expect(await runBin('tsvsadm', ['-v'], sock, '', nobody)).toEqual(want);
+      expect(await out(sock, '-L -n')).toBe(HEADER + TITLE);
+    } finally {
+      await stopTsvsd(dd);
+    }
+  });
+
   it('tsvsadm-e2e: a daemon that has stopped leaves tsvsadm failing the same way', async () => {
     const sock = join(dir, 'stopped', 'tsvsd.sock');
     const dd = await startTsvsd(sock);
-    await ok(sock, '-A -t 10.0.0.1:80');
-    await stopTsvsd(dd);
+    try {
+      await ok(sock, '-A -t 10.0.0.1:80');
+    } finally {
+      await stopTsvsd(dd);
+    }
     expect(await tsvsadm(sock, '-L -n')).toEqual({ code: 2, out: '', err: INIT_FAILURE });
   });
 });
