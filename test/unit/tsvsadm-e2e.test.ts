@@ -411,6 +411,32 @@ suite('tsvsadm-e2e: bad commands against the real daemon', () => {
     expect(await out(sock, '-S -n')).toBe(SETUP);
   });
 
+  it('tsvsadm-e2e: mh refuses a dest beyond its 4093-slot table (EINVAL; the kernel keeps a stale table instead)', async () => {
+    const vs = '-u 10.0.0.11:53';
+    const dests = Array.from({ length: 4093 }, (_, i) => `-a ${vs} -r 10.${20 + (i >> 16)}.${(i >> 8) & 255}.${i & 255} -m`);
+    await ok(sock, '-R', [`-A ${vs} -s mh`, ...dests, ''].join('\n'));
+    const EINVAL = 'Invalid operation.  Possibly wrong module version, address not unicast, ...\n';
+    expect(await tsvsadm(sock, `-a ${vs} -r 10.30.0.1 -m`)).toEqual({ code: 255, out: '', err: EINVAL });
+    await ok(sock, `-E ${vs} -s rr`);
+    await ok(sock, `-a ${vs} -r 10.30.0.1 -m`);
+    expect(await tsvsadm(sock, `-E ${vs} -s mh`)).toEqual({ code: 255, out: '', err: EINVAL });
+    expect((await out(sock, `-L -n ${vs}`)).split('\n')[2]).toBe('UDP  10.0.0.11:53 rr'); // a failed -E changes nothing
+    await ok(sock, `-D ${vs}`);
+  });
+
+  it('tsvsadm-e2e: a sync daemon cannot start while a service mixes address families (EINVAL, as the kernel)', async () => {
+    await ok(sock, '-A -t [2001:db8::1]:80 -s rr');
+    await ok(sock, '-a -t [2001:db8::1]:80 -r 10.1.1.1 -i');
+    expect(await tsvsadm(sock, '--start-daemon master')).toEqual({
+      code: 255,
+      out: '',
+      err: 'Invalid operation.  Possibly wrong module version, address not unicast, ...\n',
+    });
+    await ok(sock, '-D -t [2001:db8::1]:80');
+    await ok(sock, '--start-daemon master');
+    await ok(sock, '--stop-daemon master');
+  });
+
   it('tsvsadm-e2e: -h prints the usage on stdout and exits 0; -v prints the version', async () => {
     const h = await tsvsadm(sock, '-h');
     expect({ code: h.code, err: h.err }).toEqual({ code: 0, err: '' });
