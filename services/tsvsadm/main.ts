@@ -15,6 +15,13 @@ function readOr(path: string): string | undefined {
   }
 }
 
+// ipvsadm dies of SIGPIPE, silently, when its reader goes away (`tsvsadm -Ln | head -1`). Node ignores SIGPIPE and
+// would print an EPIPE stack trace instead, so end the same quiet way, with the status a shell shows for it (128 + 13).
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(141);
+  throw e;
+});
+
 const servicesText = readOr('/etc/services');
 const resolver = tableResolver(
   parseEtcHosts(readOr('/etc/hosts') ?? ''),

@@ -5,7 +5,7 @@ import type { NameResolver } from '../../shared/ipvsadm/names.ts';
 import type { Command } from '../../shared/ipvsadm/parse.ts';
 import { parseArgs } from '../../shared/ipvsadm/parse.ts';
 import type { IpvsCall, IpvsErrno } from '../../shared/ipvsadm/errors.ts';
-import { EXIT_FAIL, EXIT_KERNEL, EXIT_LIST, INIT_FAILURE, ipvsStrerror } from '../../shared/ipvsadm/errors.ts';
+import { EXIT_FAIL, EXIT_KERNEL, EXIT_LIST, INIT_FAILURE, initFailure, ipvsStrerror } from '../../shared/ipvsadm/errors.ts';
 import { formatConns, formatDaemons, formatList, formatSave, formatServiceList, formatTimeout, usageText, VERSION_LINE } from '../../shared/ipvsadm/format.ts';
 import { tokenizeRestoreStream } from '../../shared/ipvsadm/restore.ts';
 import { toRequest } from '../../shared/ipvsadm/request.ts';
@@ -43,8 +43,10 @@ export async function run(argv: readonly string[], io: RunIo): Promise<number> {
   let client: AdminClient;
   try {
     client = await io.connect();
-  } catch {
-    io.stderr(INIT_FAILURE + '\n');
+  } catch (e) {
+    // A non-root caller cannot reach the root-only socket (EACCES); ipvsadm gets EPERM from the kernel then.
+    const code = (e as NodeJS.ErrnoException).code;
+    io.stderr((code === 'EACCES' || code === 'EPERM' ? initFailure('EPERM') : INIT_FAILURE) + '\n');
     return EXIT_FAIL;
   }
   try {

@@ -83,6 +83,13 @@ export function ipvsStrerror(call: IpvsCall, errno: IpvsErrno): string {
   return GENERIC[errno] ?? STRERROR[errno] ?? errno;
 }
 
-/** The two-line message (without the final newline) ipvsadm prints, exit 2, when IPVS cannot be initialised. */
-export const INIT_FAILURE =
-  "Can't initialize ipvs: Protocol not available\nAre you sure that IP Virtual Server is built in the kernel or as module?";
+/**
+ * The two-line message (without the final newline) ipvsadm prints, exit 2, when IPVS cannot be initialised, for the
+ * errno of the failed ipvs_init: ENOPROTOOPT without ip_vs, EPERM ("you must be root") for a non-root caller.
+ */
+export function initFailure(errno: IpvsErrno): string {
+  return `Can't initialize ipvs: ${GENERIC[errno] ?? STRERROR[errno] ?? errno}\nAre you sure that IP Virtual Server is built in the kernel or as module?`;
+}
+
+/** {@link initFailure} without ip_vs: "Protocol not available". */
+export const INIT_FAILURE = initFailure('ENOPROTOOPT');
