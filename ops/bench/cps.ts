@@ -72,7 +72,7 @@ export async function main(args: string[]): Promise<void> {
     const dir = mkdtempSync(join(tmpdir(), 'tsvs-haproxy-'));
     const cfg = join(dir, 'haproxy.cfg');
     writeFileSync(cfg, [
-      'global', '  nbthread 1', '  maxconn 20000',
+      'global', '  nbthread 1', '  maxconn 8000',
       'defaults', '  mode tcp', '  timeout connect 5s', '  timeout client 30s', '  timeout server 30s',
       'frontend f', `  bind ${VIP}:80`, '  default_backend b',
       'backend b', '  balance roundrobin', ...rips.map((r, i) => `  server rs${i + 1} ${r}:80`), '',

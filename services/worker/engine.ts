@@ -152,42 +152,11 @@ export class Engine {
     const natEndpoints = new Set<number>();
     for (const s of t.services) {
       const prev = old[s.id];
-      const views: DestView[] = s.dests.map((d, i) => ({
-        index: i, addr: d.addr, port: d.port, weight: d.weight, lastWeight: d.lastWeight || d.weight,
-        overloaded: false, available: true, activeConns: 0, inactConns: 0,
-      }));
       for (const d of s.dests) {
         live[d.id] = 1;
         if (d.method === FwdCode.masq && s.protocol !== 0) natEndpoints.add(endpointKey(s.protocol, d.addr, d.port));
       }
-      let sched: Scheduler | undefined;
-      const same = prev && prev.svc.scheduler === s.scheduler && prev.svc.flags === s.flags && sameDests(prev.svc.dests, s.dests);
-      if (same && prev.sched) {
-        // Same dests in the same order: keep the scheduler's state and its view records (lblc/lblcr hold
-        // references); a changed weight is an edit, as ipvsadm -e reports it to the kernel scheduler.
-        sched = prev.sched;
-        for (let i = 0; i < views.length; i++) {
-          const pv = prev.views[i];
-          if (pv.weight !== views[i].weight || pv.lastWeight !== views[i].lastWeight) {
-            pv.weight = views[i].weight;
-            pv.lastWeight = views[i].lastWeight;
-            try {
-              sched.update(prev.views, { kind: 'edit', at: i });
-            } catch {
-              sched = undefined;
-              break;
-            }
-          }
-        }
-        views.splice(0, views.length, ...prev.views);
-      } else {
-        sched = createScheduler(s.scheduler, { flags: s.flags, rng: this.rng });
-        try {
-          sched?.update(views, { kind: 'init' });
-        } catch {
-          sched = undefined;
-        }
-      }
+      const { sched, views } = carryScheduler(prev, s, this.rng);
       const st: SvcState = { svc: s, sched, views, dests: s.dests };
       byId[s.id] = st;
       if (s.fwmark > 0) byFwmark.set(s.fwmark, st);
@@ -673,6 +642,70 @@ export class Engine {
   }
 }
 
+function newView(d: FwdDest, i: number): DestView {
+  return { index: i, addr: d.addr, port: d.port, weight: d.weight, lastWeight: d.lastWeight || d.weight, overloaded: false, available: true, activeConns: 0, inactConns: 0 };
+}
+
+function renumber(views: DestView[]): void {
+  for (let i = 0; i < views.length; i++) views[i].index = i;
+}
+
+/**
+ * Carries a service's scheduler across a table swap as the kernel would have seen the change: each deleted dest
+ * reported at its position, each added one at the head (newest first), each changed weight as an edit — so rr
+ * keeps its place and wrr its current weight (ip_vs_wrr_dest_changed) instead of starting over. A new service,
+ * another scheduler or other flags start a fresh scheduler. View records are reused (lblc/lblcr hold them).
+ */
+function carryScheduler(prev: SvcState | undefined, s: FwdService, rng: () => number): { sched: Scheduler | undefined; views: DestView[] } {
+  const fresh = (): { sched: Scheduler | undefined; views: DestView[] } => {
+    const views = s.dests.map(newView);
+    const sched = createScheduler(s.scheduler, { flags: s.flags, rng });
+    try {
+      sched?.update(views, { kind: 'init' });
+      return { sched, views };
+    } catch {
+      return { sched: undefined, views };
+    }
+  };
+  if (!prev || !prev.sched || prev.svc.scheduler !== s.scheduler || prev.svc.flags !== s.flags) return fresh();
+  const sched = prev.sched;
+  const views = prev.views.slice();
+  const ids = prev.svc.dests.map((d) => d.id);
+  const want = s.dests.map((d) => d.id);
+  try {
+    for (let i = ids.length - 1; i >= 0; i--) {
+      if (want.includes(ids[i])) continue;
+      views[i].available = false;
+      views.splice(i, 1);
+      ids.splice(i, 1);
+      renumber(views);
+      sched.update(views, { kind: 'del', at: i });
+    }
+    const added = want.filter((id) => !ids.includes(id));
+    for (let k = added.length - 1; k >= 0; k--) {
+      const d = s.dests.find((x) => x.id === added[k]) as FwdDest;
+      views.unshift(newView(d, 0));
+      ids.unshift(d.id);
+      renumber(views);
+      sched.update(views, { kind: 'add', at: 0 });
+    }
+    if (ids.length !== want.length || ids.some((id, i) => id !== want[i])) return fresh();
+    for (let i = 0; i < views.length; i++) {
+      const d = s.dests[i];
+      const v = views[i];
+      const lw = d.lastWeight || d.weight;
+      if (v.weight !== d.weight || v.lastWeight !== lw) {
+        v.weight = d.weight;
+        v.lastWeight = lw;
+        sched.update(views, { kind: 'edit', at: i });
+      }
+    }
+    return { sched, views };
+  } catch {
+    return fresh();
+  }
+}
+
 /** Protocol → 2-bit code, so numeric keys stay exact below 2^53. */
 function protoCode(proto: number): number {
   return proto === IpProto.TCP ? 1 : proto === IpProto.UDP ? 2 : 3;
@@ -688,8 +721,3 @@ function endpointKey(proto: number, addr: number, port: number): number {
   return (protoCode(proto) * 4294967296 + (addr >>> 0)) * 65536 + port;
 }
 
-function sameDests(a: FwdDest[], b: FwdDest[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i].id !== b[i].id) return false;
-  return true;
-}

@@ -10,6 +10,8 @@ import { inetChecksum } from '../../shared/net/checksum.ts';
 import { ipv4ToInt } from '../../shared/util/ip.ts';
 import { Engine, Verdict, type Hop, type L2Resolver, type LocalSink, type TxPort } from '../../services/worker/engine.ts';
 import { eth, ipv4, mac, tcp, udp } from '../support/packet-ref.ts';
+import { createScheduler } from '../../shared/sched/index.ts';
+import type { DestView } from '../../shared/sched/types.ts';
 
 const DIR_FRONT = '02:00:00:00:00:01';
 const DIR_BACK = '02:00:00:00:00:02';
@@ -231,6 +233,33 @@ describe('engine', () => {
     expect([...localWrites[0]]).toEqual(expected);
     expect(ev('via_kernel')).toBe(1);
     expect(ev('forwarded_out')).toBe(1);
+  });
+
+  it('engine: dests added one by one keep wrr where the kernel keeps it (reported as adds, not a rebuild)', () => {
+    const d3 = dest(3, '10.1.0.103', 80, FwdCode.masq, 1);
+    const d2 = dest(2, '10.1.0.102', 80, FwdCode.masq, 1);
+    const d1 = dest(1, '10.1.0.101', 80, FwdCode.masq, 3);
+    const svc = (ds: FwdDest[]): FwdService => service(0, 6, 80, ds, { scheduler: 'wrr' });
+    engine.setTable(table([svc([])], 1));
+    engine.setTable(table([svc([d3])], 2));
+    engine.setTable(table([svc([d2, d3])], 3));
+    engine.setTable(table([svc([d1, d2, d3])], 4));
+    RS_MAC['10.1.0.103'] = '02:00:00:00:01:03';
+    const got = Array.from({ length: 10 }, (_, i) => (feed(synFrame(49000 + i)), ipOf(back.take()[0].bytes, 30).split('.')[3]));
+    // The same changes fed straight to the kernel-exact scheduler.
+    const views: DestView[] = [];
+    const w = createScheduler('wrr', { flags: 0 })!;
+    w.update(views, { kind: 'init' });
+    for (const d of [d3, d2, d1]) {
+      views.unshift({ index: 0, addr: d.addr, port: 80, weight: d.weight, lastWeight: d.weight, overloaded: false, available: true, activeConns: 0, inactConns: 0 });
+      views.forEach((v, i) => (v.index = i));
+      w.update(views, { kind: 'add', at: 0 });
+    }
+    const want = Array.from({ length: 10 }, () => String(views[w.schedule(views, { saddr: 0, sport: 0, daddr: 0, dport: 0 }, 0)].addr & 255));
+    expect(got).toEqual(want);
+    // A rebuild would have started a full cycle at once; the kernel does not.
+    expect(want.slice(0, 5)).not.toEqual(['101', '101', '101', '102', '103']);
+    delete RS_MAC['10.1.0.103'];
   });
 
   it('engine: traffic for no service is not ours; a reply from a NAT server with no connection is an orphan', () => {
