@@ -8,11 +8,26 @@ function fmt(v: string | number | boolean): string {
 }
 
 /**
+ * Writes to stderr until it breaks: when whoever reads our log goes away (a closed pipe), writes fail with
+ * EPIPE as an 'error' event. Unhandled, that event is an uncaught exception whose report is itself a write to
+ * stderr — a loop that spins the daemon. So the first failure is absorbed and logging stops; the director runs on.
+ */
+export function stderrWriter(stream: NodeJS.WriteStream = process.stderr): (line: string) => void {
+  let broken = false;
+  stream.on('error', () => {
+    broken = true;
+  });
+  return (line) => {
+    if (!broken) stream.write(line);
+  };
+}
+
+/**
  * A logger writing `2025-01-01T00:00:00.000Z tsvsd[123] event k=v ...\n` through `write` (stderr by
  * default). Newlines inside the event are escaped so one event is always one line.
  */
 export function createLogger(
-  write: (line: string) => void = (l) => process.stderr.write(l),
+  write: (line: string) => void = stderrWriter(),
   now: () => Date = () => new Date(),
   pid: number = process.pid,
 ): Logger {

@@ -3,7 +3,7 @@
 // is a verdict, and every drop a named counter in this worker's row of the shared counters.
 import { ConnFlag, ConnTable, NO_DEST, destConnFlags } from '../../shared/conntab/conn-table.ts';
 import { Dir, TcpState } from '../../shared/conntab/tcp-state.ts';
-import { IpProto, PacketMeta, TcpFlag, isIcmpError, parseFrame } from '../../shared/net/parse.ts';
+import { IpProto, PacketMeta, TcpFlag, isIcmpError, parseFrame, parseIpv4 } from '../../shared/net/parse.ts';
 import { NetVerdict } from '../../shared/net/verdict.ts';
 import { decTtl, encapGue, encapIpip, finishPartial, natIcmpIn, natIcmpOut, natIn, natOut, setMacs, writeEth, IPIP_OVERHEAD, GUE_OVERHEAD } from '../../shared/net/rewrite.ts';
 import { buildIcmpUnreach } from '../../shared/net/icmp.ts';
@@ -48,6 +48,21 @@ export interface L2Resolver {
   resolve(daddr: number, hop: Hop): boolean;
   /** True when `addr` is the director's own: a real server on the director (local node). */
   isLocal(addr: number): boolean;
+  /** The director's source address toward `daddr` (outer source of tunnels in L3 mode); 0 when unroutable. */
+  sourceFor(daddr: number): number;
+}
+
+/** The verdict side of an NFQUEUE port (services/worker/io/nfqueue.ts), as the engine uses it in L3 mode. */
+export interface L3Port {
+  readonly verdictBuf: Uint8Array;
+  accept(id: number): void;
+  drop(id: number): void;
+  acceptMark(id: number, mark: number): void;
+  acceptModified(id: number, buf: Uint8Array, off: number, len: number): boolean;
+  /** Reserves `len` bytes of `verdictBuf` for a grown packet; the offset, or -1. */
+  reserveModified(id: number, len: number): number;
+  /** Turns the reservation just made into a drop. */
+  dropReserved(): boolean;
 }
 
 /** Delivery into the director's own stack (a TUN device queue): one IPv4 packet per call. */
@@ -118,6 +133,9 @@ export class Engine {
   private icmpLastMs = 0;
   private readonly icmpPerSec: number;
   private readonly local: LocalSink | null;
+  /** The NFQUEUE port of the packet being handled (L3 mode), else null. */
+  private l3: L3Port | null = null;
+  private l3Id = 0;
   private classifier: MarkClassifier | null = null;
 
   constructor(o: EngineOptions) {
@@ -188,9 +206,28 @@ export class Engine {
    * Returns a Verdict. Never throws on any input.
    */
   frame(buf: Uint8Array, off: number, len: number, partial: boolean): number {
-    const m = this.m;
     this.ev[Ev.rx_frames]++;
-    const pv = parseFrame(buf, len, m, off);
+    return this.dispatch(buf, off, len, partial, parseFrame(buf, len, this.m, off));
+  }
+
+  /**
+   * Handles one IPv4 packet `buf[off, off+len)` from NFQUEUE (safe mode: the kernel routes, resolves neighbours
+   * and keeps checksums complete) and gives it exactly one verdict on `port`: a rewritten payload (NAT, TUN), a
+   * routing mark (DR), accept (not ours, local node) or drop. Returns the Verdict. Never throws.
+   */
+  packet(buf: Uint8Array, off: number, len: number, id: number, port: L3Port): number {
+    this.ev[Ev.rx_frames]++;
+    this.l3 = port;
+    this.l3Id = id;
+    const v = this.dispatch(buf, off, len, false, parseIpv4(buf, off, off + len, this.m));
+    if (v === Verdict.DROP) port.drop(id);
+    else if (v === Verdict.NOT_OURS) port.accept(id);
+    this.l3 = null;
+    return v;
+  }
+
+  private dispatch(buf: Uint8Array, off: number, len: number, partial: boolean, pv: number): number {
+    const m = this.m;
     if (pv !== NetVerdict.OK) {
       if (pv === NetVerdict.DROP_NOT_IPV4) return Verdict.NOT_OURS;
       // Every malformed or fragmented frame is counted by reason. Those for a VIP are ours to drop (the
@@ -383,6 +420,11 @@ export class Engine {
     ct.onPacket(e, Dir.INPUT, m.tcpFlags, now);
     const bytes = m.totalLen;
     const svc = ct.service(e);
+    if (this.l3 !== null) {
+      const v = this.l3In(buf, fwd, daddr, dport, svc, did);
+      if (v === Verdict.FORWARD) this.countIn(svc, did, bytes);
+      return v;
+    }
     if (this.l2.isLocal(daddr)) return this.toLocal(buf, partial, svc, did, bytes);
     if (!this.l2.resolve(daddr, this.hop)) {
       if (fwd !== FwdCode.masq) return this.count(Ev.drop_no_neigh);
@@ -401,6 +443,55 @@ export class Engine {
     else v = this.txRoute(buf, off, len, partial, port);
     if (v === Verdict.FORWARD) this.countIn(svc, did, bytes);
     return v;
+  }
+
+  /**
+   * L3 (NFQUEUE) transmission of a client's packet: NAT rewrites in place (the kernel forwards and decrements
+   * the TTL), DR marks the packet for the dest's policy route, TUN grows it by an outer header, a local real
+   * server gets it unchanged (the VIP is local). Issues the verdict; returns FORWARD or a drop.
+   */
+  private l3In(buf: Uint8Array, fwd: number, daddr: number, dport: number, svc: number, did: number): number {
+    const m = this.m;
+    const port = this.l3 as L3Port;
+    if (this.l2.isLocal(daddr)) {
+      port.accept(this.l3Id);
+      this.ev[Ev.local_delivered]++;
+      return Verdict.FORWARD;
+    }
+    if (fwd === FwdCode.masq) return this.l3Modified(natIn(buf, m, daddr, dport, false, false), buf);
+    const st = this.byId[svc];
+    const pos = st === undefined ? -1 : this.destPos(st, did);
+    const d = pos < 0 ? undefined : (st as SvcState).dests[pos];
+    if (fwd === FwdCode.route) {
+      if (d === undefined || !d.drMark) return this.count(Ev.drop_no_neigh);
+      port.acceptMark(this.l3Id, d.drMark);
+      this.ev[Ev.tx_frames]++;
+      return Verdict.FORWARD;
+    }
+    const gue = d !== undefined && d.tunType === 'gue';
+    const total = (gue ? GUE_OVERHEAD : IPIP_OVERHEAD) + m.totalLen;
+    const o = port.reserveModified(this.l3Id, total);
+    if (o < 0) return this.count(Ev.tx_errors);
+    const src = this.l2.sourceFor(daddr);
+    const v = gue
+      ? encapGue(buf, m, port.verdictBuf, o, src, daddr, 0xc000 | ((m.saddr ^ m.sport) & 0x3fff), (d as FwdDest).tunPort, (d as FwdDest).tunCsum === 'csum', 0)
+      : encapIpip(buf, m, port.verdictBuf, o, src, daddr, 0);
+    if (v !== NetVerdict.OK) {
+      port.dropReserved();
+      this.ev[NET_EVENT_BASE + v]++;
+      return Verdict.FORWARD;
+    }
+    this.ev[Ev.tx_frames]++;
+    return Verdict.FORWARD;
+  }
+
+  /** L3: the result of an in-place rewrite of `buf` becomes the packet's verdict (modified payload or drop). */
+  private l3Modified(v: number, buf: Uint8Array): number {
+    if (v !== NetVerdict.OK) return this.dropNet(v);
+    const m = this.m;
+    if (!(this.l3 as L3Port).acceptModified(this.l3Id, buf, m.l3Off, m.totalLen)) return this.count(Ev.tx_errors);
+    this.ev[Ev.tx_frames]++;
+    return Verdict.FORWARD;
   }
 
   private countIn(svc: number, did: number, bytes: number): void {
@@ -463,6 +554,12 @@ export class Engine {
     }
     ct.onPacket(e, Dir.OUTPUT, m.tcpFlags, now);
     const caddr = ct.caddr(e);
+    if (this.l3 !== null) {
+      const bytes = m.totalLen;
+      const v = this.l3Modified(natOut(buf, m, ct.vaddr(e), ct.vport(e), false, false), buf);
+      if (v === Verdict.FORWARD) this.countOut(ct.service(e), ct.destId(e), bytes);
+      return v;
+    }
     if (!this.l2.resolve(caddr, this.hop)) {
       const bytes = m.totalLen;
       const v = this.viaKernel(buf, partial, ct.vaddr(e), ct.vport(e), false);
@@ -577,6 +674,10 @@ export class Engine {
     }
     // Error about client → RIP (sent by the real server to the client): embedded src = client.
     let e = this.ct.lookupOut(ip, m.innerSaddr, m.innerSport, m.innerDaddr, m.innerDport);
+    if (e >= 0 && (this.ct.flags(e) & ConnFlag.FWD_MASK) === FwdCode.masq && this.l3 !== null) {
+      this.ev[Ev.icmp_translated]++;
+      return this.l3Modified(natIcmpOut(buf, m, this.ct.vaddr(e), this.ct.vport(e), false), buf);
+    }
     if (e >= 0 && (this.ct.flags(e) & ConnFlag.FWD_MASK) === FwdCode.masq) {
       if (!this.l2.resolve(this.ct.caddr(e), this.hop)) return this.count(Ev.drop_no_neigh);
       const port = this.ports.get(this.hop.ifindex);
@@ -595,6 +696,10 @@ export class Engine {
     }
     // Error about VIP → client (our reply), sent to the VIP: embedded dst = client.
     e = this.ct.lookupIn(ip, m.innerDaddr, m.innerDport, m.innerSaddr, m.innerSport);
+    if (e >= 0 && (this.ct.flags(e) & ConnFlag.FWD_MASK) === FwdCode.masq && this.l3 !== null) {
+      this.ev[Ev.icmp_translated]++;
+      return this.l3Modified(natIcmpIn(buf, m, this.ct.daddr(e), this.ct.dport(e), false), buf);
+    }
     if (e >= 0 && (this.ct.flags(e) & ConnFlag.FWD_MASK) === FwdCode.masq) {
       if (!this.l2.resolve(this.ct.daddr(e), this.hop)) return this.count(Ev.drop_no_neigh);
       const port = this.ports.get(this.hop.ifindex);
@@ -629,6 +734,13 @@ export class Engine {
     this.icmpTokens = Math.min(this.icmpPerSec, this.icmpTokens + (elapsed * this.icmpPerSec) / 1000);
     if (this.icmpTokens < 1) return;
     this.icmpTokens -= 1;
+    if (this.l3 !== null) {
+      // Safe mode: the kernel routes what the local sink hands it; the Ethernet header is left out.
+      if (this.local === null) return;
+      const n = buildIcmpUnreach(buf, off, len, m, this.scratch, 0, this.hop.dstMac, this.hop.srcMac, 3, 3);
+      if (n > 14 && this.local.write(this.scratch, 14, n - 14)) this.ev[Ev.icmp_unreach_sent]++;
+      return;
+    }
     if (!this.l2.resolve(m.saddr, this.hop)) return;
     const port = this.ports.get(this.hop.ifindex);
     if (port === undefined) return;

@@ -86,6 +86,10 @@ class Resolver implements L2Resolver {
     return routes.isLocal(addr);
   }
 
+  sourceFor(daddr: number): number {
+    return routes.lookup(daddr, this.rt) ? routes.source(this.rt.ifindex) : 0;
+  }
+
   resolve(daddr: number, hop: Hop): boolean {
     if (!routes.lookup(daddr, this.rt)) return false;
     const ifx = this.rt.ifindex;

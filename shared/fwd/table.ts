@@ -26,6 +26,8 @@ export interface FwdDest {
   tunType: TunType;
   tunPort: number;
   tunCsum: TunCsum;
+  /** NFQUEUE mode, DR: the packet mark whose policy route leads to this real server (0 = none). */
+  drMark?: number;
 }
 
 export interface FwdService {

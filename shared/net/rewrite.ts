@@ -56,11 +56,12 @@ function l4Nat(buf: Uint8Array, m: PacketMeta, from: number, to: number, portOff
  * decremented, IP and L4 checksums are fixed incrementally. `partial` says the L4 checksum field holds the
  * CHECKSUM_PARTIAL pseudo-header sum (TP_STATUS_CSUMNOTREADY / VNET_HDR NEEDS_CSUM); it then stays a partial
  * sum, of the new pseudo-header. Requires a successful parse of a TCP or UDP packet (else DROP_WRONG_PROTO).
+ * `ttl` false leaves the TTL alone, for callers whose packet the kernel forwards afterwards (NFQUEUE).
  * Updates `m.daddr`, `m.dport`, `m.ttl`. Returns OK, DROP_TTL_EXPIRED or DROP_WRONG_PROTO.
  */
-export function natIn(buf: Uint8Array, m: PacketMeta, rip: number, rport: number, partial: boolean): number {
+export function natIn(buf: Uint8Array, m: PacketMeta, rip: number, rport: number, partial: boolean, ttl = true): number {
   if (m.proto !== IpProto.TCP && m.proto !== IpProto.UDP) return NetVerdict.DROP_WRONG_PROTO;
-  const v = decTtl(buf, m);
+  const v = ttl ? decTtl(buf, m) : NetVerdict.OK;
   if (v !== NetVerdict.OK) return v;
   setAddr(buf, m.l3Off, 16, m.daddr, rip >>> 0);
   l4Nat(buf, m, m.daddr, rip >>> 0, 2, m.dport, rport, partial);
@@ -73,9 +74,9 @@ export function natIn(buf: Uint8Array, m: PacketMeta, rip: number, rport: number
  * NAT, real server → client (the reply): source address and port become `vip:vport`; otherwise as
  * {@link natIn}. Updates `m.saddr`, `m.sport`, `m.ttl`.
  */
-export function natOut(buf: Uint8Array, m: PacketMeta, vip: number, vport: number, partial: boolean): number {
+export function natOut(buf: Uint8Array, m: PacketMeta, vip: number, vport: number, partial: boolean, ttl = true): number {
   if (m.proto !== IpProto.TCP && m.proto !== IpProto.UDP) return NetVerdict.DROP_WRONG_PROTO;
-  const v = decTtl(buf, m);
+  const v = ttl ? decTtl(buf, m) : NetVerdict.OK;
   if (v !== NetVerdict.OK) return v;
   setAddr(buf, m.l3Off, 12, m.saddr, vip >>> 0);
   l4Nat(buf, m, m.saddr, vip >>> 0, 0, m.sport, vport, partial);
@@ -119,9 +120,9 @@ function icmpInner(buf: Uint8Array, m: PacketMeta, field: number, addr: number, 
  * computes them in software), so there is no partial variant. Requires an ICMP error with its embedded header
  * parsed (`m.innerOff >= 0`), else DROP_WRONG_PROTO.
  */
-export function natIcmpOut(buf: Uint8Array, m: PacketMeta, vip: number, vport: number): number {
+export function natIcmpOut(buf: Uint8Array, m: PacketMeta, vip: number, vport: number, ttl = true): number {
   if (m.proto !== IpProto.ICMP || m.innerOff < 0) return NetVerdict.DROP_WRONG_PROTO;
-  const v = decTtl(buf, m);
+  const v = ttl ? decTtl(buf, m) : NetVerdict.OK;
   if (v !== NetVerdict.OK) return v;
   setAddr(buf, m.l3Off, 12, m.saddr, vip >>> 0);
   m.saddr = vip >>> 0;
@@ -134,9 +135,9 @@ export function natIcmpOut(buf: Uint8Array, m: PacketMeta, vip: number, vport: n
  * outer destination → `rip`, embedded source → `rip:rport`, checksums fixed, TTL decremented. As
  * {@link natIcmpOut} otherwise.
  */
-export function natIcmpIn(buf: Uint8Array, m: PacketMeta, rip: number, rport: number): number {
+export function natIcmpIn(buf: Uint8Array, m: PacketMeta, rip: number, rport: number, ttl = true): number {
   if (m.proto !== IpProto.ICMP || m.innerOff < 0) return NetVerdict.DROP_WRONG_PROTO;
-  const v = decTtl(buf, m);
+  const v = ttl ? decTtl(buf, m) : NetVerdict.OK;
   if (v !== NetVerdict.OK) return v;
   setAddr(buf, m.l3Off, 16, m.daddr, rip >>> 0);
   m.daddr = rip >>> 0;

@@ -8,7 +8,7 @@ import type { FwdDest, FwdService, FwdTable } from '../../shared/fwd/table.ts';
 import { FwdCode, SvcFlag } from '../../shared/model/ipvs.ts';
 import { inetChecksum } from '../../shared/net/checksum.ts';
 import { ipv4ToInt } from '../../shared/util/ip.ts';
-import { Engine, Verdict, type Hop, type L2Resolver, type LocalSink, type TxPort } from '../../services/worker/engine.ts';
+import { Engine, Verdict, type Hop, type L2Resolver, type L3Port, type LocalSink, type TxPort } from '../../services/worker/engine.ts';
 import { eth, ipv4, mac, tcp, udp } from '../support/packet-ref.ts';
 import { createScheduler } from '../../shared/sched/index.ts';
 import type { DestView } from '../../shared/sched/types.ts';
@@ -63,6 +63,9 @@ class FakeL2 implements L2Resolver {
   isLocal(addr: number): boolean {
     return this.local.has(addr);
   }
+  sourceFor(daddr: number): number {
+    return (daddr >>> 24) === 10 && ((daddr >>> 16) & 255) === 1 ? ipv4ToInt('10.1.0.1')! : ipv4ToInt('10.0.0.1')!;
+  }
 }
 
 function dest(id: number, addr: string, port: number, method: number, weight = 1, extra: Partial<FwdDest> = {}): FwdDest {
@@ -85,6 +88,38 @@ let counters: Counters;
 let conns: ConnTable;
 let localWrites: Uint8Array[];
 let engine: Engine;
+
+class FakeL3 implements L3Port {
+  readonly verdictBuf = new Uint8Array(65536);
+  readonly verdicts: { id: number; kind: string; mark?: number; bytes?: Uint8Array }[] = [];
+  private reserved: { id: number; off: number; len: number } | null = null;
+  accept(id: number): void {
+    this.verdicts.push({ id, kind: 'accept' });
+  }
+  drop(id: number): void {
+    this.verdicts.push({ id, kind: 'drop' });
+  }
+  acceptMark(id: number, mark: number): void {
+    this.verdicts.push({ id, kind: 'mark', mark });
+  }
+  acceptModified(id: number, buf: Uint8Array, off: number, len: number): boolean {
+    this.verdicts.push({ id, kind: 'modified', bytes: buf.slice(off, off + len) });
+    return true;
+  }
+  reserveModified(id: number, len: number): number {
+    this.reserved = { id, off: 128, len };
+    this.verdicts.push({ id, kind: 'reserved' });
+    return 128;
+  }
+  dropReserved(): boolean {
+    return true;
+  }
+  /** The bytes of the last reservation. */
+  grown(): Uint8Array {
+    const r = this.reserved!;
+    return this.verdictBuf.slice(r.off, r.off + r.len);
+  }
+}
 
 function newEngine(): void {
   front = new FakePort(1);
@@ -260,6 +295,43 @@ describe('engine', () => {
     // A rebuild would have started a full cycle at once; the kernel does not.
     expect(want.slice(0, 5)).not.toEqual(['101', '101', '101', '102', '103']);
     delete RS_MAC['10.1.0.103'];
+  });
+
+  it('engine: L3 (NFQUEUE) NAT rewrites in place without touching the TTL (the kernel forwards), both ways', () => {
+    engine.setTable(table([service(0, 6, 80, [dest(0, '10.1.0.101', 8080, FwdCode.masq)])]));
+    const q = new FakeL3();
+    const pkt = ipv4({ src: CLIENT, dst: VIP, proto: 6, payload: tcp({ src: CLIENT, dst: VIP, sport: 51000, dport: 80, flags: SYN }) });
+    const buf = Uint8Array.from(pkt);
+    expect(engine.packet(buf, 0, buf.length, 7, q)).toBe(Verdict.FORWARD);
+    expect(q.verdicts[0].kind).toBe('modified');
+    expect([...q.verdicts[0].bytes!]).toEqual(ipv4({ src: CLIENT, dst: '10.1.0.101', proto: 6, payload: tcp({ src: CLIENT, dst: '10.1.0.101', sport: 51000, dport: 8080, flags: SYN }) }));
+    const rep = Uint8Array.from(ipv4({ src: '10.1.0.101', dst: CLIENT, proto: 6, payload: tcp({ src: '10.1.0.101', dst: CLIENT, sport: 8080, dport: 51000, flags: SYN | ACK }) }));
+    engine.packet(rep, 0, rep.length, 8, q);
+    expect([...q.verdicts[1].bytes!]).toEqual(ipv4({ src: VIP, dst: CLIENT, proto: 6, payload: tcp({ src: VIP, dst: CLIENT, sport: 80, dport: 51000, flags: SYN | ACK }) }));
+    // Not ours: accepted back to the kernel, exactly one verdict each.
+    const other = Uint8Array.from(ipv4({ src: CLIENT, dst: '10.0.0.1', proto: 6, payload: tcp({ src: CLIENT, dst: '10.0.0.1', sport: 1, dport: 22, flags: SYN }) }));
+    engine.packet(other, 0, other.length, 9, q);
+    expect(q.verdicts.map((v) => [v.id, v.kind])).toEqual([[7, 'modified'], [8, 'modified'], [9, 'accept']]);
+  });
+
+  it('engine: L3 DR marks the packet for the real server\'s policy route; L3 TUN grows it by an outer header', () => {
+    engine.setTable(table([
+      service(0, 6, 80, [dest(0, '10.1.0.101', 80, FwdCode.route, 1, { drMark: 0x101 })]),
+      service(1, 17, 53, [dest(1, '10.1.0.102', 53, FwdCode.tunnel)]),
+    ]));
+    const q = new FakeL3();
+    const syn = Uint8Array.from(ipv4({ src: CLIENT, dst: VIP, proto: 6, payload: tcp({ src: CLIENT, dst: VIP, sport: 52000, dport: 80, flags: SYN }) }));
+    engine.packet(syn, 0, syn.length, 1, q);
+    expect(q.verdicts[0]).toEqual({ id: 1, kind: 'mark', mark: 0x101 });
+    const dns = Uint8Array.from(ipv4({ src: CLIENT, dst: VIP, proto: 17, payload: udp({ src: CLIENT, dst: VIP, sport: 5353, dport: 53, payload: [1, 2] }) }));
+    engine.packet(dns, 0, dns.length, 2, q);
+    expect(q.verdicts[1].kind).toBe('reserved');
+    const g = q.grown();
+    expect(g.length).toBe(20 + dns.length);
+    expect(g[9]).toBe(4);
+    expect(ipOf(g, 12)).toBe('10.1.0.1');
+    expect(ipOf(g, 16)).toBe('10.1.0.102');
+    expect(ipOf(g, 20 + 16)).toBe(VIP);
   });
 
   it('engine: traffic for no service is not ours; a reply from a NAT server with no connection is an orphan', () => {

@@ -41,7 +41,7 @@ function startTsvsd(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Daemon
 
 /** Runs tsvsd expecting it to exit; returns its status and output. */
 function runTsvsd(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string; err: string }> {
-  const proc = spawn(TSVSD, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const proc = spawn(TSVSD, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, timeout: 20_000, killSignal: 'SIGKILL' });
   let out = '';
   let err = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));

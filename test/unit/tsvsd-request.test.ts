@@ -185,3 +185,17 @@ describe('tsvsd-request: log', () => {
     expect(seen).toEqual(['bad', 'bad', 'log: suppressed similar events 3', 'bad']);
   });
 });
+
+describe('tsvsd-log', () => {
+  it('tsvsd-log: a broken stderr (EPIPE) is absorbed once and logging stops, instead of an exception loop', async () => {
+    const { EventEmitter } = await import('node:events');
+    const { stderrWriter, createLogger } = await import('../../services/tsvsd/log.ts');
+    const lines: string[] = [];
+    const fake = Object.assign(new EventEmitter(), { write: (l: string) => (lines.push(l), true) }) as unknown as NodeJS.WriteStream;
+    const log = createLogger(stderrWriter(fake), () => new Date(0), 1);
+    log('before');
+    fake.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+    log('after');
+    expect(lines).toEqual(['1970-01-01T00:00:00.000Z tsvsd[1] before\n']);
+  });
+});
