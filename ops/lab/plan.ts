@@ -20,6 +20,8 @@ export interface LabOptions {
   nats: boolean;
   /** Forwarding workers per director (tsvsd --workers); absent = tsvsd's default (one per core less one). */
   workers?: number;
+  /** tsvsd's packet I/O backend (tsvsd --backend); absent = afpacket. */
+  backend?: 'afpacket' | 'nfqueue';
 }
 
 /** 1 director, 2 real servers, nat, no router, no NATS. */
@@ -128,12 +130,13 @@ export function validateOptions(o: LabOptions): LabOptions {
   if (!Number.isInteger(o.servers) || o.servers < 1 || o.servers > 50) problems.push(`--servers must be 1..50, got ${o.servers}`);
   if (!(LAB_MODES as readonly string[]).includes(o.mode)) problems.push(`--mode must be one of ${LAB_MODES.join('|')}, got ${String(o.mode)}`);
   if (o.workers !== undefined && (!Number.isInteger(o.workers) || o.workers < 1 || o.workers > 16)) problems.push(`--workers must be 1..16, got ${o.workers}`);
+  if (o.backend !== undefined && o.backend !== 'afpacket' && o.backend !== 'nfqueue') problems.push(`--backend must be afpacket or nfqueue, got ${String(o.backend)}`);
   if (problems.length) throw new LabUsageError(problems.join('; '));
   return o;
 }
 
 /**
- * Parses `[--directors N] [--servers N] [--mode nat|dr|tun] [--router] [--nats] [--workers N] [--json]` (also
+ * Parses `[--directors N] [--servers N] [--mode nat|dr|tun] [--router] [--nats] [--workers N] [--backend B] [--json]` (also
  * `--opt=value`).
  * Unknown flags are an error; `--json` is returned as a flag for `plan`.
  */
@@ -155,6 +158,7 @@ export function parseLabArgs(argv: readonly string[]): { options: LabOptions; js
       case '--router': o.router = true; break;
       case '--nats': o.nats = true; break;
       case '--workers': o.workers = Number(value()); break;
+      case '--backend': o.backend = value() as LabOptions['backend']; break;
       case '--json': json = true; break;
       default: throw new LabUsageError(`unknown option ${a}`);
     }
@@ -164,12 +168,12 @@ export function parseLabArgs(argv: readonly string[]): { options: LabOptions; js
 
 /** True when two option sets build the same lab. */
 export function sameOptions(a: LabOptions, b: LabOptions): boolean {
-  return a.directors === b.directors && a.servers === b.servers && a.mode === b.mode && a.router === b.router && a.nats === b.nats && a.workers === b.workers;
+  return a.directors === b.directors && a.servers === b.servers && a.mode === b.mode && a.router === b.router && a.nats === b.nats && a.workers === b.workers && a.backend === b.backend;
 }
 
 /** Options written as CLI flags, e.g. "--directors 1 --servers 2 --mode nat". */
 export function formatOptions(o: LabOptions): string {
-  return `--directors ${o.directors} --servers ${o.servers} --mode ${o.mode}${o.router ? ' --router' : ''}${o.nats ? ' --nats' : ''}${o.workers !== undefined ? ` --workers ${o.workers}` : ''}`;
+  return `--directors ${o.directors} --servers ${o.servers} --mode ${o.mode}${o.router ? ' --router' : ''}${o.nats ? ' --nats' : ''}${o.workers !== undefined ? ` --workers ${o.workers}` : ''}${o.backend !== undefined ? ` --backend ${o.backend}` : ''}`;
 }
 
 function link(node: string, lan: LanName, name: string, addresses: string[]): LabLink {

@@ -198,13 +198,13 @@ export function removeAdminDir(netns: string): void {
 }
 
 /** Starts ops/bin/tsvsd in a director's namespace with `--pidfile`, forwarding between `front` (clients, VIP) and `back` (real servers); env TSVS_LAB_NODE (and TSVS_NATS_URL with --nats). */
-export function startTsvsd(node: LabNode, nats: boolean, workers?: number): LabProcess {
+export function startTsvsd(node: LabNode, nats: boolean, workers?: number, backend?: string): LabProcess {
   const dir = nodeDir(node.name);
   // The namespace is new, so nothing in it serves this path: a socket there is left from an earlier namespace with
   // the same inode, and would both fool the readiness check and make the daemon's bind fail.
   rmSync(adminSocketOf(node.name), { force: true });
   const env = labEnv({ TSVS_LAB_NODE: node.name, ...(nats ? { TSVS_NATS_URL: natsUrls() } : {}) });
-  return startProcess(node.name, 'tsvsd', [join(REPO_ROOT, 'ops/bin/tsvsd'), '--pidfile', join(dir, 'tsvsd.pid'), '--client-if', 'front', '--server-if', 'back', ...(workers !== undefined ? ['--workers', String(workers)] : [])], env);
+  return startProcess(node.name, 'tsvsd', [join(REPO_ROOT, 'ops/bin/tsvsd'), '--pidfile', join(dir, 'tsvsd.pid'), '--client-if', 'front', '--server-if', 'back', ...(workers !== undefined ? ['--workers', String(workers)] : []), ...(backend !== undefined ? ['--backend', backend] : [])], env);
 }
 
 /** Starts `rs-agent decap --vip <VIP>` in a real server's namespace (tun mode: this kernel has no ipip module). */

@@ -22,6 +22,8 @@ export interface CliOptions {
   ring?: 'adaptive' | 'v2' | 'v3';
   /** Mark rules (iptables MARK syntax) for fwmark services. */
   markRules?: string;
+  /** Packet I/O backend: afpacket (default) or nfqueue (safe mode). */
+  backend?: 'afpacket' | 'nfqueue';
 }
 
 /** One worker per core, less one core left to the kernel's receive work; at least one. */
@@ -31,7 +33,8 @@ export function defaultWorkers(cores = availableParallelism()): number {
 
 /** The -h text (also printed after a usage error). */
 export const USAGE = `Usage: tsvsd [--socket PATH] [--config FILE] [--pidfile FILE] [--workers N]
-             [--client-if IF [--server-if IF] [--cpus LIST] [--ring adaptive|v2|v3] [--mark-rules FILE]] [-h]
+             [--client-if IF [--server-if IF] [--cpus LIST] [--ring adaptive|v2|v3] [--mark-rules FILE]
+             [--backend afpacket|nfqueue]] [-h]
 
 Runs the tsvs director's control process in the foreground and logs to stderr.
   --socket PATH   admin socket (default: $TSVS_ADMIN_SOCKET, else /run/tsvs/ns-<netns inode>/tsvsd.sock)
@@ -44,6 +47,8 @@ Runs the tsvs director's control process in the foreground and logs to stderr.
   --cpus LIST     pin worker i to the i-th CPU of LIST, e.g. 0,1 (default: worker i on CPU i)
   --ring MODE     receive rings: adaptive (default), v2 (low latency), v3 (throughput)
   --mark-rules FILE  classify packets for fwmark services (-f) with iptables MARK rules (docs/fwmark.md)
+  --backend B     packet I/O: afpacket (default: workers read rings and own L2) or nfqueue (safe mode: the
+                  kernel queues service traffic and keeps routing, ARP and checksums; DR by policy routing)
   -h, --help      this text
 SIGTERM or SIGINT: clean exit (socket and pidfile removed).
 `;
@@ -72,12 +77,14 @@ export function parseCli(argv: readonly string[]): { kind: 'run'; opts: CliOptio
   if (ring !== undefined && ring !== 'adaptive' && ring !== 'v2' && ring !== 'v3') return { kind: 'error', message: `--ring: want adaptive, v2 or v3, got '${ring}'` };
   if (v.values['server-if'] !== undefined && v.values['client-if'] === undefined) return { kind: 'error', message: '--server-if needs --client-if' };
   if (v.values['mark-rules'] !== undefined && v.values['client-if'] === undefined) return { kind: 'error', message: '--mark-rules needs --client-if' };
+  const backend = v.values.backend;
+  if (backend !== undefined && backend !== 'afpacket' && backend !== 'nfqueue') return { kind: 'error', message: `--backend: want afpacket or nfqueue, got '${backend}'` };
   for (const k of ['socket', 'config', 'pidfile'] as const) {
     if (v.values[k] === '') return { kind: 'error', message: `--${k}: empty path` };
   }
   return {
     kind: 'run',
-    opts: { socket: v.values.socket, config: v.values.config, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring, markRules: v.values['mark-rules'] },
+    opts: { socket: v.values.socket, config: v.values.config, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring, markRules: v.values['mark-rules'], backend },
   };
 }
 
@@ -96,6 +103,7 @@ function parse(argv: readonly string[]) {
       cpus: { type: 'string' },
       ring: { type: 'string' },
       'mark-rules': { type: 'string' },
+      backend: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

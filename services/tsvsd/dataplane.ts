@@ -16,6 +16,7 @@ import { conntabPath, countersPath, shmDir } from '../../shared/proto/worker.ts'
 import { mapShared, removeShared, type SharedSegment } from '../../shared/sys/shm.ts';
 import { intToIpv4 } from '../../shared/util/ip.ts';
 import { installDirectorRules, removeDirectorRules, type DirectorRuleSpec, type RulesReport } from './kernel-rules.ts';
+import { installNfqueueRules, removeNfqueueRules, type NfqDrDest, type NfqReply, type NfqRuleSpec, type NfqRulesReport, type NfqService } from './nfqueue-rules.ts';
 import type { Logger } from './log.ts';
 import type { Supervisor } from './supervisor.ts';
 import { MarkTarget, type AddrMatch, type MarkRule, type PortMatch } from '../../shared/fwd/classifier.ts';
@@ -36,6 +37,13 @@ export interface DataPlaneOptions {
   ring?: 'adaptive' | 'v2' | 'v3';
   /** Mark rules for fwmark services (see docs/fwmark.md). */
   marks?: MarkRule[];
+  /**
+   * Packet I/O: 'afpacket' (default; the workers own L2) or 'nfqueue' (safe mode: the kernel queues service
+   * traffic to the workers and keeps routing, ARP and checksums; DR by routing marks).
+   */
+  backend?: 'afpacket' | 'nfqueue';
+  /** First NFQUEUE queue number (worker i uses queueBase + i). Default 0. */
+  queueBase?: number;
   log: Logger;
 }
 
@@ -78,6 +86,9 @@ export class DataPlane implements Supervisor {
   private readonly destSlots = new IdAllocator(Limits.dests);
   private fwd?: FwdTable;
   private rules?: RulesReport;
+  private nfqRules?: NfqRulesReport;
+  /** NFQUEUE DR: real server address → routing mark (0x100 + k), in order of first appearance. */
+  private readonly drMarks = new Map<string, number>();
   private rulesKey = '';
   /** VIPs this process added to clientIf (it removes only those). */
   private readonly vipsAdded = new Set<string>();
@@ -125,6 +136,7 @@ export class DataPlane implements Supervisor {
     const argv = [`${ROOT}services/worker/main.ts`, '--shm-dir', this.dir, '--client-if', this.o.clientIf, '--server-if', serverIf];
     if (this.o.capacity) argv.push('--capacity', String(this.o.capacity));
     if (this.o.ring) argv.push('--ring', this.o.ring);
+    if (this.o.backend === 'nfqueue') argv.push('--backend', 'nfqueue', '--queue-base', String(this.o.queueBase ?? 0));
     this.pool = new WorkerPool({
       count: workers,
       cpus: this.o.cpus,
@@ -143,6 +155,7 @@ export class DataPlane implements Supervisor {
     this.lastTable = table;
     const fwd = compileFwdTable(table, this.trashIds(), this.svcSlots, this.destSlots, Date.now());
     if (this.o.marks?.length) fwd.marks = this.o.marks;
+    if (this.o.backend === 'nfqueue') this.assignDrMarks(fwd);
     this.fwd = fwd;
     this.pool?.publish(fwd);
     this.syncKernel(fwd);
@@ -155,6 +168,11 @@ export class DataPlane implements Supervisor {
       const failed = removeDirectorRules(this.rules);
       if (failed.length) this.o.log('data plane: could not undo', { failed: failed.join('; ') });
       this.rules = undefined;
+    }
+    if (this.nfqRules) {
+      const failed = removeNfqueueRules(this.nfqRules);
+      if (failed.length) this.o.log('data plane: could not undo', { failed: failed.join('; ') });
+      this.nfqRules = undefined;
     }
     for (const vip of this.vipsAdded) this.ip(['addr', 'del', `${vip}/32`, 'dev', this.o.clientIf], true);
     this.vipsAdded.clear();
@@ -197,8 +215,63 @@ export class DataPlane implements Supervisor {
    * stack never handles what the workers forward), and the VIPs on the client interface with a gratuitous ARP
    * when one appears. Idempotent; only re-installs rules when they changed.
    */
+  /** NFQUEUE DR: every DR real server gets a routing mark, kept stable while it stays in the table. */
+  private assignDrMarks(fwd: FwdTable): void {
+    const seen = new Set<string>();
+    for (const s of fwd.services) {
+      for (const d of s.dests) {
+        if (d.method !== FwdCode.route) continue;
+        seen.add(d.addrText);
+        let mark = this.drMarks.get(d.addrText);
+        if (mark === undefined) {
+          const used = new Set(this.drMarks.values());
+          for (mark = 0x100; used.has(mark); mark++);
+          this.drMarks.set(d.addrText, mark);
+        }
+        d.drMark = mark;
+      }
+    }
+    for (const k of [...this.drMarks.keys()]) if (!seen.has(k)) this.drMarks.delete(k);
+  }
+
+  /** Safe mode: queue service traffic and NAT replies to the workers, DR by policy routes per mark. */
+  private syncNfqueue(fwd: FwdTable, serverIf: string): void {
+    const services: NfqService[] = [];
+    const replies: NfqReply[] = [];
+    for (const s of fwd.services) {
+      if (s.fwmark > 0 || s.dests.length === 0) continue;
+      const proto = s.protocol === 17 ? 'udp' : 'tcp';
+      services.push({ proto, vip: intToIpv4(s.vaddr), port: s.vport, iface: this.o.clientIf });
+      for (const d of s.dests) if (d.method === FwdCode.masq) replies.push({ proto, rip: d.addrText, port: s.vport === 0 ? 0 : d.port || s.vport, iface: serverIf });
+    }
+    // DR marks were assigned 0x100 + k: the k-th entry of `dr` must be that real server.
+    const dr: NfqDrDest[] = [];
+    for (const [rip, mark] of [...this.drMarks].sort((x, y) => x[1] - y[1])) {
+      while (dr.length < mark - 0x100) dr.push({ rip: dr.length ? dr[dr.length - 1].rip : rip, dev: serverIf });
+      dr.push({ rip, dev: serverIf });
+    }
+    const spec: NfqRuleSpec = { queues: this.workers, queueBase: this.o.queueBase ?? 0, services, replies, ownAddrs: this.ownAddresses(fwd), dr };
+    const key = JSON.stringify(spec);
+    if (key === this.rulesKey) return;
+    try {
+      if (this.nfqRules) removeNfqueueRules(this.nfqRules);
+      this.nfqRules = installNfqueueRules(spec);
+      this.rulesKey = key;
+      // Tunnelled packets leave with the director's own address as outer source: accept them back in.
+      spawnSync('sysctl', ['-qw', `net.ipv4.conf.${this.o.clientIf}.accept_local=1`]);
+      this.o.log('data plane: nfqueue rules', { queues: this.workers, services: services.length, replies: replies.length, dr: dr.length });
+    } catch (e) {
+      this.o.log('data plane: nfqueue rules failed', { error: (e as Error).message });
+    }
+  }
+
   private syncKernel(fwd: FwdTable): void {
     const serverIf = this.o.serverIf ?? this.o.clientIf;
+    if (this.o.backend === 'nfqueue') {
+      this.syncNfqueue(fwd, serverIf);
+      this.syncVips(fwd);
+      return;
+    }
     const matches: string[][] = [];
     const spec: DirectorRuleSpec = { services: [], replies: [], matches };
     // NAT real servers by address: the source ports their replies come from (0 = any: port-0 and fwmark dests).
@@ -233,6 +306,11 @@ export class DataPlane implements Supervisor {
         this.o.log('data plane: kernel rules failed', { error: (e as Error).message });
       }
     }
+    this.syncVips(fwd);
+  }
+
+  /** The VIPs on the client interface (with a gratuitous ARP when one appears); others this process added go. */
+  private syncVips(fwd: FwdTable): void {
     const want = new Set(fwd.vips.map(intToIpv4));
     for (const vip of want) {
       if (this.vipsAdded.has(vip)) continue;

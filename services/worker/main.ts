@@ -9,6 +9,7 @@ import { mapShared } from '../../shared/sys/shm.ts';
 import { Engine, type Hop, type L2Resolver, type TxPort } from './engine.ts';
 import { openAfPacketPort, RxFlag, type AfPacketPort } from './io/af-packet.ts';
 import { NeighTable } from './io/neigh.ts';
+import { openNfqueuePort, type NfqueuePort } from './io/nfqueue.ts';
 import { currentCpu, pinToCpu } from './io/pin.ts';
 import { RouteTable } from './route.ts';
 import { openTun, type TunDevice } from '../../shared/sys/tun.ts';
@@ -26,13 +27,16 @@ const { values: a } = parseArgs({
     'server-if': { type: 'string' },
     capacity: { type: 'string' },
     ring: { type: 'string', default: 'adaptive' },
+    backend: { type: 'string', default: 'afpacket' },
+    'queue-base': { type: 'string', default: '0' },
   },
 });
+const backend = a.backend === 'nfqueue' ? 'nfqueue' : 'afpacket';
 
 const index = Number(a.index);
 const workers = Number(a.workers);
 if (!Number.isInteger(index) || !Number.isInteger(workers) || index < 0 || index >= workers || !a['shm-dir'] || !a['client-if']) {
-  process.stderr.write('usage: worker --index I --workers N --shm-dir DIR --client-if IF [--server-if IF] [--cpu C] [--capacity N]\n');
+  process.stderr.write('usage: worker --index I --workers N --shm-dir DIR --client-if IF [--server-if IF] [--cpu C] [--capacity N] [--ring adaptive|v2|v3] [--backend afpacket|nfqueue [--queue-base Q]]\n');
   process.exit(2);
 }
 const clientIf = a['client-if'];
@@ -123,29 +127,9 @@ class Resolver implements L2Resolver {
   }
 }
 
-// Packet ports: one per interface; receive fanout keyed on the client (source on the client side,
-// destination on the server side, where NAT replies arrive).
-const ifaces = clientIf === serverIf ? [clientIf] : [clientIf, serverIf];
-const ports: AfPacketPort[] = [];
-const txPorts = new Map<number, TxPort>();
-for (const ifname of ifaces) {
-  const ifindex = neigh.ifindexOf(ifname);
-  if (ifindex < 0) {
-    process.stderr.write(`worker ${index}: no interface ${ifname}\n`);
-    process.exit(1);
-  }
-  const key = ifname === clientIf ? 'src' : 'dst';
-  const port = openAfPacketPort({
-    ifname,
-    rx: { ring: a.ring as 'adaptive' | 'v2' | 'v3', fanout: workers > 1 ? { group: fanoutGroup(ifindex), key, members: workers, addrOnly: true } : undefined },
-    tx: { slots: 1024 },
-  });
-  ports.push(port);
-  txPorts.set(port.ifindex, port);
-}
-
 // A real server on the director itself gets its packets through a TUN queue of its own (multi-queue: one per
-// worker), which hands them to the local stack.
+// worker), which hands them to the local stack; the same path carries NAT traffic whose next hop is still
+// being resolved, and (safe mode) ICMP errors the director originates.
 let local: TunDevice | null = null;
 try {
   local = openTun({ name: LOCAL_TUN, multiQueue: true });
@@ -153,18 +137,58 @@ try {
   log(`local node delivery unavailable: ${(e as Error).message}`);
 }
 
-const engine = new Engine({ conns, counters, worker: index, l2: new Resolver(), ports: txPorts, now: Date.now, local });
+const ports: AfPacketPort[] = [];
+const txPorts = new Map<number, TxPort>();
+let nfq: NfqueuePort | null = null;
+let engine: Engine;
 
 function flush(): void {
   for (const p of ports) p.txFlush();
+  nfq?.flush();
 }
-for (const port of ports) {
+
+if (backend === 'afpacket') {
+  // Packet ports: one per interface; receive fanout keyed on the client (source on the client side,
+  // destination on the server side, where NAT replies arrive).
+  const ifaces = clientIf === serverIf ? [clientIf] : [clientIf, serverIf];
+  for (const ifname of ifaces) {
+    const ifindex = neigh.ifindexOf(ifname);
+    if (ifindex < 0) {
+      process.stderr.write(`worker ${index}: no interface ${ifname}\n`);
+      process.exit(1);
+    }
+    const key = ifname === clientIf ? 'src' : 'dst';
+    const port = openAfPacketPort({
+      ifname,
+      rx: { ring: a.ring as 'adaptive' | 'v2' | 'v3', fanout: workers > 1 ? { group: fanoutGroup(ifindex), key, members: workers, addrOnly: true } : undefined },
+      tx: { slots: 1024 },
+    });
+    ports.push(port);
+    txPorts.set(port.ifindex, port);
+  }
+  engine = new Engine({ conns, counters, worker: index, l2: new Resolver(), ports: txPorts, now: Date.now, local });
+  for (const port of ports) {
+    port.rx({
+      frame: (buf, off, len, flags) => {
+        engine.frame(buf, off, len, (flags & RxFlag.CSUM_NOT_READY) !== 0);
+      },
+      batchEnd: () => {
+        flush();
+        engine.endBatch();
+      },
+    });
+  }
+} else {
+  // Safe mode: the kernel queues this worker's share of the traffic (HMARK on the client address, one queue
+  // per worker) and keeps routing, ARP and checksums; the engine answers each packet with a verdict.
+  const port = openNfqueuePort({ queue: Number(a['queue-base']) + index });
+  nfq = port;
+  engine = new Engine({ conns, counters, worker: index, l2: new Resolver(), ports: txPorts, now: Date.now, local });
   port.rx({
-    frame: (buf, off, len, flags) => {
-      engine.frame(buf, off, len, (flags & RxFlag.CSUM_NOT_READY) !== 0);
+    packet: (buf, off, len, id) => {
+      engine.packet(buf, off, len, id, port);
     },
     batchEnd: () => {
-      flush();
       engine.endBatch();
     },
   });
@@ -202,6 +226,7 @@ function shutdown(code: number): void {
   clearInterval(housekeeping);
   flush();
   for (const p of ports) p.close();
+  nfq?.close();
   local?.close();
   neigh.close();
   seg.unmap();

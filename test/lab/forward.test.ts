@@ -227,3 +227,30 @@ describe('forward with 2 workers (NAT)', () => {
     expect(s.events.forwarded_out ?? 0).toBeGreaterThan(0);
   });
 });
+
+for (const mode of ['nat', 'dr', 'tun'] as const) {
+  describe(`forward ${mode.toUpperCase()} in safe mode (NFQUEUE backend)`, () => {
+    labFor({ mode, servers: 2, backend: 'nfqueue' }, TOOLS);
+    const flag = mode === 'nat' ? '-m' : mode === 'dr' ? '-g' : '-i';
+
+    beforeAll(async () => {
+      tsvsadm('-A', '-t', `${VIP}:80`, '-s', 'rr');
+      tsvsadm('-a', '-t', `${VIP}:80`, '-r', `${rs(1)}:80`, flag);
+      tsvsadm('-a', '-t', `${VIP}:80`, '-r', `${rs(2)}:80`, flag);
+      tsvsadm('-A', '-u', `${VIP}:53`, '-s', 'rr');
+      tsvsadm('-a', '-u', `${VIP}:53`, '-r', `${rs(1)}:53`, flag);
+      tsvsadm('-a', '-u', `${VIP}:53`, '-r', `${rs(2)}:53`, flag);
+      await settle();
+    }, 30_000);
+
+    it(`forward: safe mode carries curl and dig through ${mode.toUpperCase()} to both real servers`, () => {
+      const bodies = Array.from({ length: 4 }, () => curl(`http://${VIP}/`));
+      expect(bodies.sort()).toEqual(['rs1', 'rs1', 'rs2', 'rs2']);
+      expect([dig(), dig()].sort()).toEqual(['rs1', 'rs2']);
+      const s = status();
+      expect(s.orphansByWorker.every((n) => n === 0)).toBe(true);
+      expect(s.events.forwarded_in ?? 0).toBeGreaterThan(0);
+      if (mode === 'nat') expect(s.events.forwarded_out ?? 0).toBeGreaterThan(0);
+    });
+  });
+}

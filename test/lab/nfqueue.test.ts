@@ -7,7 +7,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { commandRunner, installNfqueueRules, removeNfqueueRules, type NfqRuleSpec, type NfqRulesReport } from '../../services/worker/io/nfqueue-rules.ts';
+import { commandRunner, installNfqueueRules, removeNfqueueRules, type NfqRuleSpec, type NfqRulesReport } from '../../services/tsvsd/nfqueue-rules.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const nodeBin = join(root, 'node_modules/.bin/node');

@@ -1,18 +1,10 @@
 // Kernel rules for the NFQUEUE backend: raw NOTRACK for VIP and NAT-reply traffic, mangle PREROUTING HMARK
 // (client address only) + one NFQUEUE rule per queue, and DR policy routing (fwmark rules and tables, the
 // `local` rule moved after them). Installed idempotently in dedicated chains; removed exactly.
-import { execFileSync } from 'node:child_process';
+import { commandRunner, type Runner } from './kernel-rules.ts';
 
-/** Runs a command (argv) and returns its stdout; throws on a non-zero exit. Injected for netns use and tests. */
-export type Runner = (argv: readonly string[]) => string;
-
-/** The default runner: execFileSync, optionally inside `ip netns exec NETNS`. */
-export function commandRunner(netns?: string): Runner {
-  return (argv) => {
-    const full = netns ? ['ip', 'netns', 'exec', netns, ...argv] : [...argv];
-    return execFileSync(full[0], full.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  };
-}
+export { commandRunner };
+export type { Runner };
 
 /** A virtual service whose requests are queued: TCP/UDP to `vip:port` (every port when `port` is 0). */
 export interface NfqService {
