@@ -254,8 +254,15 @@ export class DataPlane implements Supervisor {
     const key = JSON.stringify(spec);
     if (key === this.rulesKey) return;
     try {
-      if (this.nfqRules) removeNfqueueRules(this.nfqRules);
+      // Updated in place (each table in one atomic commit); DR rules of every install are kept for removal.
+      const prev = this.nfqRules;
       this.nfqRules = installNfqueueRules(spec);
+      if (prev) {
+        const seen = new Set(this.nfqRules.drRules.map((r) => r.pref));
+        this.nfqRules.drRules.push(...prev.drRules.filter((r) => !seen.has(r.pref)));
+        this.nfqRules.sysctlsChanged = { ...this.nfqRules.sysctlsChanged, ...prev.sysctlsChanged };
+        this.nfqRules.localMovedTo ??= prev.localMovedTo;
+      }
       this.rulesKey = key;
       // Tunnelled packets leave with the director's own address as outer source: accept them back in.
       spawnSync('sysctl', ['-qw', `net.ipv4.conf.${this.o.clientIf}.accept_local=1`]);

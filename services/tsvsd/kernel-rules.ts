@@ -3,14 +3,14 @@
 // Installed idempotently in a dedicated chain and removed exactly, restoring the sysctls it changed.
 import { execFileSync } from 'node:child_process';
 
-/** Runs a command (argv) and returns its stdout; throws on a non-zero exit. Injected for netns use and tests. */
-export type Runner = (argv: readonly string[]) => string;
+/** Runs a command (argv, optional stdin) and returns its stdout; throws on a non-zero exit. Injected for netns use and tests. */
+export type Runner = (argv: readonly string[], input?: string) => string;
 
 /** The default runner: execFileSync, optionally inside `ip netns exec NETNS`. */
 export function commandRunner(netns?: string): Runner {
-  return (argv) => {
+  return (argv, input) => {
     const full = netns ? ['ip', 'netns', 'exec', netns, ...argv] : [...argv];
-    return execFileSync(full[0], full.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return execFileSync(full[0], full.slice(1), { encoding: 'utf8', input, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
   };
 }
 
@@ -87,11 +87,7 @@ export function installDirectorRules(spec: DirectorRuleSpec, run: Runner = comma
       return false;
     }
   };
-  if (ok(['-t', 'raw', '-n', '-L', chain])) x(['-t', 'raw', '-F', chain]);
-  else {
-    x(['-t', 'raw', '-N', chain]);
-    changes.push(`created raw chain ${chain}`);
-  }
+  if (!ok(['-t', 'raw', '-n', '-L', chain])) changes.push(`created raw chain ${chain}`);
   const rules: string[][] = [];
   for (const a of spec.ownAddrs ?? []) rules.push(['-d', `${a}/32`, '-j', 'RETURN']);
   for (const v of spec.vips ?? []) for (const a of v.addrs) rules.push(['-i', v.iface, '-d', `${a}/32`, '-j', 'DROP']);
@@ -105,7 +101,14 @@ export function installDirectorRules(spec: DirectorRuleSpec, run: Runner = comma
       }
     }
   }
-  for (const r of rules) x(['-t', 'raw', '-A', chain, ...r]);
+  // One atomic commit: the chain is (created,) emptied and refilled in a single table replacement, so no packet
+  // ever meets a half-written chain (a gap would hand a service packet to the kernel, which answers RST).
+  const text = `*raw\n:${chain} - [0:0]\n${rules.map((r) => `-A ${chain} ${r.join(' ')}`).join('\n')}\nCOMMIT\n`;
+  try {
+    run([`${ipt}-restore`, '-w', '--noflush'], text);
+  } catch (e) {
+    throw new Error(`${ipt}-restore --noflush (raw ${chain}): ${(e as { stderr?: string }).stderr?.trim() || String(e)}`);
+  }
   changes.push(`raw ${chain}: ${rules.length} rule(s)`);
   let jumpAdded = false;
   if (!ok(['-t', 'raw', '-C', 'PREROUTING', '-j', chain])) {

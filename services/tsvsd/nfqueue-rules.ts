@@ -149,13 +149,17 @@ export function installNfqueueRules(spec: NfqRuleSpec, run: Runner = commandRunn
   };
   const bypass = spec.bypass ? ['--queue-bypass'] : [];
   const queueTo = (i: number): string[] => ['-j', 'NFQUEUE', '--queue-num', String(base + i), ...bypass];
-  const fill = (table: string, name: string, rules: string[][]): void => {
-    if (ok(['-t', table, '-n', '-L', name])) x(['-t', table, '-F', name]);
-    else {
-      x(['-t', table, '-N', name]);
-      changes.push(`created ${table} chain ${name}`);
+  // Each table's chains are (created,) emptied and refilled in one atomic commit: no packet ever meets a
+  // half-written chain (a gap would let service traffic reach the kernel unqueued, and a TCP RST come back).
+  const fill = (table: string, chains: [string, string[][]][]): void => {
+    for (const [name] of chains) if (!ok(['-t', table, '-n', '-L', name])) changes.push(`created ${table} chain ${name}`);
+    const decl = chains.map(([name]) => `:${name} - [0:0]`).join('\n');
+    const body = chains.flatMap(([name, rs]) => rs.map((r) => `-A ${name} ${r.join(' ')}`)).join('\n');
+    try {
+      run([`${ipt}-restore`, '-w', '--noflush'], `*${table}\n${decl}\n${body}\nCOMMIT\n`);
+    } catch (e) {
+      throw new Error(`${ipt}-restore --noflush (${table}): ${(e as { stderr?: string }).stderr?.trim() || String(e)}`);
     }
-    for (const r of rules) x(['-t', table, '-A', name, ...r]);
   };
   const rules: Record<string, string[][]> = {};
   const replies = spec.replies ?? [];
@@ -174,12 +178,12 @@ export function installNfqueueRules(spec: NfqRuleSpec, run: Runner = commandRunn
   for (const s of spec.services) dispatch.push([...sel(s.proto, '-d', s.vip, '--dport', s.port, s.iface), '-j', `${chain}-REQ`]);
   for (const r of replies) dispatch.push([...sel(r.proto, '-s', r.rip, '--sport', r.port, r.iface), '-j', `${chain}-REP`]);
 
-  fill('raw', chain, raw);
   rules[`raw/${chain}`] = raw;
-  fill('mangle', `${chain}-REQ`, (rules[`mangle/${chain}-REQ`] = perQueue('src')));
-  fill('mangle', `${chain}-REP`, (rules[`mangle/${chain}-REP`] = perQueue('dst')));
-  fill('mangle', chain, dispatch);
+  rules[`mangle/${chain}-REQ`] = perQueue('src');
+  rules[`mangle/${chain}-REP`] = perQueue('dst');
   rules[`mangle/${chain}`] = dispatch;
+  fill('raw', [[chain, raw]]);
+  fill('mangle', [[`${chain}-REQ`, rules[`mangle/${chain}-REQ`]], [`${chain}-REP`, rules[`mangle/${chain}-REP`]], [chain, dispatch]]);
   changes.push(`raw ${chain}: ${raw.length - own.length} notrack rule(s); mangle ${chain}: ${dispatch.length - own.length} dispatch rule(s), ${own.length} own-address RETURN(s), ${n} queue(s) from ${base}${n > 1 ? ' via HMARK on the client address' : ''}`);
   for (const table of ['raw', 'mangle']) {
     if (!ok(['-t', table, '-C', 'PREROUTING', '-j', chain])) {

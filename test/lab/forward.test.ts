@@ -8,6 +8,8 @@ import { REPO_ROOT, VIP, execCapture, realServerIp } from '../../ops/lab/index.t
 import { parseWrk } from '../../ops/bench/cps.ts';
 import type { DataplaneStatus } from '../../shared/proto/admin.ts';
 import { labFor, sh } from '../support/lab.ts';
+import { createScheduler } from '../../shared/sched/index.ts';
+import type { DestView } from '../../shared/sched/types.ts';
 
 const TOOLS = ['ip', 'nginx', 'dnsmasq', 'curl', 'dig', 'wrk', 'hping3'];
 const NODE = `${REPO_ROOT}/node_modules/.bin/node`;
@@ -71,9 +73,21 @@ describe('forward NAT (1 director, 3 real servers)', () => {
     await settle();
   }, 30_000);
 
-  it('forward: curl through NAT sees wrr 3:1 as the kernel schedules it (rs1 rs1 rs1 rs2, repeated)', () => {
-    const got = Array.from({ length: 8 }, () => curl(`http://${VIP}/`));
-    expect(got).toEqual(['rs1', 'rs1', 'rs1', 'rs2', 'rs1', 'rs1', 'rs1', 'rs2']);
+  it('forward: curl through NAT sees wrr 3:1 exactly as the kernel schedules it', () => {
+    const got = Array.from({ length: 12 }, () => curl(`http://${VIP}/`));
+    // The kernel's wrr, fed the same changes (rs2 added, then rs1 at the head), picks:
+    const views: DestView[] = [];
+    const w = createScheduler('wrr', { flags: 0 })!;
+    w.update(views, { kind: 'init' });
+    for (const [name, weight] of [['rs2', 1], ['rs1', 3]] as const) {
+      views.unshift({ index: 0, addr: Number(name.slice(2)), port: 80, weight, lastWeight: weight, overloaded: false, available: true, activeConns: 0, inactConns: 0 });
+      views.forEach((v, i) => (v.index = i));
+      w.update(views, { kind: 'add', at: 0 });
+    }
+    const want = Array.from({ length: 12 }, () => `rs${views[w.schedule(views, { saddr: 0, sport: 0, daddr: 0, dport: 0 }, 0)].addr}`);
+    expect(got).toEqual(want);
+    // Three to one, cycle after cycle.
+    expect(got.slice(-8).filter((x) => x === 'rs1')).toHaveLength(6);
     const list = tsvsadm('-L', '-n');
     expect(list).toContain(`TCP  ${VIP}:80 wrr`);
     expect(list).toMatch(new RegExp(`-> ${rs(1).replace(/\./g, '\\.')}:80\\s+Masq\\s+3`));
@@ -129,6 +143,26 @@ describe('forward NAT (1 director, 3 real servers)', () => {
     expect(Object.keys(res.bodies)).toHaveLength(1);
     expect(code).toBe(0);
   }, 60_000);
+
+  it('forward: a connection never meets a half-written kernel rule set: 20 rule rewrites under a live connection, no reset', async () => {
+    const { spawn } = await import('node:child_process');
+    const p = spawn('ip', ['netns', 'exec', 'tsvs-client', NODE, `${REPO_ROOT}/test/support/keepalive-client.ts`, VIP, '8080', '5000', '20', '5000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
+    await sleep(300);
+    // Each change adds or removes a NAT real server, so tsvsd rewrites its raw rules every time.
+    for (let i = 0; i < 10; i++) {
+      tsvsadm('-A', '-t', `${VIP}:${9100 + i}`, '-s', 'rr');
+      tsvsadm('-a', '-t', `${VIP}:${9100 + i}`, '-r', `${rs(1)}:${9100 + i}`, '-m');
+    }
+    for (let i = 0; i < 10; i++) tsvsadm('-D', '-t', `${VIP}:${9100 + i}`);
+    expect(await exited).toBe(0);
+    const res = JSON.parse(out) as { ok: number; failed: number; closed: boolean };
+    expect(res.closed).toBe(false);
+    expect(res.failed).toBe(0);
+    expect(res.ok).toBeGreaterThan(50);
+  }, 30_000);
 
   it('forward: crafted and random malformed frames are dropped, counted by reason, and the workers live on', async () => {
     const before = status();
