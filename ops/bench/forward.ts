@@ -40,7 +40,10 @@ function trafgenConfig(dstMac: string, srcMac: string, src: string): string {
 
 interface Sample {
   pps: number;
+  /** All CPUs' busy time per delivered packet (sender, bridges, director, real servers' receive). */
   usPerPkt: number;
+  /** CPU 0's busy time per delivered packet: the director's own work (the worker, or the kernel's RPS-steered forwarding). */
+  dirUsPerPkt: number;
 }
 
 /** Offers load from the client (trafgen pinned to the last CPU) for `seconds`; returns delivered pps and CPU µs per delivered packet. */
@@ -59,7 +62,12 @@ async function blast(cfgFile: string, seconds: number, rate: number | null, rsNo
   const delivered = rx1.reduce((s, v, i) => s + v - rx0[i], 0);
   const secs = Number(t1 - t0) / 1e9;
   const busyJiffies = c1.busy.reduce((s, v, i) => s + v - c0.busy[i], 0);
-  return { pps: delivered / Math.min(secs, seconds), usPerPkt: delivered > 0 ? (busyJiffies * (1e6 / HZ)) / delivered : NaN };
+  const dirJiffies = c1.busy[0] - c0.busy[0];
+  return {
+    pps: delivered / Math.min(secs, seconds),
+    usPerPkt: delivered > 0 ? (busyJiffies * (1e6 / HZ)) / delivered : NaN,
+    dirUsPerPkt: delivered > 0 ? (dirJiffies * (1e6 / HZ)) / delivered : NaN,
+  };
 }
 
 function tsvsadm(...args: string[]): void {
@@ -69,11 +77,13 @@ function tsvsadm(...args: string[]): void {
 export async function main(args: string[]): Promise<void> {
   const o = parseOpts(args);
   const dir = mkdtempSync(join(tmpdir(), 'tsvs-bench-'));
-  const rows: (string | number)[][] = [['mode', 'director', 'pps (median)', 'runs', `µs/pkt @${o.fixedPps / 1000}k`]];
+  const rows: (string | number)[][] = [['mode', 'director', 'pps (median)', 'runs', `µs/pkt all CPUs @${o.fixedPps / 1000}k`, 'µs/pkt CPU 0 (director)']];
   const result: Record<string, number> = {};
   const kernelPps: Record<string, number> = {};
   let kernelUs = NaN;
   let tsvsUs = NaN;
+  let kernelDirUs = NaN;
+  let tsvsDirUs = NaN;
   for (const mode of o.modes) {
     log(`lab up --mode ${mode}`);
     lab('down');
@@ -98,11 +108,17 @@ export async function main(args: string[]): Promise<void> {
       for (let r = 0; r < o.runs; r++) k.push((await blast(cfg, o.seconds, null, rs)).pps);
       kernelPps[mode] = median(k);
       let kUs = NaN;
-      if (mode === 'nat') kUs = (await blast(cfg, o.seconds, o.fixedPps, rs)).usPerPkt;
+      let kDir = NaN;
+      if (mode === 'nat') {
+        const s = await blast(cfg, o.seconds, o.fixedPps, rs);
+        kUs = s.usPerPkt;
+        kDir = s.dirUsPerPkt;
+        kernelDirUs = kDir;
+      }
       rps('d1', 'front', null);
       undo();
       if (mode === 'nat') kernelUs = kUs;
-      rows.push([mode, 'kernel DNAT', Math.round(kernelPps[mode]), k.map((x) => Math.round(x / 1000) + 'k').join(' '), mode === 'nat' ? kUs.toFixed(2) : '']);
+      rows.push([mode, 'kernel DNAT', Math.round(kernelPps[mode]), k.map((x) => Math.round(x / 1000) + 'k').join(' '), mode === 'nat' ? kUs.toFixed(2) : '', mode === 'nat' ? kDir.toFixed(2) : '']);
 
       // tsvs: one worker on CPU 0; the sender and the veth receive softirq on the other CPU.
       const flag = mode === 'nat' ? '-m' : mode === 'dr' ? '-g' : '-i';
@@ -113,13 +129,18 @@ export async function main(args: string[]): Promise<void> {
       const t: number[] = [];
       for (let r = 0; r < o.runs; r++) t.push((await blast(cfg, o.seconds, null, rs)).pps);
       let tUs = NaN;
-      if (mode === 'nat') tsvsUs = tUs = (await blast(cfg, o.seconds, o.fixedPps, rs)).usPerPkt;
+      let tDir = NaN;
+      if (mode === 'nat') {
+        const s = await blast(cfg, o.seconds, o.fixedPps, rs);
+        tsvsUs = tUs = s.usPerPkt;
+        tsvsDirUs = tDir = s.dirUsPerPkt;
+      }
       tsvsadm('-C');
       const tp = median(t);
       result[`${mode}_vs_kernel`] = Number((tp / kernelPps[mode]).toFixed(3));
       result[`${mode}_pps`] = Math.round(tp);
       result[`kernel_${mode}_pps`] = Math.round(kernelPps[mode]);
-      rows.push([mode, 'tsvs 1 worker', Math.round(tp), t.map((x) => Math.round(x / 1000) + 'k').join(' '), mode === 'nat' ? tUs.toFixed(2) : '']);
+      rows.push([mode, 'tsvs 1 worker', Math.round(tp), t.map((x) => Math.round(x / 1000) + 'k').join(' '), mode === 'nat' ? tUs.toFixed(2) : '', mode === 'nat' ? tDir.toFixed(2) : '']);
     } finally {
       lab('down');
     }
@@ -127,9 +148,12 @@ export async function main(args: string[]): Promise<void> {
   process.stdout.write(`\nforward: 60-byte UDP frames, ${FLOWS} flows, trafgen (1 process, TX ring) pinned to CPU ${cores() - 1} in the client namespace;\n`);
   process.stdout.write(`tsvs: 1 worker pinned to CPU 0, AF_PACKET; kernel: iptables DNAT + conntrack in d1 with RPS on CPU 0.\n`);
   process.stdout.write(`Delivered pps = rx_packets on the real servers (which drop the load in raw PREROUTING) over ${o.seconds} s, median of ${o.runs} runs.\n`);
-  process.stdout.write(`µs/pkt = all CPUs' busy time (sender, bridge, director) / delivered packets at a fixed ${o.fixedPps} pps offered.\n\n`);
+  process.stdout.write(`µs/pkt at a fixed ${o.fixedPps} pps offered: all CPUs' busy time (sender, bridges, director, real servers) / delivered\n`);
+  process.stdout.write(`packets, and CPU 0's alone (the director: tsvs's worker and its transmit path, or the kernel's forwarding).\n\n`);
   table(rows);
   result.us_per_pkt = Number(tsvsUs.toFixed(3));
   result.kernel_us_per_pkt = Number(kernelUs.toFixed(3));
+  result.director_us_per_pkt = Number(tsvsDirUs.toFixed(3));
+  result.kernel_director_us_per_pkt = Number(kernelDirUs.toFixed(3));
   process.stdout.write('\n' + JSON.stringify({ bench: 'forward', ...result, seconds: o.seconds, runs: o.runs, flows: FLOWS, frame_bytes: 60 }) + '\n');
 }

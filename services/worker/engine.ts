@@ -674,51 +674,40 @@ export class Engine {
     }
     // Error about client → RIP (sent by the real server to the client): embedded src = client.
     let e = this.ct.lookupOut(ip, m.innerSaddr, m.innerSport, m.innerDaddr, m.innerDport);
-    if (e >= 0 && (this.ct.flags(e) & ConnFlag.FWD_MASK) === FwdCode.masq && this.l3 !== null) {
-      this.ev[Ev.icmp_translated]++;
-      return this.l3Modified(natIcmpOut(buf, m, this.ct.vaddr(e), this.ct.vport(e), false), buf);
-    }
-    if (e >= 0 && (this.ct.flags(e) & ConnFlag.FWD_MASK) === FwdCode.masq) {
-      if (!this.l2.resolve(this.ct.caddr(e), this.hop)) return this.count(Ev.drop_no_neigh);
-      const port = this.ports.get(this.hop.ifindex);
-      if (port === undefined) return this.count(Ev.drop_no_neigh);
-      const slot = this.copyToSlot(buf, off, len, port);
-      if (slot < 0) return Verdict.DROP;
-      const out = port.txBuf;
-      parseFrame(out, len, m, slot);
-      const v = natIcmpOut(out, m, this.ct.vaddr(e), this.ct.vport(e));
-      if (v !== NetVerdict.OK) return this.dropNet(v);
-      setMacs(out, this.hop.dstMac, this.hop.srcMac, slot);
-      port.txCommit(len, 0, 0, 0);
-      this.ev[Ev.tx_frames]++;
-      this.ev[Ev.icmp_translated]++;
-      return Verdict.FORWARD;
-    }
+    if (e >= 0 && (this.ct.flags(e) & ConnFlag.FWD_MASK) === FwdCode.masq) return this.icmpNat(buf, off, len, e, true);
     // Error about VIP → client (our reply), sent to the VIP: embedded dst = client.
     e = this.ct.lookupIn(ip, m.innerDaddr, m.innerDport, m.innerSaddr, m.innerSport);
-    if (e >= 0 && (this.ct.flags(e) & ConnFlag.FWD_MASK) === FwdCode.masq && this.l3 !== null) {
-      this.ev[Ev.icmp_translated]++;
-      return this.l3Modified(natIcmpIn(buf, m, this.ct.daddr(e), this.ct.dport(e), false), buf);
-    }
-    if (e >= 0 && (this.ct.flags(e) & ConnFlag.FWD_MASK) === FwdCode.masq) {
-      if (!this.l2.resolve(this.ct.daddr(e), this.hop)) return this.count(Ev.drop_no_neigh);
-      const port = this.ports.get(this.hop.ifindex);
-      if (port === undefined) return this.count(Ev.drop_no_neigh);
-      const slot = this.copyToSlot(buf, off, len, port);
-      if (slot < 0) return Verdict.DROP;
-      const out = port.txBuf;
-      parseFrame(out, len, m, slot);
-      const v = natIcmpIn(out, m, this.ct.daddr(e), this.ct.dport(e));
-      if (v !== NetVerdict.OK) return this.dropNet(v);
-      setMacs(out, this.hop.dstMac, this.hop.srcMac, slot);
-      port.txCommit(len, 0, 0, 0);
-      this.ev[Ev.tx_frames]++;
-      this.ev[Ev.icmp_translated]++;
-      return Verdict.FORWARD;
-    }
+    if (e >= 0 && (this.ct.flags(e) & ConnFlag.FWD_MASK) === FwdCode.masq) return this.icmpNat(buf, off, len, e, false);
     if (this.vips.has(m.daddr)) return this.count(Ev.drop_icmp_unmatched);
     this.ev[Ev.not_ours]++;
     return Verdict.NOT_OURS;
+  }
+
+  /**
+   * Translates an ICMP error of NAT connection `e`: toward the client (`toClient`: outer source and embedded
+   * destination become VIP:vport) or toward the real server (outer destination and embedded source become
+   * RIP:rport), and sends it (L2: a TX slot; L3: the packet's verdict).
+   */
+  private icmpNat(buf: Uint8Array, off: number, len: number, e: number, toClient: boolean): number {
+    const m = this.m;
+    const ct = this.ct;
+    const addr = toClient ? ct.vaddr(e) : ct.daddr(e);
+    const port16 = toClient ? ct.vport(e) : ct.dport(e);
+    this.ev[Ev.icmp_translated]++;
+    if (this.l3 !== null) return this.l3Modified(toClient ? natIcmpOut(buf, m, addr, port16, false) : natIcmpIn(buf, m, addr, port16, false), buf);
+    if (!this.l2.resolve(toClient ? ct.caddr(e) : ct.daddr(e), this.hop)) return this.count(Ev.drop_no_neigh);
+    const port = this.ports.get(this.hop.ifindex);
+    if (port === undefined) return this.count(Ev.drop_no_neigh);
+    const slot = this.copyToSlot(buf, off, len, port);
+    if (slot < 0) return Verdict.DROP;
+    const out = port.txBuf;
+    parseFrame(out, len, m, slot);
+    const v = toClient ? natIcmpOut(out, m, addr, port16) : natIcmpIn(out, m, addr, port16);
+    if (v !== NetVerdict.OK) return this.dropNet(v);
+    setMacs(out, this.hop.dstMac, this.hop.srcMac, slot);
+    port.txCommit(len, 0, 0, 0);
+    this.ev[Ev.tx_frames]++;
+    return Verdict.FORWARD;
   }
 
   private count(ev: number): number {

@@ -9,7 +9,7 @@ import { FwdCode, SvcFlag } from '../../shared/model/ipvs.ts';
 import { inetChecksum } from '../../shared/net/checksum.ts';
 import { ipv4ToInt } from '../../shared/util/ip.ts';
 import { Engine, Verdict, type Hop, type L2Resolver, type L3Port, type LocalSink, type TxPort } from '../../services/worker/engine.ts';
-import { eth, ipv4, mac, tcp, udp } from '../support/packet-ref.ts';
+import { eth, icmp, ipv4, mac, tcp, udp } from '../support/packet-ref.ts';
 import { createScheduler } from '../../shared/sched/index.ts';
 import type { DestView } from '../../shared/sched/types.ts';
 
@@ -332,6 +332,24 @@ describe('engine', () => {
     expect(ipOf(g, 12)).toBe('10.1.0.1');
     expect(ipOf(g, 16)).toBe('10.1.0.102');
     expect(ipOf(g, 20 + 16)).toBe(VIP);
+  });
+
+  it('engine: an ICMP error from a NAT real server reaches the client as from the VIP, the embedded packet un-NATed', () => {
+    engine.setTable(table([service(0, 17, 53, [dest(0, '10.1.0.101', 5353, FwdCode.masq)])]));
+    feed(eth(DIR_FRONT, CLIENT_MAC, 0x0800, ipv4({ src: CLIENT, dst: VIP, proto: 17, payload: udp({ src: CLIENT, dst: VIP, sport: 6000, dport: 53, payload: [7, 7] }) })));
+    const [fwd] = back.take();
+    const embedded = [...fwd.bytes.slice(14, 14 + 28)];
+    const err = eth(DIR_BACK, RS_MAC['10.1.0.101'], 0x0800, ipv4({ src: '10.1.0.101', dst: CLIENT, proto: 1, payload: icmp(3, 3, [0, 0, 0, 0], embedded) }));
+    expect(feed(err)).toBe(Verdict.FORWARD);
+    const [out] = front.take();
+    expect(ipOf(out.bytes, 14 + 12)).toBe(VIP);
+    expect(ipOf(out.bytes, 14 + 16)).toBe(CLIENT);
+    // Embedded: CLIENT:6000 → VIP:53, as the client sent it.
+    expect(ipOf(out.bytes, 42 + 16)).toBe(VIP);
+    expect((out.bytes[42 + 22] << 8) | out.bytes[42 + 23]).toBe(53);
+    expect(inetChecksum(out.bytes, 34, out.bytes.length - 34)).toBe(0);
+    expect(inetChecksum(out.bytes, 42, 20)).toBe(0);
+    expect(ev('icmp_translated')).toBe(1);
   });
 
   it('engine: traffic for no service is not ours; a reply from a NAT server with no connection is an orphan', () => {
