@@ -45,23 +45,32 @@ function wrk(o: Opts): WrkResult {
   return parseWrk(out);
 }
 
-export async function main(args: string[]): Promise<void> {
-  const o = parseOpts(args);
+/**
+ * A fresh lab for one director under test, with the client set up as load generators are: the whole port
+ * range, and TIME_WAIT ports reused for new connections (else 5 s of Connection: close at thousands per second
+ * exhausts the ephemeral ports, and every later figure measures that instead).
+ */
+function freshLab(): { rips: string[] } {
   lab('down');
   lab('up', '--mode', 'nat', '--servers', '2');
+  inNs('client', ['sysctl', '-qw', 'net.ipv4.ip_local_port_range=1024 65535', 'net.ipv4.tcp_tw_reuse=1']);
+  const p = plan();
+  return { rips: ['rs1', 'rs2'].map((n) => addrOf(p, n, '10.200.1.')) };
+}
+
+export async function main(args: string[]): Promise<void> {
+  const o = parseOpts(args);
   const rows: (string | number)[][] = [['director', 'conn/s (median)', 'runs', 'errors']];
   const got: Record<string, number> = {};
+  const measure = (name: string): void => {
+    const rs: WrkResult[] = [];
+    for (let r = 0; r < o.runs; r++) rs.push(wrk(o));
+    got[name] = median(rs.map((x) => x.rps));
+    rows.push([name, Math.round(got[name]), rs.map((x) => Math.round(x.rps)).join(' '), rs.reduce((s, x) => s + x.errors, 0)]);
+  };
   try {
-    const p = plan();
-    const rips = ['rs1', 'rs2'].map((n) => addrOf(p, n, '10.200.1.'));
-    const measure = (name: string): void => {
-      const rs: WrkResult[] = [];
-      for (let r = 0; r < o.runs; r++) rs.push(wrk(o));
-      got[name] = median(rs.map((x) => x.rps));
-      rows.push([name, Math.round(got[name]), rs.map((x) => Math.round(x.rps)).join(' '), rs.reduce((s, x) => s + x.errors, 0)]);
-    };
-
     log('kernel DNAT');
+    let { rips } = freshLab();
     const undo = kernelDnat(rips, 'tcp', 80);
     rps('d1', 'front', 0);
     measure('kernel DNAT');
@@ -69,6 +78,7 @@ export async function main(args: string[]): Promise<void> {
     undo();
 
     log('HAProxy tcp mode');
+    ({ rips } = freshLab());
     const dir = mkdtempSync(join(tmpdir(), 'tsvs-haproxy-'));
     const cfg = join(dir, 'haproxy.cfg');
     writeFileSync(cfg, [
@@ -78,6 +88,8 @@ export async function main(args: string[]): Promise<void> {
       'backend b', '  balance roundrobin', ...rips.map((r, i) => `  server rs${i + 1} ${r}:80`), '',
     ].join('\n'));
     inNs('d1', ['ip', 'addr', 'replace', `${VIP}/32`, 'dev', 'front']);
+    // HAProxy's own connections to the servers need ports too.
+    inNs('d1', ['sysctl', '-qw', 'net.ipv4.ip_local_port_range=1024 65535', 'net.ipv4.tcp_tw_reuse=1']);
     const hap = spawnInNs('d1', ['taskset', '-c', '0', 'haproxy', '-db', '-f', cfg]);
     await sleep(700);
     try {
@@ -85,20 +97,20 @@ export async function main(args: string[]): Promise<void> {
     } finally {
       hap.kill('SIGTERM');
       await sleep(300);
-      inNs('d1', ['ip', 'addr', 'del', `${VIP}/32`, 'dev', 'front'], { allowFail: true });
     }
 
     log('tsvs NAT');
+    ({ rips } = freshLab());
     inNs('d1', ['tsvsadm', '-A', '-t', `${VIP}:80`, '-s', 'rr']);
     for (const r of rips) inNs('d1', ['tsvsadm', '-a', '-t', `${VIP}:80`, '-r', `${r}:80`, '-m']);
     await sleep(500);
     measure('tsvs NAT 1 worker');
-    inNs('d1', ['tsvsadm', '-C']);
   } finally {
     lab('down');
   }
   process.stdout.write(`\ncps: wrk -t1 -c${o.conns} -d${o.seconds}s -H 'Connection: close' http://${VIP}/ from the client pinned to CPU ${cores() - 1}; nginx on 2 real servers;\n`);
-  process.stdout.write(`director work on CPU 0 (kernel: RPS; HAProxy: taskset, nbthread 1; tsvs: 1 worker). Median of ${o.runs} runs.\n\n`);
+  process.stdout.write(`director work on CPU 0 (kernel: RPS; HAProxy: taskset, nbthread 1; tsvs: 1 worker). A fresh lab per director; the client\n`);
+  process.stdout.write(`(and HAProxy) use ports 1024-65535 with tcp_tw_reuse=1. Median of ${o.runs} runs.\n\n`);
   table(rows);
   const t = got['tsvs NAT 1 worker'];
   process.stdout.write('\n' + JSON.stringify({

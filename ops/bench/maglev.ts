@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { createScheduler } from '../../shared/sched/index.ts';
 import type { DestView, SchedInput } from '../../shared/sched/index.ts';
 import type { MaglevHashing } from '../../shared/sched/hashing.ts';
+import { mulberry32 } from '../../shared/util/rng.ts';
 
 interface Opts {
   n: number;
@@ -24,16 +25,6 @@ function parse(args: string[]): Opts {
   return o;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Backends 10.1.x.y:80, weight 1, in list positions 0..n-1. */
 function backends(n: number): DestView[] {

@@ -14,6 +14,30 @@ export function commandRunner(netns?: string): Runner {
   };
 }
 
+/**
+ * iptables through `run`: `x` returns stdout and throws an Error naming the command on failure; `ok` says
+ * whether the command succeeded (for checks such as -C and -L).
+ */
+export function iptablesCalls(run: Runner, ipt: string): { x: (args: string[]) => string; ok: (args: string[]) => boolean } {
+  return {
+    x: (args) => {
+      try {
+        return run([ipt, '-w', ...args]);
+      } catch (e) {
+        throw new Error(`${ipt} ${args.join(' ')}: ${(e as { stderr?: string }).stderr?.trim() || String(e)}`);
+      }
+    },
+    ok: (args) => {
+      try {
+        run([ipt, '-w', ...args]);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
 /** What the director's kernel must ignore. */
 export interface DirectorRuleSpec {
   /** Traffic to these VIPs arriving on `iface` is dropped in raw PREROUTING (requests). */
@@ -72,21 +96,7 @@ export function installDirectorRules(spec: DirectorRuleSpec, run: Runner = comma
   const chain = spec.chain ?? 'TSVS-RAW';
   const ipt = spec.iptables ?? 'iptables';
   const changes: string[] = [];
-  const x = (args: string[]): string => {
-    try {
-      return run([ipt, '-w', ...args]);
-    } catch (e) {
-      throw new Error(`${ipt} ${args.join(' ')}: ${(e as { stderr?: string }).stderr?.trim() || String(e)}`);
-    }
-  };
-  const ok = (args: string[]): boolean => {
-    try {
-      run([ipt, '-w', ...args]);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const { x, ok } = iptablesCalls(run, ipt);
   if (!ok(['-t', 'raw', '-n', '-L', chain])) changes.push(`created raw chain ${chain}`);
   const rules: string[][] = [];
   for (const a of spec.ownAddrs ?? []) rules.push(['-d', `${a}/32`, '-j', 'RETURN']);
@@ -135,14 +145,7 @@ export function installDirectorRules(spec: DirectorRuleSpec, run: Runner = comma
  */
 export function removeDirectorRules(r: Pick<RulesReport, 'chain' | 'iptables' | 'sysctlsChanged'>, run: Runner = commandRunner()): string[] {
   const failed: string[] = [];
-  const ok = (args: string[]): boolean => {
-    try {
-      run([r.iptables, '-w', ...args]);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const { ok } = iptablesCalls(run, r.iptables);
   for (let i = 0; i < 16 && ok(['-t', 'raw', '-D', 'PREROUTING', '-j', r.chain]); i++);
   if (ok(['-t', 'raw', '-n', '-L', r.chain])) {
     if (!ok(['-t', 'raw', '-F', r.chain]) || !ok(['-t', 'raw', '-X', r.chain])) failed.push(`remove raw chain ${r.chain}`);

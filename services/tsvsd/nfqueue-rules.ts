@@ -1,7 +1,7 @@
 // Kernel rules for the NFQUEUE backend: raw NOTRACK for VIP and NAT-reply traffic, mangle PREROUTING HMARK
 // (client address only) + one NFQUEUE rule per queue, and DR policy routing (fwmark rules and tables, the
 // `local` rule moved after them). Installed idempotently in dedicated chains; removed exactly.
-import { commandRunner, type Runner } from './kernel-rules.ts';
+import { commandRunner, iptablesCalls, type Runner } from './kernel-rules.ts';
 
 export { commandRunner };
 export type { Runner };
@@ -125,21 +125,7 @@ export function installNfqueueRules(spec: NfqRuleSpec, run: Runner = commandRunn
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`nfqueue rules: queues ${n} must be an integer ≥ 1`);
   const base = spec.queueBase ?? 0;
   const changes: string[] = [];
-  const x = (args: string[]): string => {
-    try {
-      return run([ipt, '-w', ...args]);
-    } catch (e) {
-      throw new Error(`${ipt} ${args.join(' ')}: ${(e as { stderr?: string }).stderr?.trim() || String(e)}`);
-    }
-  };
-  const ok = (args: string[]): boolean => {
-    try {
-      run([ipt, '-w', ...args]);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const { x, ok } = iptablesCalls(run, ipt);
   const cmd = (argv: string[]): string => {
     try {
       return run(argv);

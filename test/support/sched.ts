@@ -38,14 +38,4 @@ export function scriptedRng(range: number, values: number[]): () => number {
   return () => (values[k++ % values.length] + 0.5) / range;
 }
 
-/** Deterministic 32-bit PRNG (mulberry32) for property tests. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '../../shared/util/rng.ts';

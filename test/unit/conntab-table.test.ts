@@ -6,6 +6,7 @@ import {
 import { ShardedConnTable, sumCounterRows } from '../../shared/conntab/sharded.ts';
 import { Dir, TcpFlag, TcpState } from '../../shared/conntab/tcp-state.ts';
 import { clientShard } from '../../shared/util/flowhash.ts';
+import { mulberry32 } from '../../shared/util/rng.ts';
 
 const TCP = 6;
 const UDP = 17;
@@ -27,17 +28,6 @@ function counts(row: Int32Array, dest: number): [number, number, number] {
   return [row[b + DestCounter.ACTIVE], row[b + DestCounter.INACTIVE], row[b + DestCounter.PERSIST]];
 }
 
-/** Small deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('conntab: lookups', () => {
   it('conntab: insert then lookupIn, lookupOut and lookupTemplate find the entry; other keys miss', () => {
@@ -68,7 +58,7 @@ describe('conntab: lookups', () => {
   it('conntab: delete and reinsert under heavy collision (one key run) keep every other entry findable', () => {
     const t = ConnTable.create(512);
     const live = new Map<number, number>();
-    const r = rng(7);
+    const r = mulberry32(7);
     for (let round = 0; round < 4000; round++) {
       const vport = 1 + Math.floor(r() * 300);
       const e = t.lookupIn(TCP, C, 5555, V, vport);
@@ -225,7 +215,7 @@ describe('conntab: timer wheel', () => {
     const t = ConnTable.create(64, { tickShift: 4 });
     const order: number[] = [];
     const want: number[] = [];
-    const r = rng(3);
+    const r = mulberry32(3);
     for (let i = 0; i < 40; i++) {
       const e = t.insert(UDP, C + i, 53, V, 53, D, 53, 0, NO_DEST, 0, 0);
       t.rearm(e, 0, 1000 + Math.floor(r() * 200_000));
@@ -386,7 +376,7 @@ describe('conntab: sharding', () => {
 
 describe('conntab: property', () => {
   it('conntab: random inserts, removes, packets and expiry agree with a Map model', () => {
-    const r = rng(12345);
+    const r = mulberry32(12345);
     const cap = 300;
     const row = new Int32Array(4 * COUNTERS_PER_DEST);
     const t = ConnTable.create(cap, { counters: row, tickShift: 3, wheelBits: 7 });
@@ -481,7 +471,7 @@ describe('conntab: listing', () => {
 
 describe('conntab: property (templates)', () => {
   it('conntab: under random traffic and expiry a template outlives every connection it controls, and n_control is exact', () => {
-    const r = rng(99);
+    const r = mulberry32(99);
     const row = new Int32Array(2 * COUNTERS_PER_DEST);
     const t = ConnTable.create(256, { counters: row, tickShift: 5, wheelBits: 8 });
     const tmplOf = new Map<number, number>();

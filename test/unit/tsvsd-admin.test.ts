@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { AdminReply } from '../../shared/proto/admin.ts';
 import type { DestConfig, ServiceConfig, ServiceKey } from '../../shared/model/ipvs.ts';
+import { mulberry32 } from '../../shared/util/rng.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const TSVSD = join(root, 'ops/bin/tsvsd');
@@ -113,17 +114,6 @@ function errnoOf(r: AdminReply): string {
   return r.ok ? 'OK' : r.errno;
 }
 
-/** Deterministic PRNG (mulberry32) so a fuzz failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let dir = '';
 beforeAll(() => {
@@ -221,7 +211,7 @@ describe('tsvsd-admin: one shared daemon', () => {
   });
 
   it('tsvsd-admin: seeded fuzz of garbage and mutated requests never crashes it; one reply per line', async () => {
-    const rand = rng(20240611);
+    const rand = mulberry32(20240611);
     const pick = <T,>(a: readonly T[]): T => a[Math.floor(rand() * a.length)];
     const valid: object[] = [
       { v: 1, id: 1, op: 'add-service', svc: svc(1000) },
