@@ -25,9 +25,11 @@ if [ -x /usr/sbin/iptables-legacy ]; then
 fi
 
 # Node 24 comes from the npm registry as the `node` package (a devDependency): npm scripts find it first on PATH.
+# `npm install` from the committed lockfile (exact versions), not `npm ci`: npm 11.19 writes lockfiles without the
+# other platforms' optional packages of msgpackr-extract, and then its own `npm ci` refuses them as out of sync.
 if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: npm ci"
-  npm ci --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'nodedir' || true
+  echo "setup: npm install (from package-lock.json)"
+  npm install --no-save --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'nodedir' || true
 fi
 v=$(node_modules/.bin/node --version)
 case "$v" in v24.*) ;; *) echo "setup: expected Node 24 in node_modules/.bin/node, found $v" >&2; exit 1 ;; esac
