@@ -44,6 +44,8 @@ export interface DataPlaneOptions {
   backend?: 'afpacket' | 'nfqueue';
   /** First NFQUEUE queue number (worker i uses queueBase + i). Default 0. */
   queueBase?: number;
+  /** AF_PACKET: µs a worker keeps polling after a batch (worker default 100). */
+  spinUs?: number;
   log: Logger;
 }
 
@@ -136,6 +138,7 @@ export class DataPlane implements Supervisor {
     const argv = [`${ROOT}services/worker/main.ts`, '--shm-dir', this.dir, '--client-if', this.o.clientIf, '--server-if', serverIf];
     if (this.o.capacity) argv.push('--capacity', String(this.o.capacity));
     if (this.o.ring) argv.push('--ring', this.o.ring);
+    if (this.o.spinUs !== undefined) argv.push('--spin-us', String(this.o.spinUs));
     if (this.o.backend === 'nfqueue') argv.push('--backend', 'nfqueue', '--queue-base', String(this.o.queueBase ?? 0));
     this.pool = new WorkerPool({
       count: workers,

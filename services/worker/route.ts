@@ -1,6 +1,6 @@
 // The worker's view of IPv4 routing: a longest-prefix-match table read from the kernel (ip -j route) and the
 // director's own address per interface, so that every forwarded packet gets its egress port and next hop.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { ipv4ToInt, prefixToMask } from '../../shared/util/ip.ts';
 
 /** One route: destination prefix, egress interface, gateway (0 = on-link). */
@@ -52,12 +52,26 @@ export class RouteTable {
     return this.srcByIf.get(ifindex) ?? 0;
   }
 
-  /** Reads the kernel's main table and interface addresses (control path; spawns `ip`). */
+  /** Reads the kernel's main table and interface addresses, blocking (start-up only; spawns `ip`). */
   loadFromKernel(): void {
-    const links = JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as { ifindex: number; ifname: string }[];
+    this.apply(run('link'), run('route'), run('addr'));
+  }
+
+  /**
+   * The same without blocking the event loop (the worker's packet path): the three `ip` calls run in the
+   * background and the table is swapped when all have answered. Failures are reported to `onError`.
+   */
+  refreshFromKernel(onError: (e: Error) => void): void {
+    Promise.all([runAsync('link'), runAsync('route'), runAsync('addr')])
+      .then(([l, r, a]) => this.apply(l, r, a))
+      .catch((e: Error) => onError(e));
+  }
+
+  private apply(linkJson: string, routeJson: string, addrJson: string): void {
+    const links = JSON.parse(linkJson) as { ifindex: number; ifname: string }[];
     const idx = new Map(links.map((l) => [l.ifname, l.ifindex]));
     const routes: Route[] = [];
-    const raw = JSON.parse(execFileSync('ip', ['-j', '-4', 'route', 'show', 'table', 'main'], { encoding: 'utf8' })) as { dst: string; gateway?: string; dev?: string; type?: string }[];
+    const raw = JSON.parse(routeJson) as { dst: string; gateway?: string; dev?: string; type?: string }[];
     for (const r of raw) {
       if (r.type && r.type !== 'unicast') continue;
       const ifindex = r.dev ? idx.get(r.dev) ?? 0 : 0;
@@ -74,7 +88,7 @@ export class RouteTable {
     }
     const addrs = new Map<number, number>();
     const local: number[] = [];
-    const ad = JSON.parse(execFileSync('ip', ['-j', '-4', 'addr', 'show'], { encoding: 'utf8' })) as { ifindex: number; addr_info: { local: string; prefixlen: number }[] }[];
+    const ad = JSON.parse(addrJson) as { ifindex: number; addr_info: { local: string; prefixlen: number }[] }[];
     for (const a of ad) {
       // Prefer an address with a real prefix over a /32 (a VIP added to the interface).
       const best = [...a.addr_info].sort((x, y) => (x.prefixlen === 32 ? 1 : 0) - (y.prefixlen === 32 ? 1 : 0))[0];
@@ -83,4 +97,14 @@ export class RouteTable {
     }
     this.set(routes, addrs, local);
   }
+}
+
+const IP_ARGS = { link: ['-j', 'link', 'show'], route: ['-j', '-4', 'route', 'show', 'table', 'main'], addr: ['-j', '-4', 'addr', 'show'] } as const;
+
+function run(what: keyof typeof IP_ARGS): string {
+  return execFileSync('ip', IP_ARGS[what], { encoding: 'utf8' });
+}
+
+function runAsync(what: keyof typeof IP_ARGS): Promise<string> {
+  return new Promise((resolve, reject) => execFile('ip', IP_ARGS[what], { encoding: 'utf8' }, (e, out) => (e ? reject(e) : resolve(out))));
 }

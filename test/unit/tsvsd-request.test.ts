@@ -121,14 +121,14 @@ describe('tsvsd-request: handling', () => {
 
 describe('tsvsd-request: command line', () => {
   it('tsvsd-request: all options parse; workers default to one per core less one', () => {
-    expect(parseCli([])).toEqual({ kind: 'run', opts: { socket: undefined, config: undefined, pidfile: undefined, workers: defaultWorkers(), clientIf: undefined, serverIf: undefined, cpus: undefined, ring: undefined, markRules: undefined, backend: undefined } });
+    expect(parseCli([])).toEqual({ kind: 'run', opts: { socket: undefined, config: undefined, pidfile: undefined, workers: defaultWorkers(), clientIf: undefined, serverIf: undefined, cpus: undefined, ring: undefined, markRules: undefined, backend: undefined, spinUs: undefined } });
     expect(defaultWorkers(1)).toBe(1);
     expect(defaultWorkers(2)).toBe(1);
     expect(defaultWorkers(8)).toBe(7);
     expect(defaultWorkers(64)).toBe(16);
     expect(parseCli(['--socket', '/s', '--config=/c', '--pidfile', '/p', '--workers', '4'])).toEqual({
       kind: 'run',
-      opts: { socket: '/s', config: '/c', pidfile: '/p', workers: 4, clientIf: undefined, serverIf: undefined, cpus: undefined, ring: undefined, markRules: undefined, backend: undefined },
+      opts: { socket: '/s', config: '/c', pidfile: '/p', workers: 4, clientIf: undefined, serverIf: undefined, cpus: undefined, ring: undefined, markRules: undefined, backend: undefined, spinUs: undefined },
     });
     expect(parseCli(['-h'])).toEqual({ kind: 'help' });
   });

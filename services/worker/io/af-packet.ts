@@ -298,9 +298,17 @@ class RingRx {
   start(h: RxHandler): void {
     if (this.poller) return;
     const walk = this.version === 2 ? (): void => this.walkV3(h) : (): void => this.walkV2(h);
+    this.walk = walk;
     this.poller = uvPoll(this.fd, { readable: true }, walk);
     walk();
   }
+
+  /** Walks the ring once without waiting (frames already there go to the handler); no-op before start. */
+  pollOnce(): void {
+    if (this.poller && this.walk) this.walk();
+  }
+
+  private walk: (() => void) | null = null;
 
   stop(): void {
     if (this.poller) {
@@ -597,6 +605,16 @@ export class AfPacketPort implements PacketPort {
       throw e;
     }
     this.txBuf = this.tx ? this.tx.buf : new Uint8Array(0);
+  }
+
+  /**
+   * Delivers the frames already waiting in the receive ring(s) to the handler given to `rx`, without waiting;
+   * returns how many.
+   */
+  pollOnce(): number {
+    const before = this.counters[Counter.RX];
+    for (const r of this.rings) r.pollOnce();
+    return this.counters[Counter.RX] - before;
   }
 
   /**
