@@ -169,19 +169,16 @@ if (backend === 'afpacket') {
   }
   engine = new Engine({ conns, counters, worker: index, l2: new Resolver(), ports: txPorts, now: Date.now, local });
   // After a batch, keep polling every ring for a short while (--spin-us): a reply in flight is forwarded as it
-  // lands instead of after another sleep and wake-up of the event loop (tens of µs in a VM). Under load batches
-  // follow each other anyway; at low load it costs at most one spin per batch.
+  // lands instead of after another sleep and wake-up of the event loop (tens of µs in a VM). The window is fixed,
+  // never extended by traffic: the worker must return to its event loop to swap tables, expire connections and
+  // switch ring modes. At low load it costs at most one window per batch.
   const spinMs = Number(a['spin-us']) / 1000;
   let spinning = false;
   const spin = (): void => {
     if (spinning || !(spinMs > 0)) return;
     spinning = true;
-    let until = performance.now() + spinMs;
-    while (performance.now() < until) {
-      let got = 0;
-      for (const p of ports) got += p.pollOnce();
-      if (got > 0) until = performance.now() + spinMs;
-    }
+    const until = performance.now() + spinMs;
+    while (performance.now() < until) for (const p of ports) p.pollOnce();
     spinning = false;
   };
   for (const port of ports) {
