@@ -2,12 +2,13 @@
 // director's kernel): curl and UDP through the forwarder, fanout sharding by client hash across two
 // processes, adaptive-mode latency, CHECKSUM_PARTIAL through PACKET_VNET_HDR, and a throughput figure.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { clientShard } from '../../shared/util/flowhash.ts';
 import { commandRunner, installDirectorRules, removeDirectorRules, type RulesReport } from '../../services/tsvsd/kernel-rules.ts';
+import { Background, inNs, removeNamespaces as removeNs, sh, snmp } from '../support/netns.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const nodeBin = join(root, 'node_modules/.bin/node');
@@ -17,35 +18,12 @@ const VIP = '10.78.100.100';
 const RS = '10.78.2.11';
 const CLI = '10.78.1.2';
 const work = mkdtempSync(join(tmpdir(), 'tsvs-io-'));
-const started: ChildProcess[] = [];
+const bg = new Background();
+const started = bg.started;
+const background = (ns: string, argv: string[]): ChildProcess => bg.run(ns, argv);
+const removeNamespaces = (): void => removeNs(Object.values(NS));
 let rules: RulesReport | null = null;
 
-function sh(argv: string[], input?: string): string {
-  return execFileSync(argv[0], argv.slice(1), { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], timeout: 30_000 });
-}
-function inNs(ns: string, argv: string[], input?: string): string {
-  return sh(['ip', 'netns', 'exec', ns, ...argv], input);
-}
-function removeNamespaces(): void {
-  for (const n of Object.values(NS)) {
-    try {
-      sh(['ip', 'netns', 'del', n]);
-    } catch {
-      // absent: nothing to remove
-    }
-  }
-}
-function background(ns: string, argv: string[]): ChildProcess {
-  const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-  started.push(p);
-  return p;
-}
-function snmp(ns: string, proto: 'Tcp' | 'Udp', field: string): number {
-  const lines = inNs(ns, ['cat', '/proc/net/snmp']).split('\n').filter((l) => l.startsWith(`${proto}:`));
-  const names = lines[0].split(/\s+/);
-  const vals = lines[1].split(/\s+/);
-  return Number(vals[names.indexOf(field)]);
-}
 
 interface Forwarder {
   proc: ChildProcess;

@@ -3,11 +3,12 @@
 // address with every reply on its request's queue, exact install/removal of the kernel rules, and a
 // printed throughput figure.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { commandRunner, installNfqueueRules, removeNfqueueRules, type NfqRuleSpec, type NfqRulesReport } from '../../services/tsvsd/nfqueue-rules.ts';
+import { Background, inNs, removeNamespaces as removeNs, sh } from '../support/netns.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const nodeBin = join(root, 'node_modules/.bin/node');
@@ -20,30 +21,13 @@ const DIR_BACK = '10.81.2.1';
 /** Extra client addresses for the multi-queue test: 10.81.1.10 .. 10.81.1.33. */
 const CLIENTS = Array.from({ length: 24 }, (_, i) => `10.81.1.${10 + i}`);
 const work = mkdtempSync(join(tmpdir(), 'tsvs-nq-'));
-const started: ChildProcess[] = [];
+const bg = new Background();
+const started = bg.started;
+const background = (ns: string, argv: string[]): ChildProcess => bg.run(ns, argv);
+const removeNamespaces = (): void => removeNs(Object.values(NS));
 const run = commandRunner(NS.dir);
 let installed: NfqRulesReport | null = null;
 
-function sh(argv: string[], input?: string): string {
-  return execFileSync(argv[0], argv.slice(1), { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], timeout: 30_000 });
-}
-function inNs(ns: string, argv: string[]): string {
-  return sh(['ip', 'netns', 'exec', ns, ...argv]);
-}
-function removeNamespaces(): void {
-  for (const n of Object.values(NS)) {
-    try {
-      sh(['ip', 'netns', 'del', n]);
-    } catch {
-      // absent: nothing to remove
-    }
-  }
-}
-function background(ns: string, argv: string[]): ChildProcess {
-  const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-  started.push(p);
-  return p;
-}
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface FwdStats {

@@ -3,10 +3,11 @@
 // a TUN device and reach servers bound to the VIP on the director itself; replies leave through the kernel.
 // Also pins the TUN API (queues, bounds, read) and prints ns per write. Needs root: fails (never skips) without.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Background, inNs, removeNamespaces as removeNs, sh, snmp } from '../support/netns.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const nodeBin = join(root, 'node_modules/.bin/node');
@@ -16,32 +17,11 @@ const VIP = '10.77.100.100';
 const CLI = '10.77.1.2';
 const TUN = 'tsvs-tl0';
 const work = mkdtempSync(join(tmpdir(), 'tsvs-tl-'));
-const started: ChildProcess[] = [];
+const bg = new Background();
+const started = bg.started;
+const background = (ns: string, argv: string[]): ChildProcess => bg.run(ns, argv);
+const removeNamespaces = (): void => removeNs([...Object.values(NS), 'tsvs-tl-bench']);
 
-function sh(argv: string[]): string {
-  return execFileSync(argv[0], argv.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
-}
-function inNs(ns: string, argv: string[]): string {
-  return sh(['ip', 'netns', 'exec', ns, ...argv]);
-}
-function removeNamespaces(): void {
-  for (const n of [...Object.values(NS), 'tsvs-tl-bench']) {
-    try {
-      sh(['ip', 'netns', 'del', n]);
-    } catch {
-      // absent: nothing to remove
-    }
-  }
-}
-function background(ns: string, argv: string[]): ChildProcess {
-  const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-  started.push(p);
-  return p;
-}
-function snmp(ns: string, proto: 'Tcp' | 'Udp', field: string): number {
-  const lines = inNs(ns, ['cat', '/proc/net/snmp']).split('\n').filter((l) => l.startsWith(`${proto}:`));
-  return Number(lines[1].split(/\s+/)[lines[0].split(/\s+/).indexOf(field)]);
-}
 
 interface InjStats {
   frames: number; dropped: number; csumPartial: number; writes: number; writeErrors: number; writeRejected: number; lastWriteErrno: number;
