@@ -6,7 +6,7 @@ export {
 export type { LabLink, LabMode, LabNode, LabOptions, LabPlan, LabRoute, LanName, NodeRole, PlanJson } from './plan.ts';
 export { LAB_NETNS_NAME, LabError, checkPrerequisites, currentPlan, down, execCapture, execIn, foreignNamespaces, spawnIn, status, up } from './lab.ts';
 export type { ExecOptions, LabLog, LabStatus, UpResult } from './lab.ts';
-export { REPO_ROOT, adminSocketOf, haveService, labEnv } from './services.ts';
+export { LAB_GUE_PORT, REPO_ROOT, adminSocketOf, haveService, labEnv } from './services.ts';
 export { labDir, readState, statePath } from './state.ts';
 export type { LabProcess, LabState } from './state.ts';
 export { runDemo } from './demo.ts';

@@ -207,7 +207,13 @@ export function startTsvsd(node: LabNode, nats: boolean, workers?: number, backe
   return startProcess(node.name, 'tsvsd', [join(REPO_ROOT, 'ops/bin/tsvsd'), '--pidfile', join(dir, 'tsvsd.pid'), '--client-if', 'front', '--server-if', 'back', ...(workers !== undefined ? ['--workers', String(workers)] : []), ...(backend !== undefined ? ['--backend', backend] : [])], env);
 }
 
-/** Starts `rs-agent decap --vip <VIP>` in a real server's namespace (tun mode: this kernel has no ipip module). */
+/**
+ * Starts `rs-agent decap --vip <VIP> --gue-port 6080` in a real server's namespace (tun mode: this kernel has no
+ * ipip module); it takes IPIP and GUE apart.
+ */
 export function startRsAgent(node: LabNode): LabProcess {
-  return startProcess(node.name, 'rs-agent', [join(REPO_ROOT, 'ops/bin/rs-agent'), 'decap', '--vip', VIP]);
+  return startProcess(node.name, 'rs-agent', [join(REPO_ROOT, 'ops/bin/rs-agent'), 'decap', '--vip', VIP, '--gue-port', String(LAB_GUE_PORT)]);
 }
+
+/** The UDP port on which the lab's real servers accept GUE-encapsulated traffic in tun mode (`--tun-port`). */
+export const LAB_GUE_PORT = 6080;

@@ -2,9 +2,10 @@
 // NAT (with port mapping), DR and TUN, TCP and UDP; wrr as the client sees it; 256 concurrent connections with
 // zero errors; a long connection that survives rule edits and a worker kill -9; malformed frames dropped and
 // counted by reason; two workers that each see both directions of their flows.
-import { describe, expect, it, beforeAll } from 'vitest';
+import { afterAll, describe, expect, it, beforeAll } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { REPO_ROOT, VIP, execCapture, realServerIp } from '../../ops/lab/index.ts';
+import { LAB_GUE_PORT, REPO_ROOT, VIP, directorDip, execCapture, realServerIp } from '../../ops/lab/index.ts';
 import { parseWrk } from '../../ops/bench/cps.ts';
 import type { DataplaneStatus } from '../../shared/proto/admin.ts';
 import { labFor, sh } from '../support/lab.ts';
@@ -232,6 +233,16 @@ for (const mode of ['dr', 'tun'] as const) {
       expect(tsvsadm('-L', '-n')).toContain(mode === 'dr' ? 'Route' : 'Tunnel');
     });
 
+    if (mode === 'tun') {
+      it('forward: TUN over GUE (--tun-type gue --tun-port) reaches the real server, which answers the client directly', async () => {
+        tsvsadm('-A', '-t', `${VIP}:8443`, '-s', 'rr');
+        tsvsadm('-a', '-t', `${VIP}:8443`, '-r', rs(2), '-i', '--tun-type', 'gue', '--tun-port', String(LAB_GUE_PORT));
+        await settle();
+        expect(curl(`http://${VIP}:8443/`)).toBe('rs2');
+        expect(tsvsadm('-S', '-n')).toContain(`-a -t ${VIP}:8443 -r ${rs(2)}:8443 -i -w 1 --tun-type gue --tun-port ${LAB_GUE_PORT}`);
+      });
+    }
+
     it(`forward: wrk with 256 concurrent connections for 10 s through ${mode.toUpperCase()} has zero errors`, () => {
       const w = wrk(256, 10);
       expect(w.errors).toBe(0);
@@ -288,3 +299,29 @@ for (const mode of ['nat', 'dr', 'tun'] as const) {
     });
   });
 }
+
+describe('forward to a real server on the director itself (local node)', () => {
+  labFor({ mode: 'nat', servers: 1 }, TOOLS);
+  let server: ChildProcess | undefined;
+
+  beforeAll(async () => {
+    // A web server in d1, on every address: packets for a local real server arrive unchanged (VIP:port).
+    const dir = sh('d1', ['mktemp', '-d']);
+    sh('d1', ['sh', '-c', `echo d1 > ${dir}/index.html`]);
+    server = spawn('ip', ['netns', 'exec', 'tsvs-d1', 'python3', '-m', 'http.server', '8081', '--bind', '0.0.0.0', '--directory', dir], { stdio: 'ignore' });
+    for (let i = 0; i < 50 && execCapture('d1', ['curl', '-s', '-m', '1', 'http://127.0.0.1:8081/']).status !== 0; i++) await sleep(100);
+    tsvsadm('-A', '-t', `${VIP}:8081`, '-s', 'rr');
+    tsvsadm('-a', '-t', `${VIP}:8081`, '-r', `${directorDip(1)}:8081`, '-g');
+    await settle();
+  }, 30_000);
+
+  afterAll(() => {
+    if (server?.pid && server.exitCode === null) server.kill('SIGKILL');
+  });
+
+  it('forward: a local real server (the director\'s own address) answers the client through the VIP', () => {
+    expect(curl(`http://${VIP}:8081/`)).toBe('d1');
+    expect(curl(`http://${VIP}:8081/`)).toBe('d1');
+    expect(status().events.local_delivered ?? 0).toBeGreaterThan(0);
+  });
+});
