@@ -73,8 +73,10 @@ export async function main(args: string[]): Promise<void> {
     sourceFor: (): number => 1,
   };
   const counters = new Counters(new ArrayBuffer(countersBytes(1)), 1, true);
-  const conns = ConnTable.create(1 << 16, { counters: counters.rows[0].conns, epochMs: 0 });
-  const engine = new Engine({ conns, counters, worker: 0, l2, ports: new Map<number, TxPort>([[1, new Port(1)], [2, new Port(2)]]), now: Date.now });
+  // As a worker runs it: on table time (ms since the table's epoch), which stays a small integer.
+  const conns = ConnTable.create(1 << 16, { counters: counters.rows[0].conns, epochMs: Date.now(), tableTime: true });
+  const epoch = conns.epochMs;
+  const engine = new Engine({ conns, counters, worker: 0, l2, ports: new Map<number, TxPort>([[1, new Port(1)], [2, new Port(2)]]), now: () => Date.now() - epoch });
   engine.setTable({
     epoch: 1, timeouts: { tcp: 900, tcpfin: 120, udp: 300 }, vips: [vip],
     services: [{ id: 0, protocol: 6, vaddr: vip, vport: 80, fwmark: 0, scheduler: 'rr', flags: 0, persistMs: 0, netmask: 0xffffffff,

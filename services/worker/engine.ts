@@ -120,14 +120,15 @@ export class Engine {
   private readonly si: SchedInput = { saddr: 0, sport: 0, daddr: 0, dport: 0 };
   private readonly scratch = new Uint8Array(2048);
   /** Services by (proto << 48 | vaddr << 16 | vport) as a number key: exact match. */
-  private byKey = new Map<number, SvcState>();
+  /** Services by VIP then (protocol, port): both keys small integers, so lookups allocate nothing. */
+  private byKey: AddrPortMap<SvcState> = new Map();
   private byFwmark = new Map<number, SvcState>();
   private byId: SvcState[] = [];
   /** Dest ids present in the current table (availability). */
   private destLive = new Uint8Array(0);
   private vips = new Set<number>();
   /** (proto, addr, port) of every NAT dest, for orphan-reply detection. */
-  private natEndpoints = new Set<number>();
+  private natEndpoints: AddrPortMap<true> = new Map();
   private epoch = -1;
   private icmpTokens = 0;
   private icmpLastMs = 0;
@@ -161,24 +162,24 @@ export class Engine {
    */
   setTable(t: FwdTable): void {
     const old = this.byId;
-    const byKey = new Map<number, SvcState>();
+    const byKey: AddrPortMap<SvcState> = new Map();
     const byFwmark = new Map<number, SvcState>();
     const byId: SvcState[] = [];
     let maxDest = 0;
     for (const s of t.services) for (const d of s.dests) if (d.id + 1 > maxDest) maxDest = d.id + 1;
     const live = new Uint8Array(maxDest);
-    const natEndpoints = new Set<number>();
+    const natEndpoints: AddrPortMap<true> = new Map();
     for (const s of t.services) {
       const prev = old[s.id];
       for (const d of s.dests) {
         live[d.id] = 1;
-        if (d.method === FwdCode.masq && s.protocol !== 0) natEndpoints.add(endpointKey(s.protocol, d.addr, d.port));
+        if (d.method === FwdCode.masq && s.protocol !== 0) apSet(natEndpoints, s.protocol, d.addr, d.port, true);
       }
       const { sched, views } = carryScheduler(prev, s, this.rng);
       const st: SvcState = { svc: s, sched, views, dests: s.dests };
       byId[s.id] = st;
       if (s.fwmark > 0) byFwmark.set(s.fwmark, st);
-      else byKey.set(svcKey(s.protocol, s.vaddr, s.vport), st);
+      else apSet(byKey, s.protocol, s.vaddr, s.vport, st);
     }
     this.byKey = byKey;
     this.byFwmark = byFwmark;
@@ -270,7 +271,7 @@ export class Engine {
    */
   private isNatReplyCandidate(): boolean {
     const m = this.m;
-    return this.natEndpoints.has(endpointKey(m.proto, m.saddr, m.sport));
+    return apGet(this.natEndpoints, m.proto, m.saddr, m.sport) !== undefined;
   }
 
   /**
@@ -286,7 +287,7 @@ export class Engine {
         if (st !== undefined) return st;
       }
     }
-    return this.byKey.get(svcKey(proto, daddr, dport)) ?? this.byKey.get(svcKey(proto, daddr, 0));
+    return apGet(this.byKey, proto, daddr, dport) ?? apGet(this.byKey, proto, daddr, 0);
   }
 
   /** Refreshes a service's dest views from the shared counters (global across workers) and thresholds. */
@@ -807,18 +808,20 @@ function carryScheduler(prev: SvcState | undefined, s: FwdService, rng: () => nu
   }
 }
 
-/** Protocol → 2-bit code, so numeric keys stay exact below 2^53. */
-function protoCode(proto: number): number {
-  return proto === IpProto.TCP ? 1 : proto === IpProto.UDP ? 2 : 3;
+/**
+ * A map keyed by (protocol, IPv4 address, port) through two levels of small-integer keys: the address as int32
+ * (`addr | 0`), then `(protocol << 16) | port`. V8 boxes a Map key that is not a small integer on every lookup;
+ * these never are boxed, so a lookup per packet allocates nothing.
+ */
+type AddrPortMap<T> = Map<number, Map<number, T>>;
+
+function apSet<T>(m: AddrPortMap<T>, proto: number, addr: number, port: number, v: T): void {
+  let inner = m.get(addr | 0);
+  if (inner === undefined) m.set(addr | 0, (inner = new Map()));
+  inner.set(((proto & 0xff) << 16) | port, v);
 }
 
-/** Numeric service key: protocol code (2 bits) · vaddr (32) · vport (16), exact within 2^53. */
-function svcKey(proto: number, vaddr: number, vport: number): number {
-  return (protoCode(proto) * 4294967296 + (vaddr >>> 0)) * 65536 + vport;
+function apGet<T>(m: AddrPortMap<T>, proto: number, addr: number, port: number): T | undefined {
+  const inner = m.get(addr | 0);
+  return inner === undefined ? undefined : inner.get(((proto & 0xff) << 16) | port);
 }
-
-/** Numeric (proto, addr, port) key of a real-server endpoint. */
-function endpointKey(proto: number, addr: number, port: number): number {
-  return (protoCode(proto) * 4294967296 + (addr >>> 0)) * 65536 + port;
-}
-

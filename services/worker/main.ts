@@ -62,20 +62,24 @@ const seg = mapShared(conntabPath(dir, index), conntabBytes(capacity), { create:
 let conns: ConnTable;
 let attached = false;
 if (seg.created) {
-  conns = ConnTable.create(capacity, { counters: row.conns, epochMs: Date.now() }, seg.buffer);
+  conns = ConnTable.create(capacity, { counters: row.conns, epochMs: Date.now(), tableTime: true }, seg.buffer);
 } else {
   try {
-    conns = ConnTable.attach(seg.buffer, { counters: row.conns });
+    conns = ConnTable.attach(seg.buffer, { counters: row.conns, tableTime: true });
     attached = true;
     row.conns.fill(0);
     conns.recount(row.conns);
   } catch (e) {
     log(`conntab shard ${index}: cannot attach (${(e as Error).message}); starting empty`);
     new Uint8Array(seg.buffer).fill(0);
-    conns = ConnTable.create(capacity, { counters: row.conns, epochMs: Date.now() }, seg.buffer);
+    conns = ConnTable.create(capacity, { counters: row.conns, epochMs: Date.now(), tableTime: true }, seg.buffer);
     row.conns.fill(0);
   }
 }
+
+// The engine runs on table time (ms since the shard's epoch): a small integer, never boxed (see ConnTableRuntime).
+const epochMs = conns.epochMs;
+const tableNow = (): number => Date.now() - epochMs;
 
 // L2: routes from the kernel, neighbours from rtnetlink (kept current by a netlink subscription).
 const routes = new RouteTable();
@@ -170,7 +174,7 @@ if (backend === 'afpacket') {
     ports.push(port);
     txPorts.set(port.ifindex, port);
   }
-  engine = new Engine({ conns, counters, worker: index, l2: new Resolver(), ports: txPorts, now: Date.now, local });
+  engine = new Engine({ conns, counters, worker: index, l2: new Resolver(), ports: txPorts, now: tableNow, local });
   // After a batch, keep polling every ring for a short while (--spin-us): a reply in flight is forwarded as it
   // lands instead of after another sleep and wake-up of the event loop (tens of µs in a VM). The window is fixed,
   // never extended by traffic: the worker must return to its event loop to swap tables, expire connections and
@@ -201,7 +205,7 @@ if (backend === 'afpacket') {
   // per worker) and keeps routing, ARP and checksums; the engine answers each packet with a verdict.
   const port = openNfqueuePort({ queue: Number(a['queue-base']) + index });
   nfq = port;
-  engine = new Engine({ conns, counters, worker: index, l2: new Resolver(), ports: txPorts, now: Date.now, local });
+  engine = new Engine({ conns, counters, worker: index, l2: new Resolver(), ports: txPorts, now: tableNow, local });
   port.rx({
     packet: (buf, off, len, id) => {
       engine.packet(buf, off, len, id, port);

@@ -107,6 +107,12 @@ export interface ConnTableRuntime {
    * table; the caller must use only lookups, accessors and entries(), which do not write.
    */
   readOnly?: boolean;
+  /**
+   * The caller passes *table time*: ms since the table's epoch ({@link ConnTable.epochMs}), not its clock's ms.
+   * Table time stays a small integer for 24 days, which V8 passes between functions without boxing it (a clock
+   * in ms since 1970 is a double, boxed on every non-inlined call: an allocation per packet). Same results.
+   */
+  tableTime?: boolean;
 }
 
 /** Table-wide figures read from the header. */
@@ -226,7 +232,7 @@ export class ConnTable {
     this.f64 = new Float64Array(buffer, 0, HEADER_WORDS / 2);
     const u = this.u;
     this.capacity = u[H_CAPACITY];
-    this.epoch = this.f64[H_EPOCH_F64];
+    this.epoch = rt.tableTime ? 0 : this.f64[H_EPOCH_F64];
     this.idxOff = HEADER_WORDS + this.capacity * ENTRY_WORDS;
     this.idxMask = (1 << u[H_INDEX_BITS]) - 1;
     this.whOff = this.idxOff + (1 << u[H_INDEX_BITS]);
@@ -287,6 +293,11 @@ export class ConnTable {
   }
 
   // ---- clock ----
+
+  /** The table's epoch on the creator's clock (ms); table time is the clock minus this. */
+  get epochMs(): number {
+    return this.f64[H_EPOCH_F64];
+  }
 
   /** Caller's clock (ms) → table time (u32 ms since epoch, modulo 2^32). */
   private rel(nowMs: number): number {
