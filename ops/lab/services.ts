@@ -9,6 +9,7 @@ import { VIP, natsIp, netnsOf } from './plan.ts';
 import type { LabNode } from './plan.ts';
 import { isAlive, labDir, procStartTime } from './state.ts';
 import type { LabProcess } from './state.ts';
+import { shmDir } from '../../shared/proto/worker.ts';
 
 /** The repository root (where ops/, services/ and node_modules/ are). */
 export const REPO_ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
@@ -188,10 +189,16 @@ export function adminSocketOf(node: string): string {
   return defaultAdminSocketPath(netnsInode(netnsOf(node)));
 }
 
-/** Removes tsvsd's per-namespace runtime dir (/run/tsvs/ns-<inode>) of a namespace about to be deleted. */
+/**
+ * Removes tsvsd's per-namespace state of a namespace about to be deleted: its runtime dir (/run/tsvs/ns-<inode>)
+ * and its shared memory (/dev/shm/tsvs-ns-<inode>: connection-table shards and counters). tsvsd removes both on a
+ * clean exit; this covers a daemon that was killed.
+ */
 export function removeAdminDir(netns: string): void {
   try {
-    rmSync(dirname(defaultAdminSocketPath(netnsInode(netns))), { recursive: true, force: true });
+    const ino = netnsInode(netns);
+    rmSync(dirname(defaultAdminSocketPath(ino)), { recursive: true, force: true });
+    rmSync(shmDir(ino), { recursive: true, force: true });
   } catch {
     // namespace already gone
   }
