@@ -54,7 +54,7 @@ Runs the tsvs director's control process in the foreground and logs to stderr.
   --spin-us US    after a batch, keep polling for US microseconds before sleeping (default 100): a reply in
                   flight is forwarded without a wake-up; 0 saves CPU at low load, more lowers latency further
   -h, --help      this text
-SIGTERM or SIGINT: clean exit (socket and pidfile removed).
+SIGTERM or SIGINT: clean exit (workers stopped; socket, pidfile, kernel rules, VIPs and shared memory removed).
 `;
 
 /** Parses argv (without node and script). Never throws: usage mistakes come back as `error`. */
