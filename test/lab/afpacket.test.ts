@@ -2,13 +2,13 @@
 // director's kernel): curl and UDP through the forwarder, fanout sharding by client hash across two
 // processes, adaptive-mode latency, CHECKSUM_PARTIAL through PACKET_VNET_HDR, and a throughput figure.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { clientShard } from '../../shared/util/flowhash.ts';
 import { commandRunner, installDirectorRules, removeDirectorRules, type RulesReport } from '../../services/tsvsd/kernel-rules.ts';
-import { Background, inNs, removeNamespaces as removeNs, sh, snmp } from '../support/netns.ts';
+import { Background, waitForHttp, inNs, removeNamespaces as removeNs, sh, snmp } from '../support/netns.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const nodeBin = join(root, 'node_modules/.bin/node');
@@ -19,7 +19,6 @@ const RS = '10.78.2.11';
 const CLI = '10.78.1.2';
 const work = mkdtempSync(join(tmpdir(), 'tsvs-io-'));
 const bg = new Background();
-const started = bg.started;
 const background = (ns: string, argv: string[]): ChildProcess => bg.run(ns, argv);
 const removeNamespaces = (): void => removeNs(Object.values(NS));
 let rules: RulesReport | null = null;
@@ -134,19 +133,11 @@ while True:
     d, a = s.recvfrom(2048)
     s.sendto(d, a)
 `]);
-  for (let i = 0; i < 100; i++) {
-    try {
-      if (inNs(NS.rs, ['curl', '-s', '-m', '1', `http://${RS}/`]).includes('hello')) return;
-    } catch {
-      // server not up yet
-    }
-    execFileSync('sleep', ['0.1']);
-  }
-  throw new Error('http server on rs did not start');
+  waitForHttp(NS.rs, `http://${RS}/`, 'hello', 'http server on rs did not start');
 });
 
 afterAll(() => {
-  for (const p of started) if (p.exitCode === null && p.pid) p.kill('SIGKILL');
+  bg.killAll();
   if (rules) {
     const failed = removeDirectorRules(rules, commandRunner(NS.dir));
     if (failed.length) process.stdout.write(`rule removal failed: ${failed.join('; ')}\n`);

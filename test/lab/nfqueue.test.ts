@@ -3,12 +3,12 @@
 // address with every reply on its request's queue, exact install/removal of the kernel rules, and a
 // printed throughput figure.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { commandRunner, installNfqueueRules, removeNfqueueRules, type NfqRuleSpec, type NfqRulesReport } from '../../services/tsvsd/nfqueue-rules.ts';
-import { Background, inNs, removeNamespaces as removeNs, sh } from '../support/netns.ts';
+import { Background, waitForHttp, inNs, removeNamespaces as removeNs, sh } from '../support/netns.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const nodeBin = join(root, 'node_modules/.bin/node');
@@ -22,7 +22,6 @@ const DIR_BACK = '10.81.2.1';
 const CLIENTS = Array.from({ length: 24 }, (_, i) => `10.81.1.${10 + i}`);
 const work = mkdtempSync(join(tmpdir(), 'tsvs-nq-'));
 const bg = new Background();
-const started = bg.started;
 const background = (ns: string, argv: string[]): ChildProcess => bg.run(ns, argv);
 const removeNamespaces = (): void => removeNs(Object.values(NS));
 const run = commandRunner(NS.dir);
@@ -159,19 +158,11 @@ while True:
         d, a = s.recvfrom(2048)
         s.sendto(d, a)
 `]);
-  for (let i = 0; i < 100; i++) {
-    try {
-      if (inNs(NS.rs, ['curl', '-s', '-m', '1', `http://${RIP}/`]).includes('hello')) return;
-    } catch {
-      // server not up yet
-    }
-    execFileSync('sleep', ['0.1']);
-  }
-  throw new Error('http server on rs did not start');
+  waitForHttp(NS.rs, `http://${RIP}/`, 'hello', 'http server on rs did not start');
 });
 
 afterAll(() => {
-  for (const p of started) if (p.exitCode === null && p.pid) p.kill('SIGKILL');
+  bg.killAll();
   const failed = uninstall();
   if (failed.length) process.stdout.write(`rule removal failed: ${failed.join('; ')}\n`);
   removeNamespaces();

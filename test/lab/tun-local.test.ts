@@ -3,11 +3,11 @@
 // a TUN device and reach servers bound to the VIP on the director itself; replies leave through the kernel.
 // Also pins the TUN API (queues, bounds, read) and prints ns per write. Needs root: fails (never skips) without.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Background, inNs, removeNamespaces as removeNs, sh, snmp } from '../support/netns.ts';
+import { Background, waitForHttp, inNs, removeNamespaces as removeNs, sh, snmp } from '../support/netns.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const nodeBin = join(root, 'node_modules/.bin/node');
@@ -18,7 +18,6 @@ const CLI = '10.77.1.2';
 const TUN = 'tsvs-tl0';
 const work = mkdtempSync(join(tmpdir(), 'tsvs-tl-'));
 const bg = new Background();
-const started = bg.started;
 const background = (ns: string, argv: string[]): ChildProcess => bg.run(ns, argv);
 const removeNamespaces = (): void => removeNs([...Object.values(NS), 'tsvs-tl-bench']);
 
@@ -115,19 +114,11 @@ while True:
     d, a = s.recvfrom(2048)
     s.sendto(b'echo:' + d, a)
 `]);
-  for (let i = 0; i < 100; i++) {
-    try {
-      if (inNs(NS.dir, ['curl', '-s', '-m', '1', `http://${VIP}/`]).includes('hello')) return;
-    } catch {
-      // server not up yet
-    }
-    execFileSync('sleep', ['0.1']);
-  }
-  throw new Error('http server on the VIP did not start');
+  waitForHttp(NS.dir, `http://${VIP}/`, 'hello', 'http server on the VIP did not start');
 });
 
 afterAll(() => {
-  for (const p of started) if (p.exitCode === null && p.pid) p.kill('SIGKILL');
+  bg.killAll();
   removeNamespaces();
 });
 

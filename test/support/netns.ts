@@ -45,3 +45,16 @@ export function snmp(ns: string, proto: 'Tcp' | 'Udp', field: string): number {
   const lines = inNs(ns, ['cat', '/proc/net/snmp']).split('\n').filter((l) => l.startsWith(`${proto}:`));
   return Number(lines[1].split(/\s+/)[lines[0].split(/\s+/).indexOf(field)]);
 }
+
+/** Waits (up to ~10 s) until `curl url` inside `ns` returns a body containing `expect`; throws `what` otherwise. */
+export function waitForHttp(ns: string, url: string, expect: string, what: string): void {
+  for (let i = 0; i < 100; i++) {
+    try {
+      if (inNs(ns, ['curl', '-s', '-m', '1', url]).includes(expect)) return;
+    } catch {
+      // server not up yet
+    }
+    execFileSync('sleep', ['0.1']);
+  }
+  throw new Error(what);
+}
