@@ -3,7 +3,7 @@
 // is a verdict, and every drop a named counter in this worker's row of the shared counters.
 import { ConnFlag, ConnTable, NO_DEST, destConnFlags } from '../../shared/conntab/conn-table.ts';
 import { Dir, TcpState } from '../../shared/conntab/tcp-state.ts';
-import { IpProto, PacketMeta, TcpFlag, isIcmpError, parseFrame, parseIpv4 } from '../../shared/net/parse.ts';
+import { IpProto, PacketMeta, TcpFlag, isIcmpError, parseFrame, parseIpv4, rebaseMeta } from '../../shared/net/parse.ts';
 import { NetVerdict } from '../../shared/net/verdict.ts';
 import { decTtl, encapGue, encapIpip, finishPartial, natIcmpIn, natIcmpOut, natIn, natOut, setMacs, writeEth, IPIP_OVERHEAD, GUE_OVERHEAD } from '../../shared/net/rewrite.ts';
 import { buildIcmpUnreach } from '../../shared/net/icmp.ts';
@@ -614,7 +614,7 @@ export class Engine {
     if (slot < 0) return Verdict.DROP;
     const out = port.txBuf;
     const m = this.m;
-    parseFrame(out, len, m, slot);
+    rebaseMeta(m, slot - off);
     const v = toServer ? natIn(out, m, addr, aport, partial) : natOut(out, m, addr, aport, partial);
     if (v !== NetVerdict.OK) return this.dropNet(v);
     setMacs(out, this.hop.dstMac, this.hop.srcMac, slot);
@@ -627,7 +627,7 @@ export class Engine {
     if (slot < 0) return Verdict.DROP;
     const out = port.txBuf;
     const m = this.m;
-    parseFrame(out, len, m, slot);
+    rebaseMeta(m, slot - off);
     // IPVS decrements the TTL for DR too (Linux >= 5.3): the only change besides the MACs.
     const v = decTtl(out, m);
     if (v !== NetVerdict.OK) return this.dropNet(v);
@@ -712,7 +712,7 @@ export class Engine {
     const slot = this.copyToSlot(buf, off, len, port);
     if (slot < 0) return Verdict.DROP;
     const out = port.txBuf;
-    parseFrame(out, len, m, slot);
+    rebaseMeta(m, slot - off);
     const v = toClient ? natIcmpOut(out, m, addr, port16) : natIcmpIn(out, m, addr, port16);
     if (v !== NetVerdict.OK) return this.dropNet(v);
     setMacs(out, this.hop.dstMac, this.hop.srcMac, slot);

@@ -105,6 +105,18 @@ function reset(m: PacketMeta, len: number): void {
   m.innerDport = 0;
 }
 
+/**
+ * Moves every offset in `m` by `delta` bytes: for a frame copied unchanged to another place (e.g. from a receive
+ * ring into a transmit slot), instead of parsing it again. Offsets that are -1 (absent) stay -1.
+ */
+export function rebaseMeta(m: PacketMeta, delta: number): void {
+  if (m.l3Off >= 0) m.l3Off += delta;
+  if (m.l4Off >= 0) m.l4Off += delta;
+  if (m.l4CsumOff >= 0) m.l4CsumOff += delta;
+  if (m.innerOff >= 0) m.innerOff += delta;
+  if (m.innerL4Off >= 0) m.innerL4Off += delta;
+}
+
 /** Big-endian 16-bit read. The caller has bounds-checked `o + 2 <= length`. */
 export function rd16(b: Uint8Array, o: number): number {
   return (b[o] << 8) | b[o + 1];
