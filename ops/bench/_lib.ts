@@ -1,7 +1,7 @@
 // Shared pieces of the forwarding benchmarks: drive the lab through its CLI contract, run commands in lab
 // nodes, read CPU time and interface counters, and set up the references (kernel iptables DNAT, HAProxy).
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 
 export const ROOT = new URL('../..', import.meta.url).pathname;
@@ -125,6 +125,29 @@ export function kernelDnat(rips: string[], proto: 'udp' | 'tcp', port: number): 
 export function rps(node: string, dev: string, cpu: number | null): void {
   const mask = cpu === null ? '0' : (1 << cpu).toString(16);
   inNs(node, ['sh', '-c', `for q in /sys/class/net/${dev}/queues/rx-*/rps_cpus; do echo ${mask} > $q; done`]);
+}
+
+/**
+ * Makes `dev` in lab node `node` a sink: every IPv4 frame is discarded at tc ingress (a classic BPF program in
+ * direct-action mode returning TC_ACT_SHOT; rx_packets still counts it), ARP and the rest go on to the stack.
+ */
+export function sinkIpv4(node: string, dev: string): void {
+  inNs(node, ['tc', 'qdisc', 'replace', 'dev', dev, 'clsact']);
+  // ldh [12]; jeq #0x800 jt 0 jf 1; ret #2 (TC_ACT_SHOT); ret #-1 (TC_ACT_UNSPEC: carry on)
+  inNs(node, ['tc', 'filter', 'replace', 'dev', dev, 'ingress', 'pref', '1', 'bpf', 'da', 'bytecode', '4,40 0 0 12,21 0 1 2048,6 0 0 2,6 0 0 4294967295']);
+}
+
+/**
+ * Raises net.core.wmem_default and wmem_max (initial namespace only, so host-wide) to at least `bytes` for a
+ * load generator's socket; returns the function that puts the old values back.
+ */
+export function raiseSocketBuffers(bytes: number): () => void {
+  const keys = ['/proc/sys/net/core/wmem_max', '/proc/sys/net/core/wmem_default'];
+  const old = keys.map((k) => readFileSync(k, 'utf8').trim());
+  for (let i = 0; i < keys.length; i++) if (Number(old[i]) < bytes) writeFileSync(keys[i], String(bytes));
+  return () => {
+    for (let i = 0; i < keys.length; i++) writeFileSync(keys[i], old[i]);
+  };
 }
 
 /** Prints the people's table: rows of cells, first row is the header. */

@@ -4,9 +4,11 @@
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HZ, VIP, addrOf, cores, cpuTimes, inNs, kernelDnat, lab, log, macOf, median, plan, rps, rxPackets, sleep, table } from './_lib.ts';
+import { HZ, NODE, ROOT, VIP, addrOf, cores, cpuTimes, inNs, kernelDnat, lab, log, macOf, median, plan, raiseSocketBuffers, rps, rxPackets, sinkIpv4, sleep, table } from './_lib.ts';
 
 const PORT = 9000;
+/** The director's CPU (tsvs's worker, the kernel's RPS target): the last one; trafgen keeps to CPU 0. */
+const DIR_CPU = cores() - 1;
 const FLOWS = 16;
 
 interface Opts {
@@ -29,44 +31,59 @@ function parseOpts(args: string[]): Opts {
   return o;
 }
 
-/** A trafgen configuration: FLOWS packets (one per source port), 60-byte frames, round robin. */
+/**
+ * A trafgen configuration: one 60-byte frame whose UDP source port steps through FLOWS values (dinc). trafgen binds
+ * its fork i to CPU i whatever taskset says, and runs a single fork when rate-limited (-b): with -P 1 it is on CPU 0.
+ */
 function trafgenConfig(dstMac: string, srcMac: string, src: string): string {
-  const pkts: string[] = [];
-  for (let f = 0; f < FLOWS; f++) {
-    pkts.push(`{ eth(da=${dstMac}, sa=${srcMac}), ipv4(saddr=${src}, daddr=${VIP}, ttl=64), udp(sp=${20000 + f}, dp=${PORT}), fill(0x41, 18) }`);
-  }
-  return pkts.join('\n') + '\n';
+  return `{ eth(da=${dstMac}, sa=${srcMac}), ipv4(saddr=${src}, daddr=${VIP}, ttl=64), udp(sp=dinc(20000, ${20000 + FLOWS - 1}, 1), dp=${PORT}), fill(0x41, 18) }\n`;
+}
+
+/** What the generators need: trafgen's configuration file, and the frame's addresses for udpgen. */
+interface Gen {
+  cfg: string;
+  dmac: string;
+  smac: string;
+  src: string;
 }
 
 interface Sample {
   pps: number;
   /** All CPUs' busy time per delivered packet (sender, bridges, director, real servers' receive). */
   usPerPkt: number;
-  /** CPU 0's busy time per delivered packet: the director's own work (the worker, or the kernel's RPS-steered forwarding). */
+  /** The director CPU's busy time per delivered packet (tsvs's worker, or the kernel's RPS-steered forwarding). */
   dirUsPerPkt: number;
+  /** Busy share of each CPU over the run, percent. */
+  busyPct: number[];
 }
 
-/** Offers load from the client (trafgen pinned to the last CPU) for `seconds`; returns delivered pps and CPU µs per delivered packet. */
-async function blast(cfgFile: string, seconds: number, rate: number | null, rsNodes: string[]): Promise<Sample> {
-  const senderCpu = cores() - 1;
+/**
+ * Offers load for `seconds`: trafgen on CPU 0 injects the client's frames (client MAC and address) straight
+ * into the director's front link (the veth end in tsvs-lan), so that the generator's own cost is one veth transmit
+ * and the director, not the generator, is what saturates. Returns delivered pps and CPU use.
+ */
+async function blast(gen: Gen, seconds: number, rate: number | null, rsNodes: string[]): Promise<Sample> {
   const rx0 = rsNodes.map((n) => rxPackets(n, 'eth0'));
   const c0 = cpuTimes();
   const t0 = process.hrtime.bigint();
-  const args = ['taskset', '-c', String(senderCpu), 'timeout', '-s', 'INT', String(seconds), 'trafgen', '-o', 'eth0', '-i', cfgFile, '-P', '1', '-C'];
-  if (rate) args.push('-b', `${rate}pps`);
-  inNs('client', args, { allowFail: true, timeoutMs: (seconds + 10) * 1000 });
+  const args = rate
+    ? ['taskset', '-c', '0', NODE, `${ROOT}ops/bench/udpgen.ts`, '--if', 'd1-front', '--dmac', gen.dmac, '--smac', gen.smac, '--src', gen.src, '--dst', VIP, '--dport', String(PORT), '--flows', String(FLOWS), '--rate', String(rate), '--seconds', String(seconds)]
+    : ['timeout', '-s', 'INT', String(seconds), 'trafgen', '-o', 'd1-front', '-i', gen.cfg, '-P', '1', '-C'];
+  const out = inNs('lan', ['sh', '-c', '"$@" 2>&1', 'sh', ...args], { allowFail: true, timeoutMs: (seconds + 10) * 1000 });
   await sleep(200);
   const t1 = process.hrtime.bigint();
   const c1 = cpuTimes();
   const rx1 = rsNodes.map((n) => rxPackets(n, 'eth0'));
   const delivered = rx1.reduce((s, v, i) => s + v - rx0[i], 0);
+  if (delivered === 0) throw new Error(`forward: nothing reached the real servers; the generator said: ${out.trim().slice(-400)}`);
   const secs = Number(t1 - t0) / 1e9;
   const busyJiffies = c1.busy.reduce((s, v, i) => s + v - c0.busy[i], 0);
-  const dirJiffies = c1.busy[0] - c0.busy[0];
+  const dirJiffies = c1.busy[DIR_CPU] - c0.busy[DIR_CPU];
   return {
     pps: delivered / Math.min(secs, seconds),
-    usPerPkt: delivered > 0 ? (busyJiffies * (1e6 / HZ)) / delivered : NaN,
-    dirUsPerPkt: delivered > 0 ? (dirJiffies * (1e6 / HZ)) / delivered : NaN,
+    usPerPkt: (busyJiffies * (1e6 / HZ)) / delivered,
+    dirUsPerPkt: (dirJiffies * (1e6 / HZ)) / delivered,
+    busyPct: c1.busy.map((v, i) => Math.min(100, Math.round(((v - c0.busy[i]) * 100) / (secs * HZ)))),
   };
 }
 
@@ -77,79 +94,91 @@ function tsvsadm(...args: string[]): void {
 export async function main(args: string[]): Promise<void> {
   const o = parseOpts(args);
   const dir = mkdtempSync(join(tmpdir(), 'tsvs-bench-'));
-  const rows: (string | number)[][] = [['mode', 'director', 'pps (median)', 'runs', `µs/pkt all CPUs @${o.fixedPps / 1000}k`, 'µs/pkt CPU 0 (director)']];
+  const rows: (string | number)[][] = [['mode', 'director', 'pps (median)', 'runs', 'busy CPU0 / CPU1', `µs/pkt all CPUs @${o.fixedPps / 1000}k`, `µs/pkt CPU ${DIR_CPU} (director)`]];
   const result: Record<string, number> = {};
   const kernelPps: Record<string, number> = {};
   let kernelUs = NaN;
   let tsvsUs = NaN;
   let kernelDirUs = NaN;
   let tsvsDirUs = NaN;
-  for (const mode of o.modes) {
-    log(`lab up --mode ${mode}`);
-    lab('down');
-    lab('up', '--mode', mode, '--servers', '2');
-    try {
-      const p = plan();
-      const rs = ['rs1', 'rs2'];
-      const rips = rs.map((n) => addrOf(p, n, '10.200.1.'));
-      for (const n of rs) {
-        inNs(n, ['iptables', '-t', 'raw', '-I', 'PREROUTING', '-p', 'udp', '--dport', String(PORT), '-j', 'DROP']);
-        inNs(n, ['iptables', '-t', 'raw', '-I', 'PREROUTING', '-p', '4', '-j', 'DROP']);
-      }
-      const client = addrOf(p, 'client', '10.200.0.');
-      const cfg = join(dir, `${mode}.cfg`);
-      writeFileSync(cfg, trafgenConfig(macOf('d1', 'front'), macOf('client', 'eth0'), client));
-
-      // Kernel reference: iptables DNAT + conntrack, its receive work steered to CPU 0 (RPS) like a worker.
-      const undo = kernelDnat(rips, 'udp', PORT);
-      rps('d1', 'front', 0);
-      inNs('client', ['ping', '-c', '1', '-W', '1', VIP], { allowFail: true });
-      const k: number[] = [];
-      for (let r = 0; r < o.runs; r++) k.push((await blast(cfg, o.seconds, null, rs)).pps);
-      kernelPps[mode] = median(k);
-      let kUs = NaN;
-      let kDir = NaN;
-      if (mode === 'nat') {
-        const s = await blast(cfg, o.seconds, o.fixedPps, rs);
-        kUs = s.usPerPkt;
-        kDir = s.dirUsPerPkt;
-        kernelDirUs = kDir;
-      }
-      rps('d1', 'front', null);
-      undo();
-      if (mode === 'nat') kernelUs = kUs;
-      rows.push([mode, 'kernel DNAT', Math.round(kernelPps[mode]), k.map((x) => Math.round(x / 1000) + 'k').join(' '), mode === 'nat' ? kUs.toFixed(2) : '', mode === 'nat' ? kDir.toFixed(2) : '']);
-
-      // tsvs: one worker on CPU 0; the sender and the veth receive softirq on the other CPU.
-      const flag = mode === 'nat' ? '-m' : mode === 'dr' ? '-g' : '-i';
-      tsvsadm('-A', '-u', `${VIP}:${PORT}`, '-s', 'rr');
-      for (const rip of rips) tsvsadm('-a', '-u', `${VIP}:${PORT}`, '-r', `${rip}:${PORT}`, flag);
-      await sleep(500);
-      inNs('client', ['ping', '-c', '1', '-W', '1', VIP], { allowFail: true });
-      const t: number[] = [];
-      for (let r = 0; r < o.runs; r++) t.push((await blast(cfg, o.seconds, null, rs)).pps);
-      let tUs = NaN;
-      let tDir = NaN;
-      if (mode === 'nat') {
-        const s = await blast(cfg, o.seconds, o.fixedPps, rs);
-        tsvsUs = tUs = s.usPerPkt;
-        tsvsDirUs = tDir = s.dirUsPerPkt;
-      }
-      tsvsadm('-C');
-      const tp = median(t);
-      result[`${mode}_vs_kernel`] = Number((tp / kernelPps[mode]).toFixed(3));
-      result[`${mode}_pps`] = Math.round(tp);
-      result[`kernel_${mode}_pps`] = Math.round(kernelPps[mode]);
-      rows.push([mode, 'tsvs 1 worker', Math.round(tp), t.map((x) => Math.round(x / 1000) + 'k').join(' '), mode === 'nat' ? tUs.toFixed(2) : '', mode === 'nat' ? tDir.toFixed(2) : '']);
-    } finally {
+  const busy = (s: Sample[]): string => s.map((x) => x.busyPct.join('/')).join(' ');
+  // trafgen sizes its socket buffer from net.core.wmem_default, which only the initial namespace may set; when the
+  // kernel reference queues frames for another CPU (RPS) a small buffer fills and trafgen stops with EAGAIN.
+  const wmem = raiseSocketBuffers(8 << 20);
+  try {
+    for (const mode of o.modes) {
+      log(`lab up --mode ${mode}`);
       lab('down');
+      lab('up', '--mode', mode, '--servers', '2', '--workers', '1', '--cpus', String(DIR_CPU));
+      try {
+        const p = plan();
+        const rs = ['rs1', 'rs2'];
+        const rips = rs.map((n) => addrOf(p, n, '10.200.1.'));
+        // The real servers are a sink: IPv4 is discarded at tc ingress (rx_packets still counts it), ARP answered.
+        for (const n of rs) sinkIpv4(n, 'eth0');
+        const client = addrOf(p, 'client', '10.200.0.');
+        const gen: Gen = { cfg: join(dir, `${mode}.cfg`), dmac: macOf('d1', 'front'), smac: macOf('client', 'eth0'), src: client };
+        writeFileSync(gen.cfg, trafgenConfig(gen.dmac, gen.smac, client));
+
+        // Kernel reference: iptables DNAT + conntrack, its receive work steered to the director's CPU (RPS): the
+        // forwarding runs there, the generator's CPU only queues the frames.
+        const undo = kernelDnat(rips, 'udp', PORT);
+        rps('d1', 'front', DIR_CPU);
+        inNs('client', ['ping', '-c', '1', '-W', '1', VIP], { allowFail: true });
+        const k: Sample[] = [];
+        for (let r = 0; r < o.runs; r++) k.push(await blast(gen, o.seconds, null, rs));
+        kernelPps[mode] = median(k.map((x) => x.pps));
+        let kUs = NaN;
+        let kDir = NaN;
+        if (mode === 'nat') {
+          const s = await blast(gen, o.seconds, o.fixedPps, rs);
+        log(`fixed ${o.fixedPps} pps offered: ${Math.round(s.pps)} delivered, busy ${s.busyPct.join('/')}`);
+          kUs = s.usPerPkt;
+          kDir = s.dirUsPerPkt;
+          kernelDirUs = kDir;
+        }
+        rps('d1', 'front', null);
+        undo();
+        if (mode === 'nat') kernelUs = kUs;
+        rows.push([mode, 'kernel DNAT', Math.round(kernelPps[mode]), k.map((x) => Math.round(x.pps / 1000) + 'k').join(' '), busy(k), mode === 'nat' ? kUs.toFixed(2) : '', mode === 'nat' ? kDir.toFixed(2) : '']);
+
+        // tsvs: one worker on the director's CPU; the frames' receive softirq (AF_PACKET copy into the ring) stays on
+        // the CPU they arrive on, the generator's.
+        const flag = mode === 'nat' ? '-m' : mode === 'dr' ? '-g' : '-i';
+        tsvsadm('-A', '-u', `${VIP}:${PORT}`, '-s', 'rr');
+        for (const rip of rips) tsvsadm('-a', '-u', `${VIP}:${PORT}`, '-r', `${rip}:${PORT}`, flag);
+        await sleep(500);
+        inNs('client', ['ping', '-c', '1', '-W', '1', VIP], { allowFail: true });
+        const t: Sample[] = [];
+        for (let r = 0; r < o.runs; r++) t.push(await blast(gen, o.seconds, null, rs));
+        let tUs = NaN;
+        let tDir = NaN;
+        if (mode === 'nat') {
+          const s = await blast(gen, o.seconds, o.fixedPps, rs);
+        log(`fixed ${o.fixedPps} pps offered: ${Math.round(s.pps)} delivered, busy ${s.busyPct.join('/')}`);
+          tsvsUs = tUs = s.usPerPkt;
+          tsvsDirUs = tDir = s.dirUsPerPkt;
+        }
+        tsvsadm('-C');
+        const tp = median(t.map((x) => x.pps));
+        result[`${mode}_vs_kernel`] = Number((tp / kernelPps[mode]).toFixed(3));
+        result[`${mode}_pps`] = Math.round(tp);
+        result[`kernel_${mode}_pps`] = Math.round(kernelPps[mode]);
+        rows.push([mode, 'tsvs 1 worker', Math.round(tp), t.map((x) => Math.round(x.pps / 1000) + 'k').join(' '), busy(t), mode === 'nat' ? tUs.toFixed(2) : '', mode === 'nat' ? tDir.toFixed(2) : '']);
+      } finally {
+        lab('down');
+      }
     }
+  } finally {
+    wmem();
   }
-  process.stdout.write(`\nforward: 60-byte UDP frames, ${FLOWS} flows, trafgen (1 process, TX ring) pinned to CPU ${cores() - 1} in the client namespace;\n`);
-  process.stdout.write(`tsvs: 1 worker pinned to CPU 0, AF_PACKET; kernel: iptables DNAT + conntrack in d1 with RPS on CPU 0.\n`);
-  process.stdout.write(`Delivered pps = rx_packets on the real servers (which drop the load in raw PREROUTING) over ${o.seconds} s, median of ${o.runs} runs.\n`);
-  process.stdout.write(`µs/pkt at a fixed ${o.fixedPps} pps offered: all CPUs' busy time (sender, bridges, director, real servers) / delivered\n`);
-  process.stdout.write(`packets, and CPU 0's alone (the director: tsvs's worker and its transmit path, or the kernel's forwarding).\n\n`);
+  process.stdout.write(`\nforward: 60-byte UDP frames, ${FLOWS} flows (source ports), trafgen (TX ring, one fork, on CPU 0) injecting the client's\n`);
+  process.stdout.write(`frames into the director's front link (the veth end in tsvs-lan); the real servers discard IPv4 at tc ingress.\n`);
+  process.stdout.write(`tsvs: 1 worker pinned to CPU ${DIR_CPU}, AF_PACKET (the frames' receive softirq stays on CPU 0, where they arrive);\n`);
+  process.stdout.write(`kernel: iptables DNAT + conntrack in d1, its receive steered to CPU ${DIR_CPU} with RPS (all its forwarding there).\n`);
+  process.stdout.write(`Delivered pps = rx_packets on the real servers over ${o.seconds} s, median of ${o.runs} runs; busy % of each CPU per run.\n`);
+  process.stdout.write(`µs/pkt at a fixed ${o.fixedPps} pps offered (ops/bench/udpgen.ts on CPU 0: sendmmsg bursts every ms): all CPUs' busy time (generator, bridges, director, real servers) / delivered\n`);
+  process.stdout.write(`packets, and the director CPU's alone.\n\n`);
   table(rows);
   result.us_per_pkt = Number(tsvsUs.toFixed(3));
   result.kernel_us_per_pkt = Number(kernelUs.toFixed(3));

@@ -1,6 +1,6 @@
 // npm run bench -- latency: round-trip latency percentiles at low load (sockperf ping-pong, UDP, 1000 msg/s)
 // through kernel iptables DNAT and through tsvs NAT on the same lab. Ends with one line of JSON: p99_added_us.
-import { VIP, addrOf, cores, inNs, kernelDnat, lab, log, plan, sleep, spawnInNs, table } from './_lib.ts';
+import { VIP, addrOf, cores, inNs, kernelDnat, lab, log, plan, rps, sleep, spawnInNs, table } from './_lib.ts';
 import type { ChildProcess } from 'node:child_process';
 
 const PORT = 11111;
@@ -42,6 +42,11 @@ export async function main(args: string[]): Promise<void> {
     log('kernel DNAT');
     const undo = kernelDnat([rip], 'udp', PORT);
     res.kernel = ping();
+    rps('d1', 'front', 0);
+    rps('d1', 'back', 0);
+    res.kernelCpu0 = ping();
+    rps('d1', 'front', null);
+    rps('d1', 'back', null);
     undo();
 
     log('tsvs NAT');
@@ -60,6 +65,7 @@ export async function main(args: string[]): Promise<void> {
   table([
     ['director', 'p50 µs', 'p99 µs'],
     ['kernel DNAT', res.kernel.p50, res.kernel.p99],
+    ['kernel DNAT, RPS CPU 0', res.kernelCpu0.p50, res.kernelCpu0.p99],
     ['tsvs NAT', res.tsvs.p50, res.tsvs.p99],
   ]);
   process.stdout.write('\n' + JSON.stringify({

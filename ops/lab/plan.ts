@@ -22,6 +22,8 @@ export interface LabOptions {
   workers?: number;
   /** tsvsd's packet I/O backend (tsvsd --backend); absent = afpacket. */
   backend?: 'afpacket' | 'nfqueue';
+  /** CPUs for the workers (tsvsd --cpus, e.g. "1" or "0,1"); absent = tsvsd's default (worker i on CPU i). */
+  cpus?: string;
 }
 
 /** 1 director, 2 real servers, nat, no router, no NATS. */
@@ -131,12 +133,13 @@ export function validateOptions(o: LabOptions): LabOptions {
   if (!(LAB_MODES as readonly string[]).includes(o.mode)) problems.push(`--mode must be one of ${LAB_MODES.join('|')}, got ${String(o.mode)}`);
   if (o.workers !== undefined && (!Number.isInteger(o.workers) || o.workers < 1 || o.workers > 16)) problems.push(`--workers must be 1..16, got ${o.workers}`);
   if (o.backend !== undefined && o.backend !== 'afpacket' && o.backend !== 'nfqueue') problems.push(`--backend must be afpacket or nfqueue, got ${String(o.backend)}`);
+  if (o.cpus !== undefined && !/^\d+(,\d+)*$/.test(o.cpus)) problems.push(`--cpus must be CPU numbers separated by commas, got '${o.cpus}'`);
   if (problems.length) throw new LabUsageError(problems.join('; '));
   return o;
 }
 
 /**
- * Parses `[--directors N] [--servers N] [--mode nat|dr|tun] [--router] [--nats] [--workers N] [--backend B] [--json]` (also
+ * Parses `[--directors N] [--servers N] [--mode nat|dr|tun] [--router] [--nats] [--workers N] [--backend B] [--cpus LIST] [--json]` (also
  * `--opt=value`).
  * Unknown flags are an error; `--json` is returned as a flag for `plan`.
  */
@@ -159,6 +162,7 @@ export function parseLabArgs(argv: readonly string[]): { options: LabOptions; js
       case '--nats': o.nats = true; break;
       case '--workers': o.workers = Number(value()); break;
       case '--backend': o.backend = value() as LabOptions['backend']; break;
+      case '--cpus': o.cpus = value(); break;
       case '--json': json = true; break;
       default: throw new LabUsageError(`unknown option ${a}`);
     }
@@ -168,12 +172,12 @@ export function parseLabArgs(argv: readonly string[]): { options: LabOptions; js
 
 /** True when two option sets build the same lab. */
 export function sameOptions(a: LabOptions, b: LabOptions): boolean {
-  return a.directors === b.directors && a.servers === b.servers && a.mode === b.mode && a.router === b.router && a.nats === b.nats && a.workers === b.workers && a.backend === b.backend;
+  return a.directors === b.directors && a.servers === b.servers && a.mode === b.mode && a.router === b.router && a.nats === b.nats && a.workers === b.workers && a.backend === b.backend && a.cpus === b.cpus;
 }
 
 /** Options written as CLI flags, e.g. "--directors 1 --servers 2 --mode nat". */
 export function formatOptions(o: LabOptions): string {
-  return `--directors ${o.directors} --servers ${o.servers} --mode ${o.mode}${o.router ? ' --router' : ''}${o.nats ? ' --nats' : ''}${o.workers !== undefined ? ` --workers ${o.workers}` : ''}${o.backend !== undefined ? ` --backend ${o.backend}` : ''}`;
+  return `--directors ${o.directors} --servers ${o.servers} --mode ${o.mode}${o.router ? ' --router' : ''}${o.nats ? ' --nats' : ''}${o.workers !== undefined ? ` --workers ${o.workers}` : ''}${o.backend !== undefined ? ` --backend ${o.backend}` : ''}${o.cpus !== undefined ? ` --cpus ${o.cpus}` : ''}`;
 }
 
 function link(node: string, lan: LanName, name: string, addresses: string[]): LabLink {

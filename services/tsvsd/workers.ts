@@ -137,7 +137,9 @@ export class WorkerPool {
 
   private spawn(s: Slot): void {
     const argv = [...this.opts.workerArgv, '--index', String(s.index), '--workers', String(this.opts.count), '--cpu', String(s.cpu)];
-    const child = spawn('taskset', ['-c', String(s.cpu), this.opts.node, ...argv], {
+    // TSVS_WORKER_NODE_ARGS: extra Node flags for the workers only (diagnostics: --trace-gc, --cpu-prof, ...).
+    const nodeArgs = (process.env.TSVS_WORKER_NODE_ARGS ?? '').split(/\s+/).filter((x) => x !== '');
+    const child = spawn('taskset', ['-c', String(s.cpu), this.opts.node, ...nodeArgs, ...argv], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, ...this.opts.env },
     });
