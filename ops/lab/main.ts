@@ -7,6 +7,7 @@ import { LabCommandError } from './sh.ts';
 
 const USAGE = `usage: npm run lab -- <command>
   up [--directors N] [--servers N] [--mode nat|dr|tun] [--router] [--nats] [--workers N] [--backend afpacket|nfqueue] [--cpus LIST]
+     [--tsvsd-args STR]
                       build the lab (defaults: 1 director, 2 servers, nat); idempotent
   down                remove everything up made; safe to run twice
   status              what is up; exit 0 up, 3 down

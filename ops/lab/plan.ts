@@ -24,6 +24,8 @@ export interface LabOptions {
   backend?: 'afpacket' | 'nfqueue';
   /** CPUs for the workers (tsvsd --cpus, e.g. "1" or "0,1"); absent = tsvsd's default (worker i on CPU i). */
   cpus?: string;
+  /** Extra arguments for tsvsd, split on spaces (e.g. "--busy-poll" or "--spin-us 0"). */
+  tsvsdArgs?: string;
 }
 
 /** 1 director, 2 real servers, nat, no router, no NATS. */
@@ -139,7 +141,7 @@ export function validateOptions(o: LabOptions): LabOptions {
 }
 
 /**
- * Parses `[--directors N] [--servers N] [--mode nat|dr|tun] [--router] [--nats] [--workers N] [--backend B] [--cpus LIST] [--json]` (also
+ * Parses `[--directors N] [--servers N] [--mode nat|dr|tun] [--router] [--nats] [--workers N] [--backend B] [--cpus LIST] [--tsvsd-args STR] [--json]` (also
  * `--opt=value`).
  * Unknown flags are an error; `--json` is returned as a flag for `plan`.
  */
@@ -163,6 +165,7 @@ export function parseLabArgs(argv: readonly string[]): { options: LabOptions; js
       case '--workers': o.workers = Number(value()); break;
       case '--backend': o.backend = value() as LabOptions['backend']; break;
       case '--cpus': o.cpus = value(); break;
+      case '--tsvsd-args': o.tsvsdArgs = value(); break;
       case '--json': json = true; break;
       default: throw new LabUsageError(`unknown option ${a}`);
     }
@@ -172,12 +175,12 @@ export function parseLabArgs(argv: readonly string[]): { options: LabOptions; js
 
 /** True when two option sets build the same lab. */
 export function sameOptions(a: LabOptions, b: LabOptions): boolean {
-  return a.directors === b.directors && a.servers === b.servers && a.mode === b.mode && a.router === b.router && a.nats === b.nats && a.workers === b.workers && a.backend === b.backend && a.cpus === b.cpus;
+  return a.directors === b.directors && a.servers === b.servers && a.mode === b.mode && a.router === b.router && a.nats === b.nats && a.workers === b.workers && a.backend === b.backend && a.cpus === b.cpus && a.tsvsdArgs === b.tsvsdArgs;
 }
 
 /** Options written as CLI flags, e.g. "--directors 1 --servers 2 --mode nat". */
 export function formatOptions(o: LabOptions): string {
-  return `--directors ${o.directors} --servers ${o.servers} --mode ${o.mode}${o.router ? ' --router' : ''}${o.nats ? ' --nats' : ''}${o.workers !== undefined ? ` --workers ${o.workers}` : ''}${o.backend !== undefined ? ` --backend ${o.backend}` : ''}${o.cpus !== undefined ? ` --cpus ${o.cpus}` : ''}`;
+  return `--directors ${o.directors} --servers ${o.servers} --mode ${o.mode}${o.router ? ' --router' : ''}${o.nats ? ' --nats' : ''}${o.workers !== undefined ? ` --workers ${o.workers}` : ''}${o.backend !== undefined ? ` --backend ${o.backend}` : ''}${o.cpus !== undefined ? ` --cpus ${o.cpus}` : ''}${o.tsvsdArgs !== undefined ? ` --tsvsd-args '${o.tsvsdArgs}'` : ''}`;
 }
 
 function link(node: string, lan: LanName, name: string, addresses: string[]): LabLink {

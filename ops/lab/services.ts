@@ -205,13 +205,13 @@ export function removeAdminDir(netns: string): void {
 }
 
 /** Starts ops/bin/tsvsd in a director's namespace with `--pidfile`, forwarding between `front` (clients, VIP) and `back` (real servers); env TSVS_LAB_NODE (and TSVS_NATS_URL with --nats). */
-export function startTsvsd(node: LabNode, nats: boolean, workers?: number, backend?: string, cpus?: string): LabProcess {
+export function startTsvsd(node: LabNode, nats: boolean, workers?: number, backend?: string, cpus?: string, extra?: string): LabProcess {
   const dir = nodeDir(node.name);
   // The namespace is new, so nothing in it serves this path: a socket there is left from an earlier namespace with
   // the same inode, and would both fool the readiness check and make the daemon's bind fail.
   rmSync(adminSocketOf(node.name), { force: true });
   const env = labEnv({ TSVS_LAB_NODE: node.name, ...(nats ? { TSVS_NATS_URL: natsUrls() } : {}) });
-  return startProcess(node.name, 'tsvsd', [join(REPO_ROOT, 'ops/bin/tsvsd'), '--pidfile', join(dir, 'tsvsd.pid'), '--client-if', 'front', '--server-if', 'back', ...(workers !== undefined ? ['--workers', String(workers)] : []), ...(backend !== undefined ? ['--backend', backend] : []), ...(cpus !== undefined ? ['--cpus', cpus] : [])], env);
+  return startProcess(node.name, 'tsvsd', [join(REPO_ROOT, 'ops/bin/tsvsd'), '--pidfile', join(dir, 'tsvsd.pid'), '--client-if', 'front', '--server-if', 'back', ...(workers !== undefined ? ['--workers', String(workers)] : []), ...(backend !== undefined ? ['--backend', backend] : []), ...(cpus !== undefined ? ['--cpus', cpus] : []), ...(extra ?? '').split(' ').filter((x) => x !== '')], env);
 }
 
 /**

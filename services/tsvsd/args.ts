@@ -26,6 +26,8 @@ export interface CliOptions {
   backend?: 'afpacket' | 'nfqueue';
   /** AF_PACKET: microseconds a worker keeps polling its rings after a batch (0 = sleep at once). */
   spinUs?: number;
+  /** AF_PACKET: workers never sleep, they poll their rings continuously (dedicated cores). */
+  busyPoll?: boolean;
 }
 
 /** One worker per core, less one core left to the kernel's receive work; at least one. */
@@ -36,7 +38,7 @@ export function defaultWorkers(cores = availableParallelism()): number {
 /** The -h text (also printed after a usage error). */
 export const USAGE = `Usage: tsvsd [--socket PATH] [--config FILE] [--pidfile FILE] [--workers N]
              [--client-if IF [--server-if IF] [--cpus LIST] [--ring adaptive|v2|v3] [--mark-rules FILE]
-             [--backend afpacket|nfqueue] [--spin-us US]] [-h]
+             [--backend afpacket|nfqueue] [--spin-us US | --busy-poll]] [-h]
 
 Runs the tsvs director's control process in the foreground and logs to stderr.
   --socket PATH   admin socket (default: $TSVS_ADMIN_SOCKET, else /run/tsvs/ns-<netns inode>/tsvsd.sock)
@@ -53,6 +55,8 @@ Runs the tsvs director's control process in the foreground and logs to stderr.
                   kernel queues service traffic and keeps routing, ARP and checksums; DR by policy routing)
   --spin-us US    after a batch, keep polling for US microseconds before sleeping (default 100): a reply in
                   flight is forwarded without a wake-up; 0 saves CPU at low load, more lowers latency further
+  --busy-poll     workers never sleep: each polls its rings without pause (100 % of its CPU, idle or not),
+                  for cores given to the director alone; no wake-up on any packet
   -h, --help      this text
 SIGTERM or SIGINT: clean exit (workers stopped; socket, pidfile, kernel rules, VIPs and shared memory removed).
 `;
@@ -86,14 +90,17 @@ export function parseCli(argv: readonly string[]): { kind: 'run'; opts: CliOptio
     spinUs = /^\d+$/.test(v.values['spin-us']) ? Number(v.values['spin-us']) : NaN;
     if (!(spinUs >= 0 && spinUs <= 100_000)) return { kind: 'error', message: `--spin-us: want 0..100000, got '${v.values['spin-us']}'` };
   }
+  const busyPoll = v.values['busy-poll'] === true ? true : undefined;
+  if (busyPoll && spinUs !== undefined) return { kind: 'error', message: '--busy-poll and --spin-us exclude each other (busy polling never stops)' };
   const backend = v.values.backend;
+  if (busyPoll && backend === 'nfqueue') return { kind: 'error', message: '--busy-poll applies to the afpacket backend' };
   if (backend !== undefined && backend !== 'afpacket' && backend !== 'nfqueue') return { kind: 'error', message: `--backend: want afpacket or nfqueue, got '${backend}'` };
   for (const k of ['socket', 'config', 'pidfile'] as const) {
     if (v.values[k] === '') return { kind: 'error', message: `--${k}: empty path` };
   }
   return {
     kind: 'run',
-    opts: { socket: v.values.socket, config: v.values.config, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring, markRules: v.values['mark-rules'], backend, spinUs },
+    opts: { socket: v.values.socket, config: v.values.config, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring, markRules: v.values['mark-rules'], backend, spinUs, busyPoll },
   };
 }
 
@@ -114,6 +121,7 @@ function parse(argv: readonly string[]) {
       'mark-rules': { type: 'string' },
       backend: { type: 'string' },
       'spin-us': { type: 'string' },
+      'busy-poll': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });

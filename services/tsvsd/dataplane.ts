@@ -46,6 +46,8 @@ export interface DataPlaneOptions {
   queueBase?: number;
   /** AF_PACKET: µs a worker keeps polling after a batch (worker default 100). */
   spinUs?: number;
+  /** AF_PACKET: workers poll their rings without ever sleeping. */
+  busyPoll?: boolean;
   log: Logger;
 }
 
@@ -139,6 +141,7 @@ export class DataPlane implements Supervisor {
     if (this.o.capacity) argv.push('--capacity', String(this.o.capacity));
     if (this.o.ring) argv.push('--ring', this.o.ring);
     if (this.o.spinUs !== undefined) argv.push('--spin-us', String(this.o.spinUs));
+    if (this.o.busyPoll) argv.push('--busy-poll');
     if (this.o.backend === 'nfqueue') argv.push('--backend', 'nfqueue', '--queue-base', String(this.o.queueBase ?? 0));
     this.pool = new WorkerPool({
       count: workers,

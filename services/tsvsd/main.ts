@@ -59,7 +59,7 @@ try {
       throw new DaemonStartError(`--mark-rules ${o.markRules}: ${(e as Error).message}`, 1);
     }
   }
-  const dp = o.clientIf ? new DataPlane({ clientIf: o.clientIf, serverIf: o.serverIf, cpus: o.cpus, ring: o.ring, marks, backend: o.backend, spinUs: o.spinUs, log }) : undefined;
+  const dp = o.clientIf ? new DataPlane({ clientIf: o.clientIf, serverIf: o.serverIf, cpus: o.cpus, ring: o.ring, marks, backend: o.backend, spinUs: o.spinUs, busyPoll: o.busyPoll, log }) : undefined;
   daemon = await startDaemon(
     { socketPath, configFile: o.config, pidFile: o.pidfile, workers: o.workers },
     {

@@ -29,6 +29,7 @@ const { values: a } = parseArgs({
     ring: { type: 'string', default: 'adaptive' },
     backend: { type: 'string', default: 'afpacket' },
     'spin-us': { type: 'string', default: '100' },
+    'busy-poll': { type: 'boolean', default: false },
     'queue-base': { type: 'string', default: '0' },
   },
 });
@@ -37,7 +38,7 @@ const backend = a.backend === 'nfqueue' ? 'nfqueue' : 'afpacket';
 const index = Number(a.index);
 const workers = Number(a.workers);
 if (!Number.isInteger(index) || !Number.isInteger(workers) || index < 0 || index >= workers || !a['shm-dir'] || !a['client-if']) {
-  process.stderr.write('usage: worker --index I --workers N --shm-dir DIR --client-if IF [--server-if IF] [--cpu C] [--capacity N] [--ring adaptive|v2|v3] [--backend afpacket|nfqueue [--queue-base Q]] [--spin-us US]\n');
+  process.stderr.write('usage: worker --index I --workers N --shm-dir DIR --client-if IF [--server-if IF] [--cpu C] [--capacity N] [--ring adaptive|v2|v3] [--backend afpacket|nfqueue [--queue-base Q]] [--spin-us US | --busy-poll]\n');
   process.exit(2);
 }
 const clientIf = a['client-if'];
@@ -179,7 +180,7 @@ if (backend === 'afpacket') {
   // lands instead of after another sleep and wake-up of the event loop (tens of µs in a VM). The window is fixed,
   // never extended by traffic: the worker must return to its event loop to swap tables, expire connections and
   // switch ring modes. At low load it costs at most one window per batch.
-  const spinMs = Number(a['spin-us']) / 1000;
+  const spinMs = a['busy-poll'] ? 0 : Number(a['spin-us']) / 1000;
   let spinning = false;
   const spin = (): void => {
     if (spinning || !(spinMs > 0)) return;
@@ -199,6 +200,16 @@ if (backend === 'afpacket') {
         spin();
       },
     });
+  }
+  // --busy-poll: never sleep. Poll every ring in slices of about a millisecond, and between slices give the event
+  // loop one turn (setImmediate makes libuv poll without blocking) for table swaps, expiry, IPC and ring-mode timers.
+  if (a['busy-poll']) {
+    const slice = (): void => {
+      const until = performance.now() + 1;
+      while (performance.now() < until) for (const p of ports) p.pollOnce();
+      setImmediate(slice);
+    };
+    setImmediate(slice);
   }
 } else {
   // Safe mode: the kernel queues this worker's share of the traffic (HMARK on the client address, one queue

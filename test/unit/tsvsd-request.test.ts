@@ -121,19 +121,21 @@ describe('tsvsd-request: handling', () => {
 
 describe('tsvsd-request: command line', () => {
   it('tsvsd-request: all options parse; workers default to one per core less one', () => {
-    expect(parseCli([])).toEqual({ kind: 'run', opts: { socket: undefined, config: undefined, pidfile: undefined, workers: defaultWorkers(), clientIf: undefined, serverIf: undefined, cpus: undefined, ring: undefined, markRules: undefined, backend: undefined, spinUs: undefined } });
+    expect(parseCli([])).toEqual({ kind: 'run', opts: { socket: undefined, config: undefined, pidfile: undefined, workers: defaultWorkers(), clientIf: undefined, serverIf: undefined, cpus: undefined, ring: undefined, markRules: undefined, backend: undefined, spinUs: undefined, busyPoll: undefined } });
     expect(defaultWorkers(1)).toBe(1);
     expect(defaultWorkers(2)).toBe(1);
     expect(defaultWorkers(8)).toBe(7);
     expect(defaultWorkers(64)).toBe(16);
     expect(parseCli(['--socket', '/s', '--config=/c', '--pidfile', '/p', '--workers', '4'])).toEqual({
       kind: 'run',
-      opts: { socket: '/s', config: '/c', pidfile: '/p', workers: 4, clientIf: undefined, serverIf: undefined, cpus: undefined, ring: undefined, markRules: undefined, backend: undefined, spinUs: undefined },
+      opts: { socket: '/s', config: '/c', pidfile: '/p', workers: 4, clientIf: undefined, serverIf: undefined, cpus: undefined, ring: undefined, markRules: undefined, backend: undefined, spinUs: undefined, busyPoll: undefined },
     });
     expect(parseCli(['-h'])).toEqual({ kind: 'help' });
+    const bp = parseCli(['--client-if', 'front', '--busy-poll']);
+    expect(bp.kind === 'run' && bp.opts.busyPoll).toBe(true);
   });
   it('tsvsd-request: unknown flags, positionals, bad worker counts and empty paths are usage errors', () => {
-    for (const argv of [['--nope'], ['extra'], ['--workers', '0'], ['--workers', '17'], ['--ring', 'v4'], ['--server-if', 'back'], ['--client-if', 'front', '--cpus', 'x'], ['--workers', 'two'], ['--workers', '1.5'], ['--socket', ''], ['--socket']]) {
+    for (const argv of [['--nope'], ['extra'], ['--workers', '0'], ['--workers', '17'], ['--ring', 'v4'], ['--server-if', 'back'], ['--client-if', 'front', '--cpus', 'x'], ['--workers', 'two'], ['--workers', '1.5'], ['--socket', ''], ['--socket'], ['--client-if', 'f', '--busy-poll', '--spin-us', '50'], ['--client-if', 'f', '--busy-poll', '--backend', 'nfqueue'], ['--busy-poll=1']]) {
       expect(parseCli(argv).kind, argv.join(' ')).toBe('error');
     }
   });
