@@ -8,7 +8,7 @@ import { ConnTable } from '../../shared/conntab/conn-table.ts';
 import { ConnCount, Counters, countersBytes, Ev, Stat, type WorkerEventName } from '../../shared/fwd/counters.ts';
 import type { DataplaneStatus } from '../../shared/proto/admin.ts';
 import { EST_INTERVAL_MS, estimate, newEstimator, readRates, type EstState } from '../../shared/fwd/estimator.ts';
-import { IdAllocator, Limits, compileFwdTable, type FwdTable } from '../../shared/fwd/table.ts';
+import { IdAllocator, Limits, compileFwdTable, fwmarkVips, type FwdTable } from '../../shared/fwd/table.ts';
 import type { ConnSnapshot, Stats } from '../../shared/model/ipvs.ts';
 import { FwdCode } from '../../shared/model/ipvs.ts';
 import type { CompiledTable, CounterProvider, DestCounters, ServiceCounters } from '../../shared/model/table.ts';
@@ -160,7 +160,12 @@ export class DataPlane implements Supervisor {
   publish(table: CompiledTable): void {
     this.lastTable = table;
     const fwd = compileFwdTable(table, this.trashIds(), this.svcSlots, this.destSlots, Date.now());
-    if (this.o.marks?.length) fwd.marks = this.o.marks;
+    if (this.o.marks?.length) {
+      fwd.marks = this.o.marks;
+      // A fwmark service's VIPs are the addresses its mark rules match: the director owns them like any other VIP.
+      const more = fwmarkVips(fwd.services, fwd.marks).filter((v) => !fwd.vips.includes(v));
+      if (more.length) fwd.vips = [...fwd.vips, ...more].sort((a, b) => a - b);
+    }
     if (this.o.backend === 'nfqueue') this.assignDrMarks(fwd);
     this.fwd = fwd;
     this.pool?.publish(fwd);
@@ -244,19 +249,28 @@ export class DataPlane implements Supervisor {
   private syncNfqueue(fwd: FwdTable, serverIf: string): void {
     const services: NfqService[] = [];
     const replies: NfqReply[] = [];
+    const marks = new Set<number>();
     for (const s of fwd.services) {
-      if (s.fwmark > 0 || s.dests.length === 0) continue;
+      if (s.dests.length === 0) continue;
+      if (s.fwmark > 0) {
+        // A fwmark service: requests are queued by the mark rules' matches below; replies from any port.
+        marks.add(s.fwmark);
+        for (const d of s.dests) if (d.method === FwdCode.masq) for (const proto of ['tcp', 'udp'] as const) replies.push({ proto, rip: d.addrText, port: 0, iface: serverIf });
+        continue;
+      }
       const proto = s.protocol === 17 ? 'udp' : 'tcp';
       services.push({ proto, vip: intToIpv4(s.vaddr), port: s.vport, iface: this.o.clientIf });
       for (const d of s.dests) if (d.method === FwdCode.masq) replies.push({ proto, rip: d.addrText, port: s.vport === 0 ? 0 : d.port || s.vport, iface: serverIf });
     }
+    const matches: string[][] = [];
+    for (const r of fwd.marks ?? []) if (r.target === MarkTarget.MARK && marks.has(r.value)) matches.push(['-i', this.o.clientIf, ...markRuleMatch(r)]);
     // DR marks were assigned 0x100 + k: the k-th entry of `dr` must be that real server.
     const dr: NfqDrDest[] = [];
     for (const [rip, mark] of [...this.drMarks].sort((x, y) => x[1] - y[1])) {
       while (dr.length < mark - 0x100) dr.push({ rip: dr.length ? dr[dr.length - 1].rip : rip, dev: serverIf });
       dr.push({ rip, dev: serverIf });
     }
-    const spec: NfqRuleSpec = { queues: this.workers, queueBase: this.o.queueBase ?? 0, services, replies, ownAddrs: this.ownAddresses(fwd), dr };
+    const spec: NfqRuleSpec = { queues: this.workers, queueBase: this.o.queueBase ?? 0, services, replies, matches, ownAddrs: this.ownAddresses(fwd), dr };
     const key = JSON.stringify(spec);
     if (key === this.rulesKey) return;
     try {
@@ -272,7 +286,7 @@ export class DataPlane implements Supervisor {
       this.rulesKey = key;
       // Tunnelled packets leave with the director's own address as outer source: accept them back in.
       spawnSync('sysctl', ['-qw', `net.ipv4.conf.${this.o.clientIf}.accept_local=1`]);
-      this.o.log('data plane: nfqueue rules', { queues: this.workers, services: services.length, replies: replies.length, dr: dr.length });
+      this.o.log('data plane: nfqueue rules', { queues: this.workers, services: services.length, matches: matches.length, replies: replies.length, dr: dr.length });
     } catch (e) {
       this.o.log('data plane: nfqueue rules failed', { error: (e as Error).message });
     }

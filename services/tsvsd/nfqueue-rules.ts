@@ -38,6 +38,11 @@ export interface NfqRuleSpec {
   services: readonly NfqService[];
   replies?: readonly NfqReply[];
   /**
+   * Requests given as iptables match arguments, queued like `services` (fwmark services: the operator's mark
+   * rules' matches; the worker classifies them itself, since HMARK overwrites the packet's mark).
+   */
+  matches?: readonly (readonly string[])[];
+  /**
    * The director's own addresses (not VIPs): packets to them RETURN first, so its own connections to real
    * servers (health checks, admin) are never taken for NAT replies.
    */
@@ -109,8 +114,8 @@ function ipRules(run: Runner): IpRule[] {
  *   queue those chains hold a single NFQUEUE rule. With N > 1: HMARK on the client address only (requests:
  *   src /32, dst /0; replies: src /0, dst /32; every port and protocol mask 0), so every packet of a client,
  *   and every persistence template, lands on one worker, then `-m mark --mark i -j NFQUEUE --queue-num
- *   base+i` per queue. HMARK overwrites skb->mark (operator MARK rules for fwmark services do not survive
- *   it with N > 1);
+ *   base+i` per queue. HMARK overwrites skb->mark, so fwmark services are queued by their mark rules' matches
+ *   (`spec.matches`) and the worker classifies the packet itself;
  * - DR (`spec.dr`): `ip rule add pref T+k fwmark M+k lookup T+k`, `ip route replace default via RIP dev DEV
  *   onlink table T+k`, and the `local` rule moved from pref 0 to `localPref` so marked packets to a local VIP
  *   are forwarded (pitfall 3);
@@ -153,6 +158,7 @@ export function installNfqueueRules(spec: NfqRuleSpec, run: Runner = commandRunn
   const own = (spec.ownAddrs ?? []).map((o) => ['-d', `${o}/32`, '-j', 'RETURN']);
   const raw: string[][] = [...own];
   for (const s of spec.services) raw.push([...sel(s.proto, '-d', s.vip, '--dport', s.port, s.iface), '-j', 'CT', '--notrack']);
+  for (const m of spec.matches ?? []) raw.push([...m, '-j', 'CT', '--notrack']);
   for (const r of replies) raw.push([...sel(r.proto, '-s', r.rip, '--sport', r.port, r.iface), '-j', 'CT', '--notrack']);
   const perQueue = (side: 'src' | 'dst'): string[][] => {
     if (n === 1) return [queueTo(0)];
@@ -162,6 +168,7 @@ export function installNfqueueRules(spec: NfqRuleSpec, run: Runner = commandRunn
   };
   const dispatch: string[][] = [...own];
   for (const s of spec.services) dispatch.push([...sel(s.proto, '-d', s.vip, '--dport', s.port, s.iface), '-j', `${chain}-REQ`]);
+  for (const m of spec.matches ?? []) dispatch.push([...m, '-j', `${chain}-REQ`]);
   for (const r of replies) dispatch.push([...sel(r.proto, '-s', r.rip, '--sport', r.port, r.iface), '-j', `${chain}-REP`]);
 
   rules[`raw/${chain}`] = raw;

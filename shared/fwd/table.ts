@@ -4,7 +4,7 @@
 import type { FwdMethod, ServiceConfig, Timeouts, TunCsum, TunType } from '../model/ipvs.ts';
 import { FwdCode, Protocol, SvcFlag } from '../model/ipvs.ts';
 import type { CompiledTable } from '../model/table.ts';
-import type { MarkRule } from './classifier.ts';
+import { MarkTarget, type MarkRule } from './classifier.ts';
 import { ipv4ToInt } from '../util/ip.ts';
 
 /** Upper bounds of the data plane's shared arrays. */
@@ -175,4 +175,20 @@ export function compileFwdTable(ct: CompiledTable, trashDestIds: Iterable<number
   svcSlots.retain(liveSvc, now);
   destSlots.retain(liveDest, now);
   return { epoch: ct.epoch, services, timeouts: { ...ct.timeouts }, vips: [...vips].sort((a, b) => a - b) };
+}
+
+/**
+ * The VIPs of fwmark services: a fwmark service has no address of its own, so the destination addresses of the
+ * mark rules that set a mark some fwmark service uses (single hosts, not negated: `-d VIP` or `-d VIP/32`) are its
+ * VIPs, the addresses clients send to and the director must own. Sorted, without duplicates.
+ */
+export function fwmarkVips(services: readonly FwdService[], rules: readonly MarkRule[]): number[] {
+  const marks = new Set<number>();
+  for (const s of services) if (s.fwmark > 0) marks.add(s.fwmark);
+  const out = new Set<number>();
+  for (const r of rules) {
+    if (r.target !== MarkTarget.MARK || !marks.has(r.value) || r.dst === null || r.dst.invert || r.dst.mask >>> 0 !== 0xffffffff) continue;
+    out.add(r.dst.addr >>> 0);
+  }
+  return [...out].sort((a, b) => a - b);
 }

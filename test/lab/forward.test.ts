@@ -187,26 +187,34 @@ describe('forward NAT (1 director, 3 real servers)', () => {
   }, 60_000);
 
   it('forward: a persistent fwmark service spans ports: a client\'s 80 and 8443 go to one real server (the seeds\' HTTP+HTTPS case)', async () => {
-    tsvsadm('-C');
-    const rules = `-A PREROUTING -t mangle -p tcp -d ${VIP} -m multiport --dports 80,8443 -j MARK --set-mark 1\n`;
-    const set = execCapture('d1', ['tsvsadm', 'marks', '-'], { input: rules });
-    expect(set.status, set.stderr).toBe(0);
-    expect(tsvsadm('marks')).toContain('--set-mark 1');
-    tsvsadm('-A', '-f', '1', '-s', 'rr', '-p', '600');
-    for (const n of [1, 2, 3]) tsvsadm('-a', '-f', '1', '-r', `${rs(n)}:0`, '-m');
-    await settle();
-    const first = curl(`http://${VIP}/`);
-    expect(first).toMatch(/^rs[123]$/);
-    for (let i = 0; i < 3; i++) {
-      expect(curl(`http://${VIP}:8443/`)).toBe(first);
-      expect(curl(`http://${VIP}/`)).toBe(first);
-    }
-    expect(tsvsadm('-L', '-n')).toContain('FWM  1 rr persistent 600');
-    // One template for the client (protocol IP, client port 0), beside its connections.
-    const conns = tsvsadm('-L', '-n', '-c');
-    expect(conns).toMatch(/\n\S+\s+\S+\s+NONE|ASSURED/);
+    await fwmarkSpansPorts('-m');
   }, 30_000);
 });
+
+/**
+ * The seeds' HTTP+HTTPS case: mark rules put VIP:80 and VIP:8443 in fwmark service 1 (persistent, 3 real
+ * servers or as many as the lab has, forwarded with `flag`); a client's requests to both ports reach one server.
+ */
+async function fwmarkSpansPorts(flag: string, servers = 3): Promise<void> {
+  tsvsadm('-C');
+  const rules = `-A PREROUTING -t mangle -p tcp -d ${VIP} -m multiport --dports 80,8443 -j MARK --set-mark 1\n`;
+  const set = execCapture('d1', ['tsvsadm', 'marks', '-'], { input: rules });
+  expect(set.status, set.stderr).toBe(0);
+  expect(tsvsadm('marks')).toContain('--set-mark 1');
+  tsvsadm('-A', '-f', '1', '-s', 'rr', '-p', '600');
+  for (let n = 1; n <= servers; n++) tsvsadm('-a', '-f', '1', '-r', `${rs(n)}:0`, flag);
+  await settle();
+  const first = curl(`http://${VIP}/`);
+  expect(first).toMatch(/^rs\d$/);
+  for (let i = 0; i < 3; i++) {
+    expect(curl(`http://${VIP}:8443/`)).toBe(first);
+    expect(curl(`http://${VIP}/`)).toBe(first);
+  }
+  expect(tsvsadm('-L', '-n')).toContain('FWM  1 rr persistent 600');
+  // One template for the client (protocol IP, client port 0), beside its connections.
+  const conns = tsvsadm('-L', '-n', '-c');
+  expect(conns).toMatch(/\n\S+\s+\S+\s+NONE|ASSURED/);
+}
 
 for (const mode of ['dr', 'tun'] as const) {
   describe(`forward ${mode.toUpperCase()} (1 director, 2 real servers)`, () => {
@@ -297,6 +305,12 @@ for (const mode of ['nat', 'dr', 'tun'] as const) {
       expect(s.events.forwarded_in ?? 0).toBeGreaterThan(0);
       if (mode === 'nat') expect(s.events.forwarded_out ?? 0).toBeGreaterThan(0);
     });
+
+    if (mode !== 'tun') {
+      it(`forward: safe mode queues a fwmark service by its mark rules and the worker classifies it (${mode.toUpperCase()}, 80 and 8443 as one)`, async () => {
+        await fwmarkSpansPorts(flag, 2);
+      }, 30_000);
+    }
   });
 }
 

@@ -5,7 +5,8 @@ import { resolve } from 'node:path';
 import type { AddrMatch, MarkRule, PortMatch } from '../../shared/fwd/classifier.ts';
 import { MarkRulesError, MarkRulesErrorCode, compileMarkRules } from '../../shared/fwd/classifier.ts';
 import { formatMarkRules, parseMarkRules } from '../../shared/fwd/mark-rules.ts';
-import { ipv4ToInt, prefixToMask } from '../../shared/util/ip.ts';
+import { intToIpv4, ipv4ToInt, prefixToMask } from '../../shared/util/ip.ts';
+import { fwmarkVips, type FwdService } from '../../shared/fwd/table.ts';
 import { mulberry32 } from '../support/sched.ts';
 
 const TCP = 6;
@@ -382,5 +383,23 @@ iptables  -A PREROUTING -t mangle -d 207.175.44.110/31 -j MARK --set-mark 1
         }
       }
     }
+  });
+});
+
+describe('classifier: the VIPs of fwmark services', () => {
+  const svc = (fwmark: number, vaddr = 0): FwdService => ({ id: 0, protocol: 0, vaddr, vport: 0, fwmark, scheduler: 'rr', flags: 0, persistMs: 0, netmask: 0xffffffff, dests: [] });
+  it('classifier: hosts matched by the rules that set a used mark are VIPs; networks, negations and unused marks are not', () => {
+    const rules = parseMarkRules([
+      '-A PREROUTING -t mangle -p tcp -d 10.200.0.10 -m multiport --dports 80,443 -j MARK --set-mark 1',
+      '-A PREROUTING -t mangle -p tcp -d 10.200.0.20/32 --dport 25 -j MARK --set-mark 1',
+      '-A PREROUTING -t mangle -p udp -d 10.200.0.10 --dport 53 -j MARK --set-mark 1',
+      '-A PREROUTING -t mangle -p tcp -d 10.200.3.0/24 -j MARK --set-mark 1',
+      '-A PREROUTING -t mangle -p tcp ! -d 10.200.0.30 -j MARK --set-mark 1',
+      '-A PREROUTING -t mangle -p tcp -d 10.200.0.40 -j MARK --set-mark 2',
+      '-A PREROUTING -t mangle -p tcp -d 10.200.0.50 -j ACCEPT',
+    ].join('\n'));
+    expect(fwmarkVips([svc(1), svc(0, ipv4ToInt('10.200.0.99') ?? 0)], rules).map(intToIpv4)).toEqual(['10.200.0.10', '10.200.0.20']);
+    expect(fwmarkVips([svc(2)], rules).map(intToIpv4)).toEqual(['10.200.0.40']);
+    expect(fwmarkVips([], rules)).toEqual([]);
   });
 });
