@@ -11,6 +11,8 @@ import { openAfPacketPort, RxFlag, type AfPacketPort } from './io/af-packet.ts';
 import { NeighTable } from './io/neigh.ts';
 import { openNfqueuePort, type NfqueuePort } from './io/nfqueue.ts';
 import { currentCpu, pinToCpu } from './io/pin.ts';
+import { RouteSync } from './io/route-sync.ts';
+import { nlProblems, nlStats } from './io/rtnl-codec.ts';
 import { RouteTable } from './route.ts';
 import { openTun, type TunDevice } from '../../shared/sys/tun.ts';
 
@@ -82,11 +84,13 @@ if (seg.created) {
 const epochMs = conns.epochMs;
 const tableNow = (): number => Date.now() - epochMs;
 
-// L2: routes from the kernel, neighbours from rtnetlink (kept current by a netlink subscription).
+// L3 and L2 from rtnetlink, each kept current by a subscription: routes and the director's addresses (re-dumped
+// from the event loop after a change), neighbours and links.
 const routes = new RouteTable();
-routes.loadFromKernel();
+const routeSync = RouteSync.open(routes);
 const neigh = NeighTable.open();
 neigh.watch();
+const neighReported = nlStats();
 
 class Resolver implements L2Resolver {
   private readonly rt = { ifindex: 0, nexthop: 0 };
@@ -227,20 +231,20 @@ if (backend === 'afpacket') {
   });
 }
 
-// Idle housekeeping: expire connections and refresh routes even when no packets arrive.
+// Idle housekeeping: expire connections even when no packets arrive; every 10 s, report what the rtnetlink
+// readers skipped or lost (malformed messages, overruns, failed dumps), if anything.
 let ticks = 0;
 const housekeeping = setInterval(() => {
   engine.endBatch();
   flush();
-  // Routes change rarely, and spawning `ip` forks this large process (a pause of its loop): once a minute, and on
-  // every table change.
-  if (++ticks % 240 === 0) routes.refreshFromKernel((e) => log(`route reload failed: ${e.message}`));
+  if (++ticks % 40 === 0) {
+    for (const line of [routeSync.problems(), nlProblems('neighbours', neigh.stats, neighReported)]) if (line) log(line);
+  }
 }, 250);
 
 process.on('message', (msg: ToWorker) => {
   if (msg.type === 'table') {
     engine.setTable(msg.table);
-    routes.refreshFromKernel((e) => log(`route reload failed: ${e.message}`));
     send({ type: 'table-applied', index, epoch: msg.table.epoch });
   } else if (msg.type === 'fanout') {
     // slots[k] = worker at member slot k; the program needs shard → slot.
@@ -257,6 +261,7 @@ function shutdown(code: number): void {
   for (const p of ports) p.close();
   nfq?.close();
   local?.close();
+  routeSync.close();
   neigh.close();
   seg.unmap();
   process.exit(code);

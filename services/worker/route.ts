@@ -1,7 +1,8 @@
-// The worker's view of IPv4 routing: a longest-prefix-match table read from the kernel (ip -j route) and the
-// director's own address per interface, so that every forwarded packet gets its egress port and next hop.
-import { execFile, execFileSync } from 'node:child_process';
-import { ipv4ToInt, prefixToMask } from '../../shared/util/ip.ts';
+// The worker's view of IPv4 routing: a longest-prefix-match table built from the kernel's main table and the
+// director's own addresses (rtnetlink dumps, see io/route-sync.ts), so that every forwarded packet gets its
+// egress port and next hop. Pure: the collector turns parsed messages into a table, no sockets here.
+import { prefixToMask } from '../../shared/util/ip.ts';
+import { AF_INET, RTM_F_CLONED, RtTable, Rtn, type AddrMsg, type RouteMsg } from './io/rtnl-codec.ts';
 
 /** One route: destination prefix, egress interface, gateway (0 = on-link). */
 export interface Route {
@@ -51,60 +52,55 @@ export class RouteTable {
   source(ifindex: number): number {
     return this.srcByIf.get(ifindex) ?? 0;
   }
+}
 
-  /** Reads the kernel's main table and interface addresses, blocking (start-up only; spawns `ip`). */
-  loadFromKernel(): void {
-    this.apply(run('link'), run('route'), run('addr'));
+/**
+ * Builds a RouteTable snapshot from one dump of routes (RTM_GETROUTE) and addresses (RTM_GETADDR), in the
+ * kernel's order, with the semantics `ip -j -4 route show table main` / `ip -j -4 addr show` gave before:
+ * - routes: IPv4, table main, type unicast, with an egress interface; not cloned. A multipath route keeps its
+ *   first nexthop (one path; ECMP is not spread). Among equal prefixes the kernel's order (metric) decides.
+ * - addresses: every IPv4 address is local; an interface's source is its first address with a prefix shorter
+ *   than /32, else its first (a VIP added as /32 is not a source).
+ */
+export class RouteCollector {
+  private routes: Route[] = [];
+  private readonly srcByIf = new Map<number, { addr: number; host: boolean }>();
+  private local: number[] = [];
+
+  /** Forgets everything collected (before a new dump). */
+  reset(): void {
+    this.routes = [];
+    this.srcByIf.clear();
+    this.local = [];
   }
 
-  /**
-   * The same without blocking the event loop (the worker's packet path): the three `ip` calls run in the
-   * background and the table is swapped when all have answered. Failures are reported to `onError`.
-   */
-  refreshFromKernel(onError: (e: Error) => void): void {
-    Promise.all([runAsync('link'), runAsync('route'), runAsync('addr')])
-      .then(([l, r, a]) => this.apply(l, r, a))
-      .catch((e: Error) => onError(e));
+  /** Adds a parsed RTM_NEWROUTE if the table keeps it; returns whether it did. */
+  addRoute(m: RouteMsg): boolean {
+    if (m.family !== AF_INET || m.table !== RtTable.MAIN || m.type !== Rtn.UNICAST || (m.flags & RTM_F_CLONED) !== 0 || m.ifindex <= 0) return false;
+    const mask = prefixToMask(m.dstLen);
+    this.routes.push({ dst: (m.dst & mask) >>> 0, mask, len: m.dstLen, ifindex: m.ifindex, gateway: m.gateway >>> 0 });
+    return true;
   }
 
-  private apply(linkJson: string, routeJson: string, addrJson: string): void {
-    const links = JSON.parse(linkJson) as { ifindex: number; ifname: string }[];
-    const idx = new Map(links.map((l) => [l.ifname, l.ifindex]));
-    const routes: Route[] = [];
-    const raw = JSON.parse(routeJson) as { dst: string; gateway?: string; dev?: string; type?: string }[];
-    for (const r of raw) {
-      if (r.type && r.type !== 'unicast') continue;
-      const ifindex = r.dev ? idx.get(r.dev) ?? 0 : 0;
-      if (!ifindex) continue;
-      let dst = 0;
-      let len = 0;
-      if (r.dst !== 'default') {
-        const [a, l] = r.dst.split('/');
-        dst = ipv4ToInt(a) ?? 0;
-        len = l === undefined ? 32 : Number(l);
-      }
-      const mask = prefixToMask(len);
-      routes.push({ dst: (dst & mask) >>> 0, mask, len, ifindex, gateway: r.gateway ? ipv4ToInt(r.gateway) ?? 0 : 0 });
-    }
+  /** Adds a parsed RTM_NEWADDR (IPv4 only). */
+  addAddr(m: AddrMsg): void {
+    if (m.family !== AF_INET) return;
+    const addr = m.local >>> 0;
+    this.local.push(addr);
+    const host = m.prefixLen === 32;
+    const have = this.srcByIf.get(m.ifindex);
+    if (have === undefined || (have.host && !host)) this.srcByIf.set(m.ifindex, { addr, host });
+  }
+
+  /** Routes kept so far. */
+  get routeCount(): number {
+    return this.routes.length;
+  }
+
+  /** Swaps the collected snapshot into `t` (one `set`: the packet path sees the old table or the new one). */
+  applyTo(t: RouteTable): void {
     const addrs = new Map<number, number>();
-    const local: number[] = [];
-    const ad = JSON.parse(addrJson) as { ifindex: number; addr_info: { local: string; prefixlen: number }[] }[];
-    for (const a of ad) {
-      // Prefer an address with a real prefix over a /32 (a VIP added to the interface).
-      const best = [...a.addr_info].sort((x, y) => (x.prefixlen === 32 ? 1 : 0) - (y.prefixlen === 32 ? 1 : 0))[0];
-      if (best) addrs.set(a.ifindex, ipv4ToInt(best.local) ?? 0);
-      for (const i of a.addr_info) local.push(ipv4ToInt(i.local) ?? 0);
-    }
-    this.set(routes, addrs, local);
+    for (const [ifx, a] of this.srcByIf) addrs.set(ifx, a.addr);
+    t.set(this.routes, addrs, this.local);
   }
-}
-
-const IP_ARGS = { link: ['-j', 'link', 'show'], route: ['-j', '-4', 'route', 'show', 'table', 'main'], addr: ['-j', '-4', 'addr', 'show'] } as const;
-
-function run(what: keyof typeof IP_ARGS): string {
-  return execFileSync('ip', IP_ARGS[what], { encoding: 'utf8' });
-}
-
-function runAsync(what: keyof typeof IP_ARGS): Promise<string> {
-  return new Promise((resolve, reject) => execFile('ip', IP_ARGS[what], { encoding: 'utf8' }, (e, out) => (e ? reject(e) : resolve(out))));
 }

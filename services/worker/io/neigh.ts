@@ -1,28 +1,15 @@
 // The director's L2 view over rtnetlink (through koffi): own MACs per interface, next-hop MACs from the
 // kernel neighbour table kept current by an RTNLGRP_NEIGH subscription, probes for missing entries, and
 // ARP frames (gratuitous ARP for a VIP).
-import { C, SysError, bind, check, close, errno, raw, socket, uvPoll, type UvPollHandle } from './libc.ts';
+import { C } from './libc.ts';
+import { RtnlMonitor, RtnlSocket } from './rtnl.ts';
+import {
+  NlmF, Rtm, RtmGrp, familyBody, nlStats, parseLinkMsg, parseNeighMsg, type LinkInfo, type NeighMsg, type NlStats,
+} from './rtnl-codec.ts';
 
-const NETLINK_ROUTE = 0;
-const RTMGRP_LINK = 1;
-const RTMGRP_NEIGH = 4;
-const NLMSG_ERROR = 2;
-const NLMSG_DONE = 3;
-const RTM_NEWLINK = 16;
-const RTM_DELLINK = 17;
-const RTM_GETLINK = 18;
-const RTM_NEWNEIGH = 28;
-const RTM_DELNEIGH = 29;
-const RTM_GETNEIGH = 30;
-const NLM_F_REQUEST = 1;
-const NLM_F_ACK = 4;
-const NLM_F_DUMP = 0x300;
-const NLM_F_REPLACE = 0x100;
-const NLM_F_CREATE = 0x400;
-const IFLA_ADDRESS = 1;
-const IFLA_IFNAME = 3;
+export type { LinkInfo } from './rtnl-codec.ts';
+
 const NDA_DST = 1;
-const NDA_LLADDR = 2;
 const NTF_USE = 0x01;
 
 /** Neighbour states (NUD_*). */
@@ -31,14 +18,6 @@ export const Nud = {
 } as const;
 /** States whose link-layer address may be used to forward. */
 export const NUD_USABLE = Nud.REACHABLE | Nud.STALE | Nud.DELAY | Nud.PROBE | Nud.PERMANENT | Nud.NOARP;
-
-/** One interface as RTM_GETLINK reports it. */
-export interface LinkInfo {
-  ifindex: number;
-  ifname: string;
-  /** Own hardware address (6 bytes for Ethernet; empty for interfaces without one). */
-  mac: Uint8Array;
-}
 
 function key(ifindex: number, ip: number): number {
   return ifindex * 0x1_0000_0000 + ip;
@@ -55,18 +34,22 @@ export function macToString(m: Uint8Array): string {
  * Dumps and probes use a blocking netlink socket (a round trip to the kernel, at setup or on a miss).
  */
 export class NeighTable {
-  private readonly fd: number;
-  private mon = -1;
-  private poller: UvPollHandle | null = null;
-  private seq = 1;
-  private readonly buf = new Uint8Array(64 * 1024);
+  /** Malformed messages skipped, monitor overruns, failed requests (for rate-limited logging by the owner). */
+  readonly stats: NlStats = nlStats();
+  private readonly sock: RtnlSocket;
+  private mon: RtnlMonitor | null = null;
   private readonly neigh = new Map<number, Uint8Array>();
   private readonly links = new Map<number, LinkInfo>();
+  private readonly nm: NeighMsg = { family: 0, ifindex: 0, state: 0, ip: -1, mac: null };
   private onChange: ((ifindex: number, ip: number, mac: Uint8Array | null) => void) | null = null;
+  private readonly onMsg = (type: number, _flags: number, dv: DataView, p: number, end: number): boolean => {
+    if (type === Rtm.NEWLINK || type === Rtm.DELLINK) return this.onLink(dv, p, end, type === Rtm.DELLINK);
+    if (type === Rtm.NEWNEIGH || type === Rtm.DELNEIGH) return this.onNeigh(dv, p, end, type === Rtm.DELNEIGH);
+    return true;
+  };
 
   private constructor() {
-    this.fd = socket(C.AF_NETLINK, C.SOCK_RAW | C.SOCK_CLOEXEC, NETLINK_ROUTE, 'socket(AF_NETLINK, NETLINK_ROUTE)');
-    bind(this.fd, sockaddrNl(0), 'bind(netlink)');
+    this.sock = new RtnlSocket(this.stats);
   }
 
   /** Opens the table and loads links and neighbours. Throws SysError on netlink failure. */
@@ -85,8 +68,8 @@ export class NeighTable {
   refresh(): void {
     this.links.clear();
     this.neigh.clear();
-    this.request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, linkMsg(), 'RTM_GETLINK dump');
-    this.request(RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, neighMsg(0, 0, 0), 'RTM_GETNEIGH dump');
+    this.sock.dump(Rtm.GETLINK, familyBody(Rtm.GETLINK, 0), 'RTM_GETLINK dump', this.onMsg);
+    this.sock.dump(Rtm.GETNEIGH, neighMsg(0, 0, 0), 'RTM_GETNEIGH dump', this.onMsg);
   }
 
   /** All links by ifindex. */
@@ -114,20 +97,12 @@ export class NeighTable {
 
   /**
    * Subscribes to neighbour and link updates; `cb` (optional) hears every neighbour change (mac null =
-   * gone or unusable). Idempotent.
+   * gone or unusable). Idempotent. When the kernel drops events (monitor overrun) the table is dumped again.
    */
   watch(cb?: (ifindex: number, ip: number, mac: Uint8Array | null) => void): void {
     if (cb) this.onChange = cb;
-    if (this.mon >= 0) return;
-    this.mon = socket(C.AF_NETLINK, C.SOCK_RAW | C.SOCK_CLOEXEC | C.SOCK_NONBLOCK, NETLINK_ROUTE, 'socket(netlink monitor)');
-    bind(this.mon, sockaddrNl(RTMGRP_NEIGH | RTMGRP_LINK), 'bind(netlink monitor, RTNLGRP_NEIGH|RTNLGRP_LINK)');
-    this.poller = uvPoll(this.mon, { readable: true }, () => {
-      for (;;) {
-        const n = raw.recv(this.mon, this.buf, this.buf.byteLength, 0);
-        if (n <= 0) break;
-        this.parse(n, -1);
-      }
-    });
+    if (this.mon) return;
+    this.mon = new RtnlMonitor(RtmGrp.NEIGH | RtmGrp.LINK, 'RTNLGRP_NEIGH|RTNLGRP_LINK', this.onMsg, () => this.refresh(), this.stats);
   }
 
   /**
@@ -136,7 +111,7 @@ export class NeighTable {
    * Throws SysError when the kernel refuses (e.g. unknown interface).
    */
   probe(ifindex: number, ip: number): void {
-    this.request(RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE, neighMsg(ifindex, ip, NTF_USE), 'RTM_NEWNEIGH NTF_USE (probe)');
+    this.sock.request(Rtm.NEWNEIGH, NlmF.REQUEST | NlmF.ACK | NlmF.CREATE | NlmF.REPLACE, neighMsg(ifindex, ip, NTF_USE), 'RTM_NEWNEIGH NTF_USE (probe)', this.onMsg);
   }
 
   /**
@@ -159,108 +134,30 @@ export class NeighTable {
 
   /** Closes both netlink sockets. */
   close(): void {
-    if (this.poller) this.poller.close();
-    this.poller = null;
-    close(this.mon);
-    this.mon = -1;
-    close(this.fd);
+    this.mon?.close();
+    this.mon = null;
+    this.sock.close();
   }
 
-  private request(type: number, flags: number, body: Uint8Array, what: string): void {
-    const seq = this.seq++;
-    const msg = new Uint8Array(16 + body.byteLength);
-    const dv = new DataView(msg.buffer);
-    dv.setUint32(0, msg.byteLength, true);
-    dv.setUint16(4, type, true);
-    dv.setUint16(6, flags, true);
-    dv.setUint32(8, seq, true);
-    msg.set(body, 16);
-    check(raw.send(this.fd, msg, msg.byteLength, 0), `send(${what})`);
-    for (;;) {
-      const n = raw.recv(this.fd, this.buf, this.buf.byteLength, 0);
-      if (n < 0) {
-        if (errno() === C.EINTR) continue;
-        throw new SysError(`recv(${what})`, errno());
-      }
-      const r = this.parse(n, seq);
-      if (r === 'done') return;
-      if (r !== 'more') throw new SysError(what, r);
-    }
+  private onLink(dv: DataView, p: number, end: number, del: boolean): boolean {
+    const l = parseLinkMsg(dv, p, end);
+    if (l === null) return false;
+    if (del) this.links.delete(l.ifindex);
+    else this.links.set(l.ifindex, l);
+    return true;
   }
 
-  /** Parses `n` bytes of netlink messages; returns 'done' at NLMSG_DONE/ack for `seq`, an errno on error. */
-  private parse(n: number, seq: number): 'done' | 'more' | number {
-    const dv = new DataView(this.buf.buffer, 0, n);
-    let off = 0;
-    while (off + 16 <= n) {
-      const len = dv.getUint32(off, true);
-      const type = dv.getUint16(off + 4, true);
-      const mseq = dv.getUint32(off + 8, true);
-      if (len < 16 || off + len > n) break;
-      if (type === NLMSG_DONE && mseq === seq) return 'done';
-      if (type === NLMSG_ERROR && mseq === seq) {
-        const e = -dv.getInt32(off + 16, true);
-        return e === 0 ? 'done' : e;
-      }
-      if (type === RTM_NEWLINK || type === RTM_DELLINK) this.onLink(dv, off + 16, off + len, type === RTM_DELLINK);
-      else if (type === RTM_NEWNEIGH || type === RTM_DELNEIGH) this.onNeigh(dv, off + 16, off + len, type === RTM_DELNEIGH);
-      off += (len + 3) & ~3;
-    }
-    return 'more';
-  }
-
-  private onLink(dv: DataView, p: number, end: number, del: boolean): void {
-    const ifindex = dv.getInt32(p + 4, true);
-    if (del) {
-      this.links.delete(ifindex);
-      return;
-    }
-    let ifname = '';
-    let mac = new Uint8Array(0);
-    for (let a = p + 16; a + 4 <= end;) {
-      const alen = dv.getUint16(a, true);
-      const atype = dv.getUint16(a + 2, true) & 0x3fff;
-      if (alen < 4) break;
-      if (atype === IFLA_ADDRESS) mac = this.buf.slice(a + 4, a + alen);
-      else if (atype === IFLA_IFNAME) ifname = new TextDecoder().decode(this.buf.subarray(a + 4, a + alen - 1));
-      a += (alen + 3) & ~3;
-    }
-    this.links.set(ifindex, { ifindex, ifname, mac });
-  }
-
-  private onNeigh(dv: DataView, p: number, end: number, del: boolean): void {
-    if (dv.getUint8(p) !== C.AF_INET) return;
-    const ifindex = dv.getInt32(p + 4, true);
-    const state = dv.getUint16(p + 8, true);
-    let ip = -1;
-    let mac: Uint8Array | null = null;
-    for (let a = p + 12; a + 4 <= end;) {
-      const alen = dv.getUint16(a, true);
-      const atype = dv.getUint16(a + 2, true) & 0x3fff;
-      if (alen < 4) break;
-      if (atype === NDA_DST && alen === 8) ip = dv.getUint32(a + 4, false);
-      else if (atype === NDA_LLADDR && alen >= 10) mac = this.buf.slice(a + 4, a + 10);
-      a += (alen + 3) & ~3;
-    }
-    if (ip < 0) return;
-    const k = key(ifindex, ip);
-    const usable = !del && mac !== null && (state & NUD_USABLE) !== 0;
-    if (usable) this.neigh.set(k, mac as Uint8Array);
+  private onNeigh(dv: DataView, p: number, end: number, del: boolean): boolean {
+    const m = this.nm;
+    if (!parseNeighMsg(dv, p, end, m)) return false;
+    if (m.family !== C.AF_INET || m.ip < 0) return true;
+    const k = key(m.ifindex, m.ip);
+    const usable = !del && m.mac !== null && (m.state & NUD_USABLE) !== 0;
+    if (usable) this.neigh.set(k, m.mac as Uint8Array);
     else this.neigh.delete(k);
-    if (this.onChange) this.onChange(ifindex, ip, usable ? mac : null);
+    if (this.onChange) this.onChange(m.ifindex, m.ip, usable ? m.mac : null);
+    return true;
   }
-}
-
-function sockaddrNl(groups: number): Uint8Array {
-  const a = new Uint8Array(12);
-  const dv = new DataView(a.buffer);
-  dv.setUint16(0, C.AF_NETLINK, true);
-  dv.setUint32(8, groups, true);
-  return a;
-}
-
-function linkMsg(): Uint8Array {
-  return new Uint8Array(16);
 }
 
 function neighMsg(ifindex: number, ip: number, ntf: number): Uint8Array {
