@@ -7,21 +7,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LAB_GUE_PORT, REPO_ROOT, VIP, directorDip, execCapture, realServerIp } from '../../ops/lab/index.ts';
 import { parseWrk } from '../../ops/bench/cps.ts';
-import type { DataplaneStatus } from '../../shared/proto/admin.ts';
-import { labFor, sh } from '../support/lab.ts';
+import { dataplaneStatus as status, labFor, settle, sh, tsvsadm } from '../support/lab.ts';
 import { createScheduler } from '../../shared/sched/index.ts';
 import type { DestView } from '../../shared/sched/types.ts';
 
 const TOOLS = ['ip', 'nginx', 'dnsmasq', 'curl', 'dig', 'wrk', 'hping3'];
 const NODE = `${REPO_ROOT}/node_modules/.bin/node`;
-
-function tsvsadm(...args: string[]): string {
-  return sh('d1', ['tsvsadm', ...args]);
-}
-
-function status(): DataplaneStatus {
-  return JSON.parse(tsvsadm('status', '--json')) as DataplaneStatus;
-}
 
 /** One curl from the client; the body, or '' when it failed. */
 function curl(url: string, extra: string[] = []): string {
@@ -41,16 +32,6 @@ function wrk(conns: number, secs: number): { rps: number; errors: number; reques
   const w = parseWrk(r.stdout);
   const req = Number(/(\d+) requests in/.exec(r.stdout)?.[1] ?? 0);
   return { ...w, requests: req };
-}
-
-/** Waits until the data plane has applied the table's latest epoch (rules are live). */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    const s = status();
-    if (s.workers.length > 0 && s.workers.every((w) => w.alive && w.appliedEpoch === s.epoch)) return;
-    await sleep(100);
-  }
-  throw new Error(`data plane did not apply the table: ${JSON.stringify(status())}`);
 }
 
 function rs(n: number): string {

@@ -8,8 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { VIP, execCapture, realServerIp } from '../../ops/lab/index.ts';
-import type { DataplaneStatus } from '../../shared/proto/admin.ts';
-import { labFor, sh } from '../support/lab.ts';
+import { dataplaneStatus as status, labFor, settle, sh, tsvsadm } from '../support/lab.ts';
 
 const TOOLS = ['ip', 'nginx', 'dnsmasq', 'curl', 'dig', 'iptables', 'ping', 'python3'];
 /** The real server's address: on lo of both rs1 and rs2, reachable from d1 only through the route under test. */
@@ -18,14 +17,6 @@ const MOVED_NET = '10.200.5.0/24';
 /** An address d1 does not have yet: a (DR) real server that becomes local when it is added. */
 const LATE_LOCAL = '10.200.1.50';
 const FOLLOW_MS = 1000;
-
-function tsvsadm(...args: string[]): string {
-  return sh('d1', ['tsvsadm', ...args]);
-}
-
-function status(): DataplaneStatus {
-  return JSON.parse(tsvsadm('status', '--json')) as DataplaneStatus;
-}
 
 /** One short curl from the client: the body, or '' when it failed (connect timeout 0.2 s). */
 function curl(url: string): string {
@@ -47,15 +38,6 @@ function within(url: string, want: (body: string) => boolean, what: string): num
     }
     if (dt > FOLLOW_MS) throw new Error(`${what}: not seen within ${FOLLOW_MS} ms (last answer: ${JSON.stringify(body)})`);
   }
-}
-
-async function settle(): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    const s = status();
-    if (s.workers.length > 0 && s.workers.every((w) => w.alive && w.appliedEpoch === s.epoch)) return;
-    await sleep(100);
-  }
-  throw new Error(`data plane did not apply the table: ${JSON.stringify(status())}`);
 }
 
 describe('route follow: the worker learns routes and addresses from rtnetlink (NAT, 1 director, 2 real servers)', () => {

@@ -2,6 +2,8 @@
 // and always take it down, run commands in lab nodes.
 import { beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { DataplaneStatus } from '../../shared/proto/admin.ts';
 import { down, execCapture, readState, up } from '../../ops/lab/index.ts';
 import type { LabOptions, LabState } from '../../ops/lab/index.ts';
 
@@ -37,4 +39,24 @@ export function labFor(options: Partial<LabOptions>, tools?: string[]): () => La
     if (!state) throw new Error('lab did not come up (see beforeAll)');
     return state;
   };
+}
+
+/** tsvsadm in director d1 (throws on a non-zero exit); trimmed stdout. */
+export function tsvsadm(...args: string[]): string {
+  return sh('d1', ['tsvsadm', ...args]);
+}
+
+/** d1's data plane as `tsvsadm status --json` reports it. */
+export function dataplaneStatus(): DataplaneStatus {
+  return JSON.parse(tsvsadm('status', '--json')) as DataplaneStatus;
+}
+
+/** Waits until d1's workers have applied the table's latest epoch (rules are live); throws after 5 s. */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    const s = dataplaneStatus();
+    if (s.workers.length > 0 && s.workers.every((w) => w.alive && w.appliedEpoch === s.epoch)) return;
+    await sleep(100);
+  }
+  throw new Error(`data plane did not apply the table: ${JSON.stringify(dataplaneStatus())}`);
 }
