@@ -16,17 +16,20 @@ interface Opts {
   runs: number;
   fixedPps: number;
   modes: ('nat' | 'dr' | 'tun')[];
+  /** Extra tsvsd options for the lab (lab up --tsvsd-args), e.g. "--rt-priority 1". */
+  tsvsdArgs: string | null;
 }
 
 function parseOpts(args: string[]): Opts {
-  const o: Opts = { seconds: 5, runs: 2, fixedPps: 150_000, modes: ['nat', 'dr', 'tun'] };
+  const o: Opts = { seconds: 5, runs: 2, fixedPps: 150_000, modes: ['nat', 'dr', 'tun'], tsvsdArgs: null };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--seconds') o.seconds = Number(args[++i]);
     else if (a === '--runs') o.runs = Number(args[++i]);
     else if (a === '--pps') o.fixedPps = Number(args[++i]);
     else if (a === '--modes') o.modes = args[++i].split(',') as Opts['modes'];
-    else throw new Error(`forward: unknown option ${a} (--seconds N --runs N --pps N --modes nat,dr,tun)`);
+    else if (a === '--tsvsd-args') o.tsvsdArgs = args[++i];
+    else throw new Error(`forward: unknown option ${a} (--seconds N --runs N --pps N --modes nat,dr,tun --tsvsd-args STR)`);
   }
   return o;
 }
@@ -109,7 +112,7 @@ export async function main(args: string[]): Promise<void> {
     for (const mode of o.modes) {
       log(`lab up --mode ${mode}`);
       lab('down');
-      lab('up', '--mode', mode, '--servers', '2', '--workers', '1', '--cpus', String(DIR_CPU));
+      lab('up', '--mode', mode, '--servers', '2', '--workers', '1', '--cpus', String(DIR_CPU), ...(o.tsvsdArgs ? ['--tsvsd-args', o.tsvsdArgs] : []));
       try {
         const p = plan();
         const rs = ['rs1', 'rs2'];
@@ -174,7 +177,7 @@ export async function main(args: string[]): Promise<void> {
   }
   process.stdout.write(`\nforward: 60-byte UDP frames, ${FLOWS} flows (source ports), trafgen (TX ring, one fork, on CPU 0) injecting the client's\n`);
   process.stdout.write(`frames into the director's front link (the veth end in tsvs-lan); the real servers discard IPv4 at tc ingress.\n`);
-  process.stdout.write(`tsvs: 1 worker pinned to CPU ${DIR_CPU}, AF_PACKET (the frames' receive softirq stays on CPU 0, where they arrive);\n`);
+  process.stdout.write(`tsvs: 1 worker pinned to CPU ${DIR_CPU}, AF_PACKET${o.tsvsdArgs ? `, tsvsd ${o.tsvsdArgs}` : ''} (the frames' receive softirq stays on CPU 0, where they arrive);\n`);
   process.stdout.write(`kernel: iptables DNAT + conntrack in d1, its receive steered to CPU ${DIR_CPU} with RPS (all its forwarding there).\n`);
   process.stdout.write(`Delivered pps = rx_packets on the real servers over ${o.seconds} s, median of ${o.runs} runs; busy % of each CPU per run.\n`);
   process.stdout.write(`µs/pkt at a fixed ${o.fixedPps} pps offered (ops/bench/udpgen.ts on CPU 0: sendmmsg bursts every ms): all CPUs' busy time (generator, bridges, director, real servers) / delivered\n`);
