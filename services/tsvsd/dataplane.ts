@@ -12,7 +12,7 @@ import { IdAllocator, Limits, compileFwdTable, fwmarkVips, type FwdTable } from 
 import type { ConnSnapshot, Stats } from '../../shared/model/ipvs.ts';
 import { FwdCode } from '../../shared/model/ipvs.ts';
 import type { CompiledTable, CounterProvider, DestCounters, ServiceCounters } from '../../shared/model/table.ts';
-import { conntabPath, countersPath, shmDir } from '../../shared/proto/worker.ts';
+import { LOCAL_TUN, conntabPath, countersPath, shmDir } from '../../shared/proto/worker.ts';
 import { mapShared, removeShared, type SharedSegment } from '../../shared/sys/shm.ts';
 import { intToIpv4 } from '../../shared/util/ip.ts';
 import { installDirectorRules, removeDirectorRules, type DirectorRuleSpec, type RulesReport } from './kernel-rules.ts';
@@ -321,6 +321,15 @@ export class DataPlane implements Supervisor {
       if (r.target === MarkTarget.MARK && marks.has(r.value)) matches.push(['-i', this.o.clientIf, ...markRuleMatch(r)]);
     }
     spec.ownAddrs = this.ownAddresses(fwd);
+    // NAT to a real server on the director itself on another port: DNAT where the workers hand it the packets.
+    const own = new Set(spec.ownAddrs);
+    const localNat: NonNullable<DirectorRuleSpec['localNat']> = [];
+    for (const s of fwd.services) {
+      if (s.fwmark > 0 || s.vport === 0) continue;
+      const d = s.dests.find((x) => x.method === FwdCode.masq && own.has(x.addrText) && x.port !== 0 && x.port !== s.vport);
+      if (d) localNat.push({ iface: LOCAL_TUN, proto: s.protocol === 17 ? 'udp' : 'tcp', vip: intToIpv4(s.vaddr), vport: s.vport, rip: d.addrText, rport: d.port });
+    }
+    if (localNat.length) spec.localNat = localNat;
     const key = JSON.stringify(spec);
     if (key !== this.rulesKey) {
       try {

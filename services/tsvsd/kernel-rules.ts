@@ -56,6 +56,13 @@ export interface DirectorRuleSpec {
   replies?: { iface: string; srcPorts: readonly number[]; srcAddrs?: readonly string[] }[];
   /** Extra DROP rules given as iptables match arguments (fwmark services: the mark rules' matches). */
   matches?: readonly (readonly string[])[];
+  /**
+   * NAT to a real server on the director itself with another port: the workers hand such packets to the local
+   * stack unchanged (VIP:vport) through `iface` (the local TUN device), and a DNAT rule there maps them to
+   * rip:rport, so that conntrack turns the local server's replies back into VIP:vport. Kept in the nat table's
+   * chain `<chain>-LOCAL` (TSVS-RAW → TSVS-RAW-LOCAL), jumped from nat PREROUTING.
+   */
+  localNat?: { iface: string; proto: 'tcp' | 'udp'; vip: string; vport: number; rip: string; rport: number }[];
   /** Chain name in the raw table; default TSVS-RAW. */
   chain?: string;
   /** iptables binary; default `iptables` (legacy selected on these hosts). */
@@ -70,6 +77,8 @@ export interface RulesReport {
   rules: string[][];
   /** True when the PREROUTING jump was added by this call (false: it was already there). */
   jumpAdded: boolean;
+  /** The nat chain of `localNat` (`<chain>-LOCAL`), or null when none was installed. */
+  natChain?: string | null;
   /** sysctl key → value before this call, for keys this call changed. */
   sysctlsChanged: Record<string, string>;
   /** Human-readable list of changes. */
@@ -126,6 +135,20 @@ export function installDirectorRules(spec: DirectorRuleSpec, run: Runner = comma
     jumpAdded = true;
     changes.push(`raw PREROUTING -j ${chain}`);
   }
+  let natChain: string | null = null;
+  if (spec.localNat?.length) {
+    natChain = `${chain}-LOCAL`;
+    const nat = spec.localNat.map((l) => ['-i', l.iface, '-p', l.proto, '-d', `${l.vip}/32`, '--dport', String(l.vport), '-j', 'DNAT', '--to-destination', `${l.rip}:${l.rport}`]);
+    try {
+      run([`${ipt}-restore`, '-w', '--noflush'], `*nat\n:${natChain} - [0:0]\n${nat.map((r) => `-A ${natChain} ${r.join(' ')}`).join('\n')}\nCOMMIT\n`);
+    } catch (e) {
+      throw new Error(`${ipt}-restore --noflush (nat ${natChain}): ${(e as { stderr?: string }).stderr?.trim() || String(e)}`);
+    }
+    if (!ok(['-t', 'nat', '-C', 'PREROUTING', '-j', natChain])) x(['-t', 'nat', '-I', 'PREROUTING', '1', '-j', natChain]);
+    changes.push(`nat ${natChain}: ${nat.length} DNAT rule(s) for local real servers with another port`);
+  } else if (ok(['-t', 'nat', '-n', '-L', `${chain}-LOCAL`])) {
+    removeNatChain(ok, `${chain}-LOCAL`);
+  }
   const sysctlsChanged: Record<string, string> = {};
   const want: Record<string, string> = { ...SYSCTLS_ON };
   for (const k of BRIDGE_NF) want[k] = '0';
@@ -136,16 +159,24 @@ export function installDirectorRules(spec: DirectorRuleSpec, run: Runner = comma
     sysctlsChanged[k] = cur;
     changes.push(`${k}: ${cur} -> ${v}`);
   }
-  return { chain, iptables: ipt, rules, jumpAdded, sysctlsChanged, changes };
+  return { chain, iptables: ipt, rules, jumpAdded, natChain, sysctlsChanged, changes };
+}
+
+/** Removes every nat PREROUTING jump to `natChain` and the chain; false when the chain could not go. */
+function removeNatChain(ok: (args: string[]) => boolean, natChain: string): boolean {
+  for (let i = 0; i < 16 && ok(['-t', 'nat', '-D', 'PREROUTING', '-j', natChain]); i++);
+  if (!ok(['-t', 'nat', '-n', '-L', natChain])) return true;
+  return ok(['-t', 'nat', '-F', natChain]) && ok(['-t', 'nat', '-X', natChain]);
 }
 
 /**
  * Removes what `installDirectorRules` installed: every PREROUTING jump to the chain, the chain itself, and
  * restores the sysctls it changed. Idempotent; never throws (returns the list of what it could not undo).
  */
-export function removeDirectorRules(r: Pick<RulesReport, 'chain' | 'iptables' | 'sysctlsChanged'>, run: Runner = commandRunner()): string[] {
+export function removeDirectorRules(r: Pick<RulesReport, 'chain' | 'iptables' | 'sysctlsChanged' | 'natChain'>, run: Runner = commandRunner()): string[] {
   const failed: string[] = [];
   const { ok } = iptablesCalls(run, r.iptables);
+  if (r.natChain && !removeNatChain(ok, r.natChain)) failed.push(`remove nat chain ${r.natChain}`);
   for (let i = 0; i < 16 && ok(['-t', 'raw', '-D', 'PREROUTING', '-j', r.chain]); i++);
   if (ok(['-t', 'raw', '-n', '-L', r.chain])) {
     if (!ok(['-t', 'raw', '-F', r.chain]) || !ok(['-t', 'raw', '-X', r.chain])) failed.push(`remove raw chain ${r.chain}`);

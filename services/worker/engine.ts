@@ -543,7 +543,7 @@ export class Engine {
   /**
    * A real server on the director itself: the packet goes to the local stack unchanged (destination VIP:vport,
    * as IPVS delivers to a local real server), through a TUN queue; the local server answers the client directly.
-   * Port mapping to a local real server is not possible this way (its replies would bypass the workers).
+   * NAT with another port: tsvsd's DNAT rule on the TUN device maps the port, and conntrack maps the replies back.
    */
   private toLocal(buf: Uint8Array, partial: boolean, svc: number, did: number, bytes: number): number {
     const m = this.m;

@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { ConnTable, conntabBytes } from '../../shared/conntab/conn-table.ts';
 import { Counters, countersBytes } from '../../shared/fwd/counters.ts';
-import { conntabPath, countersPath, DEFAULT_CONNS_PER_WORKER, fanoutGroup, type FromWorker, type ToWorker } from '../../shared/proto/worker.ts';
+import { conntabPath, countersPath, DEFAULT_CONNS_PER_WORKER, LOCAL_TUN, fanoutGroup, type FromWorker, type ToWorker } from '../../shared/proto/worker.ts';
 import { mapShared } from '../../shared/sys/shm.ts';
 import { Engine, type Hop, type L2Resolver, type TxPort } from './engine.ts';
 import { openAfPacketPort, RxFlag, type AfPacketPort } from './io/af-packet.ts';
@@ -17,7 +17,6 @@ import { RouteTable } from './route.ts';
 import { openTun, type TunDevice } from '../../shared/sys/tun.ts';
 
 /** The TUN device through which workers deliver packets for a real server on the director itself. */
-const LOCAL_TUN = 'tsvs-local0';
 
 const { values: a } = parseArgs({
   options: {

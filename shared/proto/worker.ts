@@ -34,6 +34,9 @@ export function countersPath(dir: string): string {
 /** Connection-table capacity per worker (entries); 48 B each plus index and wheel. */
 export const DEFAULT_CONNS_PER_WORKER = 1 << 20;
 
+/** The multi-queue TUN device (one queue per worker) through which workers hand packets to the director's own stack. */
+export const LOCAL_TUN = 'tsvs-local0';
+
 /** Fanout group id of an interface: unique per interface within a network namespace. */
 export function fanoutGroup(ifindex: number): number {
   return 0x5000 + (ifindex & 0xfff);

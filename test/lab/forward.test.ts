@@ -319,4 +319,18 @@ describe('forward to a real server on the director itself (local node)', () => {
     expect(curl(`http://${VIP}:8081/`)).toBe('d1');
     expect(status().events.local_delivered ?? 0).toBeGreaterThan(0);
   });
+
+  it('forward: NAT to the local real server on another port (VIP:8090 → DIP:8081): DNAT on the TUN device, replies mapped back', async () => {
+    tsvsadm('-A', '-t', `${VIP}:8090`, '-s', 'rr');
+    tsvsadm('-a', '-t', `${VIP}:8090`, '-r', `${directorDip(1)}:8081`, '-m');
+    await settle();
+    expect(sh('d1', ['iptables', '-t', 'nat', '-S', 'TSVS-RAW-LOCAL'])).toContain(`-A TSVS-RAW-LOCAL -d ${VIP}/32 -i tsvs-local0 -p tcp -m tcp --dport 8090 -j DNAT --to-destination ${directorDip(1)}:8081`);
+    expect(curl(`http://${VIP}:8090/`)).toBe('d1');
+    expect(curl(`http://${VIP}:8090/`)).toBe('d1');
+    tsvsadm('-D', '-t', `${VIP}:8090`);
+    await settle();
+    for (let i = 0; i < 20 && execCapture('d1', ['iptables', '-t', 'nat', '-S', 'TSVS-RAW-LOCAL']).status === 0; i++) await sleep(100);
+    expect(execCapture('d1', ['iptables', '-t', 'nat', '-S', 'TSVS-RAW-LOCAL']).status).not.toBe(0);
+    expect(sh('d1', ['iptables', '-t', 'nat', '-S', 'PREROUTING'])).not.toContain('TSVS-RAW-LOCAL');
+  });
 });
