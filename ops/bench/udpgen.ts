@@ -32,6 +32,10 @@ const LEN = 60;
 const flows = Number(a.flows);
 const rate = Number(a.rate);
 const seconds = Number(a.seconds);
+if (!(Number.isInteger(flows) && flows >= 1 && flows <= 65536 && rate > 0 && seconds > 0)) {
+  process.stderr.write(`udpgen: want --flows 1..65536, --rate > 0, --seconds > 0 (got ${a.flows}, ${a.rate}, ${a.seconds})\n`);
+  process.exit(2);
+}
 
 /** One frame per flow (UDP source port 20000 + i), IPv4 header checksum filled, UDP checksum 0 (none). */
 function templates(): Uint8Array[] {
@@ -62,7 +66,13 @@ function templates(): Uint8Array[] {
   return out;
 }
 
-const port = openAfPacketPort({ ifname: a.if as string, rx: null, tx: { slots: 1024 } });
+let port: ReturnType<typeof openAfPacketPort>;
+try {
+  port = openAfPacketPort({ ifname: a.if as string, rx: null, tx: { slots: 1024 } });
+} catch (e) {
+  process.stderr.write(`udpgen: cannot send on ${a.if}: ${(e as Error).message}\n`);
+  process.exit(1);
+}
 const frames = templates();
 const nap = new Int32Array(new SharedArrayBuffer(4));
 const t0 = performance.now();
