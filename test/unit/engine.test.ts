@@ -4,81 +4,19 @@
 import { describe, expect, it, beforeEach } from 'vitest';
 import { ConnTable } from '../../shared/conntab/conn-table.ts';
 import { Counters, countersBytes, Ev } from '../../shared/fwd/counters.ts';
-import type { FwdDest, FwdService, FwdTable } from '../../shared/fwd/table.ts';
+import type { FwdDest, FwdService } from '../../shared/fwd/table.ts';
 import { FwdCode, SvcFlag } from '../../shared/model/ipvs.ts';
 import { inetChecksum } from '../../shared/net/checksum.ts';
 import { ipv4ToInt } from '../../shared/util/ip.ts';
-import { Engine, Verdict, type Hop, type L2Resolver, type L3Port, type LocalSink, type TxPort } from '../../services/worker/engine.ts';
-import { eth, icmp, ipv4, mac, tcp, udp } from '../support/packet-ref.ts';
+import { Engine, Verdict, type LocalSink } from '../../services/worker/engine.ts';
+import { eth, icmp, ipv4, tcp, udp } from '../support/packet-ref.ts';
+import { CLIENT, CLIENT_MAC, DIR_BACK, DIR_FRONT, FakeL2, FakeL3, FakePort, RS_MAC, VIP, dest, service, table } from '../support/engine-fakes.ts';
 import { createScheduler } from '../../shared/sched/index.ts';
 import type { DestView } from '../../shared/sched/types.ts';
 
-const DIR_FRONT = '02:00:00:00:00:01';
-const DIR_BACK = '02:00:00:00:00:02';
-const CLIENT_MAC = '02:00:00:00:00:aa';
-const RS_MAC: Record<string, string> = { '10.1.0.101': '02:00:00:00:01:01', '10.1.0.102': '02:00:00:00:01:02' };
-const VIP = '10.0.0.10';
-const CLIENT = '10.0.0.100';
 const SYN = 0x02;
 const ACK = 0x10;
 const FIN = 0x01;
-
-class FakePort implements TxPort {
-  readonly txBuf = new Uint8Array(64 * 2048);
-  readonly txFrameMax = 2048 - 18;
-  readonly sent: { bytes: Uint8Array; vnet: number; csumStart: number; csumOffset: number }[] = [];
-  private slot = 0;
-  readonly ifindex: number;
-  constructor(ifindex: number) {
-    this.ifindex = ifindex;
-  }
-  txReserve(): number {
-    return this.slot < 64 ? this.slot * 2048 : -1;
-  }
-  txCommit(len: number, vnet: number, csumStart: number, csumOffset: number): void {
-    const o = this.slot * 2048;
-    this.sent.push({ bytes: this.txBuf.slice(o, o + len), vnet, csumStart, csumOffset });
-    this.slot++;
-  }
-  take(): { bytes: Uint8Array; vnet: number; csumStart: number; csumOffset: number }[] {
-    const s = this.sent.splice(0);
-    this.slot = 0;
-    return s;
-  }
-}
-
-class FakeL2 implements L2Resolver {
-  local = new Set<number>();
-  resolve(daddr: number, hop: Hop): boolean {
-    const a = `${daddr >>> 24}.${(daddr >>> 16) & 255}.${(daddr >>> 8) & 255}.${daddr & 255}`;
-    const rsMac = RS_MAC[a];
-    const m = rsMac ?? (a.startsWith('10.0.0.') ? CLIENT_MAC : null);
-    if (m === null) return false;
-    hop.dstMac.set(mac(m));
-    hop.srcMac.set(mac(rsMac ? DIR_BACK : DIR_FRONT));
-    hop.ifindex = rsMac ? 2 : 1;
-    hop.srcIp = rsMac ? ipv4ToInt('10.1.0.1')! : ipv4ToInt('10.0.0.1')!;
-    return true;
-  }
-  isLocal(addr: number): boolean {
-    return this.local.has(addr);
-  }
-  sourceFor(daddr: number): number {
-    return (daddr >>> 24) === 10 && ((daddr >>> 16) & 255) === 1 ? ipv4ToInt('10.1.0.1')! : ipv4ToInt('10.0.0.1')!;
-  }
-}
-
-function dest(id: number, addr: string, port: number, method: number, weight = 1, extra: Partial<FwdDest> = {}): FwdDest {
-  return { id, addr: ipv4ToInt(addr)!, addrText: addr, port, method, weight, lastWeight: weight, uThreshold: 0, lThreshold: 0, tunType: 'ipip', tunPort: 0, tunCsum: '', ...extra };
-}
-
-function service(id: number, proto: number, vport: number, dests: FwdDest[], extra: Partial<FwdService> = {}): FwdService {
-  return { id, protocol: proto, vaddr: ipv4ToInt(VIP)!, vport, fwmark: 0, scheduler: 'rr', flags: 0, persistMs: 0, netmask: 0xffffffff, dests, ...extra };
-}
-
-function table(services: FwdService[], epoch = 1): FwdTable {
-  return { epoch, services, timeouts: { tcp: 900, tcpfin: 120, udp: 300 }, vips: [ipv4ToInt(VIP)!] };
-}
 
 let now = 1_000_000;
 let front: FakePort;
@@ -88,38 +26,6 @@ let counters: Counters;
 let conns: ConnTable;
 let localWrites: Uint8Array[];
 let engine: Engine;
-
-class FakeL3 implements L3Port {
-  readonly verdictBuf = new Uint8Array(65536);
-  readonly verdicts: { id: number; kind: string; mark?: number; bytes?: Uint8Array }[] = [];
-  private reserved: { id: number; off: number; len: number } | null = null;
-  accept(id: number): void {
-    this.verdicts.push({ id, kind: 'accept' });
-  }
-  drop(id: number): void {
-    this.verdicts.push({ id, kind: 'drop' });
-  }
-  acceptMark(id: number, mark: number): void {
-    this.verdicts.push({ id, kind: 'mark', mark });
-  }
-  acceptModified(id: number, buf: Uint8Array, off: number, len: number): boolean {
-    this.verdicts.push({ id, kind: 'modified', bytes: buf.slice(off, off + len) });
-    return true;
-  }
-  reserveModified(id: number, len: number): number {
-    this.reserved = { id, off: 128, len };
-    this.verdicts.push({ id, kind: 'reserved' });
-    return 128;
-  }
-  dropReserved(): boolean {
-    return true;
-  }
-  /** The bytes of the last reservation. */
-  grown(): Uint8Array {
-    const r = this.reserved!;
-    return this.verdictBuf.slice(r.off, r.off + r.len);
-  }
-}
 
 function newEngine(): void {
   front = new FakePort(1);
