@@ -16,8 +16,6 @@ import { nlProblems, nlStats } from './io/rtnl-codec.ts';
 import { RouteTable } from './route.ts';
 import { openTun, type TunDevice } from '../../shared/sys/tun.ts';
 
-/** The TUN device through which workers deliver packets for a real server on the director itself. */
-
 const { values: a } = parseArgs({
   options: {
     index: { type: 'string' },
