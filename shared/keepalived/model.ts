@@ -449,7 +449,8 @@ function realServer(ctx: Ctx, n: KaNode, vs: { af: Af | null; port: number; meth
 function vsAddress(ctx: Ctx, n: KaNode): VsAddress | undefined {
   const [a, b] = n.args;
   if (a === 'fwmark') {
-    const fw = ctx.int(n, 1, 0xffffffff, b ?? (ctx.err(n, 'virtual_server fwmark: missing mark', 'fwmark') as undefined));
+    if (b === undefined) return ctx.err(n, 'virtual_server fwmark: missing mark', 'fwmark');
+    const fw = ctx.int(n, 1, 0xffffffff, b);
     return fw === undefined ? undefined : { kind: 'fwmark', af: 4, fwmark: fw };
   }
   if (a === 'group') return b === undefined ? ctx.err(n, 'virtual_server group: missing group name', 'group') : { kind: 'group', name: b };

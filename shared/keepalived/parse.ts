@@ -120,11 +120,12 @@ export function globFiles(fs: KeepalivedFs, pattern: string): string[] {
   const abs = pattern.startsWith('/');
   let found = [abs ? '/' : ''];
   const segs = pattern.split('/').filter((s) => s !== '');
+  let globbed = false;
   for (const seg of segs) {
     const next: string[] = [];
     for (const base of found) {
       if (!GLOB_CHARS.test(seg)) {
-        next.push(base === '' ? seg : posix.join(base, seg));
+        if (!globbed || fs.listDir(base === '' ? '.' : base)?.includes(seg)) next.push(base === '' ? seg : posix.join(base, seg));
         continue;
       }
       const re = segmentRegExp(seg);
@@ -134,6 +135,7 @@ export function globFiles(fs: KeepalivedFs, pattern: string): string[] {
       }
     }
     found = next;
+    globbed ||= GLOB_CHARS.test(seg);
   }
   return found.filter((p) => p !== '' && p !== '/').sort();
 }
