@@ -43,9 +43,8 @@ function nthAddr(af: 4 | 6, first: string, i: number): string {
   return formatIpv6([...g.slice(0, 7), g[7] + i]);
 }
 
-function dest(svc: ServiceKey, s: RealServer | SorryServer, weight: number, uThreshold: number, lThreshold: number): DestConfig {
-  const port = svc.fwmark === 0 && s.method !== 'masq' ? svc.port : s.port;
-  return { af: s.af, addr: s.addr, port, method: s.method, weight, uThreshold, lThreshold, tunType: 'ipip', tunPort: 0, tunCsum: '' };
+function dest(s: RealServer | SorryServer, weight: number, uThreshold: number, lThreshold: number): DestConfig {
+  return { af: s.af, addr: s.addr, port: s.port, method: s.method, weight, uThreshold, lThreshold, tunType: 'ipip', tunPort: 0, tunCsum: '' };
 }
 
 /**
@@ -53,17 +52,17 @@ function dest(svc: ServiceKey, s: RealServer | SorryServer, weight: number, uThr
  * weight 0, dead ones not at all. When the live weight does not reach quorum + hysteresis and a sorry_server is
  * configured, the sorry server (weight 1) stands in for the live real servers.
  */
-function startupDests(vs: VirtualServer, key: ServiceKey): DestConfig[] {
+function startupDests(vs: VirtualServer): DestConfig[] {
   const alive = vs.realServers.filter(initiallyAlive);
   const weightSum = alive.reduce((s, r) => s + r.weight, 0);
   const quorumUp = weightSum >= vs.quorum + vs.hysteresis;
   const out: DestConfig[] = [];
   for (const rs of vs.realServers) {
     const up = alive.includes(rs);
-    if (up && (quorumUp || vs.sorryServer === null)) out.push(dest(key, rs, rs.weight, rs.uThreshold, rs.lThreshold));
-    else if (!up && rs.inhibitOnFailure) out.push(dest(key, rs, 0, rs.uThreshold, rs.lThreshold));
+    if (up && (quorumUp || vs.sorryServer === null)) out.push(dest(rs, rs.weight, rs.uThreshold, rs.lThreshold));
+    else if (!up && rs.inhibitOnFailure) out.push(dest(rs, 0, rs.uThreshold, rs.lThreshold));
   }
-  if (!quorumUp && vs.sorryServer) out.push(dest(key, vs.sorryServer, 1, 0, 0));
+  if (!quorumUp && vs.sorryServer) out.push(dest(vs.sorryServer, 1, 0, 0));
   return out;
 }
 
@@ -81,7 +80,7 @@ export function keepalivedToIpvs(cfg: KeepalivedConfig): KeepalivedService[] {
         netmask: key.af === 6 ? (vs.persistenceGranularity.includes('.') ? '128' : vs.persistenceGranularity) : vs.persistenceGranularity.includes('.') ? vs.persistenceGranularity : '255.255.255.255',
         pe: vs.persistenceEngine,
       };
-      out.push({ svc, dests: startupDests(vs, key), from: vs });
+      out.push({ svc, dests: startupDests(vs), from: vs });
     }
   }
   return out;

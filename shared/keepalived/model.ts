@@ -409,11 +409,11 @@ function checker(ctx: Ctx, n: KaNode, rs: Timing, vs: Timing, vsDelayLoop: numbe
   }
 }
 
-function realServer(ctx: Ctx, n: KaNode, vs: { af: Af | null; port: number; method: FwdMethod; inhibit: boolean; timing: Timing }, vsDelayLoop: number): RealServer | undefined {
+function realServer(ctx: Ctx, n: KaNode, vs: { af: Af | null; weight: number; method: FwdMethod; inhibit: boolean; timing: Timing }, vsDelayLoop: number): RealServer | undefined {
   const ip = ctx.ip(n, n.args[0]);
-  const port = n.args.length > 1 ? ctx.port(n, n.args[1]) : vs.port;
+  const port = n.args.length > 1 ? ctx.port(n, n.args[1]) : 0;
   if (n.args.length > 2) ctx.warn(n, `real_server: extra words ignored: ${n.args.slice(2).join(' ')}`);
-  let weight: number = KeepalivedDefaults.weight;
+  let weight = vs.weight;
   let m: FwdMethod | undefined;
   let inhibit = vs.inhibit;
   let uThreshold = 0;
@@ -460,9 +460,38 @@ function vsAddress(ctx: Ctx, n: KaNode): VsAddress | undefined {
   return { kind: 'ip', ...ip, port };
 }
 
-function virtualServer(ctx: Ctx, n: KaNode): VirtualServer | undefined {
+/** keepalived's FMT_VS, near enough: `10.0.0.1:80`, `[ae00::1]:80`, `FWM 1`, `[GROUP]`. */
+function vsName(a: VsAddress | undefined, n: KaNode): string {
+  if (!a) return n.args.join(' ');
+  if (a.kind === 'fwmark') return `FWM ${a.fwmark}`;
+  if (a.kind === 'group') return `[${a.name}]`;
+  return a.af === 6 ? `[${a.addr}]:${a.port}` : `${a.addr}:${a.port}`;
+}
+
+function hasKeyword(n: KaNode, ...keywords: string[]): boolean {
+  return (n.block ?? []).some((c) => keywords.includes(c.keyword));
+}
+
+/**
+ * Real server and sorry server ports as keepalived corrects them (check_data.c validate_check_config): NAT takes
+ * the service port when none is given; DR/TUN take the service port (a different one is reset with a warning);
+ * on a fwmark service DR/TUN ports are cleared. Group services are left as written.
+ */
+function fixPort(ctx: Ctx, at: SourcePos, what: string, vsn: string, a: VsAddress | undefined, port: number, m: FwdMethod): number {
+  if (!a || a.kind === 'group') return port;
+  if (m === 'masq') return a.kind === 'ip' && port === 0 ? a.port : port;
+  if (a.kind === 'fwmark') {
+    if (port !== 0) ctx.warn(at, `WARNING - fwmark virtual server ${vsn}, ${what} has port specified - clearing`);
+    return 0;
+  }
+  if (port !== 0 && port !== a.port) ctx.warn(at, `WARNING - virtual server ${vsn} and ${what} ports don't match - resetting`);
+  return a.port;
+}
+
+function virtualServer(ctx: Ctx, n: KaNode, groups: readonly VirtualServerGroup[]): VirtualServer | undefined {
   const address = vsAddress(ctx, n);
-  let protocol: ProtocolName = 'tcp';
+  let protocol: ProtocolName | null = null;
+  let defaultWeight: number = KeepalivedDefaults.weight;
   let scheduler: string | undefined;
   let m: FwdMethod | undefined;
   let persistence: number | null = null;
@@ -487,6 +516,7 @@ function virtualServer(ctx: Ctx, n: KaNode): VirtualServer | undefined {
     if (timing(ctx, c, t)) continue;
     switch (c.keyword) {
       case 'real_server': rsNodes.push(c); break;
+      case 'weight': defaultWeight = ctx.int(c, 0, 65535) ?? defaultWeight; break;
       case 'lvs_sched':
       case 'lb_algo': {
         const s = ctx.arg(c);
@@ -533,26 +563,55 @@ function virtualServer(ctx: Ctx, n: KaNode): VirtualServer | undefined {
         else ctx.unknown(c);
     }
   }
+  const vsn = vsName(address, n);
+  const group = address?.kind === 'group' ? groups.find((g) => g.name === address.name) : undefined;
+  if (address?.kind === 'group' && !group) ctx.err(n, `virtual_server group ${address.name}: no virtual_server_group of that name`, address.name);
+  const byAddress = address?.kind === 'ip' || (group?.entries.some((e) => e.kind === 'range') ?? false);
+  const groupFwmarks = group?.entries.some((e) => e.kind === 'fwmark') ?? false;
+  if (rsNodes.length === 0) ctx.warn(n, `Virtual server ${vsn} has no real servers - ignoring`);
+  if (haSuspend && (address?.kind === 'fwmark' || groupFwmarks)) {
+    ctx.warn(n, `Virtual server ${vsn}: cannot use ha_suspend with fwmarks - clearing ha_suspend`);
+    haSuspend = false;
+  }
+  if (byAddress) {
+    if (protocol === null) {
+      ctx.warn(n, `Virtual server ${vsn}: no protocol set - defaulting to UDP`);
+      protocol = 'udp';
+    }
+    if (flags & SvcFlag.ONEPACKET && protocol !== 'udp') {
+      ctx.warn(n, `Virtual server ${vsn}: one packet scheduling requires UDP - resetting`);
+      flags &= ~SvcFlag.ONEPACKET;
+    }
+    const zeroPort = address?.kind === 'ip' ? address.port === 0 : (group?.entries.some((e) => e.kind === 'range' && e.port === 0) ?? false);
+    if (persistence === null && zeroPort) {
+      ctx.warn(n, `Virtual server ${vsn}: zero port only valid for persistent services - setting`);
+      persistence = KeepalivedDefaults.persistenceTimeout;
+    }
+  } else if (protocol !== null && (address?.kind === 'fwmark' || groupFwmarks)) {
+    ctx.warn(n, `Warning: Virtual server ${vsn}: protocol specified for fwmark - protocol will be ignored`);
+    protocol = null;
+  }
   if (scheduler === undefined) {
-    ctx.warn(n, "no scheduler set, setting default 'wlc'");
+    ctx.warn(n, `Virtual server ${vsn}: no scheduler set, setting default 'wlc'`);
     scheduler = KeepalivedDefaults.scheduler;
   }
-  if (m === undefined) {
-    ctx.warn(n, 'no forwarding method set, setting default NAT');
-    m = KeepalivedDefaults.method;
+  if (m === undefined && (sorry !== null || rsNodes.some((r) => !hasKeyword(r, 'lvs_method', 'lb_kind')))) {
+    ctx.warn(n, `Virtual server ${vsn}: no forwarding method set, setting default NAT`);
   }
+  const vsMethod = m ?? KeepalivedDefaults.method;
   const delayLoop = t.delayLoop ?? KeepalivedDefaults.delayLoop;
   if (family === null) {
     const first = rsNodes.map((r) => r.args[0]).find((a) => a !== undefined);
     family = first !== undefined && canonicalIpv6(first) !== undefined ? 6 : 4;
   }
-  const rsCtx = { af: family, port: address?.kind === 'ip' ? address.port : 0, method: m, inhibit, timing: t };
+  const rsCtx = { af: family, weight: defaultWeight, method: vsMethod, inhibit, timing: t };
   const realServers: RealServer[] = [];
   for (const r of rsNodes) {
-    const rs = realServer(ctx, r, rsCtx, delayLoop);
-    if (!rs) continue;
+    const read = realServer(ctx, r, rsCtx, delayLoop);
+    if (!read) continue;
+    const rs = { ...read, port: fixPort(ctx, r, `real server ${read.addr}:${read.port}`, vsn, address, read.port, read.method) };
     if (realServers.some((o) => o.addr === rs.addr && o.port === rs.port)) {
-      ctx.warn(r, `real_server ${rs.af === 6 ? `[${rs.addr}]` : rs.addr}:${rs.port} is a duplicate, removed`);
+      ctx.warn(r, `VS ${vsn}: real server ${rs.af === 6 ? `[${rs.addr}]` : rs.addr}:${rs.port} is duplicated - removing second rs`);
       continue;
     }
     realServers.push(rs);
@@ -563,23 +622,24 @@ function virtualServer(ctx: Ctx, n: KaNode): VirtualServer | undefined {
   }
   const total = realServers.reduce((s, r) => s + r.weight, 0);
   if (realServers.length > 0 && quorum > total) {
-    ctx.warn(n, `quorum ${quorum} is greater than the total weight ${total} of the real servers, reduced to ${total}`);
+    ctx.warn(n, `Warning - quorum ${quorum} for ${vsn} exceeds total weight of real servers ${total}, reducing quorum to ${total}`);
     quorum = total;
   }
   if (hysteresis >= quorum && hysteresis > 0) {
     const to = Math.max(0, quorum - 1);
-    ctx.warn(n, `hysteresis ${hysteresis} is not less than quorum ${quorum}, reduced to ${to}`);
+    ctx.warn(n, `Virtual server ${vsn}: hysteresis ${hysteresis} >= quorum ${quorum}; setting hysteresis to ${to}`);
     hysteresis = to;
   }
+  if (realServers.length === 0) return undefined;
   if (!address) return undefined;
   const fixed: VsAddress = address.kind === 'fwmark' ? { ...address, af: family } : address;
   return {
     file: n.file,
     line: n.line,
     address: fixed,
-    protocol,
+    protocol: protocol ?? 'tcp',
     scheduler,
-    method: m,
+    method: vsMethod,
     persistenceTimeout: persistence,
     persistenceGranularity: granularity ?? (family === 6 ? KeepalivedDefaults.granularity6 : KeepalivedDefaults.granularity4),
     persistenceEngine: pe,
@@ -594,9 +654,14 @@ function virtualServer(ctx: Ctx, n: KaNode): VirtualServer | undefined {
     quorumUp,
     quorumDown,
     virtualhost,
-    sorryServer: sorry ? { file: sorry.node.file, line: sorry.node.line, ...sorry.ip, port: sorry.port, method: sorryMethod ?? m, inhibit: sorryInhibit } : null,
+    sorryServer: sorry ? sorryServer(ctx, sorry, sorryMethod ?? vsMethod, sorryInhibit, vsn, address) : null,
     realServers,
   };
+}
+
+function sorryServer(ctx: Ctx, s: { node: KaNode; ip: IpAddr; port: number }, m: FwdMethod, inhibit: boolean, vsn: string, a: VsAddress): SorryServer {
+  const port = fixPort(ctx, s.node, 'sorry server', vsn, a, s.port, m);
+  return { file: s.node.file, line: s.node.line, ...s.ip, port, method: m, inhibit };
 }
 
 /** `A.B.C.D-E` or `X::Y-Z` (last group, hex): the first and last address and how many. */
@@ -699,11 +764,12 @@ export function buildKeepalivedConfig(nodes: readonly KaNode[], treeWarnings: re
   const scripts: VrrpScript[] = [];
   const other: KaNode[] = [];
   let global: KaNode | null = null;
+  const vsNodes: KaNode[] = [];
   for (const n of nodes) {
     switch (n.keyword) {
       case 'global_defs': global = n; break;
       case 'virtual_server_group': { const g = virtualServerGroup(ctx, n); if (g) groups.push(g); break; }
-      case 'virtual_server': { const v = virtualServer(ctx, n); if (v) servers.push(v); break; }
+      case 'virtual_server': vsNodes.push(n); break;
       case 'vrrp_instance': { const v = vrrpInstance(ctx, n); if (v) instances.push(v); break; }
       case 'vrrp_sync_group':
         if (n.args[0] === undefined) ctx.err(n, 'vrrp_sync_group: missing name', n.keyword);
@@ -718,10 +784,9 @@ export function buildKeepalivedConfig(nodes: readonly KaNode[], treeWarnings: re
         other.push(n);
     }
   }
-  for (const v of servers) {
-    if (v.address.kind === 'group' && !groups.some((g) => g.name === (v.address as { name: string }).name)) {
-      ctx.err(v, `virtual_server group ${v.address.name}: no virtual_server_group of that name`, v.address.name);
-    }
+  for (const n of vsNodes) {
+    const v = virtualServer(ctx, n, groups);
+    if (v) servers.push(v);
   }
   const globalDefsValue = globalDefs(ctx, global);
   if (ctx.problems.length > 0) throw new KeepalivedError(ctx.problems);

@@ -48,7 +48,7 @@ const EXPECTED: Record<string, string> = {
 };
 
 function vsText(body: string): string {
-  return `virtual_server 10.0.0.1 80 {\nlb_algo wlc\nlb_kind NAT\n${body}\n}\n`;
+  return `virtual_server 10.0.0.1 80 {\nlb_algo wlc\nlb_kind NAT\nprotocol TCP\n${body}\n}\n`;
 }
 
 describe('keepalived ipvs', () => {

@@ -24,11 +24,13 @@ function error(text: string): KeepalivedError {
   throw new Error('no error');
 }
 
-/** A virtual_server block with the given body, lb_algo/lb_kind set unless the body sets them. */
+/** A virtual_server block with the given body; lb_algo, lb_kind, protocol and a real server added unless the body has them. */
 function vs(body: string, head = '10.0.0.1 80'): VirtualServer {
   const algo = /lb_algo|lvs_sched/.test(body) ? '' : 'lb_algo rr\n';
   const kind = /lb_kind|lvs_method/.test(body) ? '' : 'lb_kind DR\n';
-  return read(`virtual_server ${head} {\n${algo}${kind}${body}\n}\n`).virtualServers[0];
+  const proto = /protocol/.test(body) ? '' : 'protocol TCP\n';
+  const rs = /real_server/.test(body) ? '' : `\nreal_server ${head.includes(':') ? '2001:db8::99' : '10.0.0.99'} {\n}`;
+  return read(`virtual_server ${head} {\n${algo}${kind}${proto}${body}${rs}\n}\n`).virtualServers[0];
 }
 
 function firstChecker(v: VirtualServer): Checker {
@@ -41,7 +43,7 @@ const COMPAT_WARNINGS: Record<string, string[]> = {
   '02-acassen-keepalived.conf.inhibit': [],
   '03-acassen-keepalived.conf.quorum': [],
   '04-acassen-keepalived.conf.misc_check': [],
-  '05-acassen-keepalived.conf.fwmark': [],
+  '05-acassen-keepalived.conf.fwmark': ['05-acassen-keepalived.conf.fwmark:7: Warning: Virtual server FWM 1: protocol specified for fwmark - protocol will be ignored'],
   '06-acassen-keepalived.conf.virtual_server_group': [],
   '07-acassen-keepalived.conf.vrrp.lvs_syncd': ["07-acassen-keepalived.conf.vrrp.lvs_syncd:11: lvs_sync_daemon_interface is deprecated - please use 'lvs_sync_daemon' in global_defs"],
   '08-acassen-keepalived.conf.IPv6': [],
@@ -96,11 +98,15 @@ describe('keepalived model', () => {
     expect(ssl.virtualServers[2].realServers.map((r) => r.checkers[0].delayLoop)).toEqual([3, 3]);
   });
 
-  it('defaults: wlc and NAT with keepalived\'s warnings, weight 1, quorum 1, hysteresis 0, delay_loop 60, granularity, not persistent', () => {
+  it('defaults: UDP, wlc and NAT with keepalived\'s warnings, weight 1, quorum 1, hysteresis 0, delay_loop 60, granularity, not persistent', () => {
     const c = read('virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  TCP_CHECK {\n  }\n }\n}\n');
-    expect(warnings(c)).toEqual(["k.conf:1: no scheduler set, setting default 'wlc'", 'k.conf:1: no forwarding method set, setting default NAT']);
+    expect(warnings(c)).toEqual([
+      'k.conf:1: Virtual server 10.0.0.1:80: no protocol set - defaulting to UDP',
+      "k.conf:1: Virtual server 10.0.0.1:80: no scheduler set, setting default 'wlc'",
+      'k.conf:1: Virtual server 10.0.0.1:80: no forwarding method set, setting default NAT',
+    ]);
     const v = c.virtualServers[0];
-    expect(v).toMatchObject({ scheduler: 'wlc', method: 'masq', persistenceTimeout: null, persistenceGranularity: '255.255.255.255', quorum: 1, hysteresis: 0, delayLoop: 60, alpha: false, omega: false, inhibitOnFailure: false, flags: 0 });
+    expect(v).toMatchObject({ protocol: 'udp', scheduler: 'wlc', method: 'masq', persistenceTimeout: null, persistenceGranularity: '255.255.255.255', quorum: 1, hysteresis: 0, delayLoop: 60, alpha: false, omega: false, inhibitOnFailure: false, flags: 0 });
     expect(v.realServers[0]).toMatchObject({ weight: 1, method: 'masq', inhibitOnFailure: false });
     expect(firstChecker(v)).toMatchObject({ connectTimeout: 5, retry: 1, delayBeforeRetry: 1, delayLoop: 60, warmup: 60, alpha: false, connectIp: null, connectPort: null });
   });
@@ -139,28 +145,70 @@ real_server 10.0.0.3 80 {\n retry 5\n warmup 0\n connect_timeout 1.5\n TCP_CHECK
   });
 
   it('nb_get_retry: a deprecated alias of retry in HTTP_GET/SSL_GET only; in TCP_CHECK an unknown keyword, default retry', () => {
-    const c = read('virtual_server 10.0.0.1 80 {\nlb_algo rr\nlb_kind NAT\nreal_server 10.0.0.2 80 {\n HTTP_GET {\n  nb_get_retry 4\n  url {\n   path /\n  }\n }\n TCP_CHECK {\n  nb_get_retry 4\n }\n}\n}\n');
+    const c = read('virtual_server 10.0.0.1 80 {\nlb_algo rr\nlb_kind NAT\nprotocol TCP\nreal_server 10.0.0.2 80 {\n HTTP_GET {\n  nb_get_retry 4\n  url {\n   path /\n  }\n }\n TCP_CHECK {\n  nb_get_retry 4\n }\n}\n}\n');
     expect(c.virtualServers[0].realServers[0].checkers.map((k) => k.retry)).toEqual([4, 1]);
-    expect(warnings(c)).toEqual(["k.conf:6: nb_get_retry is deprecated - please use 'retry'", "k.conf:12: Unknown keyword 'nb_get_retry'"]);
+    expect(warnings(c)).toEqual(["k.conf:7: nb_get_retry is deprecated - please use 'retry'", "k.conf:13: Unknown keyword 'nb_get_retry'"]);
   });
 
   it('validation: quorum above the total weight is reduced with a warning, then hysteresis ≥ quorum to quorum − 1', () => {
-    const c = read('virtual_server 10.0.0.1 80 {\nlb_algo rr\nlb_kind NAT\nquorum 10\nhysteresis 8\nreal_server 10.0.0.2 80 {\n weight 3\n}\nreal_server 10.0.0.3 80 {\n weight 2\n}\n}\n');
+    const c = read('virtual_server 10.0.0.1 80 {\nlb_algo rr\nlb_kind NAT\nprotocol TCP\nquorum 10\nhysteresis 8\nreal_server 10.0.0.2 80 {\n weight 3\n}\nreal_server 10.0.0.3 80 {\n weight 2\n}\n}\n');
     expect(c.virtualServers[0]).toMatchObject({ quorum: 5, hysteresis: 4 });
-    expect(warnings(c)).toEqual(['k.conf:1: quorum 10 is greater than the total weight 5 of the real servers, reduced to 5', 'k.conf:1: hysteresis 8 is not less than quorum 5, reduced to 4']);
+    expect(warnings(c)).toEqual([
+      'k.conf:1: Warning - quorum 10 for 10.0.0.1:80 exceeds total weight of real servers 5, reducing quorum to 5',
+      'k.conf:1: Virtual server 10.0.0.1:80: hysteresis 8 >= quorum 5; setting hysteresis to 4',
+    ]);
     expect(vs('quorum 2\nhysteresis 2\nreal_server 10.0.0.2 80 {\n weight 5\n}')).toMatchObject({ quorum: 2, hysteresis: 1 });
   });
 
   it('validation: a duplicate real_server is removed with a warning (the first one stays)', () => {
-    const c = read('virtual_server 10.0.0.1 80 {\nlb_algo rr\nlb_kind NAT\nreal_server 10.0.0.2 80 {\n weight 3\n}\nreal_server 10.0.0.2 80 {\n weight 2\n}\n}\n');
+    const c = read('virtual_server 10.0.0.1 80 {\nlb_algo rr\nlb_kind NAT\nprotocol TCP\nreal_server 10.0.0.2 80 {\n weight 3\n}\nreal_server 10.0.0.2 80 {\n weight 2\n}\n}\n');
     expect(c.virtualServers[0].realServers.map((r) => r.weight)).toEqual([3]);
-    expect(warnings(c)).toEqual(['k.conf:7: real_server 10.0.0.2:80 is a duplicate, removed']);
+    expect(warnings(c)).toEqual(['k.conf:8: VS 10.0.0.1:80: real server 10.0.0.2:80 is duplicated - removing second rs']);
   });
 
   it('unknown keywords warn with file:line and are otherwise ignored; unknown top-level blocks are kept', () => {
-    const c = read('frobnicate 1\nstatic_ipaddress {\n 1.2.3.4/24 dev eth0\n}\nvirtual_server 10.0.0.1 80 {\nlb_algo rr\nlb_kind NAT\nfoo bar\nreal_server 10.0.0.2 80 {\n baz\n TCP_CHECK {\n  qux 1\n }\n}\n}\n');
-    expect(warnings(c)).toEqual(["k.conf:1: Unknown keyword 'frobnicate'", "k.conf:8: Unknown keyword 'foo'", "k.conf:10: Unknown keyword 'baz'", "k.conf:12: Unknown keyword 'qux'"]);
+    const c = read('frobnicate 1\nstatic_ipaddress {\n 1.2.3.4/24 dev eth0\n}\nvirtual_server 10.0.0.1 80 {\nlb_algo rr\nlb_kind NAT\nprotocol TCP\nfoo bar\nreal_server 10.0.0.2 80 {\n baz\n TCP_CHECK {\n  qux 1\n }\n}\n}\n');
+    expect(warnings(c)).toEqual(["k.conf:1: Unknown keyword 'frobnicate'", "k.conf:9: Unknown keyword 'foo'", "k.conf:11: Unknown keyword 'baz'", "k.conf:13: Unknown keyword 'qux'"]);
     expect(c.other.map((n) => n.keyword)).toEqual(['frobnicate', 'static_ipaddress']);
+  });
+
+  it('validation: protocol defaults to UDP for address services and is ignored for fwmark ones; OPS only for UDP; zero port makes persistent', () => {
+    const c = read(`virtual_server 10.0.0.1 0 {\nlb_algo rr\nlb_kind NAT\nprotocol TCP\nops\nreal_server 10.0.0.2 80 {\n}\n}
+virtual_server fwmark 3 {\nlb_algo rr\nlb_kind NAT\nprotocol UDP\nops\nha_suspend\nreal_server 10.0.0.2 80 {\n}\n}
+virtual_server_group G {\n 10.0.0.5 0\n}\nvirtual_server group G {\nlb_algo rr\nlb_kind NAT\nreal_server 10.0.0.2 80 {\n}\n}\n`);
+    expect(warnings(c)).toEqual([
+      'k.conf:1: Virtual server 10.0.0.1:0: one packet scheduling requires UDP - resetting',
+      'k.conf:1: Virtual server 10.0.0.1:0: zero port only valid for persistent services - setting',
+      'k.conf:9: Virtual server FWM 3: cannot use ha_suspend with fwmarks - clearing ha_suspend',
+      'k.conf:9: Warning: Virtual server FWM 3: protocol specified for fwmark - protocol will be ignored',
+      'k.conf:21: Virtual server [G]: no protocol set - defaulting to UDP',
+      'k.conf:21: Virtual server [G]: zero port only valid for persistent services - setting',
+    ]);
+    expect(c.virtualServers.map((v) => [v.protocol, v.flags, v.persistenceTimeout, v.haSuspend])).toEqual([['tcp', 0, 360, false], ['tcp', SvcFlag.ONEPACKET, null, false], ['udp', 0, 360, false]]);
+  });
+
+  it('validation: a virtual_server without real servers is ignored with a warning', () => {
+    const c = read('virtual_server 10.0.0.1 80 {\nlb_algo rr\nlb_kind NAT\nprotocol TCP\n}\n');
+    expect(c.virtualServers).toEqual([]);
+    expect(warnings(c)).toEqual(['k.conf:1: Virtual server 10.0.0.1:80 has no real servers - ignoring']);
+  });
+
+  it('validation: real and sorry server ports: NAT without port takes the service port; DR/TUN are reset to it, or cleared for fwmark', () => {
+    const v = vs('lb_kind DR\nsorry_server 10.0.0.9 81\nreal_server 10.0.0.2 {\n lvs_method NAT\n}\nreal_server 10.0.0.3 8080 {\n}\nreal_server 10.0.0.4 {\n}');
+    expect([...v.realServers.map((r) => r.port), v.sorryServer?.port]).toEqual([80, 80, 80, 80]);
+    const c = read('virtual_server fwmark 1 {\nlb_algo rr\nlb_kind DR\nreal_server 10.0.0.2 80 {\n}\nreal_server 10.0.0.3 81 {\n lb_kind NAT\n}\n}\n');
+    expect(c.virtualServers[0].realServers.map((r) => r.port)).toEqual([0, 81]);
+    expect(warnings(c)).toEqual(['k.conf:4: WARNING - fwmark virtual server FWM 1, real server 10.0.0.2:80 has port specified - clearing']);
+    expect(warnings(read('virtual_server 10.0.0.1 80 {\nlb_algo rr\nlb_kind DR\nprotocol TCP\nsorry_server 10.0.0.9 81\nreal_server 10.0.0.3 8080 {\n}\n}\n'))).toEqual([
+      "k.conf:6: WARNING - virtual server 10.0.0.1:80 and real server 10.0.0.3:8080 ports don't match - resetting",
+      "k.conf:5: WARNING - virtual server 10.0.0.1:80 and sorry server ports don't match - resetting",
+    ]);
+  });
+
+  it('defaults: a virtual_server weight is its real servers\' default; no method warning when every real server has one', () => {
+    const c = read('virtual_server 10.0.0.1 80 {\nlb_algo rr\nprotocol TCP\nweight 4\nreal_server 10.0.0.2 80 {\n lb_kind NAT\n}\nreal_server 10.0.0.3 80 {\n weight 2\n lb_kind NAT\n}\n}\n');
+    expect(c.virtualServers[0].realServers.map((r) => r.weight)).toEqual([4, 2]);
+    expect(warnings(c)).toEqual([]);
   });
 
   it('errors: every bad value is reported at once with file:line and the word', () => {
