@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { clientShard } from '../../shared/util/flowhash.ts';
 import { commandRunner, installDirectorRules, removeDirectorRules, type RulesReport } from '../../services/tsvsd/kernel-rules.ts';
-import { Background, waitForHttp, inNs, removeNamespaces as removeNs, sh, snmp } from '../support/netns.ts';
+import { Background, waitForHttp, inNs, linkMac, removeNamespaces as removeNs, sh, snmp, trafgenBlast } from '../support/netns.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const nodeBin = join(root, 'node_modules/.bin/node');
@@ -246,33 +246,19 @@ describe('lab: AF_PACKET DR forwarding', () => {
   });
 
   it('af-packet: throughput of 60-byte UDP frames for 3 s (printed, not asserted)', async () => {
-    const mac = (ns: string, dev: string): string => (JSON.parse(inNs(ns, ['ip', '-j', 'link', 'show', dev])) as { address: string }[])[0].address;
-    const cfg = join(work, 'blast.cfg');
-    writeFileSync(cfg, `{
-  eth(da=${mac(NS.dir, 'dcli')}, sa=${mac(NS.cli, 'cli0')}),
-  ipv4(saddr=${CLI}, daddr=${VIP}, ttl=64),
-  udp(sport=dinc(20000, 20015), dport=9001),
-  fill(0x41, 18)
-}
-`);
     const f = await startForwarder(['--ring', 'adaptive']);
     let s: FwdStats;
-    let sent = '';
     const rx = (): number => Number(inNs(NS.rs, ['cat', '/sys/class/net/rs0/statistics/rx_packets']));
     const r0 = rx();
     const t0 = performance.now();
+    let offered = 0;
     try {
-      try {
-        sent = inNs(NS.cli, ['timeout', '3', 'trafgen', '--dev', 'cli0', '--conf', cfg, '--cpus', '1', '-q']);
-      } catch (e) {
-        sent = String((e as { stdout?: string }).stdout ?? '');
-      }
+      offered = trafgenBlast({ ns: NS.cli, dev: 'cli0', dstMac: linkMac(NS.dir, 'dcli'), srcMac: linkMac(NS.cli, 'cli0'), src: CLI, dst: VIP, dport: 9001, seconds: 3, dir: work });
     } finally {
       s = await f.stop();
     }
     const secs = (performance.now() - t0) / 1000;
     const delivered = rx() - r0;
-    const offered = /(\d+) packets outgoing/.exec(sent)?.[1] ?? '?';
     process.stdout.write(`throughput: offered ${offered} frames, delivered ${delivered} in ${secs.toFixed(2)} s = ${Math.round(delivered / 3)} pps over the 3 s blast; forwarder rx ${s.rx} tx ${s.tx} short ${s.txShort}, ring drops ${s.kernel.drops}, avg batch ${(s.rx / Math.max(1, s.rxBatches)).toFixed(1)}, mode ${s.rxMode} after ${s.modeSwitches} switch(es)\n`);
     expect(delivered).toBeGreaterThan(0);
   });

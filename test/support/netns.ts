@@ -1,6 +1,9 @@
 // Helpers for lab tests that build their own small namespace topologies: run commands (in a namespace), start
-// background processes and stop them, remove namespaces by name, read a namespace's SNMP counters.
+// background processes and stop them, remove namespaces by name, read a namespace's SNMP counters, blast UDP.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 
 /** Runs argv (optionally with stdin) and returns stdout; throws on a non-zero exit or after `timeoutMs`. */
 export function sh(argv: readonly string[], input?: string, timeoutMs = 60_000): string {
@@ -57,4 +60,33 @@ export function waitForHttp(ns: string, url: string, expect: string, what: strin
     execFileSync('sleep', ['0.1']);
   }
   throw new Error(what);
+}
+
+/** The MAC address of `dev` in namespace `ns`. */
+export function linkMac(ns: string, dev: string): string {
+  return (JSON.parse(inNs(ns, ['ip', '-j', 'link', 'show', dev])) as { address: string }[])[0].address;
+}
+
+/**
+ * Sends 60-byte UDP frames as fast as trafgen can for `seconds` from `dev` in `ns` (16 flows: source ports
+ * 20000-20015), on the last CPU. trafgen binds its fork i to CPU i whatever taskset says, so the frame is
+ * restricted to that CPU's fork (`cpu(N):`) and one fork per CPU is started. Returns the frames trafgen sent.
+ */
+export function trafgenBlast(o: { ns: string; dev: string; dstMac: string; srcMac: string; src: string; dst: string; dport: number; seconds: number; dir: string }): number {
+  const cpus = availableParallelism();
+  const cfg = join(o.dir, 'blast.cfg');
+  writeFileSync(cfg, `cpu(${cpus - 1}): {
+  eth(da=${o.dstMac}, sa=${o.srcMac}),
+  ipv4(saddr=${o.src}, daddr=${o.dst}, ttl=64),
+  udp(sport=dinc(20000, 20015), dport=${o.dport}),
+  fill(0x41, 18)
+}
+`);
+  let out: string;
+  try {
+    out = inNs(o.ns, ['timeout', '-s', 'INT', String(o.seconds), 'trafgen', '--dev', o.dev, '--conf', cfg, '--cpus', String(cpus), '-q']);
+  } catch (e) {
+    out = String((e as { stdout?: string }).stdout ?? '');
+  }
+  return Number(/(\d+) packets outgoing/.exec(out)?.[1] ?? 0);
 }
