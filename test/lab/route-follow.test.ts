@@ -24,13 +24,18 @@ function curl(url: string): string {
   return r.status === 0 ? r.stdout.trim() : '';
 }
 
-/** Curls `url` until `want(body)` holds; the time that took (ms). Throws after FOLLOW_MS with the last body. */
+/**
+ * Curls `url` until `want(body)` holds; returns when the attempt that saw it began (ms after the call): an
+ * attempt that straddles the change (its SYN forwarded by the old table, its request dropped by the new one)
+ * only ends at curl's timeout, which is not the worker's delay. Throws when no attempt begun within FOLLOW_MS
+ * saw it, with the last body.
+ */
 function within(url: string, want: (body: string) => boolean, what: string): number {
   const t0 = Date.now();
   const seen: string[] = [];
   for (;;) {
-    const body = curl(url);
     const dt = Date.now() - t0;
+    const body = curl(url);
     seen.push(`${dt}:${body}`);
     if (want(body)) {
       process.stdout.write(`route-follow: ${what} after ${dt} ms ${seen.join(' ')}\n`);
