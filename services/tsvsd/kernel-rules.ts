@@ -100,13 +100,17 @@ function sysctlGet(run: Runner, k: string): string | null {
  * Installs the rules: creates (or flushes) chain `chain` in the raw table, fills it, jumps to it from
  * PREROUTING once, turns ip_forward on and bridge-nf-call-* off where those sysctls exist (br_netfilter).
  * Idempotent: a second call leaves the same state. Throws Error naming the failing command.
+ * `prev`: what an earlier call of this process installed with the same chain. The chain is then only refilled
+ * (one iptables-restore): its jump and the sysctls are in place already. That keeps a table change to one
+ * command, which matters for `tsvsadm -R` of many rules (each line is a table change).
  */
-export function installDirectorRules(spec: DirectorRuleSpec, run: Runner = commandRunner()): RulesReport {
+export function installDirectorRules(spec: DirectorRuleSpec, run: Runner = commandRunner(), prev?: RulesReport): RulesReport {
   const chain = spec.chain ?? 'TSVS-RAW';
   const ipt = spec.iptables ?? 'iptables';
   const changes: string[] = [];
   const { x, ok } = iptablesCalls(run, ipt);
-  if (!ok(['-t', 'raw', '-n', '-L', chain])) changes.push(`created raw chain ${chain}`);
+  const again = prev !== undefined && prev.chain === chain && prev.iptables === ipt;
+  if (!again && !ok(['-t', 'raw', '-n', '-L', chain])) changes.push(`created raw chain ${chain}`);
   const rules: string[][] = [];
   for (const a of spec.ownAddrs ?? []) rules.push(['-d', `${a}/32`, '-j', 'RETURN']);
   for (const v of spec.vips ?? []) for (const a of v.addrs) rules.push(['-i', v.iface, '-d', `${a}/32`, '-j', 'DROP']);
@@ -129,8 +133,8 @@ export function installDirectorRules(spec: DirectorRuleSpec, run: Runner = comma
     throw new Error(`${ipt}-restore --noflush (raw ${chain}): ${(e as { stderr?: string }).stderr?.trim() || String(e)}`);
   }
   changes.push(`raw ${chain}: ${rules.length} rule(s)`);
-  let jumpAdded = false;
-  if (!ok(['-t', 'raw', '-C', 'PREROUTING', '-j', chain])) {
+  let jumpAdded = again ? prev.jumpAdded : false;
+  if (!again && !ok(['-t', 'raw', '-C', 'PREROUTING', '-j', chain])) {
     x(['-t', 'raw', '-I', 'PREROUTING', '1', '-j', chain]);
     jumpAdded = true;
     changes.push(`raw PREROUTING -j ${chain}`);
@@ -144,15 +148,15 @@ export function installDirectorRules(spec: DirectorRuleSpec, run: Runner = comma
     } catch (e) {
       throw new Error(`${ipt}-restore --noflush (nat ${natChain}): ${(e as { stderr?: string }).stderr?.trim() || String(e)}`);
     }
-    if (!ok(['-t', 'nat', '-C', 'PREROUTING', '-j', natChain])) x(['-t', 'nat', '-I', 'PREROUTING', '1', '-j', natChain]);
+    if (!(again && prev.natChain === natChain) && !ok(['-t', 'nat', '-C', 'PREROUTING', '-j', natChain])) x(['-t', 'nat', '-I', 'PREROUTING', '1', '-j', natChain]);
     changes.push(`nat ${natChain}: ${nat.length} DNAT rule(s) for local real servers with another port`);
-  } else if (ok(['-t', 'nat', '-n', '-L', `${chain}-LOCAL`])) {
+  } else if (again ? prev.natChain : ok(['-t', 'nat', '-n', '-L', `${chain}-LOCAL`])) {
     removeNatChain(ok, `${chain}-LOCAL`);
   }
-  const sysctlsChanged: Record<string, string> = {};
+  const sysctlsChanged: Record<string, string> = again ? { ...prev.sysctlsChanged } : {};
   const want: Record<string, string> = { ...SYSCTLS_ON };
   for (const k of BRIDGE_NF) want[k] = '0';
-  for (const [k, v] of Object.entries(want)) {
+  for (const [k, v] of again ? [] : Object.entries(want)) {
     const cur = sysctlGet(run, k);
     if (cur === null || cur === v) continue;
     run(['sysctl', '-qw', `${k}=${v}`]);
