@@ -2,7 +2,7 @@
 // memory (connection-table shards, counters), the compiled forwarding table, the kernel rules that keep the
 // stack away from forwarded traffic, VIP ownership (address + gratuitous ARP), counters and rates for
 // ipvsadm's listings, and the connection listing for `-L -c`.
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { ConnTable } from '../../shared/conntab/conn-table.ts';
 import { ConnCount, Counters, countersBytes, Ev, Stat, type WorkerEventName } from '../../shared/fwd/counters.ts';
@@ -16,8 +16,6 @@ import { LOCAL_TUN, conntabPath, countersPath, shmDir } from '../../shared/proto
 import { mapShared, removeShared, type SharedSegment } from '../../shared/sys/shm.ts';
 import { intToIpv4 } from '../../shared/util/ip.ts';
 import { installDirectorRules, removeDirectorRules, type DirectorRuleSpec, type RulesReport } from './kernel-rules.ts';
-import { RtnlSocket } from '../worker/io/rtnl.ts';
-import { AF_INET, Rtm, addrMsg, familyBody, nlStats, parseAddrMsg } from '../worker/io/rtnl-codec.ts';
 import { installNfqueueRules, removeNfqueueRules, type NfqDrDest, type NfqReply, type NfqRuleSpec, type NfqRulesReport, type NfqService } from './nfqueue-rules.ts';
 import type { Logger } from './log.ts';
 import type { Supervisor } from './supervisor.ts';
@@ -91,9 +89,8 @@ export class DataPlane implements Supervisor {
   private readonly svcSlots = new IdAllocator(Limits.services);
   private readonly destSlots = new IdAllocator(Limits.dests);
   private fwd?: FwdTable;
-  /** rtnetlink, for the director's own addresses; opened on first use. */
-  private rtnl: RtnlSocket | null = null;
-  private readonly addr = addrMsg();
+  /** The director's IPv4 addresses (VIPs included) and when they were read. */
+  private ownCache: { at: number; addrs: string[] } | null = null;
   private rules?: RulesReport;
   private nfqRules?: NfqRulesReport;
   /** NFQUEUE DR: real server address → routing mark (0x100 + k), in order of first appearance. */
@@ -193,8 +190,6 @@ export class DataPlane implements Supervisor {
     for (const vip of this.vipsAdded) this.ip(['addr', 'del', `${vip}/32`, 'dev', this.o.clientIf], true);
     this.vipsAdded.clear();
     this.countersSeg?.unmap();
-    this.rtnl?.close();
-    this.rtnl = null;
     if (existsSync(this.dir)) rmSync(this.dir, { recursive: true, force: true });
     this.o.log('data plane: stopped');
   }
@@ -369,20 +364,17 @@ export class DataPlane implements Supervisor {
   /** The director's own addresses on the server side (not VIPs): its own traffic must reach its stack. */
   private ownAddresses(fwd: FwdTable): string[] {
     const vips = new Set(fwd.vips.map(intToIpv4));
-    try {
-      // Over rtnetlink (one round trip on a socket kept open), not by spawning `ip`: this runs on every table change.
-      this.rtnl ??= new RtnlSocket(nlStats());
-      const out: string[] = [];
-      const am = this.addr;
-      this.rtnl.dump(Rtm.GETADDR, familyBody(Rtm.GETADDR, AF_INET), 'RTM_GETADDR dump', (type, _flags, dv, p, end) => {
-        if (type === Rtm.NEWADDR && parseAddrMsg(dv, p, end, am) && am.family === AF_INET && am.local !== 0) out.push(intToIpv4(am.local));
-        return true;
-      });
-      return out.filter((a) => !vips.has(a) && !a.startsWith('127.'));
-    } catch (e) {
-      this.o.log('data plane: reading own addresses failed', { error: (e as Error).message });
-      return [];
+    // Read at most once a second: every table change asks, and `tsvsadm -R` makes one change per line.
+    const now = Date.now();
+    if (this.ownCache === null || now - this.ownCache.at > 1000) {
+      try {
+        const j = JSON.parse(execFileSync('ip', ['-j', '-4', 'addr', 'show'], { encoding: 'utf8' })) as { addr_info: { local: string }[] }[];
+        this.ownCache = { at: now, addrs: j.flatMap((l) => l.addr_info.map((a) => a.local)) };
+      } catch {
+        return [];
+      }
     }
+    return this.ownCache.addrs.filter((a) => !vips.has(a) && !a.startsWith('127.'));
   }
 
   /**
