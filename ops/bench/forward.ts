@@ -70,7 +70,7 @@ async function blast(gen: Gen, seconds: number, rate: number | null, rsNodes: st
   const c0 = cpuTimes();
   const t0 = process.hrtime.bigint();
   const args = rate
-    ? ['taskset', '-c', '0', NODE, `${ROOT}ops/bench/udpgen.ts`, '--if', 'd1-front', '--dmac', gen.dmac, '--smac', gen.smac, '--src', gen.src, '--dst', VIP, '--dport', String(PORT), '--flows', String(FLOWS), '--rate', String(rate), '--seconds', String(seconds)]
+    ? ['taskset', '-c', '0', NODE, `${ROOT}ops/bench/_udpgen.ts`, '--if', 'd1-front', '--dmac', gen.dmac, '--smac', gen.smac, '--src', gen.src, '--dst', VIP, '--dport', String(PORT), '--flows', String(FLOWS), '--rate', String(rate), '--seconds', String(seconds)]
     : ['timeout', '-s', 'INT', String(seconds), 'trafgen', '-o', 'd1-front', '-i', gen.cfg, '-P', '1', '-C'];
   const out = inNs('lan', ['sh', '-c', '"$@" 2>&1', 'sh', ...args], { allowFail: true, timeoutMs: (seconds + 10) * 1000 });
   await sleep(200);
@@ -180,7 +180,7 @@ export async function main(args: string[]): Promise<void> {
   process.stdout.write(`tsvs: 1 worker pinned to CPU ${DIR_CPU}, AF_PACKET${o.tsvsdArgs ? `, tsvsd ${o.tsvsdArgs}` : ''} (the frames' receive softirq stays on CPU 0, where they arrive);\n`);
   process.stdout.write(`kernel: iptables DNAT + conntrack in d1, its receive steered to CPU ${DIR_CPU} with RPS (all its forwarding there).\n`);
   process.stdout.write(`Delivered pps = rx_packets on the real servers over ${o.seconds} s, median of ${o.runs} runs; busy % of each CPU per run.\n`);
-  process.stdout.write(`µs/pkt at a fixed ${o.fixedPps} pps offered (ops/bench/udpgen.ts on CPU 0: sendmmsg bursts every ms): all CPUs' busy time (generator, bridges, director, real servers) / delivered\n`);
+  process.stdout.write(`µs/pkt at a fixed ${o.fixedPps} pps offered (ops/bench/_udpgen.ts on CPU 0: sendmmsg bursts every ms): all CPUs' busy time (generator, bridges, director, real servers) / delivered\n`);
   process.stdout.write(`packets, and the director CPU's alone.\n\n`);
   table(rows);
   result.us_per_pkt = Number(tsvsUs.toFixed(3));

@@ -1,7 +1,7 @@
 // A paced UDP load generator for the benchmarks: 60-byte frames at a fixed rate, written straight onto an interface
 // through the project's AF_PACKET port (sendmmsg), in bursts of one millisecond's worth, sleeping in between.
 // trafgen's own rate limit (-b) sends one frame per sendto() and fell far short of 150 kpps here (43k delivered).
-//   node ops/bench/udpgen.ts --if DEV --dmac MAC --smac MAC --src IP --dst IP --dport N [--flows 16]
+//   node ops/bench/_udpgen.ts --if DEV --dmac MAC --smac MAC --src IP --dst IP --dport N [--flows 16]
 //        [--rate PPS] [--seconds S]
 // Prints one line of JSON: {"sent":N,"seconds":S,"pps":P}.
 import { parseArgs } from 'node:util';
