@@ -125,14 +125,7 @@ ip netns exec ${NS.dir} sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.d
   sh(['mkdir', '-p', www]);
   writeFileSync(join(www, 'index.html'), 'hello from rs\n');
   background(NS.rs, ['python3', '-m', 'http.server', '80', '--bind', '0.0.0.0', '--directory', www]);
-  background(NS.rs, ['python3', '-c', `
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(('0.0.0.0', 9000))
-while True:
-    d, a = s.recvfrom(2048)
-    s.sendto(d, a)
-`]);
+  bg.udpEcho(NS.rs, ['0.0.0.0'], 9000);
   waitForHttp(NS.rs, `http://${RS}/`, 'hello', 'http server on rs did not start');
 });
 

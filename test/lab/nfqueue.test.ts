@@ -146,18 +146,7 @@ ip netns exec ${NS.rs} iptables -w -t raw -A PREROUTING -p udp --dport 9001 -j D
   writeFileSync(join(www, 'index.html'), 'hello from rs\n');
   background(NS.rs, ['python3', '-m', 'http.server', '80', '--bind', '0.0.0.0', '--directory', www]);
   // UDP echo on RIP:9000 (NAT) and VIP:9000 (DR: the reply must leave from the VIP, so a socket bound to it).
-  background(NS.rs, ['python3', '-c', `
-import select, socket
-socks = []
-for addr in ('${RIP}', '${VIP}'):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((addr, 9000))
-    socks.append(s)
-while True:
-    for s in select.select(socks, [], [])[0]:
-        d, a = s.recvfrom(2048)
-        s.sendto(d, a)
-`]);
+  bg.udpEcho(NS.rs, [RIP, VIP], 9000);
   waitForHttp(NS.rs, `http://${RIP}/`, 'hello', 'http server on rs did not start');
 });
 

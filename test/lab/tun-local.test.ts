@@ -106,14 +106,7 @@ ip netns exec ${NS.dir} iptables -w -t raw -A PREROUTING -i tl-dcli -d ${VIP}/32
   sh(['mkdir', '-p', www]);
   writeFileSync(join(www, 'index.html'), 'hello from the director itself\n');
   background(NS.dir, ['python3', '-m', 'http.server', '80', '--bind', VIP, '--directory', www]);
-  background(NS.dir, ['python3', '-c', `
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(('${VIP}', 9000))
-while True:
-    d, a = s.recvfrom(2048)
-    s.sendto(b'echo:' + d, a)
-`]);
+  bg.udpEcho(NS.dir, [VIP], 9000, 'echo:');
   waitForHttp(NS.dir, `http://${VIP}/`, 'hello', 'http server on the VIP did not start');
 });
 

@@ -37,6 +37,25 @@ export class Background {
     return p;
   }
 
+  /**
+   * A UDP echo server in `ns` on each of `addrs` at `port` (one socket per address, so that a reply leaves from
+   * the address it was sent to, e.g. a VIP), answering `prefix` + the datagram.
+   */
+  udpEcho(ns: string, addrs: readonly string[], port: number, prefix = ''): ChildProcess {
+    return this.run(ns, ['python3', '-c', `
+import select, socket
+socks = []
+for addr in (${addrs.map((a) => `'${a}'`).join(', ')},):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((addr, ${port}))
+    socks.append(s)
+while True:
+    for s in select.select(socks, [], [])[0]:
+        d, a = s.recvfrom(2048)
+        s.sendto(b'${prefix}' + d, a)
+`]);
+  }
+
   /** SIGKILLs every process still running. */
   killAll(): void {
     for (const p of this.started) if (p.exitCode === null && p.pid) p.kill('SIGKILL');
