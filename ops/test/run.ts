@@ -1,5 +1,5 @@
-// The test command: type-check, unit tests (parallel), lab tests (one file at a time: they share namespace
-// names), then one closing line "N passed, N failed" that CI reads.
+// The test command: type-check, unit tests (parallel), integration, lab and chaos tests (one file at a time: they
+// share namespace names, ports and /dev/shm), then one closing line "N passed, N failed" that CI reads.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,7 +52,9 @@ function vitest(title: string, dir: string, args: string[]): void {
 }
 
 vitest('unit tests', 'test/unit', []);
+vitest('integration tests (processes, root, real nats-server)', 'test/integration', ['--no-file-parallelism']);
 vitest('lab tests (network namespaces, real peers; root)', 'test/lab', ['--no-file-parallelism']);
+vitest('chaos tests (kills, partitions; real nats-server cluster)', 'test/chaos', ['--no-file-parallelism']);
 
 process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
 process.exit(failed === 0 ? 0 : 1);
