@@ -27,6 +27,7 @@
 // Single writer per table. Every mutation sets the header's dirty word first and clears it last; attach()
 // of a dirty buffer (the writer died mid-update) rebuilds index, wheel, free list and n_control from the
 // live entries, which are the source of truth (an entry is live only after it is fully written).
+import { ipv4ToText } from '../net/addr.ts';
 import { clientShard } from '../util/flowhash.ts';
 import type { ConnSnapshot, ProtocolName } from '../model/ipvs.ts';
 import {
@@ -177,11 +178,6 @@ export function connKeyHash(proto: number, caddr: number, cport: number): number
   h = Math.imul(h, 0x846ca68b);
   h ^= h >>> 16;
   return h >>> 0;
-}
-
-/** Dotted-quad text of a host-order IPv4 address. */
-export function ipv4ToString(a: number): string {
-  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
 }
 
 /**
@@ -709,8 +705,8 @@ export class ConnTable {
       const expiresMs = this.expiresIn(e, nowMs);
       yield {
         protocol: protoName(proto), af: 4,
-        caddr: ipv4ToString(this.caddr(e)), cport: this.cport(e), vaddr: ipv4ToString(this.vaddr(e)), vport: this.vport(e),
-        daddr: ipv4ToString(this.daddr(e)), dport: this.dport(e),
+        caddr: ipv4ToText(this.caddr(e)), cport: this.cport(e), vaddr: ipv4ToText(this.vaddr(e)), vport: this.vport(e),
+        daddr: ipv4ToText(this.daddr(e)), dport: this.dport(e),
         state: template ? (TEMPLATE_STATE_NAMES[st] ?? 'ERR!') : proto === TCP ? (TCP_STATE_NAMES[st] ?? 'ERR!') : proto === UDP ? 'UDP' : 'NONE',
         expires: Math.max(0, Math.floor(expiresMs / 1000)), template, pe: '', peData: '',
         index: e, proto, flags: this.flags(e) & ~ConnFlag.LIVE, destId: this.destId(e), service: this.service(e),

@@ -1,4 +1,5 @@
 // The IPVS table as the kernel keeps it: every ipvsadm operation with the kernel's checks and errno answers.
+import { ipv4FromText } from '../net/addr.ts';
 import type { AdminErrno, AdminRequest } from '../proto/admin.ts';
 import {
   Defaults,
@@ -163,19 +164,12 @@ function fail(errno: AdminErrno, detail: string): TableResult {
   return { ok: false, errno, detail };
 }
 
-function ipv4Octets(addr: string): number[] | null {
-  const parts = addr.split('.');
-  if (parts.length !== 4) return null;
-  const n = parts.map(Number);
-  return n.every((x) => Number.isInteger(x) && x >= 0 && x <= 255) ? n : null;
-}
-
 /** Addresses the kernel refuses as a real server (inet_addr_type not LOCAL/UNICAST; IPv6 multicast). */
 function notUnicast(af: 4 | 6, addr: string): boolean {
   if (af === 6) return addr.toLowerCase().startsWith('ff');
-  const o = ipv4Octets(addr);
-  if (!o) return false;
-  return (o[0] >= 224 && o[0] <= 239) || o.every((x) => x === 255);
+  const a = ipv4FromText(addr);
+  if (a === undefined) return false;
+  return (a >>> 28) === 0xe || a === 0xffffffff;
 }
 
 function subStats(a: Stats, b: Stats | undefined): Stats {

@@ -7,6 +7,7 @@ import { ShardedConnTable, sumCounterRows } from '../../shared/conntab/sharded.t
 import { Dir, TcpFlag, TcpState } from '../../shared/conntab/tcp-state.ts';
 import { clientShard } from '../../shared/util/flowhash.ts';
 import { mulberry32 } from '../../shared/util/rng.ts';
+import { ipv4FromTextOrThrow } from '../../shared/net/addr.ts';
 
 const TCP = 6;
 const UDP = 17;
@@ -14,10 +15,7 @@ const MASQ = 0;
 const ROUTE = 3;
 const { SYN, FIN, ACK, RST } = TcpFlag;
 
-function ip(s: string): number {
-  const p = s.split('.').map(Number);
-  return ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0;
-}
+const ip = (s: string): number => ipv4FromTextOrThrow(s);
 
 const C = ip('192.0.2.10');
 const V = ip('10.0.0.1');

@@ -7,12 +7,12 @@ import { Counters, countersBytes, Ev } from '../../shared/fwd/counters.ts';
 import type { FwdDest, FwdService } from '../../shared/fwd/table.ts';
 import { FwdCode, SvcFlag } from '../../shared/model/ipvs.ts';
 import { inetChecksum } from '../../shared/net/checksum.ts';
-import { ipv4ToInt } from '../../shared/util/ip.ts';
 import { Engine, Verdict, type LocalSink } from '../../services/worker/engine.ts';
 import { eth, icmp, ipv4, tcp, udp } from '../support/packet-ref.ts';
 import { CLIENT, CLIENT_MAC, DIR_BACK, DIR_FRONT, FakeL2, FakeL3, FakePort, RS_MAC, VIP, dest, service, table } from '../support/engine-fakes.ts';
 import { createScheduler } from '../../shared/sched/index.ts';
 import type { DestView } from '../../shared/sched/types.ts';
+import { ipv4FromText } from '../../shared/net/addr.ts';
 
 const SYN = 0x02;
 const ACK = 0x10;
@@ -155,7 +155,7 @@ describe('engine', () => {
 
   it('engine: a real server on the director itself gets the packet unchanged through the local sink', () => {
     engine.setTable(table([service(0, 6, 80, [dest(0, '10.0.0.1', 80, FwdCode.route)])]));
-    l2.local.add(ipv4ToInt('10.0.0.1')!);
+    l2.local.add(ipv4FromText('10.0.0.1')!);
     expect(feed(synFrame(44000))).toBe(Verdict.FORWARD);
     expect(localWrites).toHaveLength(1);
     expect(ipOf(localWrites[0], 16)).toBe(VIP);
