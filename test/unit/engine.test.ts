@@ -13,6 +13,7 @@ import { CLIENT, CLIENT_MAC, DIR_BACK, DIR_FRONT, FakeL2, FakeL3, FakePort, RS_M
 import { createScheduler } from '../../shared/sched/index.ts';
 import type { DestView } from '../../shared/sched/types.ts';
 import { ipv4FromText } from '../../shared/net/addr.ts';
+import { mulberry32U32 } from '../../shared/util/rng.ts';
 
 const SYN = 0x02;
 const ACK = 0x10;
@@ -276,11 +277,11 @@ describe('engine', () => {
     expect(feed(frag)).toBe(Verdict.DROP);
     expect(counters.events().net_drop_bad_ihl).toBe(1);
     expect(counters.events().net_drop_fragment).toBe(1);
-    let seed = 99;
+    const rnd = mulberry32U32(99);
     for (let i = 0; i < 5000; i++) {
       const f = [...good];
-      for (let k = 0; k < 3; k++) f[(seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % f.length] = seed & 255;
-      feed(f.slice(0, 14 + (seed % (f.length - 13))));
+      for (let k = 0; k < 3; k++) f[rnd() % f.length] = rnd() & 255;
+      feed(f.slice(0, 14 + (rnd() % (f.length - 13))));
     }
     expect(ev('rx_frames')).toBe(5002);
   });

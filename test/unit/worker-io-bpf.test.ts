@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { clientShard } from '../../shared/util/flowhash.ts';
 import { clientFanoutProgram, ipv4Filter, dropAllFilter, acceptAllFilter, ACCEPT_LEN } from '../../services/worker/io/bpf.ts';
 import { ipv4FromTextOrThrow, ipv4ToText } from '../../shared/net/addr.ts';
+import { mulberry32U32 } from '../../shared/util/rng.ts';
 
 /** Runs an encoded cBPF program over `pkt` (the opcodes bpf.ts emits); out-of-bounds loads return 0 like the kernel. */
 function run(prog: Uint8Array, pkt: Uint8Array): number {
@@ -81,8 +82,7 @@ function eth(ipPkt: Uint8Array, type = 0x0800): Uint8Array {
 
 describe('worker/io bpf', () => {
   it('bpf: fanout program returns clientShard of the source (requests) and destination (replies)', () => {
-    let seed = 0x1234567;
-    const rnd = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+    const rnd = mulberry32U32(0x1234567);
     for (const n of [1, 2, 3, 4, 7]) {
       const src = clientFanoutProgram('src', n);
       const dst = clientFanoutProgram('dst', n);
