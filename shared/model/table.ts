@@ -1,5 +1,6 @@
 // The IPVS table as the kernel keeps it: every ipvsadm operation with the kernel's checks and errno answers.
 import { ipv4FromText } from '../net/addr.ts';
+import { overloadAfterBind, overloadAfterEdit, overloadAfterUnbind } from '../sched/overload.ts';
 import type { AdminErrno, AdminRequest } from '../proto/admin.ts';
 import {
   Defaults,
@@ -453,10 +454,10 @@ export class IpvsTable {
    */
   thresholdAfterBind(destId: number, conns: number): boolean {
     const d = this.#findDest(destId);
-    if (!d || d.overloaded) return false;
-    const u = d.config.uThreshold;
-    if (u === 0 || conns < u) return false;
-    d.overloaded = true;
+    if (!d) return false;
+    const next = overloadAfterBind(d.overloaded, conns, d.config.uThreshold);
+    if (next === d.overloaded) return false;
+    d.overloaded = next;
     this.#bump();
     return true;
   }
@@ -468,11 +469,10 @@ export class IpvsTable {
    */
   thresholdAfterUnbind(destId: number, conns: number): boolean {
     const d = this.#findDest(destId);
-    if (!d || !d.overloaded) return false;
-    const { lThreshold: l, uThreshold: u } = d.config;
-    const clear = l !== 0 ? conns < l : u !== 0 ? conns * 4 < u * 3 : true;
-    if (!clear) return false;
-    d.overloaded = false;
+    if (!d) return false;
+    const next = overloadAfterUnbind(d.overloaded, conns, d.config.uThreshold, d.config.lThreshold);
+    if (next === d.overloaded) return false;
+    d.overloaded = next;
     this.#bump();
     return true;
   }
@@ -603,7 +603,7 @@ export class IpvsTable {
   /** __ip_vs_update_dest: the part of add (revival) and edit that sets weight, thresholds and flags. */
   #updateDest(d: DestState, dest: DestConfig, add: boolean): void {
     if (add || dest.weight > 0) d.lastWeight = dest.weight;
-    if (dest.uThreshold === 0 || dest.uThreshold > d.config.uThreshold) d.overloaded = false;
+    d.overloaded = overloadAfterEdit(d.overloaded, d.config.uThreshold, dest.uThreshold);
     d.config = { ...dest };
   }
 
