@@ -1,7 +1,7 @@
 // Benchmark of shared/conntab at 1,000,000 connections: bytes per connection, inserts, hit and miss lookups,
 // per-packet transitions and expiry, single core. Ends with one line of JSON.
 import { loadavg } from 'node:os';
-import { ConnTable, COUNTERS_PER_DEST, destConnFlags } from '../../shared/conntab/conn-table.ts';
+import { ConnTable, ConnCount, destConnFlags } from '../../shared/conntab/conn-table.ts';
 import { Dir, TcpFlag } from '../../shared/conntab/tcp-state.ts';
 import { mulberry32U32 } from '../../shared/util/rng.ts';
 
@@ -49,7 +49,7 @@ function median(passes: number, body: () => void): number {
 
 function run(n: number, capacity: number, report: boolean): Record<string, number> {
   const dests = 64;
-  const row = new Int32Array(dests * COUNTERS_PER_DEST);
+  const row = new Int32Array(dests * ConnCount.width);
   const t = ConnTable.create(capacity, { counters: row });
   const hit = keys(n, 0x12345, 0x64000000);
   const miss = keys(n, 0x6789a, 0xc6000000);
