@@ -7,7 +7,8 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { commandRunner, installNfqueueRules, removeNfqueueRules, type NfqRuleSpec, type NfqRulesReport } from '../../services/tsvsd/nfqueue-rules.ts';
+import { commandRunner, installNfqueueRules, removeNfqueueRules, type NfqRulesReport } from '../../shared/sys/iptables.ts';
+import type { NfqRuleSpec } from '../../shared/rules/nfqueue-rules.ts';
 import { Background, waitForHttp, inNs, linkMac, removeNamespaces as removeNs, sh, trafgenBlast } from '../support/netns.ts';
 
 const root = resolve(import.meta.dirname, '../..');
