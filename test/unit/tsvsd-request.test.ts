@@ -204,3 +204,19 @@ describe('tsvsd-log', () => {
     expect(lines).toEqual(['1970-01-01T00:00:00.000Z tsvsd[1] before\n']);
   });
 });
+
+describe('tsvsd-request: --help', () => {
+  it('tsvsd-request: --help names every flag the command line accepts, in the usage lines and in the list', async () => {
+    const { USAGE } = await import('../../services/tsvsd/args.ts');
+    const flags = ['--socket', '--config', '--pidfile', '--workers', '--client-if', '--server-if', '--cpus', '--ring', '--mark-rules', '--backend', '--spin-us', '--busy-poll', '--help'];
+    const [usage, list] = [USAGE.slice(0, USAGE.indexOf('\n\n')), USAGE.slice(USAGE.indexOf('\n\n'))];
+    for (const f of flags) {
+      expect(list, f).toMatch(new RegExp(`^  (-h, )?${f}\\b`, 'm'));
+      if (f !== '--help') expect(usage, f).toMatch(new RegExp(`[[|] ?${f}\\b`));
+    }
+    expect(parseCli(['--frob']).kind).toBe('error');
+    const run = parseCli(['--socket', '/s', '--config', '/c', '--pidfile', '/p', '--workers', '1', '--client-if', 'a', '--server-if', 'b', '--cpus', '0', '--ring', 'v2', '--mark-rules', '/m', '--backend', 'afpacket', '--spin-us', '5']);
+    expect(run.kind).toBe('run');
+    expect(parseCli(['--client-if', 'a', '--busy-poll']).kind).toBe('run');
+  });
+});
