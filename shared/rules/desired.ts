@@ -5,7 +5,7 @@ import type { MarkRule } from '../fwd/classifier.ts';
 import { DrMarkAllocator, IdAllocator, Limits, compileFwdTable, type FwdTable } from '../fwd/table.ts';
 import type { DestConfig } from '../model/ipvs.ts';
 import type { CompiledTable } from '../model/table.ts';
-import { intToIpv4 } from '../util/ip.ts';
+import { ipv4ToText as intToIpv4 } from '../net/addr.ts';
 import type { HostFacts } from './host.ts';
 import { kernelRuleSpec, type KernelRuleSpec } from './kernel-rules.ts';
 

@@ -2,7 +2,7 @@
 // rules' iptables matches, iptables-restore text. Pure.
 import type { FwdTable } from '../fwd/table.ts';
 import { MarkTarget, type AddrMatch, type MarkRule, type PortMatch } from '../fwd/classifier.ts';
-import { intToIpv4 } from '../util/ip.ts';
+import { ipv4ToText as intToIpv4 } from '../net/addr.ts';
 
 /** The host facts the rule builders need besides the forwarding table. */
 export interface HostFacts {

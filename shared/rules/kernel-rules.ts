@@ -2,7 +2,7 @@
 // (pure), turned into iptables-restore text (pure); shared/sys/iptables.ts installs and removes them.
 import type { FwdTable } from '../fwd/table.ts';
 import { FwdCode } from '../model/ipvs.ts';
-import { intToIpv4 } from '../util/ip.ts';
+import { ipv4ToText as intToIpv4 } from '../net/addr.ts';
 import { fwmarkMatches, ownNonVip, type HostFacts } from './host.ts';
 import { nfqueueSpec, type NfqRuleSpec } from './nfqueue-rules.ts';
 

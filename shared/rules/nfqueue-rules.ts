@@ -2,7 +2,7 @@
 // (client address only) + one NFQUEUE rule per queue, DR policy routes. Pure; shared/sys/iptables.ts installs them.
 import type { FwdTable } from '../fwd/table.ts';
 import { FwdCode } from '../model/ipvs.ts';
-import { intToIpv4 } from '../util/ip.ts';
+import { ipv4ToText as intToIpv4 } from '../net/addr.ts';
 import { fwmarkMatches, ownNonVip, type HostFacts } from './host.ts';
 
 /** A virtual service whose requests are queued: TCP/UDP to `vip:port` (every port when `port` is 0). */

@@ -12,6 +12,7 @@ import { StatsModel } from '../../services/tsvsd/stats.ts';
 import { IpvsTable } from '../../shared/model/table.ts';
 import type { AdminRequest } from '../../shared/proto/admin.ts';
 import type { DestConfig, ServiceConfig } from '../../shared/model/ipvs.ts';
+import { mulberry32 } from '../../shared/util/rng.ts';
 
 const SVC: ServiceConfig = { af: 4, protocol: 'tcp', addr: '10.0.0.1', port: 80, fwmark: 0, scheduler: 'wlc', flags: 0, timeout: 0, netmask: '255.255.255.255', pe: '' };
 const KEY = { af: 4, protocol: 'tcp', addr: '10.0.0.1', port: 80, fwmark: 0 } as const;
@@ -88,8 +89,7 @@ describe('tsvsd-request: wire lines', () => {
     expect(checkRequest({ op: 'add-service', svc: { ...fw, addr: '10.0.0.1' } }).ok).toBe(false);
   });
   it('tsvsd-request: seeded random values in every field never throw', () => {
-    let seed = 7;
-    const rand = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const rand = mulberry32(7);
     const values: unknown[] = [null, undefined, 0, -1, 1.5, 2 ** 40, NaN, '', 'tcp', '::', '1.2.3.4', [], {}, true, { toString: 1 }];
     const pick = (): unknown => values[Math.floor(rand() * values.length)];
     const ops = ['add-service', 'edit-service', 'del-service', 'add-dest', 'edit-dest', 'del-dest', 'zero', 'set-timeout', 'start-daemon', 'stop-daemon'];
