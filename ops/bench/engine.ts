@@ -9,7 +9,7 @@ import { inetChecksum } from '../../shared/net/checksum.ts';
 import { wr16, wr32 } from '../../shared/net/parse.ts';
 import { ipv4ToInt } from '../../shared/util/ip.ts';
 import { Engine, type Hop, type TxPort } from '../../services/worker/engine.ts';
-import { allocNative, view } from '../../services/worker/io/libc.ts';
+import { allocNative, view } from '../../shared/sys/libc.ts';
 
 /** Native memory, as rings and TX slots are. */
 function native(n: number): Uint8Array {

@@ -13,7 +13,7 @@ import { FwdCode, SvcFlag } from '../../shared/model/ipvs.ts';
 import { ConnCount, Ev, NET_EVENT_BASE, Stat, type CounterRow, type Counters } from '../../shared/fwd/counters.ts';
 import type { FwdDest, FwdService, FwdTable } from '../../shared/fwd/table.ts';
 import { compileMarkRules, type MarkClassifier } from '../../shared/fwd/classifier.ts';
-import { copyBytes } from './io/libc.ts';
+import { copyBytes } from '../../shared/sys/libc.ts';
 
 /** What the engine did with a frame. */
 export const Verdict = {
