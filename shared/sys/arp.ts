@@ -1,7 +1,7 @@
 // Sending ARP: gratuitous (unsolicited) ARP announcing an address this host now owns, over an AF_PACKET socket,
 // with frames built by the pure codec in shared/net/arp.ts. This is the project's one ARP sender.
 import { ARP_FRAME_LEN, buildGratuitousArp } from '../net/arp.ts';
-import { formatMac, ipv4ToU32 } from '../net/addr.ts';
+import { formatMac, ipv4FromText } from '../net/addr.ts';
 import { NetVerdict } from '../net/verdict.ts';
 import { SysError } from './errors.ts';
 import { C, bind, close, errno, htons, ifIndex, raw, socket } from './libc.ts';
@@ -66,7 +66,7 @@ function sockaddrLl(ifindex: number): Uint8Array {
  */
 export async function sendGratuitousArp(ifname: string, ipv4: string | number, o: GratuitousArpOptions = {}): Promise<GratuitousArpResult> {
   const what = `gratuitous ARP ${typeof ipv4 === 'number' ? ipv4 >>> 0 : ipv4} on ${ifname}`;
-  const ip = typeof ipv4 === 'number' ? ipv4 : ipv4ToU32(ipv4);
+  const ip = typeof ipv4 === 'number' ? ipv4 : (ipv4FromText(ipv4) ?? -1);
   const count = o.count ?? 2;
   const intervalMs = o.intervalMs ?? 1000;
   if (!Number.isInteger(ip) || ip < 0 || ip > 0xffffffff) throw new SysError(what, 'EINVAL', 'not an IPv4 address');

@@ -1,6 +1,7 @@
 // The director's L2 view over rtnetlink (through koffi): own MACs per interface, next-hop MACs from the
 // kernel neighbour table kept current by an RTNLGRP_NEIGH subscription, and probes for missing entries.
 // (ARP frames are sent by shared/sys/arp.ts.)
+import { ipv4ToText } from '../net/addr.ts';
 import { C, SysError } from './libc.ts';
 import { RtnlMonitor, RtnlSocket } from './rtnl.ts';
 import {
@@ -129,7 +130,7 @@ export class NeighTable {
       const m = this.lookup(ifindex, ip);
       if (m) return m;
     }
-    throw new SysError(`resolve neighbour ${ipToString(ip)} on ifindex ${ifindex}`, 'ETIMEDOUT', `unresolved after ${timeoutMs} ms`);
+    throw new SysError(`resolve neighbour ${ipv4ToText(ip)} on ifindex ${ifindex}`, 'ETIMEDOUT', `unresolved after ${timeoutMs} ms`);
   }
 
   /** Closes both netlink sockets. */
@@ -173,9 +174,4 @@ function neighMsg(ifindex: number, ip: number, ntf: number): Uint8Array {
     dv.setUint32(16, ip, false);
   }
   return b;
-}
-
-/** Host-order u32 to dotted quad. */
-export function ipToString(ip: number): string {
-  return `${ip >>> 24}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}`;
 }
