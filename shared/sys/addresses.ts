@@ -87,11 +87,11 @@ export class AddressWatch {
     }
   }
 
-  /** Opens the watch and loads the list now. Throws SysError when the first dump fails. */
+  /** Opens the watch and loads the list now (without calling onChange). Throws SysError when the first dump fails. */
   static open(o: AddressWatchOptions = {}): AddressWatch {
     const w = new AddressWatch(o);
     try {
-      w.refresh();
+      w.#load(false);
     } catch (e) {
       w.close();
       throw e;
@@ -111,6 +111,10 @@ export class AddressWatch {
 
   /** Re-dumps now (blocking); calls onChange when the list changed. Throws SysError, keeping the old list. */
   refresh(): void {
+    this.#load(true);
+  }
+
+  #load(notify: boolean): void {
     const next = dumpAddresses(this.#sock);
     this.#last = Date.now();
     const changed = next.length !== this.#addrs.length || next.some((a, i) => {
@@ -120,7 +124,7 @@ export class AddressWatch {
     if (!changed) return;
     this.#addrs = next;
     this.#set = new Set(next.map((a) => a.addr));
-    this.#o.onChange?.(next);
+    if (notify) this.#o.onChange?.(next);
   }
 
   /** What went wrong since the last call, as one log line, or null. */
