@@ -8,7 +8,7 @@ import { FwdCode } from '../../shared/model/ipvs.ts';
 import { inetChecksum } from '../../shared/net/checksum.ts';
 import { wr16, wr32 } from '../../shared/net/parse.ts';
 import { Engine, type Hop, type TxPort } from '../../services/worker/engine.ts';
-import { allocNative, view } from '../../services/worker/io/libc.ts';
+import { allocNative, view } from '../../shared/sys/libc.ts';
 import { ipv4FromText } from '../../shared/net/addr.ts';
 
 /** Native memory, as rings and TX slots are. */
