@@ -246,6 +246,7 @@ import json, socket, struct, time
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
 s.bind(('rs0', 0))
 s.settimeout(0.2)
+print('ready', flush=True)
 ok = bad = 0
 end = time.time() + 4
 while time.time() < end and ok < 10:
@@ -267,7 +268,10 @@ print(json.dumps({'ok': ok, 'bad': bad}), flush=True)
 `]);
     let capOut = '';
     cap.stdout!.on('data', (d: Buffer) => (capOut += d.toString()));
-    await sleep(300);
+    // The capture socket is bound before it says so: nothing sent after that is missed.
+    const capUntil = Date.now() + 10_000;
+    while (!capOut.includes('ready\n') && cap.exitCode === null && Date.now() < capUntil) await sleep(20);
+    expect(capOut, 'the capture in the real server did not start').toContain('ready\n');
     const f = await startForwarder(['--queue', '0', '--mode', 'tun', '--tun-src', DIR_BACK]);
     let s: FwdStats;
     try {
@@ -285,8 +289,9 @@ for i in range(10):
       inNs(NS.rs, ['iptables', '-w', '-t', 'raw', '-D', 'PREROUTING', '-p', '4', '-j', 'DROP']);
       inNs(NS.dir, ['sysctl', '-qw', 'net.ipv4.conf.dcli.accept_local=0']);
     }
-    process.stdout.write(`tun: capture ${capOut.trim()}; port modified ${s.counters.MODIFIED}, refused ${s.counters.MODIFY_REFUSED}, nl errors ${s.counters.NL_ERRORS}\n`);
-    expect(JSON.parse(capOut)).toEqual({ ok: 10, bad: 0 });
+    const capLine = capOut.split('\n').find((l) => l.startsWith('{')) ?? '';
+    process.stdout.write(`tun: capture ${capLine}; port modified ${s.counters.MODIFIED}, refused ${s.counters.MODIFY_REFUSED}, nl errors ${s.counters.NL_ERRORS}\n`);
+    expect(JSON.parse(capLine)).toEqual({ ok: 10, bad: 0 });
     expect(s.counters.MODIFIED).toBe(10);
     expect(s.counters.NL_ERRORS + s.counters.SEND_ERRORS).toBe(0);
   });
@@ -331,7 +336,8 @@ for i in range(10):
     let s: FwdStats;
     try {
       offered = trafgenBlast({ ns: NS.cli, dev: 'cli0', dstMac: linkMac(NS.dir, 'dcli'), srcMac: linkMac(NS.cli, 'cli0'), src: CLI, dst: VIP, dport: 9001, seconds: 3, dir: work });
-      await sleep(200);
+      // Wait for the queue to drain: the real server's count stops moving (two equal reads 50 ms apart, at most 3 s).
+      for (let last = -1, now = rx(), until = Date.now() + 3000; now !== last && Date.now() < until; last = now, now = rx()) await sleep(50);
     } finally {
       s = await f.stop();
       uninstall();
