@@ -86,7 +86,6 @@ describe('lab default (1 director, 2 servers, nat)', () => {
     expect(other.stderr).toMatch(/lab already up with different options; run down first/);
     expect(netns()).not.toContain('tsvs-rs3');
   });
-
 });
 
 // Each case below sets up what it needs: its own lab (brought up here), or none (taken down first).
