@@ -1,7 +1,7 @@
 // The IPVS table as the kernel keeps it: every ipvsadm operation with the kernel's checks and errno answers.
 import { ipv4FromText } from '../net/addr.ts';
 import { overloadAfterBind, overloadAfterEdit, overloadAfterUnbind } from '../sched/overload.ts';
-import type { AdminErrno, AdminRequest } from '../proto/admin.ts';
+import type { TableErrno, TableOp, TableResult } from './ops.ts';
 import {
   Defaults,
   PERSISTENCE_ENGINES,
@@ -46,8 +46,7 @@ export const MAX_SET_TIMEOUT_S = Math.floor(0x7fffffff / 250);
 /** Scheduler names the table accepts: the ones tsvs implements plus 'none' (a service without scheduler). */
 export const ACCEPTED_SCHEDULERS: readonly string[] = [...SCHEDULERS, 'none'];
 
-/** The answer to one table operation. Failures carry the errno the kernel would return and a reason. */
-export type TableResult = { ok: true } | { ok: false; errno: AdminErrno; detail: string };
+export type { TableResult };
 
 /** Live per-dest numbers, as the data plane reports them. */
 export interface DestCounters {
@@ -161,7 +160,7 @@ interface TrashState {
 
 const OK: TableResult = Object.freeze({ ok: true });
 
-function fail(errno: AdminErrno, detail: string): TableResult {
+function fail(errno: TableErrno, detail: string): TableResult {
   return { ok: false, errno, detail };
 }
 
@@ -233,11 +232,8 @@ export class IpvsTable {
     this.#counters = p;
   }
 
-  /**
-   * Applies one admin request. Read-only requests ('snapshot', 'conns', 'dataplane') succeed without touching the
-   * table; callers render them.
-   */
-  apply(req: AdminRequest): TableResult {
+  /** Applies one table operation (ipvsadm's command), with the kernel's checks. */
+  apply(req: TableOp): TableResult {
     switch (req.op) {
       case 'add-service':
         return this.addService(req.svc);
@@ -261,12 +257,6 @@ export class IpvsTable {
         return this.startDaemon(req.daemon);
       case 'stop-daemon':
         return this.stopDaemon(req.state);
-      case 'snapshot':
-      case 'conns':
-      case 'dataplane':
-      case 'set-marks':
-      case 'get-marks':
-        return OK;
     }
   }
 

@@ -160,7 +160,7 @@ describe('tsvsd-request: start-up rules seam', () => {
       { line: 12, request: { op: 'flush' } },
     ];
     expect(applyRules(t, rules)).toMatchObject({ ok: false, applied: 1, line: 9, errno: 'EEXIST' });
-    const bad = [{ line: 2, request: { op: 'add-service', svc: { ...SVC, addr: 'nope' } } as AdminRequest }];
+    const bad: ParsedRule[] = [{ line: 2, request: { op: 'add-service', svc: { ...SVC, addr: 'nope' } } }];
     expect(applyRules(new IpvsTable(), bad)).toMatchObject({ ok: false, applied: 0, line: 2, errno: 'EINVAL' });
   });
 });
