@@ -228,6 +228,10 @@ export class Engine {
       if ((++this.sinceClock & 63) === 0) this.nowMs = this.now();
       const now = this.nowMs;
       let e = this.ct.lookupIn(proto, m.saddr, m.sport, m.daddr, m.dport);
+      if (e >= 0 && proto === IpProto.TCP && (m.tcpFlags & TcpFlag.SYN) !== 0 && this.reusable(e)) {
+        this.ct.remove(e);
+        e = -1;
+      }
       if (e >= 0) return this.inbound(buf, off, len, partial, e, now);
       e = this.ct.lookupOut(proto, m.daddr, m.dport, m.saddr, m.sport);
       if (e >= 0) return this.outbound(buf, off, len, partial, e, now);
@@ -376,6 +380,22 @@ export class Engine {
     return -1;
   }
 
+  /**
+   * Port reuse, IPVS's conn_reuse_mode 1 (the default; ip_vs_in's is_new_conn + is_new_conn_expected): a TCP
+   * packet with SYN set on connection `e` means the client reuses the port of an old connection when that
+   * connection is not controlled by a template and is in TIME_WAIT or CLOSE. The caller then removes the old
+   * entry and handles the packet as a new connection: the service is looked up again and the connection is
+   * scheduled afresh (so it may go to another real server), before any check of the old dest — a SYN on a
+   * TIME_WAIT connection whose real server was deleted is rescheduled, not dropped. Not reused: ESTABLISHED and
+   * the other states (a retransmitted SYN), FIN_WAIT even without replies (that is mode bit 2, not implemented),
+   * and template-controlled connections (persistence keeps them on their real server).
+   */
+  private reusable(e: number): boolean {
+    if (this.ct.controlOf(e) >= 0) return false;
+    const s = this.ct.state(e);
+    return s === TcpState.TIME_WAIT || s === TcpState.CLOSE;
+  }
+
   /** Client → director packet of an existing connection. */
   private inbound(buf: Uint8Array, off: number, len: number, partial: boolean, e: number, now: number): number {
     const m = this.m;
@@ -384,17 +404,6 @@ export class Engine {
     if (did === NO_DEST || did >= this.destLive.length || this.destLive[did] === 0) {
       this.ev[Ev.drop_dest_gone]++;
       return Verdict.DROP;
-    }
-    // Port reuse (conn_reuse_mode 1): a SYN on an old uncontrolled connection in TIME_WAIT or CLOSE starts anew.
-    if (m.proto === IpProto.TCP && (m.tcpFlags & (TcpFlag.SYN | TcpFlag.ACK)) === TcpFlag.SYN && ct.controlOf(e) < 0) {
-      const s = ct.state(e);
-      if (s === TcpState.TIME_WAIT || s === TcpState.CLOSE) {
-        const st = this.byId[ct.service(e)];
-        ct.remove(e);
-        if (st !== undefined) return this.newConn(buf, off, len, partial, st, now);
-        this.ev[Ev.drop_no_service]++;
-        return Verdict.DROP;
-      }
     }
     const fwd = ct.flags(e) & ConnFlag.FWD_MASK;
     const daddr = ct.daddr(e);
