@@ -397,6 +397,11 @@ export class DecisionReader {
   poll(max = this.records): PollResult {
     const head = this.head;
     let pending = (head - this.cursor) >>> 0;
+    // The ring was formatted anew (head went back): start over from its beginning.
+    if (pending >= 0x80000000) {
+      this.cursor = 0;
+      pending = head;
+    }
     let lost = 0;
     let torn = 0;
     // Keep a margin of one slot: the writer may be filling the slot after head right now.

@@ -140,6 +140,17 @@ describe('telemetry decision ring', () => {
     expect(new DecisionReader(buf).recent().map((x) => x.seq)).toEqual([2, 1]);
   });
 
+  it('telemetry ring: a ring formatted anew under a reader (worker restart with init) is read from its start', () => {
+    const { w, r, buf } = ring(8);
+    for (let i = 1; i <= 5; i++) write(w, i, [view(0, '10.0.0.1', 80, 1)], 0);
+    expect(r.poll().records).toHaveLength(5);
+    const w2 = new DecisionWriter(buf, { init: true, worker: 1, director: 'd1', epochMs: 0 });
+    write(w2, 77, [view(0, '10.0.0.1', 80, 1)], 0);
+    const p = r.poll();
+    expect(p.records.map((x) => x.clientPort)).toEqual([77]);
+    expect(p.lost).toBe(0);
+  });
+
   it('telemetry ring: bad segments are refused with a typed error', () => {
     expect(() => new DecisionWriter(new ArrayBuffer(1000), { init: true, worker: 0, director: '', epochMs: 0 })).toThrow(DecisionRingError);
     expect(() => new DecisionReader(new ArrayBuffer(decisionRingBytes(8)))).toThrow(/magic/);
