@@ -11,8 +11,8 @@ header .dim { color:var(--dim); }
 #status { padding:2px 8px; border-radius:10px; font-weight:600; font-size:12px; }
 #status.live { background:#12361f; color:var(--ok); }
 #status.down { background:#3d1516; color:var(--bad); }
-main { display:grid; grid-template-columns: minmax(0, 3fr) minmax(300px, 1.3fr); gap:14px; padding:14px 18px; }
-section.panel { background:var(--panel); border:1px solid var(--line); border-radius:6px; padding:10px 12px; margin-bottom:14px; }
+main { display:grid; grid-template-columns: minmax(0, 3fr) minmax(340px, 2fr); gap:14px; padding:14px 18px; }
+section.panel { overflow-x:auto; background:var(--panel); border:1px solid var(--line); border-radius:6px; padding:10px 12px; margin-bottom:14px; }
 section.panel h2 { font-size:13px; text-transform:uppercase; letter-spacing:.06em; color:var(--dim); margin:0 0 8px; }
 table { border-collapse:collapse; width:100%; font-variant-numeric:tabular-nums; }
 th, td { text-align:left; padding:3px 6px; border-bottom:1px solid var(--line); white-space:nowrap; }
@@ -28,7 +28,7 @@ td.n, th.n { text-align:right; }
 .outcome-scheduled, .outcome-persistent { color:var(--ok); }
 .outcome-no-dest, .outcome-overloaded, .outcome-quiescent, .outcome-table-full { color:var(--bad); font-weight:600; }
 #decisions td { font-size:12px; }
-#decisions td.cands { white-space:normal; color:var(--dim); font-size:11px; }
+#decisions td.cands { white-space:pre-line; color:var(--dim); font-size:11px; }
 .empty { color:var(--dim); font-style:italic; }
 `;
 
@@ -36,7 +36,8 @@ const SCRIPT = `
 'use strict';
 const COLORS = ['#58a6ff', '#3fb950', '#d29922', '#f778ba', '#a371f7', '#39c5cf', '#ff7b72', '#e3b341'];
 let history = [];
-let windowMs = 5 * 60 * 1000;
+const MAX_WINDOW_MS = 5 * 60 * 1000;
+let windowMs = 60 * 1000;
 const $ = (id) => document.getElementById(id);
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
@@ -67,7 +68,7 @@ function chart(title, keys, idx, now) {
   const tt = svgEl('text', { x: L, y: 10 }); tt.textContent = title; svg.append(tt);
   const tm = svgEl('text', { x: 2, y: y(max) + 4 }); tm.textContent = fmt(max); svg.append(tm);
   const t0 = svgEl('text', { x: 2, y: y(0) + 4 }); t0.textContent = '0'; svg.append(t0);
-  const tl = svgEl('text', { x: L, y: H - 3 }); tl.textContent = '-' + Math.round(windowMs / 60000) + ' min'; svg.append(tl);
+  const tl = svgEl('text', { x: L, y: H - 3 }); tl.textContent = '-' + Math.max(1, Math.round(windowMs / 60000)) + ' min'; svg.append(tl);
   const tr = svgEl('text', { x: W - 28, y: H - 3 }); tr.textContent = 'now'; svg.append(tr);
   keys.forEach((k, i) => {
     const pts = [];
@@ -117,14 +118,13 @@ function renderDirectors(f) {
 function renderDecisions(f) {
   const tb = $('decisions-body');
   tb.replaceChildren();
-  if (f.decisions.length === 0) { tb.append(el('tr', {}, el('td', { colspan: 5, class: 'empty' }, 'No decisions recorded yet.'))); return; }
+  if (f.decisions.length === 0) { tb.append(el('tr', {}, el('td', { colspan: 4, class: 'empty' }, 'No decisions recorded yet.'))); return; }
   for (const d of f.decisions) {
     tb.append(el('tr', { class: 'decision' },
-      el('td', {}, new Date(d.timeMs).toLocaleTimeString('en-GB')),
-      el('td', {}, d.client),
-      el('td', {}, d.service + ' ' + d.scheduler),
-      el('td', { class: 'outcome-' + d.outcome }, d.dest ? '→ ' + d.dest : d.outcome),
-      el('td', { class: 'cands' }, d.candidates.join('; '))));
+      el('td', { class: 'time' }, new Date(d.timeMs).toLocaleTimeString('en-GB')),
+      el('td', { class: 'client' }, el('span', { class: 'addr' }, d.client), el('div', { class: 'dim' }, d.service + ' ' + d.scheduler + (d.template === 'hit' ? ' (template)' : ''))),
+      el('td', { class: 'outcome outcome-' + d.outcome }, d.dest ? '→ ' + d.dest : d.outcome),
+      el('td', { class: 'cands' }, d.candidates.join('\\n'))));
   }
 }
 function renderDrops(f) {
@@ -150,7 +150,9 @@ function connect() {
   es.addEventListener('frame', (e) => {
     const f = JSON.parse(e.data);
     if (history.length === 0 || history[history.length - 1].t !== f.t) history.push(point(f));
-    while (history.length > 0 && history[0].t < f.t - windowMs) history.shift();
+    while (history.length > 0 && history[0].t < f.t - MAX_WINDOW_MS) history.shift();
+    // Plot the last minute at least, up to five as history accumulates.
+    windowMs = Math.min(MAX_WINDOW_MS, Math.max(60 * 1000, history.length > 0 ? f.t - history[0].t : 0));
     render(f);
   });
   es.addEventListener('error', () => { $('status').textContent = 'reconnecting'; $('status').className = 'down'; });
@@ -185,7 +187,7 @@ export const MONITOR_PAGE = `<!doctype html>
       <div id="workers"></div>
     </section>
     <section class="panel"><h2>Latest decisions</h2>
-      <table id="decisions"><thead><tr><th>Time</th><th>Client</th><th>Service</th><th>Outcome</th><th>Candidates (w a i o)</th></tr></thead><tbody id="decisions-body"></tbody></table>
+      <table id="decisions"><thead><tr><th>Time</th><th>Client / service</th><th>Outcome</th><th>Candidates (weight active inactive overhead)</th></tr></thead><tbody id="decisions-body"></tbody></table>
       <p id="tracing" class="dim"></p>
     </section>
     <section class="panel"><h2>Drops</h2><div id="drops"></div></section>
