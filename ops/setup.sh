@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(iproute2 iptables kmod procps psmisc ethtool curl wrk iperf3 hping3 dnsmasq-base dnsutils tcpdump
-      nginx-light haproxy nats-server netsniff-ng sockperf util-linux iputils-arping iputils-ping conntrack
+      nginx-light haproxy nats-server netsniff-ng sockperf util-linux iputils-arping iputils-ping conntrack keepalived
       prometheus chromium)
 # prometheus: promtool checks /metrics; chromium: the monitor page's browser test (headless, driven by playwright-core).
 missing=()

@@ -7,9 +7,9 @@ import { Counters, countersBytes } from '../../shared/fwd/counters.ts';
 import { FwdCode } from '../../shared/model/ipvs.ts';
 import { inetChecksum } from '../../shared/net/checksum.ts';
 import { wr16, wr32 } from '../../shared/net/parse.ts';
-import { ipv4ToInt } from '../../shared/util/ip.ts';
 import { Engine, type Hop, type TxPort } from '../../services/worker/engine.ts';
 import { allocNative, view } from '../../services/worker/io/libc.ts';
+import { ipv4FromText } from '../../shared/net/addr.ts';
 
 /** Native memory, as rings and TX slots are. */
 function native(n: number): Uint8Array {
@@ -64,9 +64,9 @@ export async function main(args: string[]): Promise<void> {
       gcMs += e.duration;
     }
   }).observe({ entryTypes: ['gc'] });
-  const vip = ipv4ToInt('10.0.0.10')!;
-  const client = ipv4ToInt('10.0.0.100')!;
-  const rs = ipv4ToInt('10.1.0.101')!;
+  const vip = ipv4FromText('10.0.0.10')!;
+  const client = ipv4FromText('10.0.0.100')!;
+  const rs = ipv4FromText('10.1.0.101')!;
   const l2 = {
     resolve: (d: number, h: Hop): boolean => ((h.ifindex = ((d >>> 8) & 255) === 1 ? 2 : 1), (h.srcIp = 1), true),
     isLocal: (): boolean => false,

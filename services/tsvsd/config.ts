@@ -1,12 +1,14 @@
 // tsvsd start-up rules: the seam between a rules file (ipvsadm-save format) and the table.
-import type { AdminErrno, AdminRequest } from '../../shared/proto/admin.ts';
+import type { AdminErrno } from '../../shared/proto/admin.ts';
+import type { TableOp } from '../../shared/model/ops.ts';
+import { isTableOp } from '../../shared/model/ops.ts';
 import type { IpvsTable } from '../../shared/model/table.ts';
 import { checkRequest } from './request.ts';
 
 /** One parsed rule: the request and the 1-based line of the file it came from. */
 export interface ParsedRule {
   line: number;
-  request: AdminRequest;
+  request: TableOp;
 }
 
 /**
@@ -31,6 +33,7 @@ export function applyRules(table: IpvsTable, rules: readonly ParsedRule[]): Load
   for (const { line, request } of rules) {
     const c = checkRequest(request);
     if (!c.ok) return { ok: false, applied, line, errno: 'EINVAL', detail: c.problems.join('; ') };
+    if (!isTableOp(c.value)) return { ok: false, applied, line, errno: 'EINVAL', detail: `${c.value.op} is not a table operation` };
     const r = table.apply(c.value);
     if (!r.ok) return { ok: false, applied, line, errno: r.errno, detail: r.detail };
     applied++;

@@ -2,6 +2,7 @@
 import { readFileSync, unlinkSync, writeFileSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { IpvsTable } from '../../shared/model/table.ts';
+import { isTableOp } from '../../shared/model/ops.ts';
 import type { Clock } from '../../shared/model/table.ts';
 import { defaultAdminSocketPath } from '../../shared/proto/admin.ts';
 import type { AdminEnvelope, AdminReply, DataplaneStatus } from '../../shared/proto/admin.ts';
@@ -102,6 +103,7 @@ export function handleRequest(table: IpvsTable, env: AdminEnvelope, conns: ConnS
     return { id, ok: true };
   }
   if (env.op === 'dataplane') return { id, ok: true, dataplane: dataplane ? dataplane() : { forwarding: false, epoch: table.epoch, workers: [], events: {}, orphansByWorker: [], forwardedByWorker: [] } };
+  if (!isTableOp(env)) return { id, ok: false, errno: 'EOPNOTSUPP', detail: `${env.op}: not handled` };
   const r = table.apply(env);
   if (r.ok) {
     log('table: applied', { op: env.op, epoch: table.epoch });

@@ -14,7 +14,7 @@ import { FwdCode } from '../../shared/model/ipvs.ts';
 import type { CompiledTable, CounterProvider, DestCounters, ServiceCounters } from '../../shared/model/table.ts';
 import { LOCAL_TUN, conntabPath, countersPath, shmDir } from '../../shared/proto/worker.ts';
 import { mapShared, removeShared, type SharedSegment } from '../../shared/sys/shm.ts';
-import { intToIpv4 } from '../../shared/util/ip.ts';
+import { ipv4ToText as intToIpv4 } from '../../shared/net/addr.ts';
 import { installDirectorRules, removeDirectorRules, type DirectorRuleSpec, type RulesReport } from './kernel-rules.ts';
 import { installNfqueueRules, removeNfqueueRules, type NfqDrDest, type NfqReply, type NfqRuleSpec, type NfqRulesReport, type NfqService } from './nfqueue-rules.ts';
 import type { Logger } from './log.ts';

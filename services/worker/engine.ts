@@ -8,6 +8,7 @@ import { NetVerdict } from '../../shared/net/verdict.ts';
 import { decTtl, encapGue, encapIpip, finishPartial, natIcmpIn, natIcmpOut, natIn, natOut, setMacs, writeEth, IPIP_OVERHEAD, GUE_OVERHEAD } from '../../shared/net/rewrite.ts';
 import { buildIcmpUnreach } from '../../shared/net/icmp.ts';
 import { createScheduler } from '../../shared/sched/index.ts';
+import { overloadAt } from '../../shared/sched/overload.ts';
 import type { DestView, Scheduler, SchedInput } from '../../shared/sched/types.ts';
 import { FwdCode, SvcFlag } from '../../shared/model/ipvs.ts';
 import { ConnCount, Ev, NET_EVENT_BASE, Stat, type CounterRow, type Counters } from '../../shared/fwd/counters.ts';
@@ -310,14 +311,7 @@ export class Engine {
       const ina = c.destConns(d.id, ConnCount.inactive);
       v.activeConns = act;
       v.inactConns = ina;
-      // Classic threshold hysteresis (ip_vs_conn.c): set at >= u; clear below l, or below 3/4 u without l.
-      if (d.uThreshold > 0) {
-        const total = act + ina;
-        if (total >= d.uThreshold) v.overloaded = true;
-        else if (v.overloaded && (d.lThreshold > 0 ? total < d.lThreshold : total * 4 < d.uThreshold * 3)) v.overloaded = false;
-      } else {
-        v.overloaded = false;
-      }
+      v.overloaded = overloadAt(v.overloaded, act + ina, d.uThreshold, d.lThreshold);
     }
   }
 

@@ -5,7 +5,7 @@ import type { FwdMethod, ServiceConfig, Timeouts, TunCsum, TunType } from '../mo
 import { FwdCode, Protocol, SvcFlag } from '../model/ipvs.ts';
 import type { CompiledTable } from '../model/table.ts';
 import { MarkTarget, type MarkRule } from './classifier.ts';
-import { ipv4ToInt } from '../util/ip.ts';
+import { ipv4FromText } from '../net/addr.ts';
 
 /** Upper bounds of the data plane's shared arrays. */
 export const Limits = { services: 1024, dests: 8192, workers: 16 } as const;
@@ -112,7 +112,7 @@ export class IdAllocator {
 }
 
 function netmaskOf(s: Readonly<ServiceConfig>): number {
-  return s.af === 4 ? ipv4ToInt(s.netmask) ?? 0xffffffff : 0xffffffff;
+  return s.af === 4 ? ipv4FromText(s.netmask) ?? 0xffffffff : 0xffffffff;
 }
 
 const METHOD: Record<FwdMethod, number> = { masq: FwdCode.masq, local: FwdCode.local, tunnel: FwdCode.tunnel, route: FwdCode.route };
@@ -135,7 +135,7 @@ export function compileFwdTable(ct: CompiledTable, trashDestIds: Iterable<number
     if (s.af !== 4) continue;
     const slot = svcSlots.get(String(cs.id), now);
     if (slot < 0) continue;
-    const vaddr = s.fwmark > 0 ? 0 : ipv4ToInt(s.addr) ?? 0;
+    const vaddr = s.fwmark > 0 ? 0 : ipv4FromText(s.addr) ?? 0;
     if (vaddr) vips.add(vaddr);
     const dests: FwdDest[] = [];
     for (const cd of cs.dests) {
@@ -146,7 +146,7 @@ export function compileFwdTable(ct: CompiledTable, trashDestIds: Iterable<number
       if (did < 0) continue;
       dests.push({
         id: did,
-        addr: ipv4ToInt(d.addr) ?? 0,
+        addr: ipv4FromText(d.addr) ?? 0,
         addrText: d.addr,
         port: d.port,
         method: METHOD[d.method],

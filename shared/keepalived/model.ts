@@ -2,10 +2,11 @@
 // its checkers with keepalived's defaults, synonyms, inheritance and validation applied; VRRP kept as a tree.
 import type { Af, FwdMethod, ProtocolName } from '../model/ipvs.ts';
 import { SvcFlag } from '../model/ipvs.ts';
-import { canonicalIpv6, formatIpv4, formatIpv6, parseDottedQuad, parseIpv6 } from '../ipvsadm/names.ts';
+import { canonicalIpv6, formatIpv6, parseIpv6 } from '../ipvsadm/names.ts';
 import type { KeepalivedProblem, KeepalivedWarning, SourcePos } from './errors.ts';
 import { KeepalivedError, KeepalivedErrorCode as Code, problem, warning } from './errors.ts';
 import type { KaNode } from './parse.ts';
+import { ipv4FromText, ipv4ToText } from '../net/addr.ts';
 
 /** keepalived's defaults (reference §1, check_data.c:815-845 and the checkers' own). Times in seconds. */
 export const KeepalivedDefaults = {
@@ -237,8 +238,8 @@ class Ctx {
   }
   ip(n: KaNode, word: string | undefined): IpAddr | undefined {
     if (word === undefined) return this.err(n, `${n.keyword}: missing address`, n.keyword);
-    const v4 = parseDottedQuad(word);
-    if (v4 !== undefined) return { af: 4, addr: formatIpv4(v4) };
+    const v4 = ipv4FromText(word);
+    if (v4 !== undefined) return { af: 4, addr: ipv4ToText(v4) };
     const v6 = canonicalIpv6(word);
     if (v6 !== undefined) return { af: 6, addr: v6 };
     return this.err(n, `${n.keyword}: bad address "${word}"`, word);
@@ -617,7 +618,7 @@ function virtualServer(ctx: Ctx, n: KaNode, groups: readonly VirtualServerGroup[
     realServers.push(rs);
   }
   if (granularity !== null) {
-    if (family === 4 && parseDottedQuad(granularity) === undefined) ctx.err(n, `persistence_granularity: bad netmask "${granularity}"`, granularity);
+    if (family === 4 && ipv4FromText(granularity) === undefined) ctx.err(n, `persistence_granularity: bad netmask "${granularity}"`, granularity);
     if (family === 6 && !(/^\d+$/.test(granularity) && Number(granularity) >= 1 && Number(granularity) <= 128)) ctx.err(n, `persistence_granularity: bad IPv6 prefix length "${granularity}"`, granularity);
   }
   const total = realServers.reduce((s, r) => s + r.weight, 0);
@@ -673,11 +674,11 @@ function vsgRange(ctx: Ctx, n: KaNode, word: string): { af: Af; first: string; l
   }
   const head = word.slice(0, dash);
   const end = word.slice(dash + 1);
-  const v4 = parseDottedQuad(head);
+  const v4 = ipv4FromText(head);
   if (v4 !== undefined) {
     const lo = v4 & 255;
     if (!/^\d{1,3}$/.test(end) || Number(end) > 255 || Number(end) < lo) return ctx.err(n, `virtual_server_group: bad address range "${word}"`, word);
-    return { af: 4, first: formatIpv4(v4), last: formatIpv4(v4 - lo + Number(end)), count: Number(end) - lo + 1 };
+    return { af: 4, first: ipv4ToText(v4), last: ipv4ToText(v4 - lo + Number(end)), count: Number(end) - lo + 1 };
   }
   const g = parseIpv6(head);
   if (g === undefined || !/^[0-9a-fA-F]{1,4}$/.test(end) || parseInt(end, 16) < g[7]) return ctx.err(n, `virtual_server_group: bad address range "${word}"`, word);

@@ -37,6 +37,8 @@ export class FakeTsvsd {
       case 'set-marks':
       case 'get-marks':
         return { id: 0, ok: false, errno: 'EOPNOTSUPP' };
+      case 'stats':
+        return { id: 0, ok: false, errno: 'EOPNOTSUPP' };
       case 'dataplane':
         return { id: 0, ok: true, dataplane: { forwarding: false, epoch: 0, workers: [], events: {}, orphansByWorker: [], forwardedByWorker: [] } };
       case 'flush':

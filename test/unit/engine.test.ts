@@ -7,12 +7,13 @@ import { Counters, countersBytes, Ev } from '../../shared/fwd/counters.ts';
 import type { FwdDest, FwdService } from '../../shared/fwd/table.ts';
 import { FwdCode, SvcFlag } from '../../shared/model/ipvs.ts';
 import { inetChecksum } from '../../shared/net/checksum.ts';
-import { ipv4ToInt } from '../../shared/util/ip.ts';
 import { Engine, Verdict, type LocalSink } from '../../services/worker/engine.ts';
 import { eth, icmp, ipv4, tcp, udp } from '../support/packet-ref.ts';
 import { CLIENT, CLIENT_MAC, DIR_BACK, DIR_FRONT, FakeL2, FakeL3, FakePort, RS_MAC, VIP, dest, service, table } from '../support/engine-fakes.ts';
 import { createScheduler } from '../../shared/sched/index.ts';
 import type { DestView } from '../../shared/sched/types.ts';
+import { ipv4FromText } from '../../shared/net/addr.ts';
+import { mulberry32U32 } from '../../shared/util/rng.ts';
 
 const SYN = 0x02;
 const ACK = 0x10;
@@ -155,7 +156,7 @@ describe('engine', () => {
 
   it('engine: a real server on the director itself gets the packet unchanged through the local sink', () => {
     engine.setTable(table([service(0, 6, 80, [dest(0, '10.0.0.1', 80, FwdCode.route)])]));
-    l2.local.add(ipv4ToInt('10.0.0.1')!);
+    l2.local.add(ipv4FromText('10.0.0.1')!);
     expect(feed(synFrame(44000))).toBe(Verdict.FORWARD);
     expect(localWrites).toHaveLength(1);
     expect(ipOf(localWrites[0], 16)).toBe(VIP);
@@ -276,11 +277,11 @@ describe('engine', () => {
     expect(feed(frag)).toBe(Verdict.DROP);
     expect(counters.events().net_drop_bad_ihl).toBe(1);
     expect(counters.events().net_drop_fragment).toBe(1);
-    let seed = 99;
+    const rnd = mulberry32U32(99);
     for (let i = 0; i < 5000; i++) {
       const f = [...good];
-      for (let k = 0; k < 3; k++) f[(seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % f.length] = seed & 255;
-      feed(f.slice(0, 14 + (seed % (f.length - 13))));
+      for (let k = 0; k < 3; k++) f[rnd() % f.length] = rnd() & 255;
+      feed(f.slice(0, 14 + (rnd() % (f.length - 13))));
     }
     expect(ev('rx_frames')).toBe(5002);
   });

@@ -9,6 +9,7 @@ import { handleRequest, noConnections, resolveSocketPath } from '../../services/
 import { IpvsTable } from '../../shared/model/table.ts';
 import type { AdminRequest } from '../../shared/proto/admin.ts';
 import type { DestConfig, ServiceConfig } from '../../shared/model/ipvs.ts';
+import { mulberry32 } from '../../shared/util/rng.ts';
 
 const SVC: ServiceConfig = { af: 4, protocol: 'tcp', addr: '10.0.0.1', port: 80, fwmark: 0, scheduler: 'wlc', flags: 0, timeout: 0, netmask: '255.255.255.255', pe: '' };
 const KEY = { af: 4, protocol: 'tcp', addr: '10.0.0.1', port: 80, fwmark: 0 } as const;
@@ -85,8 +86,7 @@ describe('tsvsd-request: wire lines', () => {
     expect(checkRequest({ op: 'add-service', svc: { ...fw, addr: '10.0.0.1' } }).ok).toBe(false);
   });
   it('tsvsd-request: seeded random values in every field never throw', () => {
-    let seed = 7;
-    const rand = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const rand = mulberry32(7);
     const values: unknown[] = [null, undefined, 0, -1, 1.5, 2 ** 40, NaN, '', 'tcp', '::', '1.2.3.4', [], {}, true, { toString: 1 }];
     const pick = (): unknown => values[Math.floor(rand() * values.length)];
     const ops = ['add-service', 'edit-service', 'del-service', 'add-dest', 'edit-dest', 'del-dest', 'zero', 'set-timeout', 'start-daemon', 'stop-daemon'];
@@ -160,7 +160,7 @@ describe('tsvsd-request: start-up rules seam', () => {
       { line: 12, request: { op: 'flush' } },
     ];
     expect(applyRules(t, rules)).toMatchObject({ ok: false, applied: 1, line: 9, errno: 'EEXIST' });
-    const bad = [{ line: 2, request: { op: 'add-service', svc: { ...SVC, addr: 'nope' } } as AdminRequest }];
+    const bad: ParsedRule[] = [{ line: 2, request: { op: 'add-service', svc: { ...SVC, addr: 'nope' } } }];
     expect(applyRules(new IpvsTable(), bad)).toMatchObject({ ok: false, applied: 0, line: 2, errno: 'EINVAL' });
   });
 });

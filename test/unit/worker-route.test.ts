@@ -2,14 +2,14 @@
 // kernel messages (captured from an RTM_GETROUTE / RTM_GETADDR dump of a namespace with two veths d0 = 3 and
 // d1 = 5); hand-built ones cover the malformed cases, which are counted and skipped, never thrown.
 import { describe, expect, it } from 'vitest';
-import { ipv4ToInt } from '../../shared/util/ip.ts';
 import { RouteCollector, RouteTable } from '../../services/worker/route.ts';
 import {
   AF_INET, Nlmsg, Rtm, RtTable, Rtn, addrMsg, nlProblems, nlStats, parseAddrMsg, parseLinkMsg, parseNeighMsg, parseRouteMsg,
   routeMsg, walkMessages, type NlHandler, type NlStats,
 } from '../../services/worker/io/rtnl-codec.ts';
+import { ipv4FromText, ipv4ToText } from '../../shared/net/addr.ts';
 
-const ip = (s: string): number => ipv4ToInt(s)!;
+const ip = (s: string): number => ipv4FromText(s)!;
 
 /** Kernel messages, whole (nlmsghdr included), seq 1. */
 const K = {
@@ -133,8 +133,7 @@ function parseOne(bytes: Uint8Array): ReturnType<typeof routeMsg> | null {
 function lookup(t: RouteTable, a: string): string {
   const out = { ifindex: 0, nexthop: 0 };
   if (!t.lookup(ip(a), out)) return 'none';
-  const n = out.nexthop;
-  return `${out.ifindex} ${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+  return `${out.ifindex} ${ipv4ToText(out.nexthop)}`;
 }
 
 describe('worker/route: RTM_NEWROUTE parsing (kernel messages)', () => {

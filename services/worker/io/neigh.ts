@@ -1,6 +1,7 @@
 // The director's L2 view over rtnetlink (through koffi): own MACs per interface, next-hop MACs from the
 // kernel neighbour table kept current by an RTNLGRP_NEIGH subscription, probes for missing entries, and
 // ARP frames (gratuitous ARP for a VIP).
+import { ipv4ToText } from '../../../shared/net/addr.ts';
 import { C } from './libc.ts';
 import { RtnlMonitor, RtnlSocket } from './rtnl.ts';
 import {
@@ -129,7 +130,7 @@ export class NeighTable {
       const m = this.lookup(ifindex, ip);
       if (m) return m;
     }
-    throw new Error(`neighbour ${ipToString(ip)} on ifindex ${ifindex} unresolved after ${timeoutMs} ms`);
+    throw new Error(`neighbour ${ipv4ToText(ip)} on ifindex ${ifindex} unresolved after ${timeoutMs} ms`);
   }
 
   /** Closes both netlink sockets. */
@@ -173,11 +174,6 @@ function neighMsg(ifindex: number, ip: number, ntf: number): Uint8Array {
     dv.setUint32(16, ip, false);
   }
   return b;
-}
-
-/** Host-order u32 to dotted quad. */
-export function ipToString(ip: number): string {
-  return `${ip >>> 24}.${(ip >>> 16) & 255}.${(ip >>> 8) & 255}.${ip & 255}`;
 }
 
 /** ARP opcodes. */
