@@ -2,25 +2,10 @@
 // labels first, so existing IPVS dashboards work unchanged, then tsvs_* metrics for everything IPVS has no name for.
 import type { ServiceSnapshot, TableSnapshot } from '../model/ipvs.ts';
 import type { TelemetryStats } from '../proto/telemetry.ts';
+import type { DataplaneStatus } from '../proto/stats.ts';
 
-/** A forwarding worker as the read model reports it (shared/proto/stats.ts WorkerStatus). */
-export interface MetricsWorker {
-  index: number;
-  cpu: number;
-  pid: number;
-  alive: boolean;
-  restarts: number;
-  appliedEpoch: number;
-}
-
-/** The data plane part of the read model (shared/proto/stats.ts DataplaneStatus). */
-export interface MetricsDataplane {
-  forwarding: boolean;
-  epoch: number;
-  workers: MetricsWorker[];
-  /** Worker event counters summed over workers, by name (shared/fwd/counters.ts WorkerEvent). */
-  events: Record<string, number>;
-}
+/** The data plane part of the read model. */
+export type MetricsDataplane = DataplaneStatus;
 
 /** Cluster figures (the cluster issue fills them; absent on a lone director). */
 export interface ClusterFigures {
@@ -65,8 +50,8 @@ export interface ConntabFigures {
 }
 
 /**
- * What /metrics renders. `table` and `dataplane` are the stats read model (shared/proto/stats.ts StatsView gives
- * both); the rest are optional hooks that add their metrics when present.
+ * What /metrics renders. `table` and `dataplane` are the stats read model (a shared/proto/stats.ts StatsView is one:
+ * `{ ...reader.view(), telemetry, conntab }`); the rest are optional hooks that add their metrics when present.
  */
 export interface MetricsInput {
   table: TableSnapshot;
@@ -195,6 +180,8 @@ export function formatMetrics(m: MetricsInput): string {
   x.family('tsvs_worker_up', 'gauge', '1 while the worker process runs.', dp.workers.map((w) => [{ worker: w.index, cpu: w.cpu }, w.alive ? 1 : 0]));
   x.family('tsvs_worker_restarts_total', 'counter', 'Worker restarts since tsvsd started.', dp.workers.map((w) => [{ worker: w.index }, w.restarts]));
   x.family('tsvs_worker_table_epoch', 'gauge', 'Epoch of the forwarding table the worker last applied (-1 before its first).', dp.workers.map((w) => [{ worker: w.index }, w.appliedEpoch]));
+  x.family('tsvs_worker_forwarded_packets_total', 'counter', 'Packets forwarded by the worker, both directions.', dp.forwardedByWorker.map((v, i) => [{ worker: i }, v]));
+  x.family('tsvs_worker_orphan_replies_total', 'counter', 'Replies that reached a worker whose shard does not hold their flow.', dp.orphansByWorker.map((v, i) => [{ worker: i }, v]));
   const events = Object.entries(dp.events).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   x.family('tsvs_drops_total', 'counter', 'Packets dropped by the data plane, by reason.', events.filter(([e]) => dropReason(e) !== null).map(([e, v]) => [{ reason: dropReason(e)! }, v]));
   x.family('tsvs_dataplane_events_total', 'counter', 'Data-plane events other than drops (frames, batches, connections created and expired, ...).', events.filter(([e]) => dropReason(e) === null).map(([e, v]) => [{ event: e }, v]));

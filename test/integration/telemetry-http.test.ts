@@ -8,6 +8,11 @@ import { startHttp, type HttpProvider, type RunningHttp } from '../../services/t
 import { DecisionReader, DecisionWriter, Outcome, TemplateUse, decisionRingBytes, schedulerIndex } from '../../shared/telemetry/decision-ring.ts';
 import type { MetricsInput } from '../../shared/telemetry/prometheus.ts';
 import { sampleMetricsInput } from '../unit/telemetry-sample.ts';
+import { DecisionRings } from '../../services/tsvsd/http/decisions.ts';
+import { mapShared } from '../../shared/sys/shm.ts';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const PORT = 46020;
 let http: RunningHttp;
@@ -117,6 +122,31 @@ describe('telemetry http (real listener on loopback)', () => {
     expect((await get('/metrics')).status).toBe(500);
     model = saved;
     expect((await get('/metrics')).status).toBe(200);
+  });
+
+  it('telemetry http: DecisionRings merges the rings of every worker in a directory, newest first', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tsvs-rings-'));
+    const segs = [0, 1].map((i) => mapShared(join(dir, `decisions-${i}`), decisionRingBytes(16), { create: true }));
+    try {
+      const ws = segs.map((s, i) => new DecisionWriter(s.buffer, { init: true, worker: i, director: 'd1', epochMs: 1000 }));
+      const rings = new DecisionRings(dir);
+      for (const [w, t, port] of [[0, 1, 50001], [1, 2, 50002], [0, 3, 50003]] as const) {
+        ws[w].begin(t, 17, 0x0ac80064, port, 0x0ac8000a, 53, 0, 1);
+        ws[w].candidates(schedulerIndex('rr'), [], -1);
+        ws[w].commit(Outcome.noDest, TemplateUse.none, -1, 0, 0, 255);
+      }
+      const got = rings.recent(10);
+      expect(got.map((r) => [r.worker, r.clientPort, r.protocol, r.outcome])).toEqual([
+        [0, 50003, 'udp', 'no-dest'],
+        [1, 50002, 'udp', 'no-dest'],
+        [0, 50001, 'udp', 'no-dest'],
+      ]);
+      expect(rings.recent(1, (r) => r.worker === 1).map((r) => r.clientPort)).toEqual([50002]);
+      rings.close();
+    } finally {
+      for (const s of segs) s.unmap();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('telemetry http: a port in use is a listen error', async () => {

@@ -38,6 +38,8 @@ export function sampleMetricsInput(): MetricsInput {
         { index: 1, cpu: 1, pid: 0, alive: false, restarts: 2, appliedEpoch: 4 },
       ],
       events: { rx_frames: 100, conns_created: 13, drop_no_dest: 2, net_bad_csum: 1, orphan_replies: 4 },
+      orphansByWorker: [4, 0],
+      forwardedByWorker: [70, 30],
     },
     conntab: { entries: 17, capacity: 2 << 20 },
     telemetry: { decisionsRead: 13, decisionsTraced: 2, decisionsUnsampled: 11, ringLost: 0, ringTorn: 0, controlEvents: 1, queueDropped: 7, exportFailed: 0, exported: 3 },
