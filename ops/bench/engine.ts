@@ -76,6 +76,7 @@ export async function main(args: string[]): Promise<void> {
     resolve: (d: number, h: Hop): boolean => ((h.ifindex = ((d >>> 8) & 255) === 1 ? 2 : 1), (h.srcIp = 1), true),
     isLocal: (): boolean => false,
     sourceFor: (): number => 1,
+    hold: (): null => null,
   };
   const counters = new Counters(new ArrayBuffer(countersBytes(1)), 1, true);
   // As a worker runs it: on table time (ms since the table's epoch), which stays a small integer.
