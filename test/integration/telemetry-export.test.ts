@@ -228,9 +228,8 @@ describe('telemetry export (real child process, OTLP over loopback)', () => {
       'lvs.dest.address': '10.200.1.101',
       'lvs.dest.port': 80,
       'lvs.director': 'd1',
-      'lvs.candidates.address': ['10.200.1.103:80', '10.200.1.101:80'],
-      'lvs.candidates.weight': [1, 3],
-      'lvs.candidates.overhead': [2 * 256 + 1, 4],
+      'lvs.candidates': ['10.200.1.103:80 w=1 a=2 i=1 o=513', '10.200.1.101:80 w=3 a=0 i=4 o=4 chosen'],
+      'lvs.candidates.count': 2,
     });
     expect(s.attributes['error.type']).toBeUndefined();
     expect(s.statusCode).toBe(0);
