@@ -1,5 +1,5 @@
 // tsvsd command line: `tsvsd [--socket PATH] [--config FILE] [--pidfile FILE] [--workers N] [--client-if IF
-// [--server-if IF] [--cpus LIST] [--ring MODE]] [-h]`.
+// [--server-if IF] [--cpus LIST] [--ring MODE] [--mark-rules FILE] [--backend B] [--spin-us US | --busy-poll]] [-h]`.
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 

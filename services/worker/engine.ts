@@ -7,14 +7,14 @@ import { IpProto, PacketMeta, TcpFlag, isIcmpError, parseFrame, parseIpv4, rebas
 import { NetVerdict } from '../../shared/net/verdict.ts';
 import { decTtl, encapGue, encapIpip, finishPartial, natIcmpIn, natIcmpOut, natIn, natOut, setMacs, writeEth, IPIP_OVERHEAD, GUE_OVERHEAD } from '../../shared/net/rewrite.ts';
 import { buildIcmpUnreach } from '../../shared/net/icmp.ts';
-import { createScheduler } from '../../shared/sched/index.ts';
 import { overloadAt } from '../../shared/sched/overload.ts';
-import type { DestView, Scheduler, SchedInput } from '../../shared/sched/types.ts';
+import type { SchedInput } from '../../shared/sched/types.ts';
 import { FwdCode, SvcFlag } from '../../shared/model/ipvs.ts';
 import { ConnCount, Ev, NET_EVENT_BASE, Stat, type CounterRow, type Counters } from '../../shared/fwd/counters.ts';
-import type { FwdDest, FwdService, FwdTable } from '../../shared/fwd/table.ts';
-import { compileMarkRules, type MarkClassifier } from '../../shared/fwd/classifier.ts';
-import { copyBytes } from './io/libc.ts';
+import type { FwdDest, FwdTable } from '../../shared/fwd/table.ts';
+import type { MarkClassifier } from '../../shared/fwd/classifier.ts';
+import { copyBytes } from '../../shared/sys/libc.ts';
+import { apGet, buildState, emptyState, type AddrPortMap, type SvcState, type TableState } from './state.ts';
 
 /** What the engine did with a frame. */
 export const Verdict = {
@@ -91,13 +91,6 @@ export interface EngineOptions {
   local?: LocalSink | null;
 }
 
-interface SvcState {
-  svc: FwdService;
-  sched: Scheduler | undefined;
-  views: DestView[];
-  /** Dest record by position, parallel to views. */
-  dests: FwdDest[];
-}
 
 const VNET_NEEDS_CSUM = 1;
 const ETH_HLEN = 14;
@@ -131,6 +124,8 @@ export class Engine {
   /** (proto, addr, port) of every NAT dest, for orphan-reply detection. */
   private natEndpoints: AddrPortMap<true> = new Map();
   private epoch = -1;
+  /** The table state in force (see state.ts); its fields are copied below for the hot path. */
+  private state: TableState = emptyState();
   private icmpTokens = 0;
   private icmpLastMs = 0;
   private readonly icmpPerSec: number;
@@ -166,37 +161,19 @@ export class Engine {
    * whose scheduler, flags and dest list are unchanged; otherwise rebuilt as the kernel does on an edit.
    */
   setTable(t: FwdTable): void {
-    const old = this.byId;
-    const byKey: AddrPortMap<SvcState> = new Map();
-    const byFwmark = new Map<number, SvcState>();
-    const byId: SvcState[] = [];
-    let maxDest = 0;
-    for (const s of t.services) for (const d of s.dests) if (d.id + 1 > maxDest) maxDest = d.id + 1;
-    const live = new Uint8Array(maxDest);
-    const natEndpoints: AddrPortMap<true> = new Map();
-    for (const s of t.services) {
-      const prev = old[s.id];
-      for (const d of s.dests) {
-        live[d.id] = 1;
-        if (d.method === FwdCode.masq && s.protocol !== 0) apSet(natEndpoints, s.protocol, d.addr, d.port, true);
-      }
-      const { sched, views } = carryScheduler(prev, s, this.rng);
-      const st: SvcState = { svc: s, sched, views, dests: s.dests };
-      byId[s.id] = st;
-      if (s.fwmark > 0) byFwmark.set(s.fwmark, st);
-      else apSet(byKey, s.protocol, s.vaddr, s.vport, st);
-    }
-    this.byKey = byKey;
-    this.byFwmark = byFwmark;
-    this.byId = byId;
-    this.destLive = live;
-    this.vips = new Set(t.vips);
-    this.classifier = t.marks && t.marks.length > 0 && byFwmark.size > 0 ? compileMarkRules(t.marks) : null;
-    this.natEndpoints = natEndpoints;
-    this.ct.timeouts.tcp[TcpState.ESTABLISHED] = t.timeouts.tcp * 1000;
-    this.ct.timeouts.tcp[TcpState.FIN_WAIT] = t.timeouts.tcpfin * 1000;
-    this.ct.timeouts.udp = t.timeouts.udp * 1000;
-    this.epoch = t.epoch;
+    const st = buildState(this.state, t, this.rng);
+    this.state = st;
+    this.byKey = st.byKey;
+    this.byFwmark = st.byFwmark;
+    this.byId = st.byId;
+    this.destLive = st.destLive;
+    this.vips = st.vips;
+    this.classifier = st.classifier;
+    this.natEndpoints = st.natEndpoints;
+    this.ct.timeouts.tcp[TcpState.ESTABLISHED] = st.timeoutsMs.tcp;
+    this.ct.timeouts.tcp[TcpState.FIN_WAIT] = st.timeoutsMs.tcpfin;
+    this.ct.timeouts.udp = st.timeoutsMs.udp;
+    this.epoch = st.epoch;
     this.nowMs = this.now();
     this.ev[Ev.table_swaps]++;
   }
@@ -251,6 +228,10 @@ export class Engine {
       if ((++this.sinceClock & 63) === 0) this.nowMs = this.now();
       const now = this.nowMs;
       let e = this.ct.lookupIn(proto, m.saddr, m.sport, m.daddr, m.dport);
+      if (e >= 0 && proto === IpProto.TCP && (m.tcpFlags & TcpFlag.SYN) !== 0 && this.reusable(e)) {
+        this.ct.remove(e);
+        e = -1;
+      }
       if (e >= 0) return this.inbound(buf, off, len, partial, e, now);
       e = this.ct.lookupOut(proto, m.daddr, m.dport, m.saddr, m.sport);
       if (e >= 0) return this.outbound(buf, off, len, partial, e, now);
@@ -399,6 +380,22 @@ export class Engine {
     return -1;
   }
 
+  /**
+   * Port reuse, IPVS's conn_reuse_mode 1 (the default; ip_vs_in's is_new_conn + is_new_conn_expected): a TCP
+   * packet with SYN set on connection `e` means the client reuses the port of an old connection when that
+   * connection is not controlled by a template and is in TIME_WAIT or CLOSE. The caller then removes the old
+   * entry and handles the packet as a new connection: the service is looked up again and the connection is
+   * scheduled afresh (so it may go to another real server), before any check of the old dest — a SYN on a
+   * TIME_WAIT connection whose real server was deleted is rescheduled, not dropped. Not reused: ESTABLISHED and
+   * the other states (a retransmitted SYN), FIN_WAIT even without replies (that is mode bit 2, not implemented),
+   * and template-controlled connections (persistence keeps them on their real server).
+   */
+  private reusable(e: number): boolean {
+    if (this.ct.controlOf(e) >= 0) return false;
+    const s = this.ct.state(e);
+    return s === TcpState.TIME_WAIT || s === TcpState.CLOSE;
+  }
+
   /** Client → director packet of an existing connection. */
   private inbound(buf: Uint8Array, off: number, len: number, partial: boolean, e: number, now: number): number {
     const m = this.m;
@@ -407,17 +404,6 @@ export class Engine {
     if (did === NO_DEST || did >= this.destLive.length || this.destLive[did] === 0) {
       this.ev[Ev.drop_dest_gone]++;
       return Verdict.DROP;
-    }
-    // Port reuse (conn_reuse_mode 1): a SYN on an old uncontrolled connection in TIME_WAIT or CLOSE starts anew.
-    if (m.proto === IpProto.TCP && (m.tcpFlags & (TcpFlag.SYN | TcpFlag.ACK)) === TcpFlag.SYN && ct.controlOf(e) < 0) {
-      const s = ct.state(e);
-      if (s === TcpState.TIME_WAIT || s === TcpState.CLOSE) {
-        const st = this.byId[ct.service(e)];
-        ct.remove(e);
-        if (st !== undefined) return this.newConn(buf, off, len, partial, st, now);
-        this.ev[Ev.drop_no_service]++;
-        return Verdict.DROP;
-      }
     }
     const fwd = ct.flags(e) & ConnFlag.FWD_MASK;
     const daddr = ct.daddr(e);
@@ -746,86 +732,4 @@ export class Engine {
     this.ev[Ev.tx_frames]++;
     this.ev[Ev.icmp_unreach_sent]++;
   }
-}
-
-function newView(d: FwdDest, i: number): DestView {
-  return { index: i, addr: d.addr, port: d.port, weight: d.weight, lastWeight: d.lastWeight || d.weight, overloaded: false, available: true, activeConns: 0, inactConns: 0 };
-}
-
-function renumber(views: DestView[]): void {
-  for (let i = 0; i < views.length; i++) views[i].index = i;
-}
-
-/**
- * Carries a service's scheduler across a table swap as the kernel would have seen the change: each deleted dest
- * reported at its position, each added one at the head (newest first), each changed weight as an edit — so rr
- * keeps its place and wrr its current weight (ip_vs_wrr_dest_changed) instead of starting over. A new service,
- * another scheduler or other flags start a fresh scheduler. View records are reused (lblc/lblcr hold them).
- */
-function carryScheduler(prev: SvcState | undefined, s: FwdService, rng: () => number): { sched: Scheduler | undefined; views: DestView[] } {
-  const fresh = (): { sched: Scheduler | undefined; views: DestView[] } => {
-    const views = s.dests.map(newView);
-    const sched = createScheduler(s.scheduler, { flags: s.flags, rng });
-    try {
-      sched?.update(views, { kind: 'init' });
-      return { sched, views };
-    } catch {
-      return { sched: undefined, views };
-    }
-  };
-  if (!prev || !prev.sched || prev.svc.scheduler !== s.scheduler || prev.svc.flags !== s.flags) return fresh();
-  const sched = prev.sched;
-  const views = prev.views.slice();
-  const ids = prev.svc.dests.map((d) => d.id);
-  const want = s.dests.map((d) => d.id);
-  try {
-    for (let i = ids.length - 1; i >= 0; i--) {
-      if (want.includes(ids[i])) continue;
-      views[i].available = false;
-      views.splice(i, 1);
-      ids.splice(i, 1);
-      renumber(views);
-      sched.update(views, { kind: 'del', at: i });
-    }
-    const added = want.filter((id) => !ids.includes(id));
-    for (let k = added.length - 1; k >= 0; k--) {
-      const d = s.dests.find((x) => x.id === added[k]) as FwdDest;
-      views.unshift(newView(d, 0));
-      ids.unshift(d.id);
-      renumber(views);
-      sched.update(views, { kind: 'add', at: 0 });
-    }
-    if (ids.length !== want.length || ids.some((id, i) => id !== want[i])) return fresh();
-    for (let i = 0; i < views.length; i++) {
-      const d = s.dests[i];
-      const v = views[i];
-      const lw = d.lastWeight || d.weight;
-      if (v.weight !== d.weight || v.lastWeight !== lw) {
-        v.weight = d.weight;
-        v.lastWeight = lw;
-        sched.update(views, { kind: 'edit', at: i });
-      }
-    }
-    return { sched, views };
-  } catch {
-    return fresh();
-  }
-}
-
-/**
- * A map keyed by (protocol, IPv4 address, port) through two levels of small-integer keys: the address as int32
- * (`addr | 0`), then `(protocol << 16) | port`. V8 boxes a Map key that is not a small integer on every lookup;
- * these never are boxed, so a lookup per packet allocates nothing.
- */
-type AddrPortMap<T> = Map<number, Map<number, T>>;
-
-function apSet<T>(m: AddrPortMap<T>, proto: number, addr: number, port: number, v: T): void {
-  let inner = m.get(addr | 0);
-  if (inner === undefined) m.set(addr | 0, (inner = new Map()));
-  inner.set(((proto & 0xff) << 16) | port, v);
-}
-
-function apGet<T>(m: AddrPortMap<T>, proto: number, addr: number, port: number): T | undefined {
-  const inner = m.get(addr | 0);
-  return inner === undefined ? undefined : inner.get(((proto & 0xff) << 16) | port);
 }

@@ -8,11 +8,11 @@ import { conntabPath, countersPath, DEFAULT_CONNS_PER_WORKER, LOCAL_TUN, fanoutG
 import { mapShared } from '../../shared/sys/shm.ts';
 import { Engine, type Hop, type L2Resolver, type TxPort } from './engine.ts';
 import { openAfPacketPort, RxFlag, type AfPacketPort } from './io/af-packet.ts';
-import { NeighTable } from './io/neigh.ts';
+import { NeighTable } from '../../shared/sys/neigh.ts';
 import { openNfqueuePort, type NfqueuePort } from './io/nfqueue.ts';
 import { currentCpu, pinToCpu } from './io/pin.ts';
 import { RouteSync } from './io/route-sync.ts';
-import { nlProblems, nlStats } from './io/rtnl-codec.ts';
+import { nlProblems, nlStats } from '../../shared/sys/rtnl-codec.ts';
 import { RouteTable } from './route.ts';
 import { openTun, type TunDevice } from '../../shared/sys/tun.ts';
 

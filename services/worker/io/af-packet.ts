@@ -3,7 +3,7 @@
 import {
   C, type Ptr, type UvPollHandle, SysError, allocNative, bind, close, errno, getsockoptBuf, htons, ifIndex,
   mmap, munmap, raw, setsockoptBuf, setsockoptInt, socket, uvPoll, view,
-} from './libc.ts';
+} from '../../../shared/sys/libc.ts';
 import { acceptAllFilter, clientFanoutProgram, dropAllFilter } from './bpf.ts';
 export type { FanoutProgramOptions } from './bpf.ts';
 

@@ -1,4 +1,5 @@
-// shm: a segment mapped by two processes is one piece of memory; sizes are checked.
+// shm (integration: maps /dev/shm and starts a second node process): a segment mapped by two processes is one
+// piece of memory; sizes are checked with SysError codes.
 import { describe, expect, it, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { mapShared, removeShared } from '../../shared/sys/shm.ts';
@@ -32,6 +33,8 @@ describe('shm', () => {
     expect(new Uint32Array(again.buffer)[11]).toBe(0x12345678);
     again.unmap();
     expect(() => mapShared(path, 4096)).toThrow(path);
+    expect(() => mapShared(path, 4096)).toThrow(expect.objectContaining({ name: 'SysError', code: 'EINVAL' }));
+    expect(() => mapShared(`${path}-missing`, 4096)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
     const resized = mapShared(path, 4096, { create: true, resize: true });
     expect(resized.created).toBe(true);
     expect(new Uint32Array(resized.buffer)[11]).toBe(0);

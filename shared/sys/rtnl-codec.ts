@@ -346,3 +346,19 @@ export function parseAddrMsg(dv: DataView, p: number, end: number, out: AddrMsg)
   out.local = local >= 0 ? local : address;
   return true;
 }
+
+/** IFF_UP of ifinfomsg.ifi_flags. */
+export const IFF_UP = 0x1;
+
+/**
+ * An RTM_NEWLINK/RTM_DELLINK request body (ifinfomsg): interface `ifindex`, `flags` applied under the `change`
+ * mask (e.g. IFF_UP, IFF_UP to bring a link up).
+ */
+export function linkBody(ifindex: number, flags = 0, change = 0): Uint8Array {
+  const b = new Uint8Array(IFINFOMSG_LEN);
+  const dv = new DataView(b.buffer);
+  dv.setInt32(4, ifindex, true);
+  dv.setUint32(8, flags, true);
+  dv.setUint32(12, change, true);
+  return b;
+}

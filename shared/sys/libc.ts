@@ -1,6 +1,9 @@
-// libc bindings through koffi for the packet I/O layer: sockets, mmap, batch send/receive, affinity, ioctl.
-// Every call that can fail has a wrapper that throws a SysError naming the operation and errno.
+// The one libc binding of the project (koffi): sockets, mmap, batch send/receive, files, affinity, ioctl.
+// Every call that can fail has a checked wrapper that throws a SysError naming the operation and errno.
 import koffi from 'koffi';
+import { SysError } from './errors.ts';
+
+export { SysError } from './errors.ts';
 
 /** A pointer into native memory, as koffi 3 represents it (the raw address). */
 export type Ptr = bigint;
@@ -30,6 +33,12 @@ export const raw = {
   recv: lib.func('long recv(int fd, void *buf, size_t len, int flags)') as (
     fd: number, buf: Uint8Array | Ptr, len: number, flags: number) => number,
   close: lib.func('int close(int fd)') as (fd: number) => number,
+  open: lib.func('int open(const char *path, int flags, int mode)') as (path: string, flags: number, mode: number) => number,
+  /** read(2)/write(2) from a numeric address: no JS object is created per call. */
+  read: lib.func('long read(int fd, uintptr_t buf, size_t len)') as (fd: number, addr: number, len: number) => number,
+  write: lib.func('long write(int fd, uintptr_t buf, size_t len)') as (fd: number, addr: number, len: number) => number,
+  /** ioctl(2) with a pointer argument (struct ifreq and the like). */
+  ioctlPtr: lib.func('int ioctl(int fd, unsigned long req, void *arg)') as (fd: number, req: number, arg: Uint8Array) => number,
   if_nametoindex: lib.func('unsigned int if_nametoindex(const char *name)') as (name: string) => number,
   sched_setaffinity: lib.func('int sched_setaffinity(int pid, size_t size, const void *mask)') as (
     pid: number, size: number, mask: Uint8Array) => number,
@@ -58,23 +67,13 @@ export const C = {
   PROT_READ: 1, PROT_WRITE: 2, MAP_SHARED: 0x01, MAP_PRIVATE: 0x02, MAP_ANONYMOUS: 0x20, MAP_POPULATE: 0x8000,
   MSG_DONTWAIT: 0x40, MSG_TRUNC: 0x20,
   EINTR: 4, EAGAIN: 11, ENOBUFS: 105,
+  O_RDWR: 2, O_NONBLOCK: 0x800, O_CLOEXEC: 0x80000,
+  IPPROTO_IPIP: 4, IPPROTO_RAW: 255,
   SIOCGIFHWADDR: 0x8927,
 } as const;
 
 /** MAP_FAILED, `(void *)-1`, as koffi returns it. */
 export const MAP_FAILED: Ptr = 0xffffffffffffffffn;
-
-/** A failed system call: `op` names the operation (e.g. "setsockopt(PACKET_RX_RING) on dcli"), `errno` its code. */
-export class SysError extends Error {
-  readonly op: string;
-  readonly errno: number;
-  constructor(op: string, errno: number) {
-    super(`${op}: ${raw.strerror(errno)} (errno ${errno})`);
-    this.name = 'SysError';
-    this.op = op;
-    this.errno = errno;
-  }
-}
 
 /** The errno left by the last libc call on this thread. */
 export function errno(): number {
@@ -200,7 +199,7 @@ export function close(fd: number): void {
   if (fd >= 0) raw.close(fd);
 }
 
-/** if_nametoindex(3), throwing SysError when the interface does not exist. */
+/** if_nametoindex(3), throwing SysError (ENODEV) when the interface does not exist. */
 export function ifIndex(name: string): number {
   const i = raw.if_nametoindex(name);
   if (i === 0) throw new SysError(`if_nametoindex(${name})`, koffi.errno());
@@ -215,3 +214,51 @@ export function htons(v: number): number {
 /** The libuv poll integration of koffi (undocumented API, pinned by koffi 3.3.4). */
 export const uvPoll = koffi.node.poll;
 export type UvPollHandle = ReturnType<typeof koffi.node.poll>;
+
+/** Runs `cb` from the event loop whenever `fd` is readable; `close()` stops it (does not close `fd`). */
+export function onReadable(fd: number, cb: () => void): { close(): void } {
+  return uvPoll(fd, { readable: true }, () => cb());
+}
+
+/** A 16-byte `struct sockaddr_in` for `addr` (host-order uint32) and `port`. */
+export function sockaddrIn(addr: number, port: number): Uint8Array {
+  const b = new Uint8Array(16);
+  b[0] = C.AF_INET;
+  b[2] = port >> 8;
+  b[3] = port & 255;
+  b[4] = addr >>> 24;
+  b[5] = (addr >>> 16) & 255;
+  b[6] = (addr >>> 8) & 255;
+  b[7] = addr & 255;
+  return b;
+}
+
+/** open(2), checked; `op` names the path in the error. */
+export function open(path: string, flags: number, mode = 0o600): number {
+  return check(raw.open(path, flags | C.O_CLOEXEC, mode), `open(${path})`);
+}
+
+// Native address of each ArrayBuffer seen, computed once (koffi.address allocates a BigInt). Backing stores of
+// non-detached ArrayBuffers do not move (reading `.buffer` moves a small on-heap typed array off-heap first).
+// The one-entry cache keeps the last buffer alive (normally a long-lived ring or packet buffer).
+const bases = new WeakMap<ArrayBufferLike, number>();
+let lastBuffer: ArrayBufferLike | null = null;
+let lastBase = 0;
+
+/**
+ * Native address of `u8[0]` as a number, for the `uintptr_t` bindings (read, write, memcpy): a one-entry cache
+ * in front of a WeakMap, so the steady state is two compares and no allocation.
+ */
+export function addressOf(u8: Uint8Array): number {
+  const ab = u8.buffer;
+  if (ab !== lastBuffer) {
+    let b = bases.get(ab);
+    if (b === undefined) {
+      b = Number(koffi.address(ab));
+      bases.set(ab, b);
+    }
+    lastBuffer = ab;
+    lastBase = b;
+  }
+  return lastBase + u8.byteOffset;
+}

@@ -1,7 +1,7 @@
 // rtnetlink sockets through koffi: a blocking request socket (dumps, acked requests) and a non-blocking monitor
 // subscribed to multicast groups and read from the event loop. Bodies are parsed by rtnl-codec.ts.
-import { C, SysError, bind, check, close, errno, raw, socket, uvPoll, type UvPollHandle } from './libc.ts';
-import { NlmF, nlRequest, walkMessages, type NlHandler, type NlStats } from './rtnl-codec.ts';
+import { C, SysError, bind, check, close, errno, ifIndex, raw, socket, uvPoll, type UvPollHandle } from './libc.ts';
+import { IFF_UP, NlmF, Rtm, linkBody, nlRequest, nlStats, walkMessages, type NlHandler, type NlStats } from './rtnl-codec.ts';
 
 const NETLINK_ROUTE = 0;
 const BUF_BYTES = 64 * 1024; // above the kernel's largest dump datagram (32 KiB)
@@ -133,4 +133,35 @@ export class RtnlMonitor {
     close(this.fd);
     this.fd = -1;
   }
+}
+
+/**
+ * One acked rtnetlink request on a short-lived socket (control path: link changes at start-up). Throws SysError
+ * naming `what` with the kernel's errno.
+ */
+export function rtnlRequest(type: number, flags: number, body: Uint8Array, what: string): void {
+  const s = new RtnlSocket(nlStats());
+  try {
+    s.request(type, flags | NlmF.REQUEST | NlmF.ACK, body, what, () => true);
+  } finally {
+    s.close();
+  }
+}
+
+/** Brings interface `ifname` up (`ip link set dev IFNAME up`). Throws SysError (ENODEV when it does not exist). */
+export function linkSetUp(ifname: string): void {
+  rtnlRequest(Rtm.NEWLINK, 0, linkBody(ifIndex(ifname), IFF_UP, IFF_UP), `RTM_NEWLINK ${ifname} up`);
+}
+
+/** Deletes interface `ifname` (`ip link del dev IFNAME`). Returns false when it does not exist. Throws SysError. */
+export function linkDelete(ifname: string): boolean {
+  const i = raw.if_nametoindex(ifname);
+  if (i === 0) return false;
+  try {
+    rtnlRequest(Rtm.DELLINK, 0, linkBody(i), `RTM_DELLINK ${ifname}`);
+  } catch (e) {
+    if (e instanceof SysError && e.code === 'ENODEV') return false;
+    throw e;
+  }
+  return true;
 }

@@ -1,8 +1,8 @@
 // The director's L2 view over rtnetlink (through koffi): own MACs per interface, next-hop MACs from the
-// kernel neighbour table kept current by an RTNLGRP_NEIGH subscription, probes for missing entries, and
-// ARP frames (gratuitous ARP for a VIP).
-import { ipv4ToText } from '../../../shared/net/addr.ts';
-import { C } from './libc.ts';
+// kernel neighbour table kept current by an RTNLGRP_NEIGH subscription, and probes for missing entries.
+// (ARP frames are sent by shared/sys/arp.ts.)
+import { ipv4ToText } from '../net/addr.ts';
+import { C, SysError } from './libc.ts';
 import { RtnlMonitor, RtnlSocket } from './rtnl.ts';
 import {
   NlmF, Rtm, RtmGrp, familyBody, nlStats, parseLinkMsg, parseNeighMsg, type LinkInfo, type NeighMsg, type NlStats,
@@ -130,7 +130,7 @@ export class NeighTable {
       const m = this.lookup(ifindex, ip);
       if (m) return m;
     }
-    throw new Error(`neighbour ${ipv4ToText(ip)} on ifindex ${ifindex} unresolved after ${timeoutMs} ms`);
+    throw new SysError(`resolve neighbour ${ipv4ToText(ip)} on ifindex ${ifindex}`, 'ETIMEDOUT', `unresolved after ${timeoutMs} ms`);
   }
 
   /** Closes both netlink sockets. */
@@ -174,45 +174,4 @@ function neighMsg(ifindex: number, ip: number, ntf: number): Uint8Array {
     dv.setUint32(16, ip, false);
   }
   return b;
-}
-
-/** ARP opcodes. */
-export const ArpOp = { REQUEST: 1, REPLY: 2 } as const;
-
-/**
- * Writes a 42-byte Ethernet ARP frame into `out` at `off` (returns 42): Ethernet dst `ethDst`, src
- * `senderMac`; ARP `op`, sender (senderMac, senderIp), target (targetMac, targetIp). IPs host-order u32.
- */
-export function writeArp(out: Uint8Array, off: number, op: number, ethDst: Uint8Array, senderMac: Uint8Array, senderIp: number, targetMac: Uint8Array, targetIp: number): number {
-  const dv = new DataView(out.buffer, out.byteOffset + off, 42);
-  out.set(ethDst.subarray(0, 6), off);
-  out.set(senderMac.subarray(0, 6), off + 6);
-  dv.setUint16(12, C.ETH_P_ARP);
-  dv.setUint16(14, 1); // htype Ethernet
-  dv.setUint16(16, C.ETH_P_IP);
-  dv.setUint8(18, 6);
-  dv.setUint8(19, 4);
-  dv.setUint16(20, op);
-  out.set(senderMac.subarray(0, 6), off + 22);
-  dv.setUint32(28, senderIp);
-  out.set(targetMac.subarray(0, 6), off + 32);
-  dv.setUint32(38, targetIp);
-  return 42;
-}
-
-const BROADCAST = new Uint8Array([255, 255, 255, 255, 255, 255]);
-const ZERO_MAC = new Uint8Array(6);
-
-/** A gratuitous ARP request announcing `vip` at `mac` (broadcast, sender = target = vip). */
-export function gratuitousArp(mac: Uint8Array, vip: number): Uint8Array {
-  const f = new Uint8Array(42);
-  writeArp(f, 0, ArpOp.REQUEST, BROADCAST, mac, vip, ZERO_MAC, vip);
-  return f;
-}
-
-/** A broadcast ARP request "who has `targetIp` tell `senderIp`". */
-export function arpRequest(mac: Uint8Array, senderIp: number, targetIp: number): Uint8Array {
-  const f = new Uint8Array(42);
-  writeArp(f, 0, ArpOp.REQUEST, BROADCAST, mac, senderIp, ZERO_MAC, targetIp);
-  return f;
 }

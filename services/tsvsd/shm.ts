@@ -1,0 +1,66 @@
+// The data plane's shared memory, as tsvsd owns it: the per-namespace directory, the counters segment it creates,
+// the workers' connection-table shards it maps read-only for listings, and their removal on exit.
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { ConnTable } from '../../shared/conntab/conn-table.ts';
+import { ShardedConnTable } from '../../shared/conntab/sharded.ts';
+import { Counters, countersBytes } from '../../shared/fwd/counters.ts';
+import { conntabPath, countersPath, shmDir } from '../../shared/proto/worker.ts';
+import { mapShared, removeShared, type SharedSegment } from '../../shared/sys/shm.ts';
+
+/** This process's network namespace inode: the key of every per-director path. */
+export function netnsInode(): number {
+  return statSync('/proc/self/ns/net').ino;
+}
+
+/** The segments of one director's data plane. */
+export class DataShm {
+  /** The directory: /dev/shm/tsvs-ns-<netns inode>. */
+  readonly dir: string;
+  readonly workers: number;
+  readonly counters: Counters;
+  readonly #countersSeg: SharedSegment;
+
+  /**
+   * Creates the directory (removing what a previous tsvsd of this namespace left behind, e.g. after kill -9) and
+   * the zeroed counters segment for `workers` rows. Throws an Error naming the path on failure.
+   */
+  constructor(workers: number, dir = shmDir(netnsInode())) {
+    this.dir = dir;
+    this.workers = workers;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    for (const f of readdirSync(dir)) removeShared(`${dir}/${f}`);
+    this.#countersSeg = mapShared(countersPath(dir), countersBytes(workers), { create: true, resize: true });
+    this.counters = new Counters(this.#countersSeg.buffer, workers, true);
+  }
+
+  /**
+   * Maps every worker's shard read-only, hands them to `fn` as one sharded table, and unmaps them. A shard that
+   * is missing (its worker has not started yet) is left out; one that cannot be read is reported to `onError`.
+   */
+  withShards<T>(fn: (t: ShardedConnTable) => T, onError: (worker: number, e: Error) => void): T | undefined {
+    const segs: SharedSegment[] = [];
+    const tables: ConnTable[] = [];
+    try {
+      for (let w = 0; w < this.workers; w++) {
+        const path = conntabPath(this.dir, w);
+        if (!existsSync(path)) continue;
+        try {
+          const seg = mapShared(path, statSync(path).size);
+          segs.push(seg);
+          tables.push(ConnTable.attach(seg.buffer, { readOnly: true }));
+        } catch (e) {
+          onError(w, e as Error);
+        }
+      }
+      return tables.length ? fn(new ShardedConnTable(tables)) : undefined;
+    } finally {
+      for (const s of segs) s.unmap();
+    }
+  }
+
+  /** Unmaps the counters and removes the directory with every segment in it. Idempotent. */
+  remove(): void {
+    this.#countersSeg.unmap();
+    if (existsSync(this.dir)) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
