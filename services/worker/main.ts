@@ -15,6 +15,8 @@ import { RouteSync } from './io/route-sync.ts';
 import { nlProblems, nlStats } from '../../shared/sys/rtnl-codec.ts';
 import { RouteTable } from './route.ts';
 import { openTun, type TunDevice } from '../../shared/sys/tun.ts';
+import { DecisionWriter, decisionRingBytes, decisionRingPath } from '../../shared/telemetry/decision-ring.ts';
+import { hostname } from 'node:os';
 
 const { values: a } = parseArgs({
   options: {
@@ -30,6 +32,8 @@ const { values: a } = parseArgs({
     'spin-us': { type: 'string', default: '100' },
     'busy-poll': { type: 'boolean', default: false },
     'queue-base': { type: 'string', default: '0' },
+    decisions: { type: 'string', default: '0' },
+    director: { type: 'string' },
   },
 });
 const backend = a.backend === 'nfqueue' ? 'nfqueue' : 'afpacket';
@@ -37,12 +41,17 @@ const backend = a.backend === 'nfqueue' ? 'nfqueue' : 'afpacket';
 const index = Number(a.index);
 const workers = Number(a.workers);
 if (!Number.isInteger(index) || !Number.isInteger(workers) || index < 0 || index >= workers || !a['shm-dir'] || !a['client-if']) {
-  process.stderr.write('usage: worker --index I --workers N --shm-dir DIR --client-if IF [--server-if IF] [--cpu C] [--capacity N] [--ring adaptive|v2|v3] [--backend afpacket|nfqueue [--queue-base Q]] [--spin-us US | --busy-poll]\n');
+  process.stderr.write('usage: worker --index I --workers N --shm-dir DIR --client-if IF [--server-if IF] [--cpu C] [--capacity N] [--ring adaptive|v2|v3] [--backend afpacket|nfqueue [--queue-base Q]] [--spin-us US | --busy-poll] [--decisions N --director NAME]\n');
   process.exit(2);
 }
 const clientIf = a['client-if'];
 const serverIf = a['server-if'] ?? clientIf;
 const capacity = a.capacity ? Number(a.capacity) : DEFAULT_CONNS_PER_WORKER;
+const decisionRecords = Number(a.decisions);
+if (!Number.isInteger(decisionRecords) || decisionRecords < 0 || (decisionRecords > 0 && (decisionRecords < 2 || (decisionRecords & (decisionRecords - 1)) !== 0))) {
+  process.stderr.write(`worker: --decisions ${a.decisions}: 0 (off) or a power of two >= 2\n`);
+  process.exit(2);
+}
 
 function send(m: FromWorker): void {
   if (process.send) process.send(m);
@@ -80,6 +89,18 @@ if (seg.created) {
 // The engine runs on table time (ms since the shard's epoch): a small integer, never boxed (see ConnTableRuntime).
 const epochMs = conns.epochMs;
 const tableNow = (): number => Date.now() - epochMs;
+
+// The decision ring (tracing): one record per scheduling decision, written on the packet path, read by tsvsd's
+// telemetry exporter. A restarted worker attaches to its ring and continues the sequence.
+const decisions =
+  decisionRecords > 0
+    ? new DecisionWriter(mapShared(decisionRingPath(dir, index), decisionRingBytes(decisionRecords), { create: true, resize: true }).buffer, {
+        init: false,
+        worker: index,
+        director: a.director ?? hostname(),
+        epochMs,
+      })
+    : null;
 
 // L3 and L2 from rtnetlink, each kept current by a subscription: routes and the director's addresses (re-dumped
 // from the event loop after a change), neighbours and links.
@@ -176,7 +197,7 @@ if (backend === 'afpacket') {
     ports.push(port);
     txPorts.set(port.ifindex, port);
   }
-  engine = new Engine({ conns, counters, worker: index, l2: new Resolver(), ports: txPorts, now: tableNow, local });
+  engine = new Engine({ conns, counters, worker: index, l2: new Resolver(), ports: txPorts, now: tableNow, local, decisions });
   // After a batch, keep polling every ring for a short while (--spin-us): a reply in flight is forwarded as it
   // lands instead of after another sleep and wake-up of the event loop (tens of µs in a VM). The window is fixed,
   // never extended by traffic: the worker must return to its event loop to swap tables, expire connections and
@@ -217,7 +238,7 @@ if (backend === 'afpacket') {
   // per worker) and keeps routing, ARP and checksums; the engine answers each packet with a verdict.
   const port = openNfqueuePort({ queue: Number(a['queue-base']) + index });
   nfq = port;
-  engine = new Engine({ conns, counters, worker: index, l2: new Resolver(), ports: txPorts, now: tableNow, local });
+  engine = new Engine({ conns, counters, worker: index, l2: new Resolver(), ports: txPorts, now: tableNow, local, decisions });
   port.rx({
     packet: (buf, off, len, id) => {
       engine.packet(buf, off, len, id, port);
