@@ -171,6 +171,10 @@ class CaseL2 implements L2Resolver {
     hop.dstMac.set(n.dstMac);
     return true;
   }
+  /** No hold queue in the golden cases: an unresolved next hop takes the engine's fallback (NAT via the kernel, else a counted drop). */
+  hold(): TxPort | null {
+    return null;
+  }
   isLocal(): boolean {
     return false;
   }

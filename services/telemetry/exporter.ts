@@ -6,7 +6,7 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { Attr, CONTROL_SPAN, DECISION_SPAN, recordToAttributes, sampleDecision, type TraceSettings } from '../../shared/telemetry/attributes.ts';
-import { isFailure, type DecisionRecord } from '../../shared/telemetry/decision-ring.ts';
+import { Outcome, isFailure, type DecisionRecord } from '../../shared/telemetry/decision-ring.ts';
 import type { ControlEvent, TelemetryStats } from '../../shared/proto/telemetry.ts';
 import { zeroTelemetryStats } from '../../shared/proto/telemetry.ts';
 import { BoundedSpanProcessor } from './bounded-processor.ts';
@@ -52,13 +52,27 @@ export class SpanSink {
     this.tracer = this.provider.getTracer('tsvs.decisions');
   }
 
+  /** The sampling rule on a raw outcome code, for DecisionReader.poll's `keep` (decode only what is kept). */
+  readonly keep = (outcome: number): boolean => outcome >= Outcome.noDest || this.rng() < this.ratio;
+
+  /** Decisions `keep` turned down: counted as read and unsampled. */
+  readonly skipped = (n: number): void => {
+    this.stats.decisionsRead += n;
+    this.stats.decisionsUnsampled += n;
+  };
+
   /** One decision record: counted, sampled, and (if kept) ended as a span at the record's time. */
   decision(r: DecisionRecord): void {
-    this.stats.decisionsRead++;
     if (!sampleDecision({ ratio: this.ratio }, r, this.rng())) {
-      this.stats.decisionsUnsampled++;
+      this.skipped(1);
       return;
     }
+    this.sampled(r);
+  }
+
+  /** A decision already sampled (by {@link keep}): ended as a span at the record's time. */
+  sampled(r: DecisionRecord): void {
+    this.stats.decisionsRead++;
     this.stats.decisionsTraced++;
     if (this.tracer === null) return;
     const span = this.tracer.startSpan(DECISION_SPAN, { kind: SpanKind.INTERNAL, startTime: r.timeMs, attributes: recordToAttributes(r) });

@@ -64,15 +64,17 @@ const sink = new SpanSink({ settings, maxQueue: intOpt(args.queue, 'queue', 8192
 const tail = new RingTail(args.ring ?? [], args['ring-dir'] ?? null, log);
 tail.rescan();
 
-const onRecord = sink.decision.bind(sink);
+const onRecord = sink.sampled.bind(sink);
 const onLoss = sink.ringLoss.bind(sink);
+const keep = sink.keep;
+const onSkip = sink.skipped;
 let sinceRescan = 0;
 const poller = setInterval(() => {
   if ((sinceRescan += pollMs) >= 1000) {
     sinceRescan = 0;
     tail.rescan();
   }
-  tail.poll(onRecord, onLoss);
+  tail.poll(onRecord, onLoss, keep, onSkip);
 }, pollMs);
 const reporter = setInterval(() => send({ type: 'stats', stats: sink.snapshot() }), statsMs);
 
@@ -82,7 +84,7 @@ async function stop(code: number): Promise<void> {
   stopping = true;
   clearInterval(poller);
   clearInterval(reporter);
-  tail.poll(onRecord, onLoss);
+  tail.poll(onRecord, onLoss, keep, onSkip);
   await sink.shutdown();
   send({ type: 'stats', stats: sink.snapshot() });
   tail.close();

@@ -68,12 +68,16 @@ export class RingTail {
     }
   }
 
-  /** Reads what every ring gained since the last poll. */
-  poll(onRecord: (r: DecisionRecord) => void, onLoss: (lost: number, torn: number) => void): number {
+  /**
+   * Reads what every ring gained since the last poll: records `keep(outcome)` accepts go to `onRecord`, the others
+   * are only counted (`onSkip`), losses to `onLoss`.
+   */
+  poll(onRecord: (r: DecisionRecord) => void, onLoss: (lost: number, torn: number) => void, keep?: (outcome: number) => boolean, onSkip?: (n: number) => void): number {
     let n = 0;
     for (const t of this.open.values()) {
-      const { records, lost, torn } = t.reader.poll();
+      const { records, lost, torn, skipped } = t.reader.poll(undefined, keep);
       if (lost > 0 || torn > 0) onLoss(lost, torn);
+      if (skipped > 0) onSkip?.(skipped);
       for (const r of records) onRecord(r);
       n += records.length;
     }

@@ -1,13 +1,18 @@
 // tsvsd as a composition root: the config store, the event queue, the reconciler and its targets (workers,
 // kernel rules, VIPs), the stats read model, the children and the admin socket, started and stopped as one.
 import { statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import type { FwdTable } from '../../shared/fwd/table.ts';
 import { IpvsTable } from '../../shared/model/table.ts';
 import type { Clock } from '../../shared/model/table.ts';
 import { defaultAdminSocketPath } from '../../shared/proto/admin.ts';
 import type { AdminEnvelope } from '../../shared/proto/admin.ts';
-import { isChildEnvelope, type ChildSpec } from '../../shared/proto/child.ts';
+import { ChildKind, isChildEnvelope, type ChildSpec } from '../../shared/proto/child.ts';
+import type { ControlEvent, TelemetryStats, ToTelemetry } from '../../shared/proto/telemetry.ts';
+import { DEFAULT_RING_RECORDS } from '../../shared/telemetry/decision-ring.ts';
+import { DecisionRings } from './http/decisions.ts';
+import { startHttp, type RunningHttp } from './http/server.ts';
 import { LOCAL_TUN } from '../../shared/proto/worker.ts';
 import { DesiredCompiler, type HealthView, type VipGrant } from '../../shared/rules/desired.ts';
 import { handleAdmin, type Handled } from './admin-handlers.ts';
@@ -66,6 +71,18 @@ export interface DaemonOptions {
   forward?: ForwardOptions;
   /** Children besides the workers (the cluster agent, the health checker), supervised like them. */
   children?: readonly ChildSpec[];
+  /** HTTP listener (/metrics, /api/*, the monitor page): ADDR:PORT, [V6]:PORT or PORT (loopback). */
+  http?: string;
+  /**
+   * Decision tracing (with `forward`): every worker writes a record per scheduling decision into its ring and the
+   * telemetry child (services/telemetry) exports spans: to `otlp` (else the OTEL_* variables), sampled at `ratio`.
+   */
+  trace?: { otlp?: string; ratio?: string; records?: number };
+}
+
+/** The name this director gives itself in decision records, spans and the monitor page. */
+function directorName(): string {
+  return process.env.TSVS_DIRECTOR || hostname();
 }
 
 /**
@@ -148,8 +165,9 @@ interface Forwarding {
   own: OwnAddresses;
 }
 
-function workerArgs(f: ForwardOptions, shmDir: string): string[] {
+function workerArgs(f: ForwardOptions, shmDir: string, trace: DaemonOptions['trace']): string[] {
   const a = ['--shm-dir', shmDir, '--client-if', f.clientIf, '--server-if', f.serverIf ?? f.clientIf];
+  if (trace) a.push('--decisions', String(trace.records ?? DEFAULT_RING_RECORDS), '--director', directorName());
   if (f.capacity) a.push('--capacity', String(f.capacity));
   if (f.ring) a.push('--ring', f.ring);
   if (f.spinUs !== undefined) a.push('--spin-us', String(f.spinUs));
@@ -203,7 +221,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       count: opts.workers,
       cpus: f.cpus,
       entry: `${ROOT}services/worker/main.ts`,
-      args: workerArgs(f, shm.dir),
+      args: workerArgs(f, shm.dir, opts.trace),
       // TSVS_WORKER_NODE_ARGS: extra Node flags for the workers only (diagnostics: --trace-gc, --cpu-prof, ...).
       nodeArgs: (process.env.TSVS_WORKER_NODE_ARGS ?? '').split(/\s+/).filter((x) => x !== ''),
       log: (line) => log(`workers: ${line}`),
@@ -237,6 +255,14 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   }
   const st = stats;
   const ctx = { store, stats: st, log, forwarding: f !== undefined };
+  // Tracing: the exporter child's latest counters (for /metrics), and control events sent to it as spans.
+  const tracing = opts.trace !== undefined && fw !== undefined;
+  let telemetry: TelemetryStats | null = null;
+  const control = (name: string, attributes?: ControlEvent['attributes'], error?: boolean): void => {
+    if (!tracing) return;
+    const m: ToTelemetry = { type: 'control-event', event: { name, timeMs: Date.now(), attributes, error } };
+    children.send('telemetry', m);
+  };
 
   async function handle(e: DaemonEvent): Promise<Handled | undefined> {
     switch (e.kind) {
@@ -244,10 +270,12 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         return handleAdmin(e.env, ctx);
       case 'config':
         reconciler.setConfig(e.change);
+        control('config-applied', { 'lvs.table.epoch': table.epoch });
         return undefined;
       case 'ownership':
         log('ownership: VIP grant', { grant: e.grant.kind === 'all' ? 'all' : e.grant.vips.join(',') });
         reconciler.setGrant(e.grant);
+        control('vip-grant', { 'lvs.vips': e.grant.kind === 'all' ? 'all' : e.grant.vips.join(',') });
         return undefined;
       case 'health':
         reconciler.setHealth(e.view);
@@ -260,12 +288,17 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         return undefined;
       case 'child-exit':
         log('child: exited', { name: e.name, how: e.how, restart_in_ms: e.restartInMs ?? undefined });
+        if (e.name !== 'telemetry') control('child-exit', { 'lvs.child': e.name, 'lvs.exit': e.how }, true);
         return undefined;
       case 'child-message': {
         const m = e.msg;
         if (isChildEnvelope(m)) {
           if (m.type === 'log') log(`${e.name}: ${m.line}`);
           else log(`child: ${m.type}`, { name: e.name, ...(m.type === 'exit' ? { code: m.code, reason: m.reason } : { pid: m.pid }) });
+          return undefined;
+        }
+        if (e.name === 'telemetry' && typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'stats') {
+          telemetry = (m as { stats: TelemetryStats }).stats;
           return undefined;
         }
         const routed = deps.routeChild?.(e.name, m) ?? null;
@@ -284,7 +317,11 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const ownership = deps.ownership ?? new AllTableVips();
   store.onChange((change) => void queue.push({ kind: 'config', change }).catch(() => {}));
 
+  const rings = tracing ? new DecisionRings(fw!.shm.dir) : null;
+  let http: RunningHttp | null = null;
   const undo = async (): Promise<void> => {
+    await http?.close();
+    rings?.close();
     ownership.stop();
     await children.stop();
     await queue.close();
@@ -303,6 +340,13 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     void queue.push({ kind: 'config', change: store.current() });
     ownership.start((grant) => void queue.push({ kind: 'ownership', grant }).catch(() => {}));
     for (const spec of opts.children ?? []) children.start(spec);
+    if (tracing) {
+      const t = opts.trace!;
+      const args = ['--ring-dir', fw!.shm.dir];
+      if (t.otlp !== undefined) args.push('--otlp', t.otlp);
+      if (t.ratio !== undefined) args.push('--trace-ratio', t.ratio);
+      children.start({ name: 'telemetry', kind: ChildKind.telemetry, entry: `${ROOT}services/telemetry/main.ts`, args });
+    }
     await reconciler.applied(0);
     st.start();
     const logBad = rateLimited(log, 10);
@@ -325,6 +369,21 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     throw new DaemonStartError(`admin socket ${opts.socketPath}: ${(e as Error).message}`);
   }
   log('admin: listening', { socket: opts.socketPath });
+
+  if (opts.http !== undefined) {
+    try {
+      http = await startHttp(
+        opts.http,
+        { director: directorName(), read: () => ({ ...st.view(), telemetry }), decisions: rings ? (max, filter) => rings.recent(max, filter) : undefined },
+        { log },
+      );
+    } catch (e) {
+      await server.close();
+      await undo();
+      throw new DaemonStartError(`--http ${opts.http}: ${(e as Error).message}`);
+    }
+    log('http: listening', { url: http.url });
+  }
 
   if (opts.pidFile !== undefined) {
     try {

@@ -33,11 +33,6 @@ export const Attr = {
   destId: 'lvs.dest.id',
   candidates: 'lvs.candidates',
   candidateCount: 'lvs.candidates.count',
-  candidateAddresses: 'lvs.candidates.address',
-  candidateWeights: 'lvs.candidates.weight',
-  candidateActive: 'lvs.candidates.active',
-  candidateInactive: 'lvs.candidates.inactive',
-  candidateOverheads: 'lvs.candidates.overhead',
   worker: 'lvs.worker',
   director: 'lvs.director',
   sequence: 'lvs.decision.seq',
@@ -50,8 +45,10 @@ export function serviceLabel(r: Pick<DecisionRecord, 'protocol' | 'vip' | 'vport
 }
 
 /**
- * The attributes of a decision's span. `lvs.candidates` holds one readable string per candidate
- * ("10.0.0.2:80 w=3 a=1 i=0 o=256 chosen"); the parallel `lvs.candidates.*` arrays hold the same figures for tools.
+ * The attributes of a decision's span. `lvs.candidates` holds one string per candidate in list order,
+ * "ADDR:PORT w=WEIGHT a=ACTIVE i=INACTIVE o=OVERHEAD" plus " chosen", " overloaded", " unavailable" flags (one
+ * string array, not parallel arrays of numbers: the SDK copies every array attribute, and that copy dominated the
+ * cost per span when measured).
  */
 export function recordToAttributes(r: DecisionRecord): Attributes {
   const a: Attributes = {
@@ -68,11 +65,6 @@ export function recordToAttributes(r: DecisionRecord): Attributes {
     [Attr.candidates]: r.candidates.map(
       (c) => `${c.address}:${c.port} w=${c.weight} a=${c.active} i=${c.inactive} o=${c.overhead}${c.chosen ? ' chosen' : ''}${c.overloaded ? ' overloaded' : ''}${c.available ? '' : ' unavailable'}`,
     ),
-    [Attr.candidateAddresses]: r.candidates.map((c) => `${c.address}:${c.port}`),
-    [Attr.candidateWeights]: r.candidates.map((c) => c.weight),
-    [Attr.candidateActive]: r.candidates.map((c) => c.active),
-    [Attr.candidateInactive]: r.candidates.map((c) => c.inactive),
-    [Attr.candidateOverheads]: r.candidates.map((c) => c.overhead),
     [Attr.worker]: r.worker,
     [Attr.director]: r.director,
     [Attr.sequence]: r.seq,

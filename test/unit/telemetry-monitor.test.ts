@@ -4,6 +4,7 @@ import { History, historyPoint, monitorFrame } from '../../shared/telemetry/moni
 import { DecisionReader, DecisionWriter, Outcome, TemplateUse, decisionRingBytes, schedulerIndex } from '../../shared/telemetry/decision-ring.ts';
 import { parseListen, HttpListenError } from '../../services/tsvsd/http/server.ts';
 import { sampleMetricsInput } from './telemetry-sample.ts';
+import { parseCli, USAGE } from '../../services/tsvsd/args.ts';
 
 describe('telemetry monitor', () => {
   it('telemetry monitor: a frame lists services, real servers with health, drops by count, decisions', () => {
@@ -41,5 +42,17 @@ describe('telemetry monitor', () => {
     expect(() => parseListen('::1:80')).toThrow(HttpListenError);
     expect(() => parseListen('127.0.0.1:99999')).toThrow(/not a port/);
     expect(() => parseListen('host:')).toThrow(/not a port/);
+  });
+
+  it('telemetry monitor: tsvsd takes --http, --otlp and --trace-ratio, checks them, and documents them in --help', () => {
+    const r = parseCli(['--http', '127.0.0.1:9180', '--otlp', 'http://127.0.0.1:4318', '--trace-ratio', '0.01']);
+    expect(r.kind === 'run' && [r.opts.http, r.opts.otlp, r.opts.traceRatio]).toEqual(['127.0.0.1:9180', 'http://127.0.0.1:4318', '0.01']);
+    expect(parseCli(['--http', 'x:y'])).toMatchObject({ kind: 'error', message: expect.stringMatching(/not a port/) });
+    expect(parseCli(['--otlp', '127.0.0.1:4318'])).toMatchObject({ kind: 'error', message: expect.stringMatching(/http\(s\) URL/) });
+    expect(parseCli(['--trace-ratio', '1.5'])).toMatchObject({ kind: 'error', message: expect.stringMatching(/not a ratio/) });
+    for (const f of ['--http', '--otlp', '--trace-ratio']) {
+      expect(USAGE.slice(0, USAGE.indexOf('\n\n')), f).toMatch(new RegExp(`\\[${f}\\b`));
+      expect(USAGE, f).toMatch(new RegExp(`^  ${f}\\b`, 'm'));
+    }
   });
 });

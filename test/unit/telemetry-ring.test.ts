@@ -186,7 +186,6 @@ describe('telemetry attributes and sampling', () => {
       'lvs.method': 'masq',
       'lvs.service': 'TCP 10.200.0.10:80',
       'lvs.candidates.count': 2,
-      'lvs.candidates.weight': [1, 3],
       'lvs.worker': 1,
       'lvs.director': 'd1',
     });

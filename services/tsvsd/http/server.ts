@@ -27,7 +27,7 @@ export interface HttpOptions {
   /** Decisions listed per frame. Default 20. */
   decisionsPerFrame?: number;
   /** Log line sink (rate-limited by the caller's logger). */
-  log?: (msg: string, fields?: Record<string, unknown>) => void;
+  log?: (msg: string, fields?: Record<string, string | number | boolean | undefined>) => void;
 }
 
 export interface RunningHttp {
