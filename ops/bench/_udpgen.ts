@@ -6,7 +6,7 @@
 // Prints one line of JSON: {"sent":N,"seconds":S,"pps":P}.
 import { parseArgs } from 'node:util';
 import { openAfPacketPort } from '../../services/worker/io/af-packet.ts';
-import { ipv4ToU32 } from '../../services/worker/io/bpf.ts';
+import { ipv4FromTextOrThrow } from '../../shared/net/addr.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -51,8 +51,8 @@ function templates(): Uint8Array[] {
     dv.setUint16(16, LEN - 14);
     dv.setUint8(22, 64);
     dv.setUint8(23, 17);
-    dv.setUint32(26, ipv4ToU32(a.src as string));
-    dv.setUint32(30, ipv4ToU32(a.dst as string));
+    dv.setUint32(26, ipv4FromTextOrThrow(a.src as string));
+    dv.setUint32(30, ipv4FromTextOrThrow(a.dst as string));
     let sum = 0;
     for (let i = 14; i < 34; i += 2) sum += dv.getUint16(i);
     while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);

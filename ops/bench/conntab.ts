@@ -1,20 +1,21 @@
 // Benchmark of shared/conntab at 1,000,000 connections: bytes per connection, inserts, hit and miss lookups,
 // per-packet transitions and expiry, single core. Ends with one line of JSON.
 import { loadavg } from 'node:os';
-import { ConnTable, COUNTERS_PER_DEST, destConnFlags } from '../../shared/conntab/conn-table.ts';
+import { ConnTable, ConnCount, destConnFlags } from '../../shared/conntab/conn-table.ts';
 import { Dir, TcpFlag } from '../../shared/conntab/tcp-state.ts';
+import { mulberry32U32 } from '../../shared/util/rng.ts';
 
 const TCP = 6;
 const VIP = 0x0a000001;
 const RIP = 0xac100000;
 
-/** xorshift32 so keys are reproducible run to run. */
+/** Seeded so keys are reproducible run to run. */
 function keys(n: number, seed: number, base: number): { caddr: Uint32Array; cport: Uint16Array } {
-  let x = seed >>> 0 || 1;
+  const next = mulberry32U32(seed);
   const caddr = new Uint32Array(n);
   const cport = new Uint16Array(n);
   for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    const x = next();
     caddr[i] = (base | (x & 0x00ffffff)) >>> 0;
     cport[i] = 1024 + ((x >>> 8) % 64512);
   }
@@ -24,10 +25,9 @@ function keys(n: number, seed: number, base: number): { caddr: Uint32Array; cpor
 function permutation(n: number, seed: number): Uint32Array {
   const p = new Uint32Array(n);
   for (let i = 0; i < n; i++) p[i] = i;
-  let x = seed >>> 0 || 1;
+  const next = mulberry32U32(seed);
   for (let i = n - 1; i > 0; i--) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    const j = x % (i + 1);
+    const j = next() % (i + 1);
     const t = p[i]; p[i] = p[j]; p[j] = t;
   }
   return p;
@@ -49,7 +49,7 @@ function median(passes: number, body: () => void): number {
 
 function run(n: number, capacity: number, report: boolean): Record<string, number> {
   const dests = 64;
-  const row = new Int32Array(dests * COUNTERS_PER_DEST);
+  const row = new Int32Array(dests * ConnCount.width);
   const t = ConnTable.create(capacity, { counters: row });
   const hit = keys(n, 0x12345, 0x64000000);
   const miss = keys(n, 0x6789a, 0xc6000000);

@@ -8,5 +8,7 @@ export { LAB_NETNS_NAME, LabError, checkPrerequisites, currentPlan, down, execCa
 export type { ExecOptions, LabLog, LabStatus, UpResult } from './lab.ts';
 export { LAB_GUE_PORT, REPO_ROOT, adminSocketOf, haveService, labEnv } from './services.ts';
 export { labDir, readState, statePath } from './state.ts';
-export type { LabProcess, LabState } from './state.ts';
+export type { LabFault, LabProcess, LabState } from './state.ts';
 export { runDemo } from './demo.ts';
+export { FAULT_KINDS, fail, heal, parseFaultArgs } from './faults.ts';
+export type { FailResult, FaultArgs, FaultKind } from './faults.ts';

@@ -4,6 +4,7 @@ import { LabError, currentPlan, down, execIn, status, up } from './lab.ts';
 import { LabUsageError, formatOptions, parseLabArgs, plan, planJson } from './plan.ts';
 import type { LabPlan } from './plan.ts';
 import { LabCommandError } from './sh.ts';
+import { fail, heal, parseFaultArgs } from './faults.ts';
 
 const USAGE = `usage: npm run lab -- <command>
   up [--directors N] [--servers N] [--mode nat|dr|tun] [--router] [--nats] [--workers N] [--backend afpacket|nfqueue] [--cpus LIST]
@@ -15,7 +16,11 @@ const USAGE = `usage: npm run lab -- <command>
   plan [--json] [options]
                       the topology up builds with these options (with no options: the lab that is up, else the default)
   exec <node> -- <cmd...>
-                      run cmd in tsvs-<node> with ops/bin on PATH; exits with its status`;
+                      run cmd in tsvs-<node> with ops/bin on PATH; exits with its status
+  fail <node> [--how kill|link|freeze] [--lan LAN[,LAN]]
+                      kill -9 every process of the node (default), cut its links (all, or only those LANs), or SIGSTOP it;
+                      prints the moment (epoch ms) for failover measurements
+  heal <node>         undo fail: restart what was killed (and wait for it), links up, or SIGCONT`;
 
 function printPlan(p: LabPlan): void {
   process.stdout.write(`options: ${formatOptions(p.options)}\nvips: ${p.vips.join(' ')}\n`);
@@ -64,6 +69,16 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'demo':
       return runDemo();
+    case 'fail': {
+      const r = fail(parseFaultArgs(rest, 'fail'));
+      process.stdout.write(`lab: ${r.node} failed (${r.how}: ${r.detail}) at ${new Date(r.at).toISOString()} (${r.at})\n`);
+      return 0;
+    }
+    case 'heal': {
+      const r = await heal(parseFaultArgs(rest, 'heal').node);
+      process.stdout.write(`lab: ${r.node} healed (${r.how}) in ${r.ms} ms\n`);
+      return 0;
+    }
     case undefined:
     case '-h':
     case '--help':

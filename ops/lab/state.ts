@@ -37,6 +37,21 @@ export interface LabState {
   processes: LabProcess[];
   /** Things `up` could not start, said again by `status`. */
   warnings: string[];
+  /** Nodes failed with `fail` and not healed yet, by node name. */
+  faults?: Record<string, LabFault>;
+}
+
+/** A fault `fail` injected into a node, with what `heal` needs to undo it. */
+export interface LabFault {
+  how: 'kill' | 'link' | 'freeze';
+  /** When it was injected (epoch ms). */
+  at: number;
+  /** link: the veth ends in tsvs-lan that were set down. */
+  peers?: string[];
+  /** freeze: the pids that were stopped. */
+  pids?: number[];
+  /** kill: the names of the lab processes to start again (tsvsd, nats-server, nginx, ...). */
+  restart?: string[];
 }
 
 /** Reads state.json; undefined when the lab is down. Throws if the file exists but is unreadable. */

@@ -1,6 +1,6 @@
 // rs-agent: the real-server side of tsvs. `setup`/`teardown` the VIP and ARP sysctls; `decap` tunnelled packets.
 import { parseArgs } from 'node:util';
-import { ipv4ToU32 } from '../../shared/net/addr.ts';
+import { ipv4FromText, ipv4FromTextOrThrow } from '../../shared/net/addr.ts';
 import { setup, teardown } from './setup.ts';
 import { formatCounters, startDecap } from './decap.ts';
 
@@ -33,7 +33,7 @@ function main(argv: string[]): void {
   }
   const vips = a.vip ?? [];
   if (vips.length === 0) fail('--vip is required');
-  for (const v of vips) if (ipv4ToU32(v) < 0) fail(`bad --vip ${v}`);
+  for (const v of vips) if (ipv4FromText(v) === undefined) fail(`bad --vip ${v}`);
   if (a.mode !== 'dr' && a.mode !== 'tun') fail(`bad --mode ${a.mode}`);
   switch (cmd) {
     case 'setup':
@@ -45,7 +45,7 @@ function main(argv: string[]): void {
     case 'decap': {
       const port = Number(a['gue-port']);
       if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`bad --gue-port ${a['gue-port']}`);
-      const d = startDecap({ vips: vips.map(ipv4ToU32), guePort: port, tunName: a['tun-dev'] });
+      const d = startDecap({ vips: vips.map((v) => ipv4FromTextOrThrow(v, '--vip')), guePort: port, tunName: a['tun-dev'] });
       process.stdout.write(`rs-agent: decap ready on ${a['tun-dev']} for ${vips.join(',')}${port ? ` (GUE port ${port})` : ''}\n`);
       process.on('SIGUSR1', () => process.stdout.write(`${formatCounters(d.counters)}\n`));
       const stop = (): void => {

@@ -1,8 +1,8 @@
 // The worker's view of IPv4 routing: a longest-prefix-match table built from the kernel's main table and the
 // director's own addresses (rtnetlink dumps, see io/route-sync.ts), so that every forwarded packet gets its
 // egress port and next hop. Pure: the collector turns parsed messages into a table, no sockets here.
-import { prefixToMask } from '../../shared/util/ip.ts';
-import { AF_INET, RTM_F_CLONED, RtTable, Rtn, type AddrMsg, type RouteMsg } from './io/rtnl-codec.ts';
+import { prefixToMask } from '../../shared/net/addr.ts';
+import { AF_INET, RTM_F_CLONED, RtTable, Rtn, type AddrMsg, type RouteMsg } from '../../shared/sys/rtnl-codec.ts';
 
 /** One route: destination prefix, egress interface, gateway (0 = on-link). */
 export interface Route {

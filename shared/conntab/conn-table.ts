@@ -27,6 +27,7 @@
 // Single writer per table. Every mutation sets the header's dirty word first and clears it last; attach()
 // of a dirty buffer (the writer died mid-update) rebuilds index, wheel, free list and n_control from the
 // live entries, which are the source of truth (an entry is live only after it is fully written).
+import { ipv4ToText } from '../net/addr.ts';
 import { clientShard } from '../util/flowhash.ts';
 import type { ConnSnapshot, ProtocolName } from '../model/ipvs.ts';
 import {
@@ -55,13 +56,12 @@ export const ConnFlag = {
 /** Dest id of an entry bound to no dest (not counted anywhere). */
 export const NO_DEST = 0xffffffff;
 /**
- * Counter columns per dest in a worker's counter row: `row[dest * 3 + DestCounter.X]`. Classic IPVS counting
- * (kernels before the 2026 `totalconns` change): ACTIVE and INACTIVE are separate counters, a connection is in
- * exactly one of them; templates count only in PERSIST. Readers sum the rows of all workers.
+ * The one per-dest connection-count layout (shared/fwd/counters.ts sizes its segment from it): Int32 columns
+ * per dest in a worker's counter row, `row[dest * ConnCount.width + ConnCount.X]`. Classic IPVS counting
+ * (kernels before the 2026 `totalconns` change): active and inactive are separate counters, a connection is in
+ * exactly one of them; templates count only in persist. Each worker writes its own row; readers sum the rows.
  */
-export const DestCounter = { ACTIVE: 0, INACTIVE: 1, PERSIST: 2 } as const;
-/** Number of Int32 counters per dest in a counter row. */
-export const COUNTERS_PER_DEST = 3;
+export const ConnCount = { active: 0, inactive: 1, persist: 2, width: 3 } as const;
 /** Largest capacity one table can have: entry indices + 1 must fit the index word's 24 bits. */
 export const MAX_CAPACITY = 0xfffffe;
 
@@ -177,11 +177,6 @@ export function connKeyHash(proto: number, caddr: number, cport: number): number
   h = Math.imul(h, 0x846ca68b);
   h ^= h >>> 16;
   return h >>> 0;
-}
-
-/** Dotted-quad text of a host-order IPv4 address. */
-export function ipv4ToString(a: number): string {
-  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
 }
 
 /**
@@ -389,7 +384,7 @@ export class ConnTable {
     if (e < 0) return -1;
     this.syncCursor(this.rel(nowMs));
     this.fill(e, proto, caddr, cport, vaddr, vport, daddr, dport, ((flags & ~(ConnFlag.TEMPLATE | ConnFlag.LIVE)) | ConnFlag.INACTIVE) & 0xffff, destId, service, this.rel(nowMs) + NEW_CONN_TIMEOUT_MS);
-    this.count(destId, DestCounter.INACTIVE, 1);
+    this.count(destId, ConnCount.inactive, 1);
     this.u[H_DIRTY] = 0;
     return e;
   }
@@ -404,7 +399,7 @@ export class ConnTable {
     if (e < 0) return -1;
     this.syncCursor(this.rel(nowMs));
     this.fill(e, proto, caddrMasked, 0, vaddrOrMark, vport, daddr, dport, ((flags & ~ConnFlag.LIVE) | ConnFlag.TEMPLATE) & 0xffff, destId, service, this.rel(nowMs) + Math.min(timeoutMs, MAX_TIMEOUT_MS));
-    this.count(destId, DestCounter.PERSIST, 1);
+    this.count(destId, ConnCount.persist, 1);
     this.u[H_TEMPLATES]++;
     this.u[H_DIRTY] = 0;
     return e;
@@ -464,12 +459,12 @@ export class ConnTable {
         const dest = u[b + E_DEST];
         if (dest !== NO_DEST) {
           if ((flags & ConnFlag.INACTIVE) === 0 && TCP_STATE_ACTIVE[ns] === 0) {
-            this.count(dest, DestCounter.ACTIVE, -1);
-            this.count(dest, DestCounter.INACTIVE, 1);
+            this.count(dest, ConnCount.active, -1);
+            this.count(dest, ConnCount.inactive, 1);
             flags |= ConnFlag.INACTIVE;
           } else if ((flags & ConnFlag.INACTIVE) !== 0 && TCP_STATE_ACTIVE[ns] === 1) {
-            this.count(dest, DestCounter.ACTIVE, 1);
-            this.count(dest, DestCounter.INACTIVE, -1);
+            this.count(dest, ConnCount.active, 1);
+            this.count(dest, ConnCount.inactive, -1);
             flags &= ~ConnFlag.INACTIVE;
           }
         }
@@ -519,8 +514,8 @@ export class ConnTable {
     const dest = u[b + E_DEST];
     const active = TCP_STATE_ACTIVE[state] === 1;
     if (dest !== NO_DEST && active === ((flags & ConnFlag.INACTIVE) !== 0)) {
-      this.count(dest, DestCounter.ACTIVE, active ? 1 : -1);
-      this.count(dest, DestCounter.INACTIVE, active ? -1 : 1);
+      this.count(dest, ConnCount.active, active ? 1 : -1);
+      this.count(dest, ConnCount.inactive, active ? -1 : 1);
       flags ^= ConnFlag.INACTIVE;
     }
     u[b + E_FLAGS] = flags;
@@ -709,8 +704,8 @@ export class ConnTable {
       const expiresMs = this.expiresIn(e, nowMs);
       yield {
         protocol: protoName(proto), af: 4,
-        caddr: ipv4ToString(this.caddr(e)), cport: this.cport(e), vaddr: ipv4ToString(this.vaddr(e)), vport: this.vport(e),
-        daddr: ipv4ToString(this.daddr(e)), dport: this.dport(e),
+        caddr: ipv4ToText(this.caddr(e)), cport: this.cport(e), vaddr: ipv4ToText(this.vaddr(e)), vport: this.vport(e),
+        daddr: ipv4ToText(this.daddr(e)), dport: this.dport(e),
         state: template ? (TEMPLATE_STATE_NAMES[st] ?? 'ERR!') : proto === TCP ? (TCP_STATE_NAMES[st] ?? 'ERR!') : proto === UDP ? 'UDP' : 'NONE',
         expires: Math.max(0, Math.floor(expiresMs / 1000)), template, pe: '', peData: '',
         index: e, proto, flags: this.flags(e) & ~ConnFlag.LIVE, destId: this.destId(e), service: this.service(e),
@@ -728,10 +723,10 @@ export class ConnTable {
     for (let e = 0; e < hwm; e++) {
       if (!this.isLive(e)) continue;
       const d = this.destId(e);
-      if (d === NO_DEST || d * COUNTERS_PER_DEST + 2 >= row.length) continue;
+      if (d === NO_DEST || d * ConnCount.width + 2 >= row.length) continue;
       const f = this.flags(e);
-      const k = (f & ConnFlag.TEMPLATE) !== 0 ? DestCounter.PERSIST : (f & ConnFlag.INACTIVE) !== 0 ? DestCounter.INACTIVE : DestCounter.ACTIVE;
-      row[d * COUNTERS_PER_DEST + k]++;
+      const k = (f & ConnFlag.TEMPLATE) !== 0 ? ConnCount.persist : (f & ConnFlag.INACTIVE) !== 0 ? ConnCount.inactive : ConnCount.active;
+      row[d * ConnCount.width + k]++;
     }
   }
 
@@ -841,10 +836,10 @@ export class ConnTable {
     this.unlink(e);
     const dest = u[b + E_DEST];
     if ((flags & ConnFlag.TEMPLATE) !== 0) {
-      this.count(dest, DestCounter.PERSIST, -1);
+      this.count(dest, ConnCount.persist, -1);
       u[H_TEMPLATES]--;
     } else {
-      this.count(dest, (flags & ConnFlag.INACTIVE) !== 0 ? DestCounter.INACTIVE : DestCounter.ACTIVE, -1);
+      this.count(dest, (flags & ConnFlag.INACTIVE) !== 0 ? ConnCount.inactive : ConnCount.active, -1);
       const c = u[b + E_CTL];
       if (c !== 0) u[HEADER_WORDS + (c - 1) * ENTRY_WORDS + E_NCTL]--;
       u[b + E_CTL] = 0;
@@ -857,7 +852,7 @@ export class ConnTable {
   private count(dest: number, k: number, delta: number): void {
     const row = this.counters;
     if (row === null || dest === NO_DEST) return;
-    const i = dest * COUNTERS_PER_DEST + k;
+    const i = dest * ConnCount.width + k;
     if (i >= row.length) {
       this.u[H_BAD_DEST]++;
       return;

@@ -1,10 +1,11 @@
 // The data plane's shared counters: one row per worker (its only writer), summed by readers (tsvsd for
 // ipvsadm's listings and metrics, workers for the schedulers' global per-dest connection counts).
 import { NET_VERDICT_NAMES } from '../net/verdict.ts';
+import { ConnCount } from '../conntab/conn-table.ts';
 import { Limits } from './table.ts';
 
-/** Per-dest connection counts, Int32 triples. */
-export const ConnCount = { active: 0, inactive: 1, persist: 2, width: 3 } as const;
+/** Per-dest connection counts, Int32 triples: the layout the connection table counts into (defined there). */
+export { ConnCount };
 /** Per-service and per-dest traffic counters, Float64 quintuples (exact up to 2^53). */
 export const Stat = { conns: 0, inpkts: 1, outpkts: 2, inbytes: 3, outbytes: 4, width: 5 } as const;
 
@@ -37,6 +38,10 @@ export const WorkerEvent = [
   'local_delivered',
   'drop_no_local',
   'via_kernel',
+  'neigh_held',
+  'neigh_released',
+  'drop_neigh_queue_full',
+  'drop_neigh_timeout',
   ...NET_VERDICT_NAMES.map((n) => `net_${n.toLowerCase()}` as const),
 ] as const;
 /** Index of the first `net_*` slot: `NET_EVENT_BASE + verdict code`. */

@@ -16,9 +16,9 @@
 // Comma lists of addresses expand into one rule per (source, destination) pair, as iptables does.
 // Anything else is an error naming the line and the token; nothing is silently skipped.
 import { FALLBACK_SERVICES } from '../ipvsadm/names.ts';
-import { intToIpv4, ipv4ToInt, prefixToMask } from '../util/ip.ts';
 import type { AddrMatch, IfaceMatch, MarkRule, MarkRuleProblem, PortMatch, PortRange } from './classifier.ts';
 import { MarkRulesError, MarkRulesErrorCode, MarkTarget, isPrefixMask } from './classifier.ts';
+import { ipv4FromText, ipv4ToText, prefixToMask } from '../net/addr.ts';
 
 /** Transport protocols whose ports a rule may match. */
 export type PortProtocol = 'tcp' | 'udp' | 'sctp';
@@ -102,7 +102,7 @@ function parseU32(s: string): number | undefined {
 function parseAddr(text: string, opt: string, invert: boolean): AddrMatch {
   const slash = text.indexOf('/');
   const host = slash < 0 ? text : text.slice(0, slash);
-  const addr = ipv4ToInt(host);
+  const addr = ipv4FromText(host);
   if (addr === undefined) {
     if (/^[A-Za-z]/.test(host)) throw new LineError(`host name "${host}" for ${opt}: tsvs does not resolve names, write the address`, text);
     throw new LineError(`bad address "${text}" for ${opt}`, text);
@@ -110,7 +110,7 @@ function parseAddr(text: string, opt: string, invert: boolean): AddrMatch {
   let mask = FULL;
   if (slash >= 0) {
     const m = text.slice(slash + 1);
-    const dotted = ipv4ToInt(m);
+    const dotted = ipv4FromText(m);
     if (dotted !== undefined) mask = dotted;
     else if (/^\d{1,2}$/.test(m) && Number(m) <= 32) mask = prefixToMask(Number(m));
     else throw new LineError(`bad mask "${m}" for ${opt}`, text);
@@ -410,7 +410,7 @@ export function parseMarkRules(text: string, opts: ParseMarkRulesOptions = {}): 
 }
 
 function fmtAddr(a: AddrMatch): string {
-  return `${intToIpv4(a.addr)}/${isPrefixMask(a.mask) ? countOnes(a.mask) : intToIpv4(a.mask)}`;
+  return `${ipv4ToText(a.addr)}/${isPrefixMask(a.mask) ? countOnes(a.mask) : ipv4ToText(a.mask)}`;
 }
 
 function countOnes(v: number): number {

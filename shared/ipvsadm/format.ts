@@ -2,8 +2,9 @@
 import type { Af, ConnSnapshot, DaemonConfig, DestSnapshot, FwdMethod, ProtocolName, ServiceSnapshot, TableSnapshot, Timeouts } from '../model/ipvs.ts';
 import { Protocol, SvcFlag } from '../model/ipvs.ts';
 import type { NameResolver } from './names.ts';
-import { parseDottedQuad, parseIpv6 } from './names.ts';
+import { parseIpv6 } from './names.ts';
 import type { ListFormat } from './parse.ts';
+import { ipv4FromText } from '../net/addr.ts';
 
 /** Program version line printed by -v and at the top of -h. */
 export const VERSION_LINE = 'ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\n';
@@ -59,7 +60,7 @@ export function glibcMsort<T>(items: readonly T[], cmp: (a: T, b: T) => number):
 
 /** An address as the 32-bit words the comparators subtract (one for IPv4, four for IPv6). */
 function addrWords(af: Af, addr: string): number[] {
-  if (af === 4) return [parseDottedQuad(addr) ?? 0];
+  if (af === 4) return [ipv4FromText(addr) ?? 0];
   const g = parseIpv6(addr) ?? new Array(8).fill(0);
   return [0, 1, 2, 3].map((i) => g[2 * i] * 65536 + g[2 * i + 1]);
 }

@@ -1,5 +1,6 @@
 // Address text codecs (inet_aton, inet_pton/ntop for IPv6) and the name resolver tsvsadm uses for hosts and ports.
 import type { Af, ProtocolName } from '../model/ipvs.ts';
+import { ipv4FromText, ipv4ToText } from '../net/addr.ts';
 
 /**
  * Host and service name lookups, injected so the parser and formatter stay pure. Every method answers
@@ -69,9 +70,9 @@ export function parseEtcHosts(text: string): HostEntry[] {
   for (const raw of text.split('\n')) {
     const words = raw.replace(/#.*/, '').trim().split(/\s+/).filter(Boolean);
     if (words.length < 2) continue;
-    const v4 = parseDottedQuad(words[0]);
+    const v4 = ipv4FromText(words[0]);
     if (v4 !== undefined) {
-      out.push({ addr: formatIpv4(v4), af: 4, names: words.slice(1) });
+      out.push({ addr: ipv4ToText(v4), af: 4, names: words.slice(1) });
       continue;
     }
     const v6 = parseIpv6(words[0]);
@@ -146,27 +147,13 @@ export function inetAton(s: string): number | undefined {
   return addr + last;
 }
 
-/** Strict dotted quad (inet_pton AF_INET): four decimal parts 0..255. */
-export function parseDottedQuad(s: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (!m) return undefined;
-  const b = m.slice(1).map(Number);
-  if (b.some((x) => x > 255)) return undefined;
-  return ((b[0] << 24) >>> 0) + (b[1] << 16) + (b[2] << 8) + b[3];
-}
-
-/** Unsigned 32-bit address to dotted quad. */
-export function formatIpv4(a: number): string {
-  return [a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255].join('.');
-}
-
 /** inet_pton AF_INET6: eight 16-bit groups, or undefined. Accepts '::' and a dotted-quad tail; no zone ids. */
 export function parseIpv6(s: string): number[] | undefined {
   let text = s;
   let tail: number[] = [];
   const lastColon = text.lastIndexOf(':');
   if (lastColon >= 0 && text.slice(lastColon + 1).includes('.')) {
-    const v4 = parseDottedQuad(text.slice(lastColon + 1));
+    const v4 = ipv4FromText(text.slice(lastColon + 1));
     if (v4 === undefined) return undefined;
     tail = [v4 >>> 16, v4 & 0xffff];
     const prefix = text.slice(0, lastColon + 1);
@@ -214,7 +201,7 @@ export function formatIpv6(g: readonly number[]): string {
     }
     if (i !== 0) out += ':';
     if (i === 6 && best.base === 0 && (best.len === 6 || (best.len === 5 && g[5] === 0xffff))) {
-      out += formatIpv4(((g[6] << 16) >>> 0) + g[7]);
+      out += ipv4ToText(((g[6] << 16) >>> 0) + g[7]);
       break;
     }
     out += g[i].toString(16);

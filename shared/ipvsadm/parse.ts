@@ -2,7 +2,8 @@
 import type { Af, DaemonConfig, DestConfig, DestKey, FwdMethod, ProtocolName, ServiceConfig, ServiceKey, TunCsum, TunType } from '../model/ipvs.ts';
 import { Defaults, SvcFlag } from '../model/ipvs.ts';
 import type { NameResolver } from './names.ts';
-import { cAtoi, cStrtol, formatIpv4, formatIpv6, inetAton, parseDottedQuad, parseIpv6 } from './names.ts';
+import { cAtoi, cStrtol, formatIpv6, inetAton, parseIpv6 } from './names.ts';
+import { ipv4FromText, ipv4ToText } from '../net/addr.ts';
 
 /** How a listing is rendered (ipvsadm's FMT_* bits). */
 export interface ListFormat {
@@ -297,10 +298,10 @@ function parseService(
     if (colon >= 0) text = text.slice(0, colon);
     const a = inetAton(text);
     const host = a === undefined ? resolver.hostToAddr(text) : undefined;
-    const v4 = a ?? (host !== undefined ? parseDottedQuad(host) : undefined);
+    const v4 = a ?? (host !== undefined ? ipv4FromText(host) : undefined);
     if (v4 === undefined) return 'none';
     out.af = 4;
-    out.addr = formatIpv4(v4);
+    out.addr = ipv4ToText(v4);
   }
   if (portText === undefined) return 'addr';
   const n = toNumber(portText, 0, 65535);
@@ -474,7 +475,7 @@ function parseOrThrow(argv: readonly string[], opts: ParseOptions, program: stri
         if (st.af !== 6) {
           const a = inetAton(arg);
           const host = a === undefined ? resolver.hostToAddr(arg) : undefined;
-          const m = a ?? (host !== undefined ? parseDottedQuad(host) : undefined);
+          const m = a ?? (host !== undefined ? ipv4FromText(host) : undefined);
           if (m === undefined) fail('illegal virtual server persistent mask specified');
           st.netmask = m;
         } else {
@@ -546,9 +547,9 @@ function parseOrThrow(argv: readonly string[], opts: ParseOptions, program: stri
           if (!g || g[0] >>> 8 !== 0xff) fail(`invalid IPv6 mcast-group \`${arg}'`);
           st.daemon.group = formatIpv6(g);
         } else {
-          const g = parseDottedQuad(arg);
+          const g = ipv4FromText(arg);
           if (g === undefined || g >>> 28 !== 0xe) fail(`invalid IPv4 mcast-group \`${arg}'`);
-          st.daemon.group = formatIpv4(g);
+          st.daemon.group = ipv4ToText(g);
         }
         break;
       }
@@ -643,7 +644,7 @@ function serviceConfig(st: State): ServiceConfig {
     scheduler: st.scheduler,
     flags: st.flags,
     timeout: st.timeout,
-    netmask: st.af === 6 ? String(st.netmask) : formatIpv4(st.netmask),
+    netmask: st.af === 6 ? String(st.netmask) : ipv4ToText(st.netmask),
     pe: st.pe,
   };
 }

@@ -1,6 +1,6 @@
 // The mapping from a parsed ipvsadm table command to the admin API request that carries it, and the libipvs
 // call whose error messages apply. Shared by tsvsadm (commands) and tsvsd (rules files).
-import type { AdminRequest } from '../proto/admin.ts';
+import type { TableOp } from '../model/ops.ts';
 import type { Command } from './parse.ts';
 import type { IpvsCall } from './errors.ts';
 
@@ -8,7 +8,7 @@ import type { IpvsCall } from './errors.ts';
 export type KernelCommand = Exclude<Command, { kind: 'help' | 'version' | 'list' | 'save' | 'restore' }>;
 
 /** The admin request for a table-changing command and the libipvs call whose messages apply. */
-export function toRequest(cmd: KernelCommand): [IpvsCall, AdminRequest] {
+export function toRequest(cmd: KernelCommand): [IpvsCall, TableOp] {
   switch (cmd.kind) {
     case 'add-service': return ['add-service', { op: 'add-service', svc: cmd.svc }];
     case 'edit-service': return ['edit-service', { op: 'edit-service', svc: cmd.svc }];

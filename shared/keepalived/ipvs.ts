@@ -2,8 +2,9 @@
 // server with the weight it starts with; printable as an ipvsadm-save stream with shared/ipvsadm/format.ts.
 import type { DestConfig, ServiceConfig, ServiceKey, TableSnapshot } from '../model/ipvs.ts';
 import { Defaults, SvcFlag, zeroRates, zeroStats } from '../model/ipvs.ts';
-import { formatIpv4, formatIpv6, parseDottedQuad, parseIpv6 } from '../ipvsadm/names.ts';
+import { formatIpv6, parseIpv6 } from '../ipvsadm/names.ts';
 import type { KeepalivedConfig, RealServer, SorryServer, VirtualServer } from './model.ts';
+import { ipv4FromText, ipv4ToText } from '../net/addr.ts';
 
 /** One IPVS service with the dests keepalived adds at startup. */
 export interface KeepalivedService {
@@ -38,7 +39,7 @@ export function serviceKeys(vs: VirtualServer, cfg: KeepalivedConfig): ServiceKe
 
 /** `first` plus `i` in the last octet (IPv4) or last 16-bit group (IPv6). */
 function nthAddr(af: 4 | 6, first: string, i: number): string {
-  if (af === 4) return formatIpv4((parseDottedQuad(first) as number) + i);
+  if (af === 4) return ipv4ToText((ipv4FromText(first) as number) + i);
   const g = parseIpv6(first) as number[];
   return formatIpv6([...g.slice(0, 7), g[7] + i]);
 }

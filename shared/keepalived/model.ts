@@ -2,10 +2,11 @@
 // its checkers with keepalived's defaults, synonyms, inheritance and validation applied; VRRP kept as a tree.
 import type { Af, FwdMethod, ProtocolName } from '../model/ipvs.ts';
 import { SvcFlag } from '../model/ipvs.ts';
-import { canonicalIpv6, formatIpv4, formatIpv6, parseDottedQuad, parseIpv6 } from '../ipvsadm/names.ts';
+import { canonicalIpv6, formatIpv6, parseIpv6 } from '../ipvsadm/names.ts';
 import type { KeepalivedProblem, KeepalivedWarning, SourcePos } from './errors.ts';
 import { KeepalivedError, KeepalivedErrorCode as Code, problem, warning } from './errors.ts';
 import type { KaNode } from './parse.ts';
+import { ipv4FromText, ipv4ToText } from '../net/addr.ts';
 
 /** keepalived's defaults (reference §1, check_data.c:815-845 and the checkers' own). Times in seconds. */
 export const KeepalivedDefaults = {
@@ -27,6 +28,9 @@ export const KeepalivedDefaults = {
   dnsType: 'SOA',
   dnsName: '.',
 } as const;
+
+/** Upper bound of rise/fall counts (tsvs extension keywords). */
+const MAX_COUNT = 1000;
 
 /** Schedulers keepalived accepts for lvs_sched (check_parser.c:53). */
 export const KEEPALIVED_SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'sh', 'mh', 'dh', 'fo', 'ovf', 'lblcr', 'sed', 'nq', 'twos'] as const;
@@ -72,6 +76,14 @@ export interface CheckerBase extends SourcePos {
   readonly warmup: number;
   /** Starts down (the real server is not added until the checker succeeds). */
   readonly alpha: boolean;
+  /**
+   * tsvs extensions after HAProxy (null = not set, keepalived's behaviour): successes in a row to go up, failures in
+   * a row to go down, the interval (s) while a server changes state, and the interval (s) while it is down.
+   */
+  readonly rise: number | null;
+  readonly fall: number | null;
+  readonly fastinter: number | null;
+  readonly downinter: number | null;
 }
 
 /** An HTTP status code range, inclusive. */
@@ -94,7 +106,13 @@ export type Checker =
   | (CheckerBase & { readonly kind: 'HTTP_GET' | 'SSL_GET'; readonly urls: readonly HttpUrl[]; readonly virtualhost: string | null; readonly fastRecovery: boolean })
   | (CheckerBase & { readonly kind: 'MISC_CHECK'; readonly path: string; readonly timeout: number; readonly dynamic: boolean; readonly user: string | null })
   | (CheckerBase & { readonly kind: 'DNS_CHECK'; readonly type: string; readonly name: string })
-  | (CheckerBase & { readonly kind: 'SMTP_CHECK'; readonly heloName: string | null });
+  | (CheckerBase & { readonly kind: 'SMTP_CHECK'; readonly heloName: string | null })
+  | (CheckerBase & { readonly kind: 'PING_CHECK' })
+  /**
+   * `payload`/`require_reply` as lower-case hex (null when not given); without require_reply the check succeeds
+   * unless an ICMP error (port unreachable) comes back within connect_timeout.
+   */
+  | (CheckerBase & { readonly kind: 'UDP_CHECK'; readonly payload: string | null; readonly requireReply: string | null; readonly minReplyLength: number; readonly maxReplyLength: number });
 export type CheckerKind = Checker['kind'];
 
 export interface RealServer extends SourcePos {
@@ -237,8 +255,8 @@ class Ctx {
   }
   ip(n: KaNode, word: string | undefined): IpAddr | undefined {
     if (word === undefined) return this.err(n, `${n.keyword}: missing address`, n.keyword);
-    const v4 = parseDottedQuad(word);
-    if (v4 !== undefined) return { af: 4, addr: formatIpv4(v4) };
+    const v4 = ipv4FromText(word);
+    if (v4 !== undefined) return { af: 4, addr: ipv4ToText(v4) };
     const v6 = canonicalIpv6(word);
     if (v6 !== undefined) return { af: 6, addr: v6 };
     return this.err(n, `${n.keyword}: bad address "${word}"`, word);
@@ -281,6 +299,10 @@ interface Timing {
   delayLoop?: number;
   warmup?: number;
   alpha?: boolean;
+  rise?: number;
+  fall?: number;
+  fastinter?: number;
+  downinter?: number;
 }
 
 /** Reads a timing keyword into `t`; false when `n` is not one. */
@@ -292,13 +314,26 @@ function timing(ctx: Ctx, n: KaNode, t: Timing): boolean {
     case 'delay_loop': t.delayLoop = ctx.secs(n) ?? t.delayLoop; return true;
     case 'warmup': t.warmup = ctx.secs(n) ?? t.warmup; return true;
     case 'alpha': t.alpha = true; return true;
+    case 'rise': t.rise = ctx.int(n, 1, MAX_COUNT) ?? t.rise; return true;
+    case 'fall': t.fall = ctx.int(n, 1, MAX_COUNT) ?? t.fall; return true;
+    case 'fastinter': t.fastinter = ctx.secs(n) ?? t.fastinter; return true;
+    case 'downinter': t.downinter = ctx.secs(n) ?? t.downinter; return true;
     default: return false;
   }
 }
 
-const CHECKERS = new Set<string>(['TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'MISC_CHECK', 'DNS_CHECK', 'SMTP_CHECK']);
+const CHECKERS = new Set<string>(['TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'MISC_CHECK', 'DNS_CHECK', 'SMTP_CHECK', 'PING_CHECK', 'UDP_CHECK']);
 /** Checkers keepalived has that tsvs does not read yet: rejected, not misread. */
-const UNSUPPORTED_CHECKERS = new Set<string>(['BFD_CHECK', 'FILE_CHECK', 'PING_CHECK', 'UDP_CHECK']);
+const UNSUPPORTED_CHECKERS = new Set<string>(['BFD_CHECK', 'FILE_CHECK']);
+
+/** A hex string (`0a0b`, any case, optional `0x`), or a problem. */
+function hexArg(ctx: Ctx, n: KaNode): string | null {
+  const w = ctx.arg(n);
+  if (w === undefined) return null;
+  const h = w.replace(/^0x/i, '');
+  if (!/^([0-9a-fA-F]{2})+$/.test(h)) return ctx.err(n, `${n.keyword}: not an even number of hex digits "${w}"`, w) ?? null;
+  return h.toLowerCase();
+}
 
 function statusRanges(ctx: Ctx, n: KaNode): StatusRange[] {
   const out: StatusRange[] = [];
@@ -350,6 +385,10 @@ function checker(ctx: Ctx, n: KaNode, rs: Timing, vs: Timing, vsDelayLoop: numbe
   let dnsType: string = KeepalivedDefaults.dnsType;
   let dnsName: string = KeepalivedDefaults.dnsName;
   let heloName: string | null = null;
+  let payload: string | null = null;
+  let requireReply: string | null = null;
+  let minReplyLength = 0;
+  let maxReplyLength = 0;
   const http = kind === 'HTTP_GET' || kind === 'SSL_GET';
   for (const c of ctx.block(n)) {
     if (timing(ctx, c, t)) continue;
@@ -378,6 +417,10 @@ function checker(ctx: Ctx, n: KaNode, rs: Timing, vs: Timing, vsDelayLoop: numbe
     else if (kind === 'DNS_CHECK' && c.keyword === 'type') dnsType = ctx.arg(c)?.toUpperCase() ?? dnsType;
     else if (kind === 'DNS_CHECK' && c.keyword === 'name') dnsName = ctx.arg(c) ?? dnsName;
     else if (kind === 'SMTP_CHECK' && c.keyword === 'helo_name') heloName = ctx.arg(c) ?? null;
+    else if (kind === 'UDP_CHECK' && c.keyword === 'payload') payload = hexArg(ctx, c);
+    else if (kind === 'UDP_CHECK' && c.keyword === 'require_reply') requireReply = hexArg(ctx, c);
+    else if (kind === 'UDP_CHECK' && c.keyword === 'min_reply_length') minReplyLength = ctx.int(c, 0, 65535) ?? minReplyLength;
+    else if (kind === 'UDP_CHECK' && c.keyword === 'max_reply_length') maxReplyLength = ctx.int(c, 0, 65535) ?? maxReplyLength;
     else if (kind === 'SMTP_CHECK' && c.keyword === 'host') ctx.unsupported(c, 'SMTP_CHECK host blocks are not supported (deprecated in keepalived: use one SMTP_CHECK per host)', 'host');
     else ctx.unknown(c);
   }
@@ -394,6 +437,10 @@ function checker(ctx: Ctx, n: KaNode, rs: Timing, vs: Timing, vsDelayLoop: numbe
     delayLoop,
     warmup: t.warmup ?? rs.warmup ?? vs.warmup ?? delayLoop,
     alpha: t.alpha ?? rs.alpha ?? vs.alpha ?? false,
+    rise: t.rise ?? rs.rise ?? vs.rise ?? null,
+    fall: t.fall ?? rs.fall ?? vs.fall ?? null,
+    fastinter: t.fastinter ?? rs.fastinter ?? vs.fastinter ?? null,
+    downinter: t.downinter ?? rs.downinter ?? vs.downinter ?? null,
   };
   switch (kind) {
     case 'TCP_CHECK': return { ...base, kind };
@@ -406,6 +453,8 @@ function checker(ctx: Ctx, n: KaNode, rs: Timing, vs: Timing, vsDelayLoop: numbe
       return { ...base, kind, path: miscPath, timeout: miscTimeout ?? vsDelayLoop, dynamic, user };
     case 'DNS_CHECK': return { ...base, kind, type: dnsType, name: dnsName };
     case 'SMTP_CHECK': return { ...base, kind, heloName };
+    case 'PING_CHECK': return { ...base, kind };
+    case 'UDP_CHECK': return { ...base, kind, payload, requireReply, minReplyLength, maxReplyLength };
   }
 }
 
@@ -617,7 +666,7 @@ function virtualServer(ctx: Ctx, n: KaNode, groups: readonly VirtualServerGroup[
     realServers.push(rs);
   }
   if (granularity !== null) {
-    if (family === 4 && parseDottedQuad(granularity) === undefined) ctx.err(n, `persistence_granularity: bad netmask "${granularity}"`, granularity);
+    if (family === 4 && ipv4FromText(granularity) === undefined) ctx.err(n, `persistence_granularity: bad netmask "${granularity}"`, granularity);
     if (family === 6 && !(/^\d+$/.test(granularity) && Number(granularity) >= 1 && Number(granularity) <= 128)) ctx.err(n, `persistence_granularity: bad IPv6 prefix length "${granularity}"`, granularity);
   }
   const total = realServers.reduce((s, r) => s + r.weight, 0);
@@ -673,11 +722,11 @@ function vsgRange(ctx: Ctx, n: KaNode, word: string): { af: Af; first: string; l
   }
   const head = word.slice(0, dash);
   const end = word.slice(dash + 1);
-  const v4 = parseDottedQuad(head);
+  const v4 = ipv4FromText(head);
   if (v4 !== undefined) {
     const lo = v4 & 255;
     if (!/^\d{1,3}$/.test(end) || Number(end) > 255 || Number(end) < lo) return ctx.err(n, `virtual_server_group: bad address range "${word}"`, word);
-    return { af: 4, first: formatIpv4(v4), last: formatIpv4(v4 - lo + Number(end)), count: Number(end) - lo + 1 };
+    return { af: 4, first: ipv4ToText(v4), last: ipv4ToText(v4 - lo + Number(end)), count: Number(end) - lo + 1 };
   }
   const g = parseIpv6(head);
   if (g === undefined || !/^[0-9a-fA-F]{1,4}$/.test(end) || parseInt(end, 16) < g[7]) return ctx.err(n, `virtual_server_group: bad address range "${word}"`, word);

@@ -1,5 +1,7 @@
 // The IPVS table as the kernel keeps it: every ipvsadm operation with the kernel's checks and errno answers.
-import type { AdminErrno, AdminRequest } from '../proto/admin.ts';
+import { ipv4FromText } from '../net/addr.ts';
+import { overloadAfterBind, overloadAfterEdit, overloadAfterUnbind } from '../sched/overload.ts';
+import type { TableErrno, TableOp, TableResult } from './ops.ts';
 import {
   Defaults,
   PERSISTENCE_ENGINES,
@@ -44,8 +46,7 @@ export const MAX_SET_TIMEOUT_S = Math.floor(0x7fffffff / 250);
 /** Scheduler names the table accepts: the ones tsvs implements plus 'none' (a service without scheduler). */
 export const ACCEPTED_SCHEDULERS: readonly string[] = [...SCHEDULERS, 'none'];
 
-/** The answer to one table operation. Failures carry the errno the kernel would return and a reason. */
-export type TableResult = { ok: true } | { ok: false; errno: AdminErrno; detail: string };
+export type { TableResult };
 
 /** Live per-dest numbers, as the data plane reports them. */
 export interface DestCounters {
@@ -65,7 +66,7 @@ export interface ServiceCounters {
 }
 
 /**
- * Where counters come from: the forwarding workers, summed, once they exist. Ids are the stable ids of
+ * Where counters come from: the forwarding workers' counter rows, summed (tsvsd's stats read model). Ids are the stable ids of
  * {@link CompiledService} / {@link CompiledDest}. `undefined` means "nothing counted yet" (zeros).
  * Must be cheap and must not call back into the table.
  */
@@ -76,7 +77,8 @@ export interface CounterProvider {
 
 /**
  * Connections (and templates) still bound to a dest, by dest id: the kernel's dest refcount. A deleted dest
- * with bound connections stays in the trash and can be revived. Until the data plane exists it is 0.
+ * with bound connections stays in the trash and can be revived. tsvsd counts them from the workers' counter rows;
+ * without a data plane (no --client-if) nothing is ever bound: 0.
  */
 export type BoundConnCounter = (destId: number) => number;
 
@@ -159,23 +161,16 @@ interface TrashState {
 
 const OK: TableResult = Object.freeze({ ok: true });
 
-function fail(errno: AdminErrno, detail: string): TableResult {
+function fail(errno: TableErrno, detail: string): TableResult {
   return { ok: false, errno, detail };
-}
-
-function ipv4Octets(addr: string): number[] | null {
-  const parts = addr.split('.');
-  if (parts.length !== 4) return null;
-  const n = parts.map(Number);
-  return n.every((x) => Number.isInteger(x) && x >= 0 && x <= 255) ? n : null;
 }
 
 /** Addresses the kernel refuses as a real server (inet_addr_type not LOCAL/UNICAST; IPv6 multicast). */
 function notUnicast(af: 4 | 6, addr: string): boolean {
   if (af === 6) return addr.toLowerCase().startsWith('ff');
-  const o = ipv4Octets(addr);
-  if (!o) return false;
-  return (o[0] >= 224 && o[0] <= 239) || o.every((x) => x === 255);
+  const a = ipv4FromText(addr);
+  if (a === undefined) return false;
+  return (a >>> 28) === 0xe || a === 0xffffffff;
 }
 
 function subStats(a: Stats, b: Stats | undefined): Stats {
@@ -238,11 +233,8 @@ export class IpvsTable {
     this.#counters = p;
   }
 
-  /**
-   * Applies one admin request. Read-only requests ('snapshot', 'conns', 'dataplane') succeed without touching the
-   * table; callers render them.
-   */
-  apply(req: AdminRequest): TableResult {
+  /** Applies one table operation (ipvsadm's command), with the kernel's checks. */
+  apply(req: TableOp): TableResult {
     switch (req.op) {
       case 'add-service':
         return this.addService(req.svc);
@@ -266,12 +258,6 @@ export class IpvsTable {
         return this.startDaemon(req.daemon);
       case 'stop-daemon':
         return this.stopDaemon(req.state);
-      case 'snapshot':
-      case 'conns':
-      case 'dataplane':
-      case 'set-marks':
-      case 'get-marks':
-        return OK;
     }
   }
 
@@ -459,10 +445,10 @@ export class IpvsTable {
    */
   thresholdAfterBind(destId: number, conns: number): boolean {
     const d = this.#findDest(destId);
-    if (!d || d.overloaded) return false;
-    const u = d.config.uThreshold;
-    if (u === 0 || conns < u) return false;
-    d.overloaded = true;
+    if (!d) return false;
+    const next = overloadAfterBind(d.overloaded, conns, d.config.uThreshold);
+    if (next === d.overloaded) return false;
+    d.overloaded = next;
     this.#bump();
     return true;
   }
@@ -474,11 +460,10 @@ export class IpvsTable {
    */
   thresholdAfterUnbind(destId: number, conns: number): boolean {
     const d = this.#findDest(destId);
-    if (!d || !d.overloaded) return false;
-    const { lThreshold: l, uThreshold: u } = d.config;
-    const clear = l !== 0 ? conns < l : u !== 0 ? conns * 4 < u * 3 : true;
-    if (!clear) return false;
-    d.overloaded = false;
+    if (!d) return false;
+    const next = overloadAfterUnbind(d.overloaded, conns, d.config.uThreshold, d.config.lThreshold);
+    if (next === d.overloaded) return false;
+    d.overloaded = next;
     this.#bump();
     return true;
   }
@@ -609,7 +594,7 @@ export class IpvsTable {
   /** __ip_vs_update_dest: the part of add (revival) and edit that sets weight, thresholds and flags. */
   #updateDest(d: DestState, dest: DestConfig, add: boolean): void {
     if (add || dest.weight > 0) d.lastWeight = dest.weight;
-    if (dest.uThreshold === 0 || dest.uThreshold > d.config.uThreshold) d.overloaded = false;
+    d.overloaded = overloadAfterEdit(d.overloaded, d.config.uThreshold, dest.uThreshold);
     d.config = { ...dest };
   }
 

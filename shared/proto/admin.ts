@@ -1,41 +1,28 @@
 // The admin API between tsvsadm (or any client) and tsvsd: newline-delimited JSON over a unix stream socket.
-import type { ConnSnapshot, DaemonConfig, DestConfig, DestKey, ServiceConfig, ServiceKey, TableSnapshot } from '../model/ipvs.ts';
+import type { ConnSnapshot, TableSnapshot } from '../model/ipvs.ts';
+import type { TableErrno, TableOp } from '../model/ops.ts';
+import type { DataplaneStatus, StatsView } from './stats.ts';
+
+export type { DataplaneStatus, StatsView, WorkerStatus } from './stats.ts';
 
 /** Protocol version carried in every request; tsvsd rejects others with EPROTO. */
 export const ADMIN_PROTO_VERSION = 1;
 
 /**
- * Errno names a table operation can fail with. They mirror the kernel's answers to ipvsadm's netlink
- * calls, so the client can print exactly the message ipvsadm prints (libipvs ipvs_strerror).
+ * Errno names an admin request can fail with: the table's (shared/model/ops.ts) plus the transport's and the
+ * daemon's own (EPROTO: a malformed or wrong-version request; EOPNOTSUPP: not available in this daemon).
  */
-export type AdminErrno =
-  | 'EEXIST'
-  | 'ESRCH'
-  | 'ENOENT'
-  | 'ERANGE'
-  | 'EINVAL'
-  | 'EPERM'
-  | 'ENOMEM'
-  | 'EOPNOTSUPP'
-  | 'EAFNOSUPPORT'
-  | 'EPROTO';
+export type AdminErrno = TableErrno | 'EPERM' | 'ENOMEM' | 'EOPNOTSUPP' | 'EAFNOSUPPORT' | 'EPROTO';
 
+/** A request: a table operation, or a read / tsvs-specific request. */
 export type AdminRequest =
-  | { op: 'add-service'; svc: ServiceConfig }
-  | { op: 'edit-service'; svc: ServiceConfig }
-  | { op: 'del-service'; key: ServiceKey }
-  | { op: 'flush' }
-  | { op: 'add-dest'; key: ServiceKey; dest: DestConfig }
-  | { op: 'edit-dest'; key: ServiceKey; dest: DestConfig }
-  | { op: 'del-dest'; key: ServiceKey; dest: DestKey }
-  | { op: 'zero'; key?: ServiceKey }
-  | { op: 'set-timeout'; tcp: number; tcpfin: number; udp: number }
-  | { op: 'start-daemon'; daemon: DaemonConfig }
-  | { op: 'stop-daemon'; state: 'master' | 'backup'; syncid?: number }
+  | TableOp
   | { op: 'snapshot' }
   | { op: 'conns' }
   /** tsvs's own: the data plane's state (workers, drops by reason); not an ipvsadm operation. */
   | { op: 'dataplane' }
+  /** tsvs's own: the stats read model (table with counters and rates, data plane status) at one moment. */
+  | { op: 'stats' }
   /** tsvs's own: replace the mark rules of fwmark services (iptables MARK syntax; docs/fwmark.md). */
   | { op: 'set-marks'; text: string }
   /** tsvs's own: the mark rules in force, as text. */
@@ -45,31 +32,8 @@ export type AdminRequest =
 export type AdminEnvelope = { v: number; id: number } & AdminRequest;
 
 export type AdminReply =
-  | { id: number; ok: true; snapshot?: TableSnapshot; conns?: ConnSnapshot[]; dataplane?: DataplaneStatus; marks?: string }
+  | { id: number; ok: true; snapshot?: TableSnapshot; conns?: ConnSnapshot[]; dataplane?: DataplaneStatus; stats?: StatsView; marks?: string }
   | { id: number; ok: false; errno: AdminErrno; detail?: string };
-
-/** One forwarding worker as tsvsd supervises it. */
-export interface WorkerStatusInfo {
-  index: number;
-  cpu: number;
-  pid: number;
-  alive: boolean;
-  restarts: number;
-  appliedEpoch: number;
-}
-
-/** The data plane as `tsvsadm status` shows it. `forwarding` is false when tsvsd runs without --client-if. */
-export interface DataplaneStatus {
-  forwarding: boolean;
-  epoch: number;
-  workers: WorkerStatusInfo[];
-  /** Event and drop counters summed over workers, by name (see shared/fwd/counters.ts WorkerEvent). */
-  events: Record<string, number>;
-  /** Per-worker orphan replies (replies that reached a worker whose shard does not hold their flow). */
-  orphansByWorker: number[];
-  /** Per-worker packets forwarded (both directions). */
-  forwardedByWorker: number[];
-}
 
 /**
  * Where tsvsd listens by default. Directors in different network namespaces share one filesystem, so the

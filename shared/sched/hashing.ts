@@ -4,6 +4,7 @@ import type { DestChange, DestView, SchedInput, Scheduler } from './types.ts';
 import { NO_DEST, checkIndexes } from './types.ts';
 import { MH_KEY1, MH_KEY2, hash32, hsiphash32 } from './hash.ts';
 import type { HsipKey } from './hash.ts';
+import { gcd } from '../util/math.ts';
 
 /** dh/sh table size: 2^8 buckets (CONFIG_IP_VS_DH_TAB_BITS / CONFIG_IP_VS_SH_TAB_BITS). */
 export const DH_SH_TAB_BITS = 8;
@@ -109,15 +110,6 @@ function isPrime(n: number): boolean {
 /** fls(x): 1-based index of the highest set bit, 0 for 0. */
 function fls(x: number): number {
   return x === 0 ? 0 : 32 - Math.clz32(x);
-}
-
-function gcd(a: number, b: number): number {
-  while (b !== 0) {
-    const t = a % b;
-    a = b;
-    b = t;
-  }
-  return a;
 }
 
 /** mh's 32-bit hash of (addr, port) with probe offset: `hsiphash(offset + port + addr)`, uint32 wrap. */

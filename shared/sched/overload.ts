@@ -1,6 +1,40 @@
 // The -x/-y connection thresholds: when a real server's OVERLOAD flag is set and cleared (reference §3).
 import type { OverheadVariant } from './types.ts';
 
+// The one threshold rule. The three pure functions below are the classic kernel hysteresis (ip_vs_conn.c,
+// ip_vs_ctl.c); everything else — the engine's per-schedule refresh, the table model's bind/unbind/edit, the
+// ThresholdDest helpers — calls them. `conns` is always active + inactive connections, templates excluded,
+// summed over all workers.
+
+/** Classic rule on bind (`conns` counted after binding): OVERLOAD is set when u != 0 and conns >= u, else kept. */
+export function overloadAfterBind(overloaded: boolean, conns: number, u: number): boolean {
+  return overloaded || (u !== 0 && conns >= u);
+}
+
+/**
+ * Classic rule on unbind (`conns` counted after unbinding): with l != 0 OVERLOAD clears when conns < l; else with
+ * u != 0 when conns * 4 < u * 3 (below 75 % of u); with neither threshold it clears. Otherwise it is kept.
+ */
+export function overloadAfterUnbind(overloaded: boolean, conns: number, u: number, l: number): boolean {
+  if (!overloaded) return false;
+  return !(l !== 0 ? conns < l : u !== 0 ? conns * 4 < u * 3 : true);
+}
+
+/** Classic rule on -a/-e (__ip_vs_update_dest): OVERLOAD clears when the new u is 0 or larger than the old one. */
+export function overloadAfterEdit(overloaded: boolean, oldU: number, newU: number): boolean {
+  return overloaded && !(newU === 0 || newU > oldU);
+}
+
+/**
+ * The hysteresis sampled at a connection count, for a reader that sees counts rather than bind/unbind events
+ * (the forwarding engine, which sums the workers' shared counters before it schedules): set at conns >= u,
+ * cleared by the unbind rule, kept in between; u = 0 means never overloaded (an edit to u = 0 clears it).
+ */
+export function overloadAt(overloaded: boolean, conns: number, u: number, l: number): boolean {
+  if (u === 0) return false;
+  return overloadAfterUnbind(overloadAfterBind(overloaded, conns, u), conns, u, l);
+}
+
 /**
  * The threshold state of one real server: what the caller keeps beside its {@link DestView} (usually the
  * same record). Connections are active + inactive, templates excluded, summed over all workers.
@@ -32,7 +66,8 @@ export function afterBind(d: ThresholdDest, variant: OverheadVariant = 'classic'
   const u = d.uThreshold;
   if (u === 0) return;
   const total = d.activeConns + d.inactConns;
-  if (variant === 'classic' ? total >= u : total === u) d.overloaded = true;
+  if (variant === 'classic') d.overloaded = overloadAfterBind(d.overloaded, total, u);
+  else if (total === u) d.overloaded = true;
 }
 
 /**
@@ -50,11 +85,7 @@ export function afterUnbind(d: ThresholdDest, variant: OverheadVariant = 'classi
     if (total + 1 === lowerThresholdValue(u, l)) d.overloaded = false;
     return;
   }
-  if (l !== 0) {
-    if (total < l) d.overloaded = false;
-  } else if (u !== 0) {
-    if (total * 4 < u * 3) d.overloaded = false;
-  } else d.overloaded = false;
+  d.overloaded = overloadAfterUnbind(d.overloaded, total, u, l);
 }
 
 /**
@@ -65,7 +96,7 @@ export function afterUnbind(d: ThresholdDest, variant: OverheadVariant = 'classi
  */
 export function applyThresholds(d: ThresholdDest, u: number, l: number, variant: OverheadVariant = 'classic'): void {
   if (variant === 'classic') {
-    if (u === 0 || u > d.uThreshold) d.overloaded = false;
+    d.overloaded = overloadAfterEdit(d.overloaded, d.uThreshold, u);
   } else {
     const total = d.activeConns + d.inactConns;
     if (u === 0) d.overloaded = false;

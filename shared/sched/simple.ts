@@ -2,6 +2,7 @@
 import type { SchedulerName } from '../model/ipvs.ts';
 import type { DestChange, DestView, SchedInput, Scheduler } from './types.ts';
 import { NO_DEST, NO_DEST_OVERLOADED, checkIndexes } from './types.ts';
+import { gcd } from '../util/math.ts';
 
 // Products below are exact in a double while overhead * weight < 2^53, i.e. activeConns < 2^29 at weight
 // 65535; the kernel computes them in s64 from a 32-bit overhead (which itself wraps at 2^23 active).
@@ -56,15 +57,6 @@ export class RoundRobin extends Stateless {
     } while (pass < 2 && last !== -1);
     return -1;
   }
-}
-
-function gcd(a: number, b: number): number {
-  while (b !== 0) {
-    const t = a % b;
-    a = b;
-    b = t;
-  }
-  return a;
 }
 
 /**

@@ -5,9 +5,10 @@
 //        [--ring adaptive|v2|v3] [--fanout GROUP:MEMBERS] [--cpu N] [--csum pass|drop-flags] [--flows]
 import { parseArgs } from 'node:util';
 import { openAfPacketPort, Counter, RxFlag, VnetFlag, type RxOptions } from '../../services/worker/io/af-packet.ts';
-import { ipv4Filter, ipv4ToU32 } from '../../services/worker/io/bpf.ts';
-import { copyBytes } from '../../services/worker/io/libc.ts';
-import { NeighTable, macToString } from '../../services/worker/io/neigh.ts';
+import { ipv4Filter } from '../../services/worker/io/bpf.ts';
+import { ipv4FromTextOrThrow } from '../../shared/net/addr.ts';
+import { copyBytes } from '../../shared/sys/libc.ts';
+import { NeighTable, macToString } from '../../shared/sys/neigh.ts';
 import { pinToCpu } from '../../services/worker/io/pin.ts';
 
 const { values: a } = parseArgs({
@@ -26,14 +27,14 @@ neigh.watch();
 const outIdx = neigh.ifindexOf(a.out);
 const ownMac = neigh.ownMac(a.out);
 if (!ownMac || ownMac.byteLength !== 6) throw new Error(`no MAC for ${a.out}`);
-const rsMac = await neigh.resolve(outIdx, ipv4ToU32(a.rs), 2000);
+const rsMac = await neigh.resolve(outIdx, ipv4FromTextOrThrow(a.rs), 2000);
 
 let fanout: RxOptions['fanout'];
 if (a.fanout) {
   const [g, m] = a.fanout.split(':').map(Number);
   fanout = { group: g, key: 'src', members: m };
 }
-const rxPort = openAfPacketPort({ ifname: a.in, rx: { ring, filter: ipv4Filter({ dstAddrs: [ipv4ToU32(a.vip)] }), fanout }, tx: null });
+const rxPort = openAfPacketPort({ ifname: a.in, rx: { ring, filter: ipv4Filter({ dstAddrs: [ipv4FromTextOrThrow(a.vip)] }), fanout }, tx: null });
 const txPort = openAfPacketPort({ ifname: a.out, rx: null, tx: { slots: 1024 } });
 
 const passCsum = a.csum === 'pass';
@@ -76,7 +77,7 @@ function frame(buf: Uint8Array, off: number, len: number, flags: number): void {
   }
 }
 
-rxPort.rx({ frame, batchEnd: () => txPort.txFlush() });
+rxPort.rx({ packet: frame, batchEnd: () => txPort.txFlush() });
 
 function snapshot(): Record<string, unknown> {
   const c = rxPort.counters;

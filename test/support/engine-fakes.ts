@@ -2,9 +2,10 @@
 // (clients on 10.0.0.0/24 behind the front port, real servers 10.1.0.101/102 behind the back port), an NFQUEUE
 // port that records verdicts, and builders of forwarding-table entries.
 import type { FwdDest, FwdService, FwdTable } from '../../shared/fwd/table.ts';
-import { ipv4ToInt } from '../../shared/util/ip.ts';
-import type { Hop, L2Resolver, L3Port, TxPort } from '../../services/worker/engine.ts';
+import type { Hop, L2Resolver } from '../../services/worker/engine.ts';
+import type { TxPort, VerdictPort as L3Port } from '../../services/worker/io/port.ts';
 import { mac } from './packet-ref.ts';
+import { ipv4FromText, ipv4ToText } from '../../shared/net/addr.ts';
 
 export const DIR_FRONT = '02:00:00:00:00:01';
 export const DIR_BACK = '02:00:00:00:00:02';
@@ -40,34 +41,38 @@ export class FakePort implements TxPort {
 export class FakeL2 implements L2Resolver {
   local = new Set<number>();
   resolve(daddr: number, hop: Hop): boolean {
-    const a = `${daddr >>> 24}.${(daddr >>> 16) & 255}.${(daddr >>> 8) & 255}.${daddr & 255}`;
+    const a = ipv4ToText(daddr);
     const rsMac = RS_MAC[a];
     const m = rsMac ?? (a.startsWith('10.0.0.') ? CLIENT_MAC : null);
     if (m === null) return false;
     hop.dstMac.set(mac(m));
     hop.srcMac.set(mac(rsMac ? DIR_BACK : DIR_FRONT));
     hop.ifindex = rsMac ? 2 : 1;
-    hop.srcIp = rsMac ? ipv4ToInt('10.1.0.1')! : ipv4ToInt('10.0.0.1')!;
+    hop.srcIp = rsMac ? ipv4FromText('10.1.0.1')! : ipv4FromText('10.0.0.1')!;
     return true;
   }
   isLocal(addr: number): boolean {
     return this.local.has(addr);
   }
   sourceFor(daddr: number): number {
-    return (daddr >>> 24) === 10 && ((daddr >>> 16) & 255) === 1 ? ipv4ToInt('10.1.0.1')! : ipv4ToInt('10.0.0.1')!;
+    return (daddr >>> 24) === 10 && ((daddr >>> 16) & 255) === 1 ? ipv4FromText('10.1.0.1')! : ipv4FromText('10.0.0.1')!;
+  }
+  /** No hold queue here: unresolved packets take the engine's fallback (NAT through the kernel, others dropped). */
+  hold(): TxPort | null {
+    return null;
   }
 }
 
 export function dest(id: number, addr: string, port: number, method: number, weight = 1, extra: Partial<FwdDest> = {}): FwdDest {
-  return { id, addr: ipv4ToInt(addr)!, addrText: addr, port, method, weight, lastWeight: weight, uThreshold: 0, lThreshold: 0, tunType: 'ipip', tunPort: 0, tunCsum: '', ...extra };
+  return { id, addr: ipv4FromText(addr)!, addrText: addr, port, method, weight, lastWeight: weight, uThreshold: 0, lThreshold: 0, tunType: 'ipip', tunPort: 0, tunCsum: '', ...extra };
 }
 
 export function service(id: number, proto: number, vport: number, dests: FwdDest[], extra: Partial<FwdService> = {}): FwdService {
-  return { id, protocol: proto, vaddr: ipv4ToInt(VIP)!, vport, fwmark: 0, scheduler: 'rr', flags: 0, persistMs: 0, netmask: 0xffffffff, dests, ...extra };
+  return { id, protocol: proto, vaddr: ipv4FromText(VIP)!, vport, fwmark: 0, scheduler: 'rr', flags: 0, persistMs: 0, netmask: 0xffffffff, dests, ...extra };
 }
 
 export function table(services: FwdService[], epoch = 1): FwdTable {
-  return { epoch, services, timeouts: { tcp: 900, tcpfin: 120, udp: 300 }, vips: [ipv4ToInt(VIP)!] };
+  return { epoch, services, timeouts: { tcp: 900, tcpfin: 120, udp: 300 }, vips: [ipv4FromText(VIP)!] };
 }
 
 export class FakeL3 implements L3Port {

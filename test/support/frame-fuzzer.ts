@@ -5,15 +5,15 @@
 import { openAfPacketPort } from '../../services/worker/io/af-packet.ts';
 import { inetChecksum } from '../../shared/net/checksum.ts';
 import { wr16, wr32 } from '../../shared/net/parse.ts';
-import { ipv4ToInt } from '../../shared/util/ip.ts';
+import { ipv4FromText } from '../../shared/net/addr.ts';
+import { mulberry32U32 } from '../../shared/util/rng.ts';
 
 const [ifname, dstMacS, srcIpS, vipS, countS, seedS] = process.argv.slice(2);
 const count = Number(countS);
-let seed = Number(seedS) >>> 0 || 1;
-const rnd = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+const rnd = mulberry32U32(Number(seedS));
 const dstMac = dstMacS.split(':').map((x) => parseInt(x, 16));
-const src = ipv4ToInt(srcIpS)!;
-const vip = ipv4ToInt(vipS)!;
+const src = ipv4FromText(srcIpS)!;
+const vip = ipv4FromText(vipS)!;
 const port = openAfPacketPort({ ifname, rx: null, tx: { slots: 64 } });
 
 /** A valid TCP SYN to vip:80 in `f` (54 bytes). */

@@ -9,10 +9,10 @@ import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { openNfqueuePort, NfqCounter } from '../../services/worker/io/nfqueue.ts';
 import { pinToCpu } from '../../services/worker/io/pin.ts';
-import { ipv4ToU32, u32ToIpv4 } from '../../shared/net/addr.ts';
 import { PacketMeta, parseIpv4 } from '../../shared/net/parse.ts';
 import { IPIP_OVERHEAD, encapIpip, natIn, natOut } from '../../shared/net/rewrite.ts';
 import { NetVerdict } from '../../shared/net/verdict.ts';
+import { ipv4FromTextOrThrow, ipv4ToText } from '../../shared/net/addr.ts';
 
 const { values: a } = parseArgs({
   options: {
@@ -25,12 +25,12 @@ if (!a.vip || !a.rip || (a.mode !== 'nat' && a.mode !== 'dr' && a.mode !== 'tun'
   throw new Error('usage: --queue N --mode nat|dr|tun --vip A.B.C.D --rip A.B.C.D [--tun-src A.B.C.D]');
 }
 const cpu = a.cpu !== undefined ? pinToCpu(Number(a.cpu)) : -1;
-const vip = ipv4ToU32(a.vip);
-const rip = ipv4ToU32(a.rip);
+const vip = ipv4FromTextOrThrow(a.vip);
+const rip = ipv4FromTextOrThrow(a.rip);
 const drMark = Number(a.mark);
 const nat = a.mode === 'nat';
 const tun = a.mode === 'tun';
-const tunSrc = tun ? ipv4ToU32(a['tun-src']!) : 0;
+const tunSrc = tun ? ipv4FromTextOrThrow(a['tun-src']!) : 0;
 const recordClients = a.clients;
 
 const port = openNfqueuePort({ queue: Number(a.queue), maxlen: 8192 });
@@ -40,7 +40,7 @@ const seen = new Float64Array(4);
 const reqClients = new Map<number, number>();
 const repClients = new Map<number, number>();
 
-function packet(buf: Uint8Array, off: number, len: number, id: number): void {
+function packet(buf: Uint8Array, off: number, len: number, _flags: number, id: number): void {
   if (parseIpv4(buf, off, off + len, m) !== NetVerdict.OK) {
     seen[3]++;
     port.drop(id);
@@ -93,7 +93,7 @@ function snapshot(): Record<string, unknown> {
   const names = Object.keys(NfqCounter) as (keyof typeof NfqCounter)[];
   const counters: Record<string, number> = {};
   for (const n of names) counters[n] = c[NfqCounter[n]];
-  const ips = (mp: Map<number, number>): Record<string, number> => Object.fromEntries([...mp].map(([ip, n]) => [u32ToIpv4(ip), n]));
+  const ips = (mp: Map<number, number>): Record<string, number> => Object.fromEntries([...mp].map(([ip, n]) => [ipv4ToText(ip), n]));
   return {
     pid: process.pid, cpu, queue: port.queue, mode: a.mode, counters, kernel: k, cpuUs: process.cpuUsage(cpu0), gcs,
     requests: seen[0], replies: seen[1], other: seen[2], dropped: seen[3],

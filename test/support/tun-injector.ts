@@ -5,7 +5,8 @@
 //   node tun-injector.ts --in dcli --vip 10.77.100.100 --tun tsvs-tl0 [--fanout GROUP:MEMBERS] [--mq] [--csum finish|skip]
 import { parseArgs } from 'node:util';
 import { openAfPacketPort, Counter, RxFlag, type RxOptions } from '../../services/worker/io/af-packet.ts';
-import { ipv4Filter, ipv4ToU32 } from '../../services/worker/io/bpf.ts';
+import { ipv4Filter } from '../../services/worker/io/bpf.ts';
+import { ipv4FromTextOrThrow } from '../../shared/net/addr.ts';
 import { PacketMeta, parseFrame } from '../../shared/net/parse.ts';
 import { finishPartial } from '../../shared/net/rewrite.ts';
 import { NetVerdict } from '../../shared/net/verdict.ts';
@@ -18,7 +19,7 @@ const { values: a } = parseArgs({
   },
 });
 if (!a.in || !a.vip || !a.tun) throw new Error('usage: --in IF --vip A.B.C.D --tun NAME [--fanout G:M] [--mq]');
-const vip = ipv4ToU32(a.vip);
+const vip = ipv4FromTextOrThrow(a.vip);
 const finish = a.csum !== 'skip'; // 'skip' is the control: partial checksums reach the stack unfinished
 
 let fanout: RxOptions['fanout'];
@@ -32,7 +33,7 @@ const m = new PacketMeta();
 const extra = new Float64Array(3); // 0 dropped (parse/truncated/not VIP), 1 CHECKSUM_PARTIAL completed, 2 frames seen
 
 port.rx({
-  frame(buf: Uint8Array, off: number, len: number, flags: number): void {
+  packet(buf: Uint8Array, off: number, len: number, flags: number): void {
     extra[2]++;
     if ((flags & RxFlag.TRUNCATED) !== 0 || parseFrame(buf, len, m, off) !== NetVerdict.OK || m.daddr !== vip) {
       extra[0]++;

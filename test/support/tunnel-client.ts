@@ -4,10 +4,10 @@
 // header is invalid, to exercise the agent's drop counters. Usage: node tunnel-client.ts '<json options>'.
 import { createSocket } from 'node:dgram';
 import koffi from 'koffi';
-import { ipv4ToU32 } from '../../shared/net/addr.ts';
 import { PacketMeta, parseIpv4 } from '../../shared/net/parse.ts';
 import { encapGue, encapIpip, GUE_OVERHEAD, IPIP_OVERHEAD } from '../../shared/net/rewrite.ts';
 import { ipv4, udp } from './packet-ref.ts';
+import { ipv4FromTextOrThrow } from '../../shared/net/addr.ts';
 
 interface Opts {
   outerSrc: string;
@@ -27,7 +27,7 @@ const socket = lib.func('int socket(int, int, int)');
 const sendto = lib.func('long sendto(int, void *, unsigned long, int, void *, uint32_t)');
 const fd = socket(2, 3, 255);
 if (fd < 0) throw new Error(`raw socket: errno ${koffi.errno()}`);
-const dst = ipv4ToU32(o.outerDst);
+const dst = ipv4FromTextOrThrow(o.outerDst);
 const sa = new Uint8Array([2, 0, 0, 0, dst >>> 24, (dst >>> 16) & 255, (dst >>> 8) & 255, dst & 255, 0, 0, 0, 0, 0, 0, 0, 0]);
 
 const data = Array.from(Buffer.from(o.payload));
@@ -38,11 +38,11 @@ const out = new Uint8Array(2048);
 let len = 0;
 if (o.mode === 'gue') {
   parseIpv4(inner, 0, inner.length, m);
-  if (encapGue(inner, m, out, 0, ipv4ToU32(o.outerSrc), dst, 40000, o.guePort, true, 0) !== 0) throw new Error('encapGue failed');
+  if (encapGue(inner, m, out, 0, ipv4FromTextOrThrow(o.outerSrc), dst, 40000, o.guePort, true, 0) !== 0) throw new Error('encapGue failed');
   len = GUE_OVERHEAD + m.totalLen;
 } else if (o.mode === 'ipip') {
   parseIpv4(inner, 0, inner.length, m);
-  if (encapIpip(inner, m, out, 0, ipv4ToU32(o.outerSrc), dst, 0) !== 0) throw new Error('encapIpip failed');
+  if (encapIpip(inner, m, out, 0, ipv4FromTextOrThrow(o.outerSrc), dst, 0) !== 0) throw new Error('encapIpip failed');
   len = IPIP_OVERHEAD + m.totalLen;
 } else {
   out.set(ipv4({ src: o.outerSrc, dst: o.outerDst, proto: 4, payload: Array.from(inner) }));

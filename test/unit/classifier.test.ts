@@ -5,9 +5,9 @@ import { resolve } from 'node:path';
 import type { AddrMatch, MarkRule, PortMatch } from '../../shared/fwd/classifier.ts';
 import { MarkRulesError, MarkRulesErrorCode, compileMarkRules } from '../../shared/fwd/classifier.ts';
 import { formatMarkRules, parseMarkRules } from '../../shared/fwd/mark-rules.ts';
-import { intToIpv4, ipv4ToInt, prefixToMask } from '../../shared/util/ip.ts';
 import { fwmarkVips, type FwdService } from '../../shared/fwd/table.ts';
 import { mulberry32 } from '../support/sched.ts';
+import { ipv4FromText, ipv4ToText, prefixToMask } from '../../shared/net/addr.ts';
 
 const TCP = 6;
 const UDP = 17;
@@ -15,7 +15,7 @@ const ICMP = 1;
 const CLIENT = ip('198.51.100.7');
 
 function ip(s: string): number {
-  const v = ipv4ToInt(s);
+  const v = ipv4FromText(s);
   if (v === undefined) throw new Error(`bad test address ${s}`);
   return v;
 }
@@ -398,8 +398,8 @@ describe('classifier: the VIPs of fwmark services', () => {
       '-A PREROUTING -t mangle -p tcp -d 10.200.0.40 -j MARK --set-mark 2',
       '-A PREROUTING -t mangle -p tcp -d 10.200.0.50 -j ACCEPT',
     ].join('\n'));
-    expect(fwmarkVips([svc(1), svc(0, ipv4ToInt('10.200.0.99') ?? 0)], rules).map(intToIpv4)).toEqual(['10.200.0.10', '10.200.0.20']);
-    expect(fwmarkVips([svc(2)], rules).map(intToIpv4)).toEqual(['10.200.0.40']);
+    expect(fwmarkVips([svc(1), svc(0, ipv4FromText('10.200.0.99') ?? 0)], rules).map(ipv4ToText)).toEqual(['10.200.0.10', '10.200.0.20']);
+    expect(fwmarkVips([svc(2)], rules).map(ipv4ToText)).toEqual(['10.200.0.40']);
     expect(fwmarkVips([], rules)).toEqual([]);
   });
 });

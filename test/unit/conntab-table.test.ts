@@ -1,12 +1,13 @@
 // conntab: the typed-array connection table: lookups, collisions, capacity, lifecycle, counters, wheel, attach.
 import { describe, expect, it } from 'vitest';
 import {
-  ConnFlag, ConnTable, conntabBytes, COUNTERS_PER_DEST, destConnFlags, DestCounter, NO_DEST, shardOf,
+  ConnFlag, ConnTable, conntabBytes, ConnCount, destConnFlags, NO_DEST, shardOf,
 } from '../../shared/conntab/conn-table.ts';
-import { ShardedConnTable, sumCounterRows } from '../../shared/conntab/sharded.ts';
+import { ShardedConnTable, readShardSnapshots } from '../../shared/conntab/sharded.ts';
 import { Dir, TcpFlag, TcpState } from '../../shared/conntab/tcp-state.ts';
 import { clientShard } from '../../shared/util/flowhash.ts';
 import { mulberry32 } from '../../shared/util/rng.ts';
+import { ipv4FromTextOrThrow } from '../../shared/net/addr.ts';
 
 const TCP = 6;
 const UDP = 17;
@@ -14,18 +15,15 @@ const MASQ = 0;
 const ROUTE = 3;
 const { SYN, FIN, ACK, RST } = TcpFlag;
 
-function ip(s: string): number {
-  const p = s.split('.').map(Number);
-  return ((p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]) >>> 0;
-}
+const ip = (s: string): number => ipv4FromTextOrThrow(s);
 
 const C = ip('192.0.2.10');
 const V = ip('10.0.0.1');
 const D = ip('172.16.0.5');
 
 function counts(row: Int32Array, dest: number): [number, number, number] {
-  const b = dest * COUNTERS_PER_DEST;
-  return [row[b + DestCounter.ACTIVE], row[b + DestCounter.INACTIVE], row[b + DestCounter.PERSIST]];
+  const b = dest * ConnCount.width;
+  return [row[b + ConnCount.active], row[b + ConnCount.inactive], row[b + ConnCount.persist]];
 }
 
 
@@ -98,7 +96,7 @@ describe('conntab: lookups', () => {
 
 describe('conntab: lifecycle and counters', () => {
   it('conntab: NAT life through onPacket with Active/InAct counters and timeouts', () => {
-    const row = new Int32Array(8 * COUNTERS_PER_DEST);
+    const row = new Int32Array(8 * ConnCount.width);
     const t = ConnTable.create(16, { counters: row });
     const e = t.insert(TCP, C, 40000, V, 80, D, 8080, destConnFlags(MASQ), 2, 0, 0);
     expect(counts(row, 2)).toEqual([0, 1, 0]);
@@ -121,7 +119,7 @@ describe('conntab: lifecycle and counters', () => {
   });
 
   it('conntab: DR life uses INPUT_ONLY (NOOUTPUT) and ends in FIN_WAIT for 120 s', () => {
-    const row = new Int32Array(8 * COUNTERS_PER_DEST);
+    const row = new Int32Array(8 * ConnCount.width);
     const t = ConnTable.create(16, { counters: row });
     const e = t.insert(TCP, C, 40000, V, 80, D, 80, destConnFlags(ROUTE), 1, 0, 0);
     expect(t.flags(e) & ConnFlag.NOOUTPUT).toBe(ConnFlag.NOOUTPUT);
@@ -145,7 +143,7 @@ describe('conntab: lifecycle and counters', () => {
   });
 
   it('conntab: RST in ESTABLISHED goes CLOSE (10 s) and moves the conn to InAct; flagless packet gives CLOSE', () => {
-    const row = new Int32Array(4 * COUNTERS_PER_DEST);
+    const row = new Int32Array(4 * ConnCount.width);
     const t = ConnTable.create(16, { counters: row });
     const e = t.insert(TCP, C, 1, V, 80, D, 80, destConnFlags(MASQ), 0, 0, 0);
     t.onPacket(e, Dir.INPUT, SYN, 0);
@@ -161,7 +159,7 @@ describe('conntab: lifecycle and counters', () => {
   });
 
   it('conntab: UDP stays InAct, is refreshed to 300 s by every packet, and a reply assures the template', () => {
-    const row = new Int32Array(4 * COUNTERS_PER_DEST);
+    const row = new Int32Array(4 * ConnCount.width);
     const t = ConnTable.create(16, { counters: row });
     const tp = t.insertTemplate(UDP, C, V, 53, D, 53, destConnFlags(MASQ), 1, 0, 360_000, 0);
     const e = t.insert(UDP, C, 5353, V, 53, D, 53, destConnFlags(MASQ), 1, 0, 0);
@@ -189,7 +187,7 @@ describe('conntab: lifecycle and counters', () => {
   });
 
   it('conntab: unbound entries (NO_DEST) touch no counter and out-of-row dests are counted as badDest', () => {
-    const row = new Int32Array(COUNTERS_PER_DEST);
+    const row = new Int32Array(ConnCount.width);
     const t = ConnTable.create(16, { counters: row });
     const e = t.insert(TCP, C, 1, V, 80, D, 80, 0, NO_DEST, 0, 0);
     t.onPacket(e, Dir.INPUT, SYN, 0);
@@ -199,7 +197,7 @@ describe('conntab: lifecycle and counters', () => {
   });
 
   it('conntab: setState moves counters like a transition', () => {
-    const row = new Int32Array(COUNTERS_PER_DEST);
+    const row = new Int32Array(ConnCount.width);
     const t = ConnTable.create(16, { counters: row });
     const e = t.insert(TCP, C, 1, V, 80, D, 80, 0, 0, 0, 0);
     expect(t.setState(e, TcpState.ESTABLISHED, 0)).toBe(true);
@@ -263,7 +261,7 @@ describe('conntab: timer wheel', () => {
   });
 
   it('conntab: a controlled template is re-armed for 60 s instead of expiring; it goes after its last conn', () => {
-    const row = new Int32Array(COUNTERS_PER_DEST);
+    const row = new Int32Array(ConnCount.width);
     const t = ConnTable.create(16, { counters: row });
     const tp = t.insertTemplate(TCP, C, V, 80, D, 80, 0, 0, 0, 10_000, 0);
     const e = t.insert(TCP, C, 1, V, 80, D, 80, 0, 0, 0, 0);
@@ -320,7 +318,7 @@ describe('conntab: buffer', () => {
   });
 
   it('conntab: attach() rebuilds a buffer whose writer died mid-update, and recount restores counters', () => {
-    const row = new Int32Array(4 * COUNTERS_PER_DEST);
+    const row = new Int32Array(4 * ConnCount.width);
     const t = ConnTable.create(64, { counters: row });
     const tp = t.insertTemplate(TCP, C, V, 80, D, 80, 0, 1, 0, 360_000, 0);
     for (let i = 0; i < 20; i++) {
@@ -369,8 +367,28 @@ describe('conntab: sharding', () => {
       expect(s.shards[s.shardOf(C + i, 1000 + i)].lookupIn(TCP, C + i, 1000 + i, V, 80)).toBeGreaterThanOrEqual(0);
       expect(s.shards[1 - s.shardOf(C + i, 1000 + i)].lookupIn(TCP, C + i, 1000 + i, V, 80)).toBe(-1);
     }
-    expect(Array.from(sumCounterRows(rows, new Int32Array(3)))).toEqual([0, 50, 0]);
+    expect(rows[0][ConnCount.inactive] + rows[1][ConnCount.inactive]).toBe(50);
+    expect(rows[0][ConnCount.inactive]).toBeGreaterThan(0);
+    expect(rows[1][ConnCount.inactive]).toBeGreaterThan(0);
     expect([...s.entries(0)].length).toBe(50);
+  });
+
+  it('conntab: readShardSnapshots lists every shard read-only, skips a missing shard and reports a broken one', () => {
+    const bufs = [new ArrayBuffer(conntabBytes(64)), new ArrayBuffer(conntabBytes(64)), new ArrayBuffer(conntabBytes(64))];
+    const s = new ShardedConnTable(bufs.map((b) => ConnTable.create(64, {}, b)));
+    for (let i = 0; i < 30; i++) s.tableOf(C + i, 2000 + i).insert(TCP, C + i, 2000 + i, V, 80, D, 8080, 0, 0, 0, 0);
+    const all = readShardSnapshots(bufs, 0);
+    expect(all).toEqual(s.snapshots(0));
+    expect(all.length).toBe(30);
+    expect(all[0]).toEqual({ protocol: 'tcp', af: 4, caddr: expect.any(String), cport: expect.any(Number), vaddr: '10.0.0.1', vport: 80,
+      daddr: expect.any(String), dport: 8080, state: expect.any(String), expires: expect.any(Number), template: false, pe: '', peData: '' });
+    const inShard1 = [...s.shards[1].entries(0)].length;
+    const errors: string[] = [];
+    const some = readShardSnapshots([bufs[0], null, new ArrayBuffer(16), bufs[2]], 0, (k, e) => errors.push(`${k}: ${e.message}`));
+    expect(some.length).toBe(30 - inShard1);
+    expect(errors).toEqual(['2: conntab attach: buffer shorter than the header']);
+    expect(() => ShardedConnTable.attach([bufs[0], new ArrayBuffer(16)])).toThrow('conntab shard 1: conntab attach: buffer shorter than the header');
+    expect(ShardedConnTable.attach(bufs, { readOnly: true }).size).toBe(30);
   });
 });
 
@@ -378,7 +396,7 @@ describe('conntab: property', () => {
   it('conntab: random inserts, removes, packets and expiry agree with a Map model', () => {
     const r = mulberry32(12345);
     const cap = 300;
-    const row = new Int32Array(4 * COUNTERS_PER_DEST);
+    const row = new Int32Array(4 * ConnCount.width);
     const t = ConnTable.create(cap, { counters: row, tickShift: 3, wheelBits: 7 });
     type M = { e: number; expires: number; dest: number; active: boolean };
     const model = new Map<string, M>();
@@ -434,7 +452,7 @@ describe('conntab: property', () => {
       if (op % 500 === 0) {
         expect(t.size).toBe(model.size);
         const want = new Int32Array(row.length);
-        for (const mv of model.values()) want[mv.dest * COUNTERS_PER_DEST + (mv.active ? 0 : 1)]++;
+        for (const mv of model.values()) want[mv.dest * ConnCount.width + (mv.active ? 0 : 1)]++;
         expect(Array.from(row)).toEqual(Array.from(want));
       }
     }
@@ -472,7 +490,7 @@ describe('conntab: listing', () => {
 describe('conntab: property (templates)', () => {
   it('conntab: under random traffic and expiry a template outlives every connection it controls, and n_control is exact', () => {
     const r = mulberry32(99);
-    const row = new Int32Array(2 * COUNTERS_PER_DEST);
+    const row = new Int32Array(2 * ConnCount.width);
     const t = ConnTable.create(256, { counters: row, tickShift: 5, wheelBits: 8 });
     const tmplOf = new Map<number, number>();
     let now = 0;

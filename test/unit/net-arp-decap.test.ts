@@ -4,9 +4,9 @@ import { ArpMeta, ArpOp, ARP_FRAME_LEN, buildArp, buildArpRequest, buildGratuito
 import { decapGue, decapIpip, innerDeliverable } from '../../shared/net/tunnel.ts';
 import { PacketMeta } from '../../shared/net/parse.ts';
 import { NetVerdict, NET_VERDICT_NAMES } from '../../shared/net/verdict.ts';
-import { ipv4ToU32, parseMac, u32ToIpv4, formatMac } from '../../shared/net/addr.ts';
 import { CLIENT, DIP, RIP, VIP } from '../support/golden-cases.ts';
 import { fromHex, ipv4, toHex, udp } from '../support/packet-ref.ts';
+import { formatMac, ipv4FromTextOrThrow, ipv4ToText, parseMac } from '../../shared/net/addr.ts';
 
 const M1 = parseMac('02:00:00:00:00:01')!;
 const M2 = parseMac('02:00:00:00:00:11')!;
@@ -14,21 +14,21 @@ const M2 = parseMac('02:00:00:00:00:11')!;
 describe('net arp', () => {
   it('net arp: gratuitous ARP for the VIP is the broadcast request arping -U sends', () => {
     const out = new Uint8Array(64);
-    expect(buildGratuitousArp(out, 0, M1, ipv4ToU32(VIP))).toBe(NetVerdict.OK);
+    expect(buildGratuitousArp(out, 0, M1, ipv4FromTextOrThrow(VIP))).toBe(NetVerdict.OK);
     expect(toHex(out.subarray(0, ARP_FRAME_LEN))).toBe('ffffffffffff020000000001' + '0806' + '0001080006040001' + '020000000001' + '0a006464' + '000000000000' + '0a006464');
   });
 
   it('net arp: request and reply round-trip through the parser', () => {
     const out = new Uint8Array(ARP_FRAME_LEN);
-    expect(buildArpRequest(out, 0, M1, ipv4ToU32(DIP), ipv4ToU32(RIP))).toBe(NetVerdict.OK);
+    expect(buildArpRequest(out, 0, M1, ipv4FromTextOrThrow(DIP), ipv4FromTextOrThrow(RIP))).toBe(NetVerdict.OK);
     const a = new ArpMeta();
     expect(parseArp(out, out.length, a)).toBe(NetVerdict.OK);
-    expect(a).toMatchObject({ op: ArpOp.REQUEST, senderMac: 0x020000000001, senderIp: ipv4ToU32(DIP), targetMac: 0, targetIp: ipv4ToU32(RIP), senderMacOff: 22 });
-    expect(buildArp(out, 0, M1, ArpOp.REPLY, M2, ipv4ToU32(RIP), M1, ipv4ToU32(DIP))).toBe(NetVerdict.OK);
+    expect(a).toMatchObject({ op: ArpOp.REQUEST, senderMac: 0x020000000001, senderIp: ipv4FromTextOrThrow(DIP), targetMac: 0, targetIp: ipv4FromTextOrThrow(RIP), senderMacOff: 22 });
+    expect(buildArp(out, 0, M1, ArpOp.REPLY, M2, ipv4FromTextOrThrow(RIP), M1, ipv4FromTextOrThrow(DIP))).toBe(NetVerdict.OK);
     expect(parseArp(out, out.length, a)).toBe(NetVerdict.OK);
     expect(a.op).toBe(ArpOp.REPLY);
     expect(formatMac(out, a.senderMacOff)).toBe('02:00:00:00:00:11');
-    expect(u32ToIpv4(a.senderIp)).toBe(RIP);
+    expect(ipv4ToText(a.senderIp)).toBe(RIP);
   });
 
   it('net arp: short buffers and non-ARP frames are verdicts, not exceptions', () => {

@@ -3,18 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import { csumFold, csumReplace16, csumReplace32, inetChecksum, partialReplace16, partialReplace32, pseudoHeaderSum } from '../../shared/net/checksum.ts';
 import { refChecksum, refSum } from '../support/packet-ref.ts';
+import { mulberry32U32 } from '../../shared/util/rng.ts';
 
-/** Deterministic xorshift32 so failures reproduce. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>>= 0);
-  };
-}
+/** Seeded uint32s so failures reproduce. */
+const rng = mulberry32U32;
 
 describe('net checksum', () => {
   it('net checksum: RFC 1071 example words sum to 0xddf2', () => {

@@ -7,17 +7,10 @@ import { decTtl, encapGue, encapIpip, finishPartial, natIcmpIn, natIcmpOut, natI
 import { ArpMeta, parseArp } from '../../shared/net/arp.ts';
 import { decapGue, decapIpip } from '../../shared/net/tunnel.ts';
 import { goldenCases } from '../support/golden-cases.ts';
+import { mulberry32U32 } from '../../shared/util/rng.ts';
 
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>>= 0);
-  };
-}
+/** Seeded uint32s so failures reproduce. */
+const rng = mulberry32U32;
 
 const known = (v: number): boolean => Number.isInteger(v) && v >= 0 && v < NET_VERDICT_COUNT;
 

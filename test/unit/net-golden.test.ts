@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { NetVerdict, NET_VERDICT_NAMES } from '../../shared/net/verdict.ts';
 import { PacketMeta, parseFrame } from '../../shared/net/parse.ts';
 import { decTtl, encapGue, encapIpip, natIcmpIn, natIcmpOut, natIn, natOut, setMacs, writeEth, GUE_OVERHEAD, IPIP_OVERHEAD } from '../../shared/net/rewrite.ts';
-import { ipv4ToU32, parseMac } from '../../shared/net/addr.ts';
 import { goldenCases } from '../support/golden-cases.ts';
 import { fromHex, refSum, toHex } from '../support/packet-ref.ts';
+import { ipv4FromTextOrThrow, parseMac } from '../../shared/net/addr.ts';
 
 const dir = join(import.meta.dirname, '../fixtures/packets');
 
@@ -45,13 +45,13 @@ function run(f: Fixture): { v: number; out: Uint8Array } {
   const [fn, ...a] = f.op;
   switch (fn) {
     case 'natIn':
-      return { v: natIn(buf, m, ipv4ToU32(a[0]), Number(a[1]), a[2] === 'partial'), out: buf };
+      return { v: natIn(buf, m, ipv4FromTextOrThrow(a[0]), Number(a[1]), a[2] === 'partial'), out: buf };
     case 'natOut':
-      return { v: natOut(buf, m, ipv4ToU32(a[0]), Number(a[1]), a[2] === 'partial'), out: buf };
+      return { v: natOut(buf, m, ipv4FromTextOrThrow(a[0]), Number(a[1]), a[2] === 'partial'), out: buf };
     case 'natIcmpOut':
-      return { v: natIcmpOut(buf, m, ipv4ToU32(a[0]), Number(a[1])), out: buf };
+      return { v: natIcmpOut(buf, m, ipv4FromTextOrThrow(a[0]), Number(a[1])), out: buf };
     case 'natIcmpIn':
-      return { v: natIcmpIn(buf, m, ipv4ToU32(a[0]), Number(a[1])), out: buf };
+      return { v: natIcmpIn(buf, m, ipv4FromTextOrThrow(a[0]), Number(a[1])), out: buf };
     case 'dr': {
       const v = decTtl(buf, m);
       setMacs(buf, mac(a[0]), mac(a[1]));
@@ -60,13 +60,13 @@ function run(f: Fixture): { v: number; out: Uint8Array } {
     case 'ipip': {
       const out = new Uint8Array(2048);
       writeEth(out, 0, mac(a[2]), mac(a[3]), 0x0800);
-      const v = encapIpip(buf, m, out, 14, ipv4ToU32(a[0]), ipv4ToU32(a[1]), 0);
+      const v = encapIpip(buf, m, out, 14, ipv4FromTextOrThrow(a[0]), ipv4FromTextOrThrow(a[1]), 0);
       return { v, out: out.subarray(0, 14 + IPIP_OVERHEAD + m.totalLen) };
     }
     case 'gue': {
       const out = new Uint8Array(2048);
       writeEth(out, 0, mac(a[2]), mac(a[3]), 0x0800);
-      const v = encapGue(buf, m, out, 14, ipv4ToU32(a[0]), ipv4ToU32(a[1]), Number(a[4]), Number(a[5]), a[6] === 'csum', 0);
+      const v = encapGue(buf, m, out, 14, ipv4FromTextOrThrow(a[0]), ipv4FromTextOrThrow(a[1]), Number(a[4]), Number(a[5]), a[6] === 'csum', 0);
       return { v, out: out.subarray(0, 14 + GUE_OVERHEAD + m.totalLen) };
     }
     default:

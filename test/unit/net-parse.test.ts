@@ -2,9 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { NetVerdict, NET_VERDICT_COUNT, NET_VERDICT_NAMES } from '../../shared/net/verdict.ts';
 import { PacketMeta, parseFrame, TcpFlag } from '../../shared/net/parse.ts';
-import { ipv4ToU32 } from '../../shared/net/addr.ts';
 import { CLIENT, CLIENT_MAC, DIR_MAC, RIP, VIP } from '../support/golden-cases.ts';
 import { eth, icmp, ipv4, tcp, udp } from '../support/packet-ref.ts';
+import { ipv4FromTextOrThrow } from '../../shared/net/addr.ts';
 
 function parse(frame: number[], len = frame.length): { v: string; m: PacketMeta } {
   const m = new PacketMeta();
@@ -25,8 +25,8 @@ describe('net parse', () => {
     const { v, m } = parse(syn());
     expect(v).toBe('OK');
     expect(m).toMatchObject({ l3Off: 14, vlanTci: -1, etherType: 0x800, ihl: 20, totalLen: 40, ipId: 7, fragField: 0x4000, ttl: 64, proto: 6, l4Off: 34, l4Len: 20, sport: 40000, dport: 80, tcpFlags: TcpFlag.SYN, tcpHdrLen: 20, l4CsumOff: 50, innerOff: -1 });
-    expect(m.saddr).toBe(ipv4ToU32(CLIENT));
-    expect(m.daddr).toBe(ipv4ToU32(VIP));
+    expect(m.saddr).toBe(ipv4FromTextOrThrow(CLIENT));
+    expect(m.daddr).toBe(ipv4FromTextOrThrow(VIP));
     expect(m.daddr).toBe(0x0a006464);
   });
 
@@ -47,8 +47,8 @@ describe('net parse', () => {
     const { v, m } = parse(eth(DIR_MAC, CLIENT_MAC, 0x800, ipv4({ src: RIP, dst: CLIENT, proto: 1, payload: icmp(3, 3, [0, 0, 0, 0], emb) })));
     expect(v).toBe('OK');
     expect(m).toMatchObject({ icmpType: 3, icmpCode: 3, innerOff: 42, innerIhl: 20, innerProto: 17, innerL4Off: 62, innerSport: 33000, innerDport: 5353 });
-    expect(m.innerSaddr).toBe(ipv4ToU32(CLIENT));
-    expect(m.innerDaddr).toBe(ipv4ToU32(RIP));
+    expect(m.innerSaddr).toBe(ipv4FromTextOrThrow(CLIENT));
+    expect(m.innerDaddr).toBe(ipv4FromTextOrThrow(RIP));
   });
 
   it('net parse: an ICMP echo exposes its identifier as both ports', () => {

@@ -1,6 +1,7 @@
 // sched: the -x/-y thresholds: where OVERLOAD is set and cleared on bind, unbind and edit (classic and 2026).
 import { describe, expect, it } from 'vitest';
-import { afterBind, afterUnbind, applyThresholds, lowerThresholdValue } from '../../shared/sched/overload.ts';
+import { afterBind, afterUnbind, applyThresholds, lowerThresholdValue, overloadAt } from '../../shared/sched/overload.ts';
+import { mulberry32 } from '../../shared/util/rng.ts';
 import type { ThresholdDest } from '../../shared/sched/overload.ts';
 import type { OverheadVariant } from '../../shared/sched/index.ts';
 
@@ -87,5 +88,25 @@ describe('sched thresholds', () => {
     expect(d.overloaded).toBe(false);
     expect(lowerThresholdValue(10, 0)).toBe(8);
     expect(lowerThresholdValue(10, 4)).toBe(4);
+  });
+  it('sched: the engine\'s sampled rule (overloadAt) agrees with the classic bind/unbind events on random ±1 walks', () => {
+    const r = mulberry32(0x7e5);
+    for (let k = 0; k < 300; k++) {
+      const u = Math.floor(r() * 12);
+      const l = r() < 0.5 ? 0 : Math.floor(r() * (u + 1));
+      const d = td(u, l);
+      let sampled = false;
+      for (let step = 0; step < 200; step++) {
+        if (r() < 0.55 || d.activeConns === 0) {
+          d.activeConns++;
+          afterBind(d, 'classic');
+        } else {
+          d.activeConns--;
+          afterUnbind(d, 'classic');
+        }
+        sampled = overloadAt(sampled, d.activeConns, u, l);
+        expect(sampled, `u=${u} l=${l} step ${step} conns ${d.activeConns}`).toBe(d.overloaded && u !== 0);
+      }
+    }
   });
 });

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createScheduler, NO_DEST, NO_DEST_OVERLOADED } from '../../shared/sched/index.ts';
 import type { DestView, Scheduler } from '../../shared/sched/index.ts';
 import { dest, dests, mulberry32, picks, pkt, renumber, scriptedRng } from '../support/sched.ts';
+import { gcd } from '../../shared/util/math.ts';
 
 function make(name: string, ds: DestView[], opts: Parameters<typeof createScheduler>[1] = { flags: 0 }): Scheduler {
   const s = createScheduler(name, opts);
@@ -107,7 +108,6 @@ describe('sched wrr', () => {
       const n = 1 + Math.floor(rnd() * 8);
       const ws: number[] = Array.from({ length: n }, () => (rnd() < 0.15 ? 0 : 1 + Math.floor(rnd() * 20)));
       if (!ws.some((w) => w > 0)) ws[0] = 1;
-      const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
       const g = ws.filter((w) => w > 0).reduce(gcd);
       const cycle = ws.reduce((a, b) => a + b, 0) / g;
       const ds = dests(ws);

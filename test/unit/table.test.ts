@@ -246,7 +246,7 @@ describe('table: epochs and compiled view', () => {
       [() => t.zero(KEY), 5],
       [() => t.setTimeout({ tcp: 0, tcpfin: 0, udp: 0 }), 6],
       [() => t.delDest(KEY, dest('192.168.0.1')), 7],
-      [() => t.apply({ op: 'snapshot' }), 7],
+      [() => t.apply({ op: 'del-dest', key: KEY, dest: dest('192.168.0.9') }), 7],
       [() => t.delService(KEY), 8],
       [() => t.flush(), 9],
     ];

@@ -2,7 +2,9 @@
 // program equals clientShard, socket filters admit exactly what they describe.
 import { describe, expect, it } from 'vitest';
 import { clientShard } from '../../shared/util/flowhash.ts';
-import { clientFanoutProgram, ipv4Filter, ipv4ToU32, dropAllFilter, acceptAllFilter, ACCEPT_LEN } from '../../services/worker/io/bpf.ts';
+import { clientFanoutProgram, ipv4Filter, dropAllFilter, acceptAllFilter, ACCEPT_LEN } from '../../services/worker/io/bpf.ts';
+import { ipv4FromTextOrThrow, ipv4ToText } from '../../shared/net/addr.ts';
+import { mulberry32U32 } from '../../shared/util/rng.ts';
 
 /** Runs an encoded cBPF program over `pkt` (the opcodes bpf.ts emits); out-of-bounds loads return 0 like the kernel. */
 function run(prog: Uint8Array, pkt: Uint8Array): number {
@@ -65,8 +67,8 @@ function ip(src: string, dst: string, proto: number, sport: number, dport: numbe
   d.setUint8(0, 0x40 | ihl);
   d.setUint16(6, frag);
   d.setUint8(9, proto);
-  d.setUint32(12, ipv4ToU32(src));
-  d.setUint32(16, ipv4ToU32(dst));
+  d.setUint32(12, ipv4FromTextOrThrow(src));
+  d.setUint32(16, ipv4FromTextOrThrow(dst));
   d.setUint16(ihl * 4, sport);
   d.setUint16(ihl * 4 + 2, dport);
   return b;
@@ -80,15 +82,14 @@ function eth(ipPkt: Uint8Array, type = 0x0800): Uint8Array {
 
 describe('worker/io bpf', () => {
   it('bpf: fanout program returns clientShard of the source (requests) and destination (replies)', () => {
-    let seed = 0x1234567;
-    const rnd = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+    const rnd = mulberry32U32(0x1234567);
     for (const n of [1, 2, 3, 4, 7]) {
       const src = clientFanoutProgram('src', n);
       const dst = clientFanoutProgram('dst', n);
       for (let i = 0; i < 300; i++) {
         const a = rnd();
         const port = rnd() & 0xffff;
-        const addr = `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
+        const addr = ipv4ToText(a);
         const ihl = 5 + (i % 3);
         expect(run(src, ip(addr, '10.0.0.1', 6, port, 80, ihl))).toBe(clientShard(a, port, n));
         expect(run(dst, ip('10.0.0.2', addr, 17, 53, port, ihl))).toBe(clientShard(a, port, n));
@@ -126,7 +127,7 @@ describe('worker/io bpf', () => {
   });
 
   it('bpf: dst-address filter admits the VIPs only, and IPv4 only', () => {
-    const f = ipv4Filter({ dstAddrs: [ipv4ToU32('10.0.0.1'), ipv4ToU32('10.0.0.9')] });
+    const f = ipv4Filter({ dstAddrs: [ipv4FromTextOrThrow('10.0.0.1'), ipv4FromTextOrThrow('10.0.0.9')] });
     expect(run(f, eth(ip('1.2.3.4', '10.0.0.1', 6, 1, 80)))).toBe(ACCEPT_LEN);
     expect(run(f, eth(ip('1.2.3.4', '10.0.0.9', 17, 1, 53)))).toBe(ACCEPT_LEN);
     expect(run(f, eth(ip('1.2.3.4', '10.0.0.2', 6, 1, 80)))).toBe(0);
@@ -143,7 +144,7 @@ describe('worker/io bpf', () => {
   });
 
   it('bpf: combined filter is an AND of its sets', () => {
-    const f = ipv4Filter({ dstAddrs: [ipv4ToU32('10.0.0.1')], dstPorts: [80] });
+    const f = ipv4Filter({ dstAddrs: [ipv4FromTextOrThrow('10.0.0.1')], dstPorts: [80] });
     expect(run(f, eth(ip('1.2.3.4', '10.0.0.1', 6, 5000, 80)))).toBe(ACCEPT_LEN);
     expect(run(f, eth(ip('1.2.3.4', '10.0.0.1', 6, 5000, 81)))).toBe(0);
     expect(run(f, eth(ip('1.2.3.4', '10.0.0.2', 6, 5000, 80)))).toBe(0);
@@ -153,6 +154,5 @@ describe('worker/io bpf', () => {
     expect(run(dropAllFilter(), eth(ip('1.2.3.4', '10.0.0.1', 6, 1, 80)))).toBe(0);
     expect(run(acceptAllFilter(), eth(ip('1.2.3.4', '10.0.0.1', 6, 1, 80)))).toBe(ACCEPT_LEN);
     expect(() => ipv4Filter({ srcPorts: Array.from({ length: 300 }, (_, i) => i + 1) })).toThrow(RangeError);
-    expect(() => ipv4ToU32('10.0.0.256')).toThrow(RangeError);
   });
 });

@@ -2,14 +2,14 @@
 // kernel messages (captured from an RTM_GETROUTE / RTM_GETADDR dump of a namespace with two veths d0 = 3 and
 // d1 = 5); hand-built ones cover the malformed cases, which are counted and skipped, never thrown.
 import { describe, expect, it } from 'vitest';
-import { ipv4ToInt } from '../../shared/util/ip.ts';
 import { RouteCollector, RouteTable } from '../../services/worker/route.ts';
 import {
   AF_INET, Nlmsg, Rtm, RtTable, Rtn, addrMsg, nlProblems, nlStats, parseAddrMsg, parseLinkMsg, parseNeighMsg, parseRouteMsg,
   routeMsg, walkMessages, type NlHandler, type NlStats,
-} from '../../services/worker/io/rtnl-codec.ts';
+} from '../../shared/sys/rtnl-codec.ts';
+import { ipv4FromText, ipv4ToText } from '../../shared/net/addr.ts';
 
-const ip = (s: string): number => ipv4ToInt(s)!;
+const ip = (s: string): number => ipv4FromText(s)!;
 
 /** Kernel messages, whole (nlmsghdr included), seq 1. */
 const K = {
@@ -133,8 +133,7 @@ function parseOne(bytes: Uint8Array): ReturnType<typeof routeMsg> | null {
 function lookup(t: RouteTable, a: string): string {
   const out = { ifindex: 0, nexthop: 0 };
   if (!t.lookup(ip(a), out)) return 'none';
-  const n = out.nexthop;
-  return `${out.ifindex} ${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+  return `${out.ifindex} ${ipv4ToText(out.nexthop)}`;
 }
 
 describe('worker/route: RTM_NEWROUTE parsing (kernel messages)', () => {
@@ -355,7 +354,7 @@ describe('worker/route: malformed messages are skipped and counted, never thrown
   });
 });
 
-describe('worker/route: link and neighbour bodies (shared with io/neigh.ts)', () => {
+describe('worker/route: link and neighbour bodies (shared with shared/sys/neigh.ts)', () => {
   it('link: ifindex, name without its NUL, own MAC', () => {
     const body = cat(new Uint8Array([0, 0, 1, 0]), u32le(3), new Uint8Array(8),
       attr(3, new TextEncoder().encode('front\0')), attr(1, new Uint8Array([2, 0, 0, 0, 0, 1])));

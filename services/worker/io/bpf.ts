@@ -159,16 +159,3 @@ export function clientFanoutProgram(key: 'src' | 'dst', members: number, opts: F
 export function constantFanoutProgram(index: number): Uint8Array {
   return encode([ins(BPF.RET | BPF.K, index), ins(BPF.RET | BPF.K, index)]);
 }
-
-/** Dotted-quad IPv4 to a host-order u32. Throws RangeError on malformed input. */
-export function ipv4ToU32(s: string): number {
-  const p = s.split('.');
-  if (p.length !== 4) throw new RangeError(`not an IPv4 address: ${s}`);
-  let v = 0;
-  for (const x of p) {
-    const n = Number(x);
-    if (!/^\d{1,3}$/.test(x) || n > 255) throw new RangeError(`not an IPv4 address: ${s}`);
-    v = v * 256 + n;
-  }
-  return v >>> 0;
-}

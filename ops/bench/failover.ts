@@ -1,0 +1,205 @@
+// npm run bench -- failover [--runs N] [--how kill|link] [--interval-ms N]: how long the VIP is dark when its owner
+// fails. The reference is Debian's keepalived (VRRP only, no IPVS) in the same lab, with the same failure, at its
+// defaults (VRRPv2, advert_int 1) and at the shortest advert_int it accepts (VRRPv3, 0.01 s). A UDP prober in the
+// client sends a numbered datagram every 2 ms to the VIP; a responder in each director answers with its name; the
+// outage is from the failure (`lab fail d1`) to the first answer from d2.
+// The tsvs contender (cluster agent owning the VIP) joins this table when tsvsd runs the cluster agent (issue 8).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NODE, ROOT, VIP, inNs, lab, log, median, sleep, table } from './_lib.ts';
+import type { ProbeResult } from './_probe.ts';
+
+const PROBE = `${ROOT}ops/bench/_probe.ts`;
+const PROBE_PORT = 9000;
+
+/** One keepalived setting under test. */
+interface VrrpSetting {
+  name: string;
+  version: 2 | 3;
+  advertInt: number;
+}
+
+const SETTINGS: VrrpSetting[] = [
+  { name: 'keepalived VRRPv2 advert_int 1 (default)', version: 2, advertInt: 1 },
+  { name: 'keepalived VRRPv3 advert_int 0.01 (shortest)', version: 3, advertInt: 0.01 },
+];
+
+/** keepalived.conf for one director: VRRP only, the lab's VIP on `front`, d1 preferred (priority 150 vs 100). */
+export function keepalivedConf(node: string, s: VrrpSetting): string {
+  const prio = node === 'd1' ? 150 : 100;
+  return `global_defs {
+  router_id ${node}
+  vrrp_version ${s.version}
+  enable_script_security
+}
+vrrp_instance VI_1 {
+  state BACKUP
+  interface front
+  virtual_router_id 51
+  priority ${prio}
+  advert_int ${s.advertInt}
+  virtual_ipaddress {
+    ${VIP}/32 dev front
+  }
+}
+`;
+}
+
+/** Whether `node` has the VIP on its front interface. */
+function owns(node: string): boolean {
+  return inNs(node, ['ip', '-o', '-4', 'addr', 'show', 'dev', 'front'], { allowFail: true }).includes(` ${VIP}/32 `);
+}
+
+/** Starts keepalived (VRRP only, foreground) in a director; returns its pid. */
+function startKeepalived(dir: string, node: string, s: VrrpSetting): number {
+  const conf = join(dir, `${node}.conf`);
+  writeFileSync(conf, keepalivedConf(node, s));
+  const p = spawn('ip', ['netns', 'exec', `tsvs-${node}`, 'keepalived', '--vrrp', '--dont-fork', '--log-console', '--use-file', conf,
+    '--pid', join(dir, `${node}.pid`), '--vrrp_pid', join(dir, `${node}.vrrp.pid`)], { stdio: 'ignore' });
+  return p.pid ?? 0;
+}
+
+function startResponder(node: string): number {
+  const p = spawn('ip', ['netns', 'exec', `tsvs-${node}`, NODE, PROBE, 'answer', String(PROBE_PORT), node], { stdio: 'ignore' });
+  return p.pid ?? 0;
+}
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs: number): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`failover bench: timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+function killPid(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone
+  }
+}
+
+/** Runs the prober in the client for `durationMs` and resolves with its result. */
+function probe(durationMs: number, intervalMs: number): Promise<ProbeResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('ip', ['netns', 'exec', 'tsvs-client', NODE, PROBE, 'send', VIP, String(PROBE_PORT), String(intervalMs), String(durationMs)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('exit', (code) => {
+      try {
+        resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '') as ProbeResult);
+      } catch {
+        reject(new Error(`prober exited ${code}: ${err}${out}`));
+      }
+    });
+  });
+}
+
+/** Outage as the prober saw it: failure → first answer from `to`; probes sent in between that got no answer. */
+export function outageOf(r: ProbeResult, failedAt: number, to: string): { ms: number; lost: number } | undefined {
+  const first = r.replies.filter((x) => x.from === to && x.at >= failedAt).sort((x, y) => x.at - y.at)[0];
+  if (!first) return undefined;
+  const lost = r.unanswered.filter(([, t]) => t >= failedAt - 50 && t <= first.at).length;
+  return { ms: first.at - failedAt, lost };
+}
+
+/** The epoch ms `lab fail` printed. */
+function failedAt(out: string): number {
+  const m = /\((\d+)\)\s*$/m.exec(out);
+  if (!m) throw new Error(`lab fail printed no time: ${out}`);
+  return Number(m[1]);
+}
+
+async function measure(s: VrrpSetting, runs: number, how: 'kill' | 'link', intervalMs: number, dir: string): Promise<number[]> {
+  const pids: Record<string, number[]> = { d1: [], d2: [] };
+  const start = (node: string): void => {
+    pids[node].push(startKeepalived(dir, node, s), startResponder(node));
+  };
+  const stop = (node: string): void => {
+    for (const pid of pids[node].splice(0)) killPid(pid);
+    // keepalived runs its VRRP instance in a child process: the parent's pid is not all of it.
+    for (const pid of spawnSync('ip', ['netns', 'pids', `tsvs-${node}`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number)) {
+      let comm = '';
+      try {
+        comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      } catch {
+        continue;
+      }
+      if (comm === 'keepalived') killPid(pid);
+    }
+  };
+  const masterDownMs = (3 * s.advertInt + (256 - 100) / 256 * (s.version === 2 ? 1 : s.advertInt)) * 1000;
+  const out: number[] = [];
+  try {
+    start('d2');
+    start('d1');
+    for (let i = 0; i < runs; i++) {
+      await waitFor('d1 to own the VIP alone', () => owns('d1') && !owns('d2'), 15_000);
+      await sleep(300);
+      // Long enough for the failure command itself (a node process: up to a few seconds on a busy host) and the takeover.
+      const probing = probe(masterDownMs * 2 + 5000, intervalMs);
+      await sleep(500);
+      const t = failedAt(lab('fail', 'd1', '--how', how));
+      const r = await probing;
+      const o = outageOf(r, t, 'd2');
+      if (!o) throw new Error(`run ${i + 1}: d2 never answered after the failure (${r.replies.length} replies of ${r.sent})`);
+      out.push(o.ms);
+      log(`${s.name}, ${how}: run ${i + 1}/${runs}: dark ${o.ms} ms, ${o.lost} probes lost`);
+      if (how === 'kill') {
+        pids.d1 = [];
+        lab('heal', 'd1');
+        // What the killed keepalived left in the kernel goes; the next keepalived starts clean.
+        inNs('d1', ['ip', 'addr', 'del', `${VIP}/32`, 'dev', 'front'], { allowFail: true });
+        start('d1');
+      } else {
+        lab('heal', 'd1');
+      }
+    }
+  } finally {
+    stop('d1');
+    stop('d2');
+    inNs('d1', ['ip', 'addr', 'del', `${VIP}/32`, 'dev', 'front'], { allowFail: true });
+    inNs('d2', ['ip', 'addr', 'del', `${VIP}/32`, 'dev', 'front'], { allowFail: true });
+  }
+  return out;
+}
+
+export async function main(args: string[]): Promise<void> {
+  let runs = 20;
+  let how: 'kill' | 'link' = 'kill';
+  let intervalMs = 2;
+  for (let i = 0; i < args.length; i++) {
+    const v = args[i + 1];
+    if (args[i] === '--runs') (runs = Number(v)), i++;
+    else if (args[i] === '--how' && (v === 'kill' || v === 'link')) (how = v), i++;
+    else if (args[i] === '--interval-ms') (intervalMs = Number(v)), i++;
+    else throw new Error(`failover bench: unknown option ${args[i]} (use --runs N, --how kill|link, --interval-ms N)`);
+  }
+  if (!Number.isInteger(runs) || runs < 1) throw new Error('failover bench: --runs must be a positive integer');
+  if (spawnSync('keepalived', ['--version'], { stdio: 'ignore' }).status !== 0) throw new Error('failover bench needs Debian\'s keepalived (bash ops/setup.sh installs it)');
+  log(`conditions: lab --directors 2 --servers 1 --mode dr; failure: lab fail d1 --how ${how}; UDP probe every ${intervalMs} ms from the client to ${VIP}:${PROBE_PORT}; ${runs} runs per setting; outage = failure → first answer from d2`);
+  lab('up', '--directors', '2', '--servers', '1', '--mode', 'dr');
+  const dir = mkdtempSync(join(tmpdir(), 'tsvs-failover-'));
+  const results: { s: VrrpSetting; ms: number[] }[] = [];
+  try {
+    for (const s of SETTINGS) results.push({ s, ms: await measure(s, runs, how, intervalMs, dir) });
+  } finally {
+    lab('down');
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const rows: (string | number)[][] = [['setting', 'runs', 'p50 ms', 'max ms', 'min ms']];
+  for (const r of results) rows.push([r.s.name, r.ms.length, median(r.ms), Math.max(...r.ms), Math.min(...r.ms)]);
+  table(rows);
+  const [v2, v3] = results;
+  process.stdout.write(`${JSON.stringify({
+    how,
+    runs,
+    keepalived_v2_p50_ms: median(v2.ms), keepalived_v2_max_ms: Math.max(...v2.ms),
+    keepalived_v3_min_advert_p50_ms: median(v3.ms), keepalived_v3_min_advert_max_ms: Math.max(...v3.ms),
+  })}\n`);
+}
