@@ -5,7 +5,7 @@ import { NET_VERDICT_COUNT, NET_VERDICT_NAMES } from '../../shared/net/verdict.t
 import { PacketMeta } from '../../shared/net/parse.ts';
 import { decapGue, decapIpip, innerDeliverable } from '../../shared/net/tunnel.ts';
 import { openTun } from '../../shared/sys/tun.ts';
-import { AF_INET, IPPROTO_IPIP, SOCK_DGRAM, SOCK_NONBLOCK, SOCK_RAW, libc, onReadable, sockaddrIn } from './libc.ts';
+import { C, bind, close, onReadable, raw as libc, sockaddrIn, socket } from '../../shared/sys/libc.ts';
 
 export interface DecapOptions {
   /** VIPs (uint32) the inner packets must be addressed to; others are dropped as not-for-vip. */
@@ -32,11 +32,6 @@ export interface Decapsulator {
   stop(): void;
 }
 
-/** Error from decapsulator socket setup, naming the step (TUN device failures are TunError from shared/sys/tun). */
-export class DecapError extends Error {
-  override name = 'DecapError';
-}
-
 /** Upper bound of packets handled per readiness event, so one busy socket cannot starve the other. */
 const BATCH = 256;
 
@@ -52,10 +47,9 @@ export function formatCounters(k: DecapCounters): string {
 /**
  * Opens the sockets and the TUN device, brings the device up with rp_filter=0 and accept_local=1 (the inner
  * source is a remote client arriving on a device without a route back to it), and starts decapsulating on
- * the event loop. Throws DecapError / TunError on setup failure; never throws per packet.
+ * the event loop. Throws SysError (shared/sys) naming the failed step; never throws per packet.
  */
 export function startDecap(o: DecapOptions): Decapsulator {
-  const c = libc();
   const tun = openTun({ name: o.tunName });
   const k: DecapCounters = { ipip: 0, gue: 0, bytes: 0, drops: new Float64Array(NET_VERDICT_COUNT), notForVip: 0, writeErrors: 0 };
   const vips = new Set(o.vips.map((v) => v >>> 0));
@@ -80,41 +74,39 @@ export function startDecap(o: DecapOptions): Decapsulator {
     return true;
   }
 
-  const raw = c.socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK, IPPROTO_IPIP);
-  if (raw < 0) throw new DecapError(`socket(AF_INET, SOCK_RAW, IPPROTO_IPIP): errno ${c.errno()}`);
-  const handles = [
-    onReadable(raw, () => {
+  const fds: number[] = [];
+  const handles: { close(): void }[] = [];
+  const stop = (): void => {
+    for (const h of handles) h.close();
+    for (const fd of fds) close(fd);
+    tun.close();
+  };
+  try {
+    const ipip = socket(C.AF_INET, C.SOCK_RAW | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, C.IPPROTO_IPIP, 'socket(AF_INET, SOCK_RAW, IPPROTO_IPIP)');
+    fds.push(ipip);
+    handles.push(onReadable(ipip, () => {
       for (let i = 0; i < BATCH; i++) {
-        const n = c.recv(raw, buf, buf.length, 0);
+        const n = libc.recv(ipip, buf, buf.length, 0);
         if (n < 0) return;
         if (inject(decapIpip(buf, n, m))) k.ipip++;
       }
-    }),
-  ];
-  const fds = [raw];
-  if (o.guePort > 0) {
-    const udp = c.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-    if (udp < 0) throw new DecapError(`socket(AF_INET, SOCK_DGRAM): errno ${c.errno()}`);
-    const sa = sockaddrIn(0, o.guePort);
-    if (c.bind(udp, sa, sa.length) < 0) throw new DecapError(`bind UDP port ${o.guePort}: errno ${c.errno()}`);
-    fds.push(udp);
-    handles.push(
-      onReadable(udp, () => {
+    }));
+    if (o.guePort > 0) {
+      const udp = socket(C.AF_INET, C.SOCK_DGRAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, 0, 'socket(AF_INET, SOCK_DGRAM)');
+      fds.push(udp);
+      bind(udp, sockaddrIn(0, o.guePort), `bind UDP port ${o.guePort}`);
+      handles.push(onReadable(udp, () => {
         for (let i = 0; i < BATCH; i++) {
-          const n = c.recv(udp, buf, buf.length, 0);
+          const n = libc.recv(udp, buf, buf.length, 0);
           if (n < 0) return;
           if (inject(decapGue(buf, n, m))) k.gue++;
         }
-      }),
-    );
+      }));
+    }
+  } catch (e) {
+    stop();
+    throw e;
   }
-  return {
-    counters: k,
-    stop(): void {
-      for (const h of handles) h.close();
-      for (const fd of fds) c.close(fd);
-      tun.close();
-    },
-  };
+  return { counters: k, stop };
 }
 

@@ -1,7 +1,14 @@
 // `rs-agent setup|teardown`: the VIP on a non-ARP device plus the ARP and reverse-path sysctls a DR/TUN real
 // server needs (arp_ignore=1, arp_announce=2, rp_filter=0), idempotent, with the previous values kept to undo.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { getSysctl, hasAddr, ip, netnsId, setSysctl } from './sys.ts';
+import { SysctlSet } from '../../shared/sys/sysctl.ts';
+import { hasAddr, ip, netnsId } from './sys.ts';
+
+/** What setup leaves behind for teardown: the device, and each sysctl it changed with the value before. */
+interface SetupState {
+  dev: string;
+  sysctls: Record<string, string>;
+}
 
 export interface SetupOptions {
   vip: string;
@@ -28,17 +35,15 @@ export function sysctlPlan(o: SetupOptions): [string, string][] {
 /** Applies the setup; running it twice changes nothing the second time. Returns the actions taken. */
 export function setup(o: SetupOptions): string[] {
   const done: string[] = [];
-  const plan = sysctlPlan(o);
   const state = statePath(o.vip);
-  if (!existsSync(state)) {
-    mkdirSync('/run/tsvs-rs-agent', { recursive: true });
-    writeFileSync(state, JSON.stringify({ dev: o.dev, sysctls: plan.map(([k]) => [k, getSysctl(k)]) }));
-  }
-  for (const [k, v] of plan) {
-    if (getSysctl(k) !== v) {
-      setSysctl(k, v);
-      done.push(`sysctl ${k}=${v}`);
-    }
+  // A second setup keeps the values found by the first: those are what teardown must put back.
+  const prev = existsSync(state) ? (JSON.parse(readFileSync(state, 'utf8')) as SetupState) : null;
+  const set = SysctlSet.from(prev?.sysctls ?? {});
+  mkdirSync('/run/tsvs-rs-agent', { recursive: true });
+  try {
+    for (const [k, v] of sysctlPlan(o)) if (set.set(k, v)) done.push(`sysctl ${k}=${v}`);
+  } finally {
+    writeFileSync(state, JSON.stringify({ dev: prev?.dev ?? o.dev, sysctls: set.saved() } satisfies SetupState));
   }
   if (!hasAddr(o.dev, o.vip)) {
     ip('addr', 'add', `${o.vip}/32`, 'dev', o.dev);
@@ -54,14 +59,11 @@ export function teardown(vip: string, dev: string): string[] {
   const state = statePath(vip);
   let d = dev;
   if (existsSync(state)) {
-    const s = JSON.parse(readFileSync(state, 'utf8')) as { dev: string; sysctls: [string, string][] };
+    const s = JSON.parse(readFileSync(state, 'utf8')) as SetupState;
     d = s.dev;
-    for (const [k, v] of s.sysctls) {
-      if (v !== '' && getSysctl(k) !== v) {
-        setSysctl(k, v);
-        done.push(`sysctl ${k}=${v}`);
-      }
-    }
+    const r = SysctlSet.from(s.sysctls).restore();
+    for (const kv of r.restored) done.push(`sysctl ${kv}`);
+    if (r.failed.length > 0) throw new Error(`teardown ${vip}: could not restore ${r.failed.join('; ')}`);
     rmSync(state);
   }
   if (hasAddr(d, vip)) {

@@ -1,6 +1,5 @@
-// Host configuration the agent applies: addresses through `ip`, sysctls through /proc/sys, both idempotent.
+// Host configuration the agent applies: addresses through `ip` (sysctls go through shared/sys/sysctl.ts).
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
 
 /** Error from a host configuration step, naming the operation. */
 export class HostConfigError extends Error {
@@ -14,28 +13,6 @@ export function ip(...args: string[]): string {
   } catch (e) {
     const err = e as { stderr?: string; message: string };
     throw new HostConfigError(`ip ${args.join(' ')}: ${(err.stderr ?? err.message).trim()}`);
-  }
-}
-
-function sysctlPath(key: string): string {
-  return `/proc/sys/${key.replaceAll('.', '/')}`;
-}
-
-/** Reads a sysctl (dotted key, e.g. net.ipv4.conf.lo.arp_ignore); '' if absent. */
-export function getSysctl(key: string): string {
-  try {
-    return readFileSync(sysctlPath(key), 'utf8').trim();
-  } catch {
-    return '';
-  }
-}
-
-/** Writes a sysctl. Throws HostConfigError naming the key. */
-export function setSysctl(key: string, value: string): void {
-  try {
-    writeFileSync(sysctlPath(key), value);
-  } catch (e) {
-    throw new HostConfigError(`sysctl ${key}=${value}: ${(e as Error).message}`);
   }
 }
 

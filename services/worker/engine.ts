@@ -7,14 +7,17 @@ import { IpProto, PacketMeta, TcpFlag, isIcmpError, parseFrame, parseIpv4, rebas
 import { NetVerdict } from '../../shared/net/verdict.ts';
 import { decTtl, encapGue, encapIpip, finishPartial, natIcmpIn, natIcmpOut, natIn, natOut, setMacs, writeEth, IPIP_OVERHEAD, GUE_OVERHEAD } from '../../shared/net/rewrite.ts';
 import { buildIcmpUnreach } from '../../shared/net/icmp.ts';
-import { createScheduler } from '../../shared/sched/index.ts';
 import { overloadAt } from '../../shared/sched/overload.ts';
-import type { DestView, Scheduler, SchedInput } from '../../shared/sched/types.ts';
+import type { SchedInput } from '../../shared/sched/types.ts';
 import { FwdCode, SvcFlag } from '../../shared/model/ipvs.ts';
 import { ConnCount, Ev, NET_EVENT_BASE, Stat, type CounterRow, type Counters } from '../../shared/fwd/counters.ts';
-import type { FwdDest, FwdService, FwdTable } from '../../shared/fwd/table.ts';
-import { compileMarkRules, type MarkClassifier } from '../../shared/fwd/classifier.ts';
-import { copyBytes } from './io/libc.ts';
+import type { FwdDest, FwdTable } from '../../shared/fwd/table.ts';
+import type { MarkClassifier } from '../../shared/fwd/classifier.ts';
+import { copyBytes } from '../../shared/sys/libc.ts';
+import type { TxPort, VerdictPort } from './io/port.ts';
+import { apGet, buildState, emptyState, type AddrPortMap, type SvcState, type TableState } from './state.ts';
+import { Outcome, TemplateUse, noneReason, schedulerIndex } from '../../shared/telemetry/decision-ring.ts';
+import type { DecisionWriter } from '../../shared/telemetry/decision-ring.ts';
 
 /** What the engine did with a frame. */
 export const Verdict = {
@@ -26,14 +29,7 @@ export const Verdict = {
   DROP: 2,
 } as const;
 
-/** One transmit port as the engine sees it (a PacketPort's TX side). */
-export interface TxPort {
-  readonly ifindex: number;
-  readonly txBuf: Uint8Array;
-  readonly txFrameMax: number;
-  txReserve(): number;
-  txCommit(len: number, vnetFlags: number, csumStart: number, csumOffset: number): void;
-}
+export type { TxPort } from './io/port.ts';
 
 /** The next hop for a destination: egress interface, MACs, and the director's address there. */
 export interface Hop {
@@ -51,19 +47,12 @@ export interface L2Resolver {
   isLocal(addr: number): boolean;
   /** The director's source address toward `daddr` (outer source of tunnels in L3 mode); 0 when unroutable. */
   sourceFor(daddr: number): number;
-}
-
-/** The verdict side of an NFQUEUE port (services/worker/io/nfqueue.ts), as the engine uses it in L3 mode. */
-export interface L3Port {
-  readonly verdictBuf: Uint8Array;
-  accept(id: number): void;
-  drop(id: number): void;
-  acceptMark(id: number, mark: number): void;
-  acceptModified(id: number, buf: Uint8Array, off: number, len: number): boolean;
-  /** Reserves `len` bytes of `verdictBuf` for a grown packet; the offset, or -1. */
-  reserveModified(id: number, len: number): number;
-  /** Turns the reservation just made into a drop. */
-  dropReserved(): boolean;
+  /**
+   * After `resolve` failed: a TxPort that holds one frame for `daddr`'s next hop until its MAC is known (issue 11:
+   * the kernel's unres_qlen), with `hop` filled but for `dstMac`; the engine writes the finished frame into it as
+   * into a real port. Null when the packet cannot be held (no route, no queue free): the engine then falls back.
+   */
+  hold(daddr: number, hop: Hop): TxPort | null;
 }
 
 /** Delivery into the director's own stack (a TUN device queue): one IPv4 packet per call. */
@@ -89,15 +78,10 @@ export interface EngineOptions {
   icmpPerSec?: number;
   /** Where packets for a real server on the director itself go; without it they are dropped (counted). */
   local?: LocalSink | null;
+  /** This worker's decision ring (shared/telemetry): one record per scheduling decision; null = tracing off. */
+  decisions?: DecisionWriter | null;
 }
 
-interface SvcState {
-  svc: FwdService;
-  sched: Scheduler | undefined;
-  views: DestView[];
-  /** Dest record by position, parallel to views. */
-  dests: FwdDest[];
-}
 
 const VNET_NEEDS_CSUM = 1;
 const ETH_HLEN = 14;
@@ -131,6 +115,8 @@ export class Engine {
   /** (proto, addr, port) of every NAT dest, for orphan-reply detection. */
   private natEndpoints: AddrPortMap<true> = new Map();
   private epoch = -1;
+  /** The table state in force (see state.ts); its fields are copied below for the hot path. */
+  private state: TableState = emptyState();
   private icmpTokens = 0;
   private icmpLastMs = 0;
   private readonly icmpPerSec: number;
@@ -139,9 +125,12 @@ export class Engine {
   private nowMs: number;
   private sinceClock = 0;
   /** The NFQUEUE port of the packet being handled (L3 mode), else null. */
-  private l3: L3Port | null = null;
+  private l3: VerdictPort | null = null;
   private l3Id = 0;
   private classifier: MarkClassifier | null = null;
+  private readonly dw: DecisionWriter | null;
+  /** Scheduler index (shared/telemetry schedulerIndex) by service id, refreshed on every table swap. */
+  private schedIdx = new Uint8Array(0);
 
   constructor(o: EngineOptions) {
     this.ct = o.conns;
@@ -154,6 +143,7 @@ export class Engine {
     this.rng = o.rng ?? Math.random;
     this.icmpPerSec = o.icmpPerSec ?? 100;
     this.local = o.local ?? null;
+    this.dw = o.decisions ?? null;
     this.nowMs = o.now();
   }
 
@@ -166,37 +156,24 @@ export class Engine {
    * whose scheduler, flags and dest list are unchanged; otherwise rebuilt as the kernel does on an edit.
    */
   setTable(t: FwdTable): void {
-    const old = this.byId;
-    const byKey: AddrPortMap<SvcState> = new Map();
-    const byFwmark = new Map<number, SvcState>();
-    const byId: SvcState[] = [];
-    let maxDest = 0;
-    for (const s of t.services) for (const d of s.dests) if (d.id + 1 > maxDest) maxDest = d.id + 1;
-    const live = new Uint8Array(maxDest);
-    const natEndpoints: AddrPortMap<true> = new Map();
-    for (const s of t.services) {
-      const prev = old[s.id];
-      for (const d of s.dests) {
-        live[d.id] = 1;
-        if (d.method === FwdCode.masq && s.protocol !== 0) apSet(natEndpoints, s.protocol, d.addr, d.port, true);
-      }
-      const { sched, views } = carryScheduler(prev, s, this.rng);
-      const st: SvcState = { svc: s, sched, views, dests: s.dests };
-      byId[s.id] = st;
-      if (s.fwmark > 0) byFwmark.set(s.fwmark, st);
-      else apSet(byKey, s.protocol, s.vaddr, s.vport, st);
+    const st = buildState(this.state, t, this.rng);
+    this.state = st;
+    this.byKey = st.byKey;
+    this.byFwmark = st.byFwmark;
+    this.byId = st.byId;
+    this.destLive = st.destLive;
+    this.vips = st.vips;
+    this.classifier = st.classifier;
+    this.natEndpoints = st.natEndpoints;
+    this.ct.timeouts.tcp[TcpState.ESTABLISHED] = st.timeoutsMs.tcp;
+    this.ct.timeouts.tcp[TcpState.FIN_WAIT] = st.timeoutsMs.tcpfin;
+    this.ct.timeouts.udp = st.timeoutsMs.udp;
+    this.epoch = st.epoch;
+    if (this.dw !== null) {
+      const idx = new Uint8Array(st.byId.length);
+      for (let i = 0; i < st.byId.length; i++) if (st.byId[i] !== undefined) idx[i] = schedulerIndex(st.byId[i].svc.scheduler);
+      this.schedIdx = idx;
     }
-    this.byKey = byKey;
-    this.byFwmark = byFwmark;
-    this.byId = byId;
-    this.destLive = live;
-    this.vips = new Set(t.vips);
-    this.classifier = t.marks && t.marks.length > 0 && byFwmark.size > 0 ? compileMarkRules(t.marks) : null;
-    this.natEndpoints = natEndpoints;
-    this.ct.timeouts.tcp[TcpState.ESTABLISHED] = t.timeouts.tcp * 1000;
-    this.ct.timeouts.tcp[TcpState.FIN_WAIT] = t.timeouts.tcpfin * 1000;
-    this.ct.timeouts.udp = t.timeouts.udp * 1000;
-    this.epoch = t.epoch;
     this.nowMs = this.now();
     this.ev[Ev.table_swaps]++;
   }
@@ -223,7 +200,7 @@ export class Engine {
    * and keeps checksums complete) and gives it exactly one verdict on `port`: a rewritten payload (NAT, TUN), a
    * routing mark (DR), accept (not ours, local node) or drop. Returns the Verdict. Never throws.
    */
-  packet(buf: Uint8Array, off: number, len: number, id: number, port: L3Port): number {
+  packet(buf: Uint8Array, off: number, len: number, id: number, port: VerdictPort): number {
     this.ev[Ev.rx_frames]++;
     this.l3 = port;
     this.l3Id = id;
@@ -251,6 +228,10 @@ export class Engine {
       if ((++this.sinceClock & 63) === 0) this.nowMs = this.now();
       const now = this.nowMs;
       let e = this.ct.lookupIn(proto, m.saddr, m.sport, m.daddr, m.dport);
+      if (e >= 0 && proto === IpProto.TCP && (m.tcpFlags & TcpFlag.SYN) !== 0 && this.reusable(e)) {
+        this.ct.remove(e);
+        e = -1;
+      }
       if (e >= 0) return this.inbound(buf, off, len, partial, e, now);
       e = this.ct.lookupOut(proto, m.daddr, m.dport, m.saddr, m.sport);
       if (e >= 0) return this.outbound(buf, off, len, partial, e, now);
@@ -337,7 +318,9 @@ export class Engine {
     let pos = -1;
     let dport = m.dport;
     let tmpl = -1;
+    let tuse: number = TemplateUse.none;
     if ((svc.flags & SvcFlag.PERSISTENT) !== 0) {
+      tuse = TemplateUse.miss;
       const caddr = (m.saddr & svc.netmask) >>> 0;
       const fw = svc.fwmark > 0;
       const tproto = fw ? 0 : m.proto;
@@ -350,6 +333,8 @@ export class Engine {
         if (pos < 0) {
           this.ct.invalidateTemplate(tmpl);
           tmpl = -1;
+        } else {
+          tuse = TemplateUse.hit;
         }
       }
       if (tmpl < 0) {
@@ -372,6 +357,7 @@ export class Engine {
       if (pos >= 0) dport = st.dests[pos].port || m.dport;
     }
     if (pos < 0) {
+      if (this.dw !== null) this.trace(st, -1, noneReason(st.views), tuse, 0, now);
       this.ev[Ev.drop_no_dest]++;
       this.sendUnreachable(buf, off, len, now);
       return Verdict.DROP;
@@ -380,6 +366,7 @@ export class Engine {
     let flags = destConnFlags(d.method);
     if ((svc.flags & SvcFlag.ONEPACKET) !== 0 && m.proto === IpProto.UDP) flags |= ConnFlag.ONE_PACKET;
     const e = this.ct.insert(m.proto, m.saddr, m.sport, m.daddr, m.dport, d.addr, dport, flags, d.id, svc.id, now);
+    if (this.dw !== null) this.trace(st, pos, e < 0 ? Outcome.tableFull : tuse === TemplateUse.hit ? Outcome.persistent : Outcome.scheduled, tuse, dport, now);
     if (e < 0) {
       this.ev[Ev.drop_table_full]++;
       return Verdict.DROP;
@@ -393,10 +380,44 @@ export class Engine {
     return v;
   }
 
+  /**
+   * Writes this decision's record (numbers only: no allocation). The candidates are the views the scheduler
+   * compared; a template hit compared none, so it records only the dest the template named.
+   */
+  private trace(st: SvcState, pos: number, outcome: number, tuse: number, dport: number, now: number): void {
+    const w = this.dw!;
+    const m = this.m;
+    const svc = st.svc;
+    w.begin(now, m.proto, m.saddr, m.sport, m.daddr, m.dport, svc.fwmark, svc.id);
+    if (tuse !== TemplateUse.hit) w.candidates(this.schedIdx[svc.id] ?? 255, st.views, pos);
+    if (pos < 0) {
+      w.commit(outcome, tuse, -1, 0, 0, 255);
+    } else {
+      const d = st.dests[pos];
+      w.commit(outcome, tuse, d.id, d.addr, dport, d.method);
+    }
+  }
+
   private destPos(st: SvcState, id: number): number {
     const ds = st.dests;
     for (let i = 0; i < ds.length; i++) if (ds[i].id === id) return i;
     return -1;
+  }
+
+  /**
+   * Port reuse, IPVS's conn_reuse_mode 1 (the default; ip_vs_in's is_new_conn + is_new_conn_expected): a TCP
+   * packet with SYN set on connection `e` means the client reuses the port of an old connection when that
+   * connection is not controlled by a template and is in TIME_WAIT or CLOSE. The caller then removes the old
+   * entry and handles the packet as a new connection: the service is looked up again and the connection is
+   * scheduled afresh (so it may go to another real server), before any check of the old dest — a SYN on a
+   * TIME_WAIT connection whose real server was deleted is rescheduled, not dropped. Not reused: ESTABLISHED and
+   * the other states (a retransmitted SYN), FIN_WAIT even without replies (that is mode bit 2, not implemented),
+   * and template-controlled connections (persistence keeps them on their real server).
+   */
+  private reusable(e: number): boolean {
+    if (this.ct.controlOf(e) >= 0) return false;
+    const s = this.ct.state(e);
+    return s === TcpState.TIME_WAIT || s === TcpState.CLOSE;
   }
 
   /** Client → director packet of an existing connection. */
@@ -407,17 +428,6 @@ export class Engine {
     if (did === NO_DEST || did >= this.destLive.length || this.destLive[did] === 0) {
       this.ev[Ev.drop_dest_gone]++;
       return Verdict.DROP;
-    }
-    // Port reuse (conn_reuse_mode 1): a SYN on an old uncontrolled connection in TIME_WAIT or CLOSE starts anew.
-    if (m.proto === IpProto.TCP && (m.tcpFlags & (TcpFlag.SYN | TcpFlag.ACK)) === TcpFlag.SYN && ct.controlOf(e) < 0) {
-      const s = ct.state(e);
-      if (s === TcpState.TIME_WAIT || s === TcpState.CLOSE) {
-        const st = this.byId[ct.service(e)];
-        ct.remove(e);
-        if (st !== undefined) return this.newConn(buf, off, len, partial, st, now);
-        this.ev[Ev.drop_no_service]++;
-        return Verdict.DROP;
-      }
     }
     const fwd = ct.flags(e) & ConnFlag.FWD_MASK;
     const daddr = ct.daddr(e);
@@ -431,16 +441,21 @@ export class Engine {
       return v;
     }
     if (this.l2.isLocal(daddr)) return this.toLocal(buf, partial, svc, did, bytes);
-    if (!this.l2.resolve(daddr, this.hop)) {
-      if (fwd !== FwdCode.masq) return this.count(Ev.drop_no_neigh);
-      const v = this.viaKernel(buf, partial, daddr, dport, true);
-      if (v === Verdict.FORWARD) this.countIn(svc, did, bytes);
-      return v;
-    }
-    const port = this.ports.get(this.hop.ifindex);
-    if (port === undefined) {
-      this.ev[Ev.drop_no_neigh]++;
-      return Verdict.DROP;
+    let port: TxPort | undefined;
+    if (this.l2.resolve(daddr, this.hop)) {
+      port = this.ports.get(this.hop.ifindex);
+      if (port === undefined) return this.count(Ev.drop_no_neigh);
+    } else {
+      // The next hop's MAC is being resolved: the frame is finished into its neighbour's hold queue and sent when
+      // the MAC arrives. Without a queue (no route, none free), NAT goes through the kernel; others drop.
+      const held = this.l2.hold(daddr, this.hop);
+      if (held === null) {
+        if (fwd !== FwdCode.masq) return this.count(Ev.drop_no_neigh);
+        const v = this.viaKernel(buf, partial, daddr, dport, true);
+        if (v === Verdict.FORWARD) this.countIn(svc, did, bytes);
+        return v;
+      }
+      port = held;
     }
     let v: number;
     if (fwd === FwdCode.masq) v = this.txNat(buf, off, len, partial, port, daddr, dport, true);
@@ -457,7 +472,7 @@ export class Engine {
    */
   private l3In(buf: Uint8Array, fwd: number, daddr: number, dport: number, svc: number, did: number): number {
     const m = this.m;
-    const port = this.l3 as L3Port;
+    const port = this.l3 as VerdictPort;
     if (this.l2.isLocal(daddr)) {
       port.accept(this.l3Id);
       this.ev[Ev.local_delivered]++;
@@ -494,7 +509,7 @@ export class Engine {
   private l3Modified(v: number, buf: Uint8Array): number {
     if (v !== NetVerdict.OK) return this.dropNet(v);
     const m = this.m;
-    if (!(this.l3 as L3Port).acceptModified(this.l3Id, buf, m.l3Off, m.totalLen)) return this.count(Ev.tx_errors);
+    if (!(this.l3 as VerdictPort).acceptModified(this.l3Id, buf, m.l3Off, m.totalLen)) return this.count(Ev.tx_errors);
     this.ev[Ev.tx_frames]++;
     return Verdict.FORWARD;
   }
@@ -565,16 +580,19 @@ export class Engine {
       if (v === Verdict.FORWARD) this.countOut(ct.service(e), ct.destId(e), bytes);
       return v;
     }
-    if (!this.l2.resolve(caddr, this.hop)) {
-      const bytes = m.totalLen;
-      const v = this.viaKernel(buf, partial, ct.vaddr(e), ct.vport(e), false);
-      if (v === Verdict.FORWARD) this.countOut(ct.service(e), ct.destId(e), bytes);
-      return v;
-    }
-    const port = this.ports.get(this.hop.ifindex);
-    if (port === undefined) {
-      this.ev[Ev.drop_no_neigh]++;
-      return Verdict.DROP;
+    let port: TxPort | undefined;
+    if (this.l2.resolve(caddr, this.hop)) {
+      port = this.ports.get(this.hop.ifindex);
+      if (port === undefined) return this.count(Ev.drop_no_neigh);
+    } else {
+      const held = this.l2.hold(caddr, this.hop);
+      if (held === null) {
+        const bytes = m.totalLen;
+        const v = this.viaKernel(buf, partial, ct.vaddr(e), ct.vport(e), false);
+        if (v === Verdict.FORWARD) this.countOut(ct.service(e), ct.destId(e), bytes);
+        return v;
+      }
+      port = held;
     }
     const bytes = m.totalLen;
     const v = this.txNat(buf, off, len, partial, port, ct.vaddr(e), ct.vport(e), false);
@@ -746,86 +764,4 @@ export class Engine {
     this.ev[Ev.tx_frames]++;
     this.ev[Ev.icmp_unreach_sent]++;
   }
-}
-
-function newView(d: FwdDest, i: number): DestView {
-  return { index: i, addr: d.addr, port: d.port, weight: d.weight, lastWeight: d.lastWeight || d.weight, overloaded: false, available: true, activeConns: 0, inactConns: 0 };
-}
-
-function renumber(views: DestView[]): void {
-  for (let i = 0; i < views.length; i++) views[i].index = i;
-}
-
-/**
- * Carries a service's scheduler across a table swap as the kernel would have seen the change: each deleted dest
- * reported at its position, each added one at the head (newest first), each changed weight as an edit — so rr
- * keeps its place and wrr its current weight (ip_vs_wrr_dest_changed) instead of starting over. A new service,
- * another scheduler or other flags start a fresh scheduler. View records are reused (lblc/lblcr hold them).
- */
-function carryScheduler(prev: SvcState | undefined, s: FwdService, rng: () => number): { sched: Scheduler | undefined; views: DestView[] } {
-  const fresh = (): { sched: Scheduler | undefined; views: DestView[] } => {
-    const views = s.dests.map(newView);
-    const sched = createScheduler(s.scheduler, { flags: s.flags, rng });
-    try {
-      sched?.update(views, { kind: 'init' });
-      return { sched, views };
-    } catch {
-      return { sched: undefined, views };
-    }
-  };
-  if (!prev || !prev.sched || prev.svc.scheduler !== s.scheduler || prev.svc.flags !== s.flags) return fresh();
-  const sched = prev.sched;
-  const views = prev.views.slice();
-  const ids = prev.svc.dests.map((d) => d.id);
-  const want = s.dests.map((d) => d.id);
-  try {
-    for (let i = ids.length - 1; i >= 0; i--) {
-      if (want.includes(ids[i])) continue;
-      views[i].available = false;
-      views.splice(i, 1);
-      ids.splice(i, 1);
-      renumber(views);
-      sched.update(views, { kind: 'del', at: i });
-    }
-    const added = want.filter((id) => !ids.includes(id));
-    for (let k = added.length - 1; k >= 0; k--) {
-      const d = s.dests.find((x) => x.id === added[k]) as FwdDest;
-      views.unshift(newView(d, 0));
-      ids.unshift(d.id);
-      renumber(views);
-      sched.update(views, { kind: 'add', at: 0 });
-    }
-    if (ids.length !== want.length || ids.some((id, i) => id !== want[i])) return fresh();
-    for (let i = 0; i < views.length; i++) {
-      const d = s.dests[i];
-      const v = views[i];
-      const lw = d.lastWeight || d.weight;
-      if (v.weight !== d.weight || v.lastWeight !== lw) {
-        v.weight = d.weight;
-        v.lastWeight = lw;
-        sched.update(views, { kind: 'edit', at: i });
-      }
-    }
-    return { sched, views };
-  } catch {
-    return fresh();
-  }
-}
-
-/**
- * A map keyed by (protocol, IPv4 address, port) through two levels of small-integer keys: the address as int32
- * (`addr | 0`), then `(protocol << 16) | port`. V8 boxes a Map key that is not a small integer on every lookup;
- * these never are boxed, so a lookup per packet allocates nothing.
- */
-type AddrPortMap<T> = Map<number, Map<number, T>>;
-
-function apSet<T>(m: AddrPortMap<T>, proto: number, addr: number, port: number, v: T): void {
-  let inner = m.get(addr | 0);
-  if (inner === undefined) m.set(addr | 0, (inner = new Map()));
-  inner.set(((proto & 0xff) << 16) | port, v);
-}
-
-function apGet<T>(m: AddrPortMap<T>, proto: number, addr: number, port: number): T | undefined {
-  const inner = m.get(addr | 0);
-  return inner === undefined ? undefined : inner.get(((proto & 0xff) << 16) | port);
 }

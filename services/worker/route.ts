@@ -2,7 +2,7 @@
 // director's own addresses (rtnetlink dumps, see io/route-sync.ts), so that every forwarded packet gets its
 // egress port and next hop. Pure: the collector turns parsed messages into a table, no sockets here.
 import { prefixToMask } from '../../shared/net/addr.ts';
-import { AF_INET, RTM_F_CLONED, RtTable, Rtn, type AddrMsg, type RouteMsg } from './io/rtnl-codec.ts';
+import { AF_INET, RTM_F_CLONED, RtTable, Rtn, type AddrMsg, type RouteMsg } from '../../shared/sys/rtnl-codec.ts';
 
 /** One route: destination prefix, egress interface, gateway (0 = on-link). */
 export interface Route {

@@ -1,26 +1,9 @@
-// Shared memory segments for the data plane: a file under /dev/shm mapped MAP_SHARED through koffi, seen as
-// an ArrayBuffer. The one place outside services/ that makes system calls: tsvsd and the workers both map the
-// connection-table shards and counters, and services may not import each other.
-import { closeSync, fstatSync, ftruncateSync, openSync, unlinkSync, existsSync, mkdirSync } from 'node:fs';
+// Shared memory segments for the data plane: a file under /dev/shm mapped MAP_SHARED (shared/sys/libc.ts), seen
+// as an ArrayBuffer. tsvsd and the workers both map the connection-table shards and counters.
+import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, openSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
-import koffi from 'koffi';
-
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const MAP_SHARED = 1;
-
-let libc: { mmap: (addr: null, len: number, prot: number, flags: number, fd: number, off: number) => unknown; munmap: (addr: unknown, len: number) => number } | undefined;
-
-function bindings(): NonNullable<typeof libc> {
-  if (!libc) {
-    const lib = koffi.load('libc.so.6');
-    libc = {
-      mmap: lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)'),
-      munmap: lib.func('int munmap(void *addr, size_t len)'),
-    };
-  }
-  return libc;
-}
+import { SysError, toSysError } from './errors.ts';
+import { C, munmap, raw, MAP_FAILED, errno, view, type Ptr } from './libc.ts';
 
 /** A mapped segment. `buffer` stays valid until `unmap()`; after that, touching it is undefined behaviour. */
 export interface SharedSegment {
@@ -35,30 +18,36 @@ export interface SharedSegment {
  * Maps `path` (normally under /dev/shm) with `bytes` bytes, read-write, shared between processes.
  * With `create`, a missing file is created zero-filled; an existing file of another size is an error unless
  * `resize` is also given (then it is truncated to zero and re-created). Without `create` the file must exist
- * and have exactly `bytes` bytes. Throws an Error naming the path and the failed step.
+ * and have exactly `bytes` bytes. Throws SysError naming the path: EINVAL (bad size, size mismatch), ENOENT
+ * (missing without `create`), or the failing call's errno.
  */
 export function mapShared(path: string, bytes: number, opts: { create?: boolean; resize?: boolean } = {}): SharedSegment {
-  if (!Number.isInteger(bytes) || bytes <= 0) throw new Error(`shm ${path}: bad size ${bytes}`);
+  const op = `shm ${path}`;
+  if (!Number.isInteger(bytes) || bytes <= 0) throw new SysError(op, 'EINVAL', `bad size ${bytes}`);
   let created = false;
-  if (opts.create) mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const exists = existsSync(path);
-  if (!exists && !opts.create) throw new Error(`shm ${path}: does not exist`);
-  const fd = openSync(path, exists ? 'r+' : 'w+', 0o600);
+  let fd = -1;
   try {
+    if (opts.create) mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const exists = existsSync(path);
+    if (!exists && !opts.create) throw new SysError(op, 'ENOENT', 'does not exist');
+    fd = openSync(path, exists ? 'r+' : 'w+', 0o600);
     const size = fstatSync(fd).size;
     if (size !== bytes) {
-      if (exists && size !== 0 && !opts.resize) throw new Error(`shm ${path}: has ${size} bytes, expected ${bytes}`);
+      if (exists && size !== 0 && !opts.resize) throw new SysError(op, 'EINVAL', `has ${size} bytes, expected ${bytes}`);
       if (size !== 0) ftruncateSync(fd, 0);
       ftruncateSync(fd, bytes);
       created = true;
     } else if (!exists) {
       created = true;
     }
-    const { mmap, munmap } = bindings();
-    const ptr = mmap(null, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    const addr = koffi.address(ptr);
-    if (addr === -1n || addr === 0xffffffffffffffffn) throw new Error(`shm ${path}: mmap failed (errno ${koffi.errno()})`);
-    const buffer = koffi.view(ptr, bytes) as ArrayBuffer;
+  } catch (e) {
+    if (fd >= 0) closeSync(fd);
+    throw toSysError(op, e);
+  }
+  try {
+    const ptr: Ptr = raw.mmap(null, bytes, C.PROT_READ | C.PROT_WRITE, C.MAP_SHARED, fd, 0);
+    if (ptr === MAP_FAILED || ptr === 0n) throw new SysError(`${op}: mmap`, errno());
+    const buffer = view(ptr, bytes);
     let mapped = true;
     return {
       path,
@@ -81,6 +70,6 @@ export function removeShared(path: string): void {
   try {
     unlinkSync(path);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw toSysError(`shm ${path}: unlink`, e);
   }
 }

@@ -1,8 +1,9 @@
 // TUN devices through koffi: hand IP packets to the local kernel stack (local-node forwarding on the director,
 // decapsulated packets on real servers) by writing them into an IFF_TUN|IFF_NO_PI device, without allocating.
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import koffi from 'koffi';
+import { SysError } from './errors.ts';
+import { C, addressOf, errno, raw } from './libc.ts';
+import { linkDelete, linkSetUp } from './rtnl.ts';
+import { writeSysctl } from './sysctl.ts';
 
 /** `ifr_flags` bits of TUNSETIFF (linux/if_tun.h). */
 export const TunFlag = {
@@ -35,72 +36,7 @@ export const TUN_COUNTERS = 7;
 export const TUN_MAX_PACKET = 65535;
 
 const TUNSETIFF = 0x400454ca;
-const O_RDWR = 2;
-const O_NONBLOCK = 0x800;
-const O_CLOEXEC = 0x80000;
-const EAGAIN = 11;
 const IFNAMSIZ = 16;
-
-/** A failed TUN operation: `op` names it (e.g. "ioctl(TUNSETIFF) tsvs-ln0"), `errno` is 0 for non-syscall failures. */
-export class TunError extends Error {
-  override name = 'TunError';
-  readonly op: string;
-  readonly errno: number;
-  constructor(op: string, errno: number, detail?: string) {
-    super(`${op}: ${detail ?? (errno ? `${sys().strerror(errno)} (errno ${errno})` : 'failed')}`);
-    this.op = op;
-    this.errno = errno;
-  }
-}
-
-interface Sys {
-  open(path: string, flags: number): number;
-  ioctl(fd: number, req: number, arg: Uint8Array): number;
-  /** write(2) from a numeric address: no JS object is created per call. */
-  write(fd: number, addr: number, len: number): number;
-  read(fd: number, addr: number, len: number): number;
-  close(fd: number): number;
-  strerror(e: number): string;
-}
-let bound: Sys | undefined;
-
-function sys(): Sys {
-  if (!bound) {
-    const lib = koffi.load('libc.so.6');
-    bound = {
-      open: lib.func('int open(const char *path, int flags)'),
-      ioctl: lib.func('int ioctl(int fd, unsigned long req, void *arg)'),
-      write: lib.func('long write(int fd, uintptr_t buf, size_t len)'),
-      read: lib.func('long read(int fd, uintptr_t buf, size_t len)'),
-      close: lib.func('int close(int fd)'),
-      strerror: lib.func('const char *strerror(int errnum)'),
-    };
-  }
-  return bound;
-}
-
-// Native address of each ArrayBuffer seen, computed once (koffi.address allocates a BigInt). Backing stores of
-// non-detached ArrayBuffers do not move (reading `.buffer` moves a small on-heap typed array off-heap first);
-// a detached buffer has length 0 and is rejected by the bounds check before its address is used. The one-entry
-// cache keeps the last buffer alive (normally the worker's long-lived ring view).
-const bases = new WeakMap<ArrayBufferLike, number>();
-let lastBuffer: ArrayBufferLike | null = null;
-let lastBase = 0;
-
-/** Native address of `u8[0]`; one-entry cache in front of the WeakMap, so the steady state is two compares. */
-function addressOf(u8: Uint8Array): number {
-  const ab = u8.buffer;
-  if (ab !== lastBuffer) {
-    let b = bases.get(ab);
-    if (b === undefined) {
-      b = Number(koffi.address(ab));
-      bases.set(ab, b);
-    }
-    lastBuffer = ab;
-    lastBase = b;
-  }
-  return lastBase + u8.byteOffset;
-}
 
 /** Options of {@link openTun}. */
 export interface TunOptions {
@@ -128,14 +64,12 @@ export class TunDevice {
   /** errno of the last failed write (0 for a short write), for the control process to report. */
   lastWriteErrno = 0;
   #fd: number;
-  readonly #sys: Sys;
 
   /** Wraps an attached queue descriptor; use {@link openTun} rather than calling this directly. */
   constructor(fd: number, name: string, multiQueue: boolean) {
     this.#fd = fd;
     this.name = name;
     this.multiQueue = multiQueue;
-    this.#sys = sys();
   }
 
   /** The queue's file descriptor, -1 once closed. */
@@ -156,9 +90,9 @@ export class TunDevice {
       k[TunCounter.WRITE_REJECTED]++;
       return false;
     }
-    const n = this.#sys.write(this.#fd, addressOf(buf) + off, len);
+    const n = raw.write(this.#fd, addressOf(buf) + off, len);
     if (n !== len) {
-      this.lastWriteErrno = n < 0 ? koffi.errno() : 0;
+      this.lastWriteErrno = n < 0 ? errno() : 0;
       k[TunCounter.WRITE_ERRORS]++;
       return false;
     }
@@ -175,9 +109,9 @@ export class TunDevice {
   read(buf: Uint8Array, off = 0): number {
     const room = buf.length - off;
     if (this.#fd < 0 || !(off >= 0) || room <= 0) return -1;
-    const n = this.#sys.read(this.#fd, addressOf(buf) + off, room);
+    const n = raw.read(this.#fd, addressOf(buf) + off, room);
     if (n < 0) {
-      if (koffi.errno() !== EAGAIN) this.counters[TunCounter.READ_ERRORS]++;
+      if (errno() !== C.EAGAIN) this.counters[TunCounter.READ_ERRORS]++;
       return -1;
     }
     this.counters[TunCounter.READS]++;
@@ -188,7 +122,7 @@ export class TunDevice {
   /** Closes this queue (idempotent). The device goes away when its last queue closes. */
   close(): void {
     if (this.#fd >= 0) {
-      this.#sys.close(this.#fd);
+      raw.close(this.#fd);
       this.#fd = -1;
     }
   }
@@ -197,28 +131,27 @@ export class TunDevice {
 /**
  * Opens (creating if needed) TUN device `o.name` in the caller's network namespace: open /dev/net/tun
  * nonblocking, TUNSETIFF with IFF_TUN|IFF_NO_PI (|IFF_MULTI_QUEUE), then unless `configure: false`
- * {@link configureTunLocalDelivery}. Throws TunError naming the step (bad name, no /dev/net/tun, EPERM without
+ * {@link configureTunLocalDelivery}. Throws SysError naming the step (bad name, no /dev/net/tun, EPERM without
  * CAP_NET_ADMIN, EBUSY when a single-queue device is already attached, EINVAL on a queue-mode mismatch).
  * Call at worker start, never per packet.
  */
 export function openTun(o: TunOptions): TunDevice {
   const nameBytes = new TextEncoder().encode(o.name);
   if (nameBytes.length === 0 || nameBytes.length >= IFNAMSIZ || o.name.includes('/') || /\s/.test(o.name)) {
-    throw new TunError(`openTun(${o.name})`, 0, 'interface name must be 1..15 bytes without "/" or spaces');
+    throw new SysError(`openTun(${o.name})`, 'EINVAL', 'interface name must be 1..15 bytes without "/" or spaces');
   }
-  const s = sys();
-  const fd = s.open('/dev/net/tun', O_RDWR | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) throw new TunError('open(/dev/net/tun)', koffi.errno());
+  const fd = raw.open('/dev/net/tun', C.O_RDWR | C.O_NONBLOCK | C.O_CLOEXEC, 0);
+  if (fd < 0) throw new SysError('open(/dev/net/tun)', errno());
   const ifr = new Uint8Array(40); // struct ifreq: ifr_name[16], ifr_flags (short) at 16
   ifr.set(nameBytes, 0);
   const mq = o.multiQueue === true;
   const flags = TunFlag.TUN | TunFlag.NO_PI | (mq ? TunFlag.MULTI_QUEUE : 0);
   ifr[16] = flags & 0xff;
   ifr[17] = flags >> 8;
-  if (s.ioctl(fd, TUNSETIFF, ifr) < 0) {
-    const e = koffi.errno();
-    s.close(fd);
-    throw new TunError(`ioctl(TUNSETIFF) ${o.name}${mq ? ' multi-queue' : ''}`, e);
+  if (raw.ioctlPtr(fd, TUNSETIFF, ifr) < 0) {
+    const e = errno();
+    raw.close(fd);
+    throw new SysError(`ioctl(TUNSETIFF) ${o.name}${mq ? ' multi-queue' : ''}`, e);
   }
   const dev = new TunDevice(fd, o.name, mq);
   if (o.configure !== false) {
@@ -232,32 +165,23 @@ export function openTun(o: TunOptions): TunDevice {
   return dev;
 }
 
-function ipCmd(...args: string[]): string {
-  try {
-    return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new TunError(`ip ${args.join(' ')}`, 0, (err.stderr || err.message).trim());
-  }
-}
-
 function sysctl(key: string, value: string, required: boolean): void {
   try {
-    writeFileSync(`/proc/sys/${key.replaceAll('.', '/')}`, value);
+    writeSysctl(key, value);
   } catch (e) {
-    if (required) throw new TunError(`sysctl ${key}=${value}`, 0, (e as Error).message);
+    if (required) throw e;
   }
 }
 
 /**
- * Makes packets injected into TUN device `name` deliverable locally (idempotent; runs `ip`, writes /proc/sys):
+ * Makes packets injected into TUN device `name` deliverable locally (idempotent; rtnetlink and /proc/sys):
  * link up; rp_filter 0 on the device and on `all` (the kernel applies the maximum of the two, and the source
  * of an injected packet is a client whose route points out of another interface); accept_local 1 on the device
  * (sources that are local addresses, e.g. a client on the director itself); IPv6 off on the device when
- * available (so the kernel queues no router solicitations nobody reads). Throws TunError naming the step.
+ * available (so the kernel queues no router solicitations nobody reads). Throws SysError naming the step.
  */
 export function configureTunLocalDelivery(name: string): void {
-  ipCmd('link', 'set', 'dev', name, 'up');
+  linkSetUp(name);
   sysctl(`net.ipv4.conf.${name}.rp_filter`, '0', true);
   sysctl('net.ipv4.conf.all.rp_filter', '0', true);
   sysctl(`net.ipv4.conf.${name}.accept_local`, '1', true);
@@ -266,13 +190,8 @@ export function configureTunLocalDelivery(name: string): void {
 
 /**
  * Deletes TUN device `name` (a persistent one, or to force the others' queues off). A missing device is fine.
- * Throws TunError with ip's message otherwise. A non-persistent device also disappears on its own once every
- * queue is closed.
+ * Throws SysError otherwise. A non-persistent device also disappears on its own once every queue is closed.
  */
 export function removeTun(name: string): void {
-  try {
-    ipCmd('link', 'del', 'dev', name);
-  } catch (e) {
-    if (!/Cannot find device|does not exist/i.test((e as Error).message)) throw e;
-  }
+  linkDelete(name);
 }

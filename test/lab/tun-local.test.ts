@@ -177,8 +177,8 @@ describe('lab: local-node delivery through TUN', () => {
   it('tun: API — EBUSY on a second single-queue open, queue-mode mismatch refused, bounds rejected, read, vanishes on last close', () => {
     const r = JSON.parse(inNs(NS.api, [nodeBin, join(root, 'test/support/tun-api-check.ts')])) as Record<string, unknown>;
     expect(r).toEqual({
-      singleQueueSecondOpen: 'ioctl(TUNSETIFF) tsvs-tlq0 errno 16',
-      badName: 'openTun(xxxxxxxxxxxxxxxx) errno 0',
+      singleQueueSecondOpen: 'ioctl(TUNSETIFF) tsvs-tlq0 EBUSY',
+      badName: 'openTun(xxxxxxxxxxxxxxxx) EINVAL',
       rejectedBefore: 0,
       rejected: 3,
       badPacketWritten: false,
@@ -190,7 +190,7 @@ describe('lab: local-node delivery through TUN', () => {
       readEmpty: -1,
       goneAfterClose: true,
       multiQueueFds: true,
-      singleOnMulti: 'ioctl(TUNSETIFF) tsvs-tlm0 errno 22',
+      singleOnMulti: 'ioctl(TUNSETIFF) tsvs-tlm0 EINVAL',
       aliveWithOneQueue: true,
       multiGoneAfterClose: true,
       removeMissingOk: true,

@@ -7,8 +7,8 @@ import { parseArgs } from 'node:util';
 import { openAfPacketPort, Counter, RxFlag, VnetFlag, type RxOptions } from '../../services/worker/io/af-packet.ts';
 import { ipv4Filter } from '../../services/worker/io/bpf.ts';
 import { ipv4FromTextOrThrow } from '../../shared/net/addr.ts';
-import { copyBytes } from '../../services/worker/io/libc.ts';
-import { NeighTable, macToString } from '../../services/worker/io/neigh.ts';
+import { copyBytes } from '../../shared/sys/libc.ts';
+import { NeighTable, macToString } from '../../shared/sys/neigh.ts';
 import { pinToCpu } from '../../services/worker/io/pin.ts';
 
 const { values: a } = parseArgs({
@@ -77,7 +77,7 @@ function frame(buf: Uint8Array, off: number, len: number, flags: number): void {
   }
 }
 
-rxPort.rx({ frame, batchEnd: () => txPort.txFlush() });
+rxPort.rx({ packet: frame, batchEnd: () => txPort.txFlush() });
 
 function snapshot(): Record<string, unknown> {
   const c = rxPort.counters;

@@ -2,7 +2,8 @@
 // test/lab/tun-local.test.ts: multi-queue opens, EBUSY on a second single-queue open, bounds rejection,
 // reading a packet the kernel routed out through the device, and the device vanishing after the last close.
 import { execFileSync } from 'node:child_process';
-import { TunCounter, TunError, openTun, removeTun } from '../../shared/sys/tun.ts';
+import { SysError } from '../../shared/sys/errors.ts';
+import { TunCounter, openTun, removeTun } from '../../shared/sys/tun.ts';
 
 const out: Record<string, unknown> = {};
 const ip = (...a: string[]): string => execFileSync('ip', a, { encoding: 'utf8' });
@@ -13,7 +14,7 @@ const errOf = (f: () => void): string => {
     f();
     return 'none';
   } catch (e) {
-    return e instanceof TunError ? `${e.op} errno ${e.errno}` : String(e);
+    return e instanceof SysError ? `${e.op} ${e.code}` : String(e);
   }
 };
 

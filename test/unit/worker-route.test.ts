@@ -6,7 +6,7 @@ import { RouteCollector, RouteTable } from '../../services/worker/route.ts';
 import {
   AF_INET, Nlmsg, Rtm, RtTable, Rtn, addrMsg, nlProblems, nlStats, parseAddrMsg, parseLinkMsg, parseNeighMsg, parseRouteMsg,
   routeMsg, walkMessages, type NlHandler, type NlStats,
-} from '../../services/worker/io/rtnl-codec.ts';
+} from '../../shared/sys/rtnl-codec.ts';
 import { ipv4FromText, ipv4ToText } from '../../shared/net/addr.ts';
 
 const ip = (s: string): number => ipv4FromText(s)!;
@@ -354,7 +354,7 @@ describe('worker/route: malformed messages are skipped and counted, never thrown
   });
 });
 
-describe('worker/route: link and neighbour bodies (shared with io/neigh.ts)', () => {
+describe('worker/route: link and neighbour bodies (shared with shared/sys/neigh.ts)', () => {
   it('link: ifindex, name without its NUL, own MAC', () => {
     const body = cat(new Uint8Array([0, 0, 1, 0]), u32le(3), new Uint8Array(8),
       attr(3, new TextEncoder().encode('front\0')), attr(1, new Uint8Array([2, 0, 0, 0, 0, 1])));

@@ -5,7 +5,13 @@
 import {
   C, type Ptr, type UvPollHandle, SysError, allocNative, bind, close, copyBytes, errno, isNativeView, munmap, raw,
   setsockoptInt, socket, uvPoll, view,
-} from './libc.ts';
+} from '../../../shared/sys/libc.ts';
+import {
+  MARK_ATTR, MAX_PAYLOAD, NFGEN_HDR, NLMSG_DONE, NLMSG_HDR, NLMSG_NOOP, NfVerdict, NfqCfgFlag, NfqCmd, NfqMsg, NfqPacketInfo, NfqParse,
+  NfqaCfg, PAYLOAD_ATTR, VERDICT_MSG, align4, be32, cmdAttr, configMsg, paramsAttr, parseNfqPacket, parseQueueStats, rewriteAsDrop,
+  writeMarkAttr, writePayloadAttr, writeVerdictHeader,
+} from '../../../shared/sys/nfqueue-codec.ts';
+import type { L3Port, PortHandler } from './port.ts';
 import { readFileSync } from 'node:fs';
 
 /** Indices into `NfqueuePort.counters` (Float64Array; packets unless the name says otherwise). */
@@ -60,21 +66,14 @@ export const NfqFlag = {
 export const NfHook = { PRE_ROUTING: 0, LOCAL_IN: 1, FORWARD: 2, LOCAL_OUT: 3, POST_ROUTING: 4 } as const;
 
 /**
- * Called once per queued packet. `buf[off .. off+len)` is the IPv4 packet (no Ethernet header), valid only
- * during the call (it is a receive slot reused by the next batch); it may be rewritten in place and handed to
- * `acceptModified`. `id` is the kernel's packet id: every id must get exactly one verdict (accept, drop,
- * acceptMark, acceptModified, reserveModified), from inside the call or before the next `flush`; a packet
- * without a verdict stays queued (and counts against the queue length) until the port is closed. `mark` is
- * skb->mark (0 when unset; HMARK's queue index in multi-queue setups). `flags` is a set of NfqFlag bits.
- * Must not throw.
+ * Packets go to a PortHandler (io/port.ts): `packet(buf, off, len, flags, id)` with `buf[off .. off+len)` the IPv4
+ * packet (no Ethernet header), valid only during the call (a receive slot reused by the next batch); it may be
+ * rewritten in place and handed to `acceptModified`. `id` is the kernel's packet id: every id must get exactly one
+ * verdict (accept, drop, acceptMark, acceptModified, reserveModified), from inside the call or before the next
+ * `flush`; a packet without a verdict stays queued (and counts against the queue length) until the port is closed.
+ * `flags` is a set of NfqFlag bits; skb->mark is `NfqueuePort.mark` during the call (0 when unset).
  */
-export type NfqPacket = (buf: Uint8Array, off: number, len: number, id: number, mark: number, flags: number) => void;
-
-/** Receives packets in batches: `packet` per packet, then `batchEnd` once per recvmmsg batch, after which the port sends all verdicts. */
-export interface NfqHandler {
-  packet: NfqPacket;
-  batchEnd?: () => void;
-}
+export type { PortHandler as NfqHandler } from './port.ts';
 
 /** Options of `openNfqueuePort`. */
 export interface NfqueuePortOptions {
@@ -97,59 +96,20 @@ export interface NfqueuePortOptions {
   rcvbuf?: number;
 }
 
-// Netlink and nfnetlink_queue wire constants (linux/netlink.h, linux/netfilter/nfnetlink_queue.h).
-const NLMSG_HDR = 16;
-const NFGEN_HDR = 4;
-const NLM_F_REQUEST = 1;
-const NLM_F_ACK = 4;
-const NLMSG_NOOP = 1;
-const NLMSG_DONE = 3;
-const NFNL_SUBSYS_QUEUE = 3;
-const MSG_PACKET = (NFNL_SUBSYS_QUEUE << 8) | 0;
-const MSG_VERDICT = (NFNL_SUBSYS_QUEUE << 8) | 1;
-const MSG_CONFIG = (NFNL_SUBSYS_QUEUE << 8) | 2;
-const NFQA_PACKET_HDR = 1;
-const NFQA_VERDICT_HDR = 2;
-const NFQA_MARK = 3;
-const NFQA_IFINDEX_INDEV = 5;
-const NFQA_IFINDEX_OUTDEV = 6;
-const NFQA_PAYLOAD = 10;
-const NFQA_CAP_LEN = 13;
-const NFQA_CFG_CMD = 1;
-const NFQA_CFG_PARAMS = 2;
-const NFQA_CFG_QUEUE_MAXLEN = 3;
-const NFQA_CFG_MASK = 4;
-const NFQA_CFG_FLAGS = 5;
-const CFG_CMD_BIND = 1;
-const CFG_CMD_UNBIND = 2;
-const COPY_PACKET = 2;
-const CFG_F_FAIL_OPEN = 1;
-const CFG_F_ALL = 0x1f;
-const NF_DROP = 0;
-const NF_ACCEPT = 1;
-const NLA_TYPE_MASK = 0x3fff;
-
-/** Bytes of a verdict message without payload: nlmsghdr + nfgenmsg + VERDICT_HDR attribute. */
-const VERDICT_MSG = NLMSG_HDR + NFGEN_HDR + 12;
-/** Bytes a NFQA_MARK attribute adds. */
-const MARK_ATTR = 8;
-/** Bytes around the payload of a modified-packet verdict (the payload attribute header). */
-const PAYLOAD_ATTR = 4;
-/** Largest payload the kernel accepts in a verdict (nfqnl_mangle: the IP total length is 16 bits). */
-const MAX_PAYLOAD = 0xffff;
 /** Room in a receive slot for the attributes around the payload (packet header, mark, ifindexes, hwaddr, timestamps, cap_len…). */
 const SLOT_OVERHEAD = 512;
 const MMSGHDR = 64;
 const IOVEC = 16;
-
-const align4 = (n: number): number => (n + 3) & ~3;
+const NF_DROP = NfVerdict.DROP;
+const NF_ACCEPT = NfVerdict.ACCEPT;
 
 /**
  * One NFQUEUE queue bound on its own netlink socket. Create with `openNfqueuePort`. Nothing in the receive
  * or verdict path allocates: messages are parsed from native receive slots viewed once, and verdicts are
  * written into one native buffer that a single send() hands to the kernel.
  */
-export class NfqueuePort {
+export class NfqueuePort implements L3Port {
+  readonly layer = 'l3' as const;
   /** The queue number this port is bound to. */
   readonly queue: number;
   /** Counters indexed by NfqCounter; safe to read at any time. */
@@ -165,6 +125,8 @@ export class NfqueuePort {
    * fragmented by the kernel, or answered with ICMP fragmentation-needed when it has DF set.
    */
   readonly maxModified: number;
+  /** skb->mark of the packet being delivered (0 when unset); valid during a packet callback. */
+  mark = 0;
   /** Netfilter hook (NfHook) of the packet being delivered; valid during a packet callback. */
   hook = 0;
   /** Input interface index of the packet being delivered (0 if none); valid during a packet callback. */
@@ -190,12 +152,13 @@ export class NfqueuePort {
   /** Offset of the message `reserveModified` queued last, while it is still the last one; else -1. */
   private reserved = -1;
   private poller: UvPollHandle | null = null;
-  private handler: NfqHandler | null = null;
+  private handler: PortHandler | null = null;
   private closed = false;
   /** True while a batch is being delivered: close() then waits for the batch to end. */
   private busy = false;
   private closePending = false;
   private seq = 1;
+  private readonly pk = new NfqPacketInfo();
 
   constructor(o: NfqueuePortOptions) {
     const q = o.queue;
@@ -243,10 +206,10 @@ export class NfqueuePort {
       const vab = view(vMem, this.vLen);
       this.verdictBuf = new Uint8Array(vab);
       this.vDv = new DataView(vab);
-      this.configure([NFQA_CFG_CMD, cmdAttr(CFG_CMD_BIND)], `${what}: CMD_BIND`);
-      this.configure([NFQA_CFG_PARAMS, paramsAttr(copyRange)], `${what}: PARAMS copy_range ${copyRange}`);
-      this.configure([NFQA_CFG_QUEUE_MAXLEN, be32(maxlen)], `${what}: QUEUE_MAXLEN ${maxlen}`);
-      this.configure([NFQA_CFG_FLAGS, be32(o.failOpen ? CFG_F_FAIL_OPEN : 0), NFQA_CFG_MASK, be32(CFG_F_ALL)], `${what}: FLAGS`);
+      this.configure([NfqaCfg.CMD, cmdAttr(NfqCmd.BIND)], `${what}: CMD_BIND`);
+      this.configure([NfqaCfg.PARAMS, paramsAttr(copyRange)], `${what}: PARAMS copy_range ${copyRange}`);
+      this.configure([NfqaCfg.QUEUE_MAXLEN, be32(maxlen)], `${what}: QUEUE_MAXLEN ${maxlen}`);
+      this.configure([NfqaCfg.FLAGS, be32(o.failOpen ? NfqCfgFlag.FAIL_OPEN : 0), NfqaCfg.MASK, be32(NfqCfgFlag.ALL)], `${what}: FLAGS`);
     } catch (e) {
       close(this.fd);
       if (rxMem !== 0n) munmap(rxMem, this.rxLen);
@@ -255,8 +218,20 @@ export class NfqueuePort {
     }
   }
 
+  /** "nfqueue N", for logs. */
+  get name(): string {
+    return `nfqueue ${this.queue}`;
+  }
+
+  /** Delivers what is queued now (up to 16 receive rounds) without blocking; returns packets delivered. */
+  pollOnce(): number {
+    const before = this.counters[NfqCounter.RX];
+    this.onReadable();
+    return this.counters[NfqCounter.RX] - before;
+  }
+
   /** Starts delivering queued packets to `h` from the event loop (koffi.node.poll on the socket). */
-  rx(h: NfqHandler): void {
+  rx(h: PortHandler): void {
     this.handler = h;
     if (this.poller || this.closed) return;
     this.poller = uvPoll(this.fd, { readable: true }, this.onReadable);
@@ -331,8 +306,7 @@ export class NfqueuePort {
     const p = this.vOff;
     this.header(p, size, id, NF_ACCEPT);
     const a = p + VERDICT_MSG;
-    dv.setUint16(a, PAYLOAD_ATTR + len, true);
-    dv.setUint16(a + 2, NFQA_PAYLOAD, true);
+    writePayloadAttr(dv, a, len);
     for (let i = len; i < pad; i++) this.verdictBuf[a + PAYLOAD_ATTR + i] = 0;
     this.vOff = p + size;
     this.vCount++;
@@ -352,8 +326,7 @@ export class NfqueuePort {
     const p = this.reserved;
     if (p < 0) return false;
     this.reserved = -1;
-    this.vDv.setUint32(p, VERDICT_MSG, true);
-    this.vDv.setUint32(p + 24, NF_DROP, false);
+    rewriteAsDrop(this.vDv, p);
     this.vOff = p + VERDICT_MSG;
     const c = this.counters;
     c[NfqCounter.MODIFIED]--;
@@ -400,16 +373,7 @@ export class NfqueuePort {
     } catch {
       text = '';
     }
-    let queued = 0;
-    let queueDropped = 0;
-    let userDropped = 0;
-    for (const line of text.split('\n')) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 7 || Number(f[0]) !== this.queue) continue;
-      queued = Number(f[2]);
-      queueDropped = Number(f[5]);
-      userDropped = Number(f[6]);
-    }
+    const { queued, queueDropped, userDropped } = parseQueueStats(text, this.queue);
     const c = this.counters;
     c[NfqCounter.QUEUE_TOTAL] = queued;
     c[NfqCounter.QUEUE_DROPPED] = queueDropped;
@@ -432,7 +396,7 @@ export class NfqueuePort {
     this.closed = true;
     this.stopRx();
     this.flush();
-    const m = configMsg(this.queue, this.seq++, false, [NFQA_CFG_CMD, cmdAttr(CFG_CMD_UNBIND)]);
+    const m = configMsg(this.queue, this.seq++, false, [NfqaCfg.CMD, cmdAttr(NfqCmd.UNBIND)]);
     raw.send(this.fd, m, m.byteLength, 0);
     close(this.fd);
     munmap(this.rxMem, this.rxLen);
@@ -452,7 +416,7 @@ export class NfqueuePort {
   };
 
   /** Up to 16 recvmmsg rounds per wakeup (then back to the event loop); verdicts sent after each round. */
-  private batches(h: NfqHandler): void {
+  private batches(h: PortHandler): void {
     const dv = this.rxDv;
     const c = this.counters;
     for (let round = 0; round < 16 && !this.closePending; round++) {
@@ -479,7 +443,7 @@ export class NfqueuePort {
   }
 
   /** Walks the netlink messages in `[p, end)` of the receive memory. */
-  private messages(h: NfqHandler, start: number, end: number): void {
+  private messages(h: PortHandler, start: number, end: number): void {
     const dv = this.rxDv;
     const c = this.counters;
     let p = start;
@@ -490,7 +454,7 @@ export class NfqueuePort {
         c[NfqCounter.BAD_MSG]++;
         return;
       }
-      if (type === MSG_PACKET) this.packetMsg(h, p + NLMSG_HDR + NFGEN_HDR, p + mlen);
+      if (type === NfqMsg.PACKET) this.packetMsg(h, p + NLMSG_HDR + NFGEN_HDR, p + mlen);
       else if (type === C.NLMSG_ERROR) {
         if (mlen >= NLMSG_HDR + 4 && dv.getInt32(p + NLMSG_HDR, true) !== 0) c[NfqCounter.NL_ERRORS]++;
       } else if (type !== NLMSG_NOOP && type !== NLMSG_DONE) c[NfqCounter.BAD_MSG]++;
@@ -499,77 +463,30 @@ export class NfqueuePort {
   }
 
   /** Parses the attributes of one packet message and calls the handler (or drops a malformed packet). */
-  private packetMsg(h: NfqHandler, start: number, end: number): void {
-    const dv = this.rxDv;
+  private packetMsg(h: PortHandler, start: number, end: number): void {
     const c = this.counters;
-    let id = -1;
-    let mark = 0;
-    let payOff = -1;
-    let payLen = 0;
-    let capLen = -1;
-    let hook = 0;
-    let indev = 0;
-    let outdev = 0;
-    let bad = false;
-    let a = start;
-    while (end - a >= 4) {
-      const alen = dv.getUint16(a, true);
-      if (alen < 4 || a + alen > end) {
-        bad = true;
-        break;
-      }
-      const d = a + 4;
-      const dl = alen - 4;
-      switch (dv.getUint16(a + 2, true) & NLA_TYPE_MASK) {
-        case NFQA_PACKET_HDR:
-          if (dl >= 7) {
-            id = dv.getUint32(d, false);
-            hook = this.rxU8[d + 6];
-          } else bad = true;
-          break;
-        case NFQA_MARK:
-          if (dl >= 4) mark = dv.getUint32(d, false);
-          break;
-        case NFQA_IFINDEX_INDEV:
-          if (dl >= 4) indev = dv.getUint32(d, false);
-          break;
-        case NFQA_IFINDEX_OUTDEV:
-          if (dl >= 4) outdev = dv.getUint32(d, false);
-          break;
-        case NFQA_PAYLOAD:
-          payOff = d;
-          payLen = dl;
-          break;
-        case NFQA_CAP_LEN:
-          if (dl >= 4) capLen = dv.getUint32(d, false);
-          break;
-        default:
-          break;
-      }
-      a += align4(alen);
-    }
-    if (id < 0) {
+    const pk = this.pk;
+    const r = parseNfqPacket(this.rxDv, start, end, pk);
+    if (r !== NfqParse.OK) {
       c[NfqCounter.BAD_MSG]++;
-      return;
-    }
-    if (bad || payOff < 0) {
-      c[NfqCounter.BAD_MSG]++;
-      this.drop(id);
+      if (r === NfqParse.BAD) this.drop(pk.id);
       return;
     }
     let flags = 0;
+    const payLen = pk.payLen;
     this.wireLen = payLen;
-    if (capLen > payLen) {
+    if (pk.capLen > payLen) {
       flags |= NfqFlag.TRUNCATED;
-      this.wireLen = capLen;
+      this.wireLen = pk.capLen;
       c[NfqCounter.RX_TRUNCATED]++;
     }
-    this.hook = hook;
-    this.indev = indev;
-    this.outdev = outdev;
+    this.hook = pk.hook;
+    this.mark = pk.mark;
+    this.indev = pk.indev;
+    this.outdev = pk.outdev;
     c[NfqCounter.RX]++;
     c[NfqCounter.RX_BYTES] += payLen;
-    h.packet(this.rxU8, payOff, payLen, id, mark, flags);
+    h.packet(this.rxU8, pk.payOff, payLen, flags, pk.id);
   }
 
   /** Queues a verdict without payload; `mark` < 0 means no NFQA_MARK. */
@@ -582,12 +499,7 @@ export class NfqueuePort {
     }
     const p = this.vOff;
     this.header(p, size, id, verdict);
-    if (mark >= 0) {
-      const dv = this.vDv;
-      dv.setUint16(p + VERDICT_MSG, MARK_ATTR, true);
-      dv.setUint16(p + VERDICT_MSG + 2, NFQA_MARK, true);
-      dv.setUint32(p + VERDICT_MSG + 4, mark, false);
-    }
+    if (mark >= 0) writeMarkAttr(this.vDv, p + VERDICT_MSG, mark);
     this.vOff = p + size;
     this.vCount++;
     const c = this.counters;
@@ -597,19 +509,7 @@ export class NfqueuePort {
 
   /** Writes nlmsghdr + nfgenmsg + NFQA_VERDICT_HDR at `p` of the verdict buffer. */
   private header(p: number, size: number, id: number, verdict: number): void {
-    const dv = this.vDv;
-    dv.setUint32(p, size, true);
-    dv.setUint16(p + 4, MSG_VERDICT, true);
-    dv.setUint16(p + 6, NLM_F_REQUEST, true);
-    dv.setUint32(p + 8, 0, true);
-    dv.setUint32(p + 12, 0, true);
-    dv.setUint8(p + 16, 0);
-    dv.setUint8(p + 17, 0);
-    dv.setUint16(p + 18, this.queue, false);
-    dv.setUint16(p + 20, 12, true);
-    dv.setUint16(p + 22, NFQA_VERDICT_HDR, true);
-    dv.setUint32(p + 24, verdict, false);
-    dv.setUint32(p + 28, id >>> 0, false);
+    writeVerdictHeader(this.vDv, p, size, this.queue, id, verdict);
   }
 
   /**
@@ -652,58 +552,12 @@ export class NfqueuePort {
           if (err !== 0) throw new SysError(op, -err);
           return;
         }
-        if (type === MSG_PACKET) this.packetMsg({ packet: (_b, _o, _l, id) => this.drop(id) }, p + NLMSG_HDR + NFGEN_HDR, p + mlen);
+        if (type === NfqMsg.PACKET) this.packetMsg({ packet: (_b, _o, _l, _f, id) => this.drop(id) }, p + NLMSG_HDR + NFGEN_HDR, p + mlen);
         p += align4(mlen);
       }
       this.flush();
     }
   }
-}
-
-function be32(v: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, v >>> 0, false);
-  return b;
-}
-
-/** struct nfqnl_msg_config_cmd { u8 command; u8 pad; __be16 pf } with pf = AF_INET. */
-function cmdAttr(cmd: number): Uint8Array {
-  const b = new Uint8Array(4);
-  b[0] = cmd;
-  new DataView(b.buffer).setUint16(2, C.AF_INET, false);
-  return b;
-}
-
-/** struct nfqnl_msg_config_params { __be32 copy_range; u8 copy_mode } (packed: 5 bytes). */
-function paramsAttr(copyRange: number): Uint8Array {
-  const b = new Uint8Array(5);
-  new DataView(b.buffer).setUint32(0, copyRange, false);
-  b[4] = COPY_PACKET;
-  return b;
-}
-
-/** An NFQNL_MSG_CONFIG message for `queue` with attributes given as (type, value) pairs. */
-function configMsg(queue: number, seq: number, ack: boolean, attrs: (number | Uint8Array)[]): Uint8Array {
-  let len = NLMSG_HDR + NFGEN_HDR;
-  for (let i = 1; i < attrs.length; i += 2) len += align4(4 + (attrs[i] as Uint8Array).byteLength);
-  const b = new Uint8Array(len);
-  const dv = new DataView(b.buffer);
-  dv.setUint32(0, len, true);
-  dv.setUint16(4, MSG_CONFIG, true);
-  dv.setUint16(6, NLM_F_REQUEST | (ack ? NLM_F_ACK : 0), true);
-  dv.setUint32(8, seq, true);
-  b[16] = 0; // AF_UNSPEC
-  b[17] = 0; // NFNETLINK_V0
-  dv.setUint16(18, queue, false);
-  let p = NLMSG_HDR + NFGEN_HDR;
-  for (let i = 0; i < attrs.length; i += 2) {
-    const v = attrs[i + 1] as Uint8Array;
-    dv.setUint16(p, 4 + v.byteLength, true);
-    dv.setUint16(p + 2, attrs[i] as number, true);
-    b.set(v, p + 4);
-    p += align4(4 + v.byteLength);
-  }
-  return b;
 }
 
 /**

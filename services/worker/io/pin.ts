@@ -1,5 +1,5 @@
 // CPU pinning for a forwarding worker: sched_setaffinity on the calling thread, confirmed by sched_getcpu.
-import { check, raw } from './libc.ts';
+import { check, raw } from '../../../shared/sys/libc.ts';
 
 /** Size in bytes of the cpu_set_t passed to the kernel (1024 CPUs). */
 const CPUSET_BYTES = 128;

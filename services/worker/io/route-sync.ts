@@ -2,8 +2,8 @@
 // rtnetlink: a synchronous dump at open, then a subscription whose events mark the table stale and a fresh dump
 // that replaces it from the event loop, coalesced to at most one per `minIntervalMs`. No process is spawned.
 import { RouteCollector, type RouteTable } from '../route.ts';
-import { RtnlMonitor, RtnlSocket } from './rtnl.ts';
-import { AF_INET, Rtm, RtmGrp, RtTable, addrMsg, familyBody, nlProblems, nlStats, parseAddrMsg, parseRouteMsg, routeMsg, type NlStats } from './rtnl-codec.ts';
+import { RtnlMonitor, RtnlSocket } from '../../../shared/sys/rtnl.ts';
+import { AF_INET, Rtm, RtmGrp, RtTable, addrMsg, familyBody, nlProblems, nlStats, parseAddrMsg, parseRouteMsg, routeMsg, type NlStats } from '../../../shared/sys/rtnl-codec.ts';
 
 /** Options of {@link RouteSync.open}. */
 export interface RouteSyncOptions {
