@@ -137,7 +137,8 @@ function smtpRun(p: CheckerPlan): Run {
   return { done: promise, cancel: (r) => { finish(fail(r)); s.destroy(); } };
 }
 
-function udpLike(p: CheckerPlan, payload: Uint8Array, judge: ((msg: Buffer) => string | null) | null): Run {
+/** `judge` returns null for a good reply, a reason for a bad one, undefined for a datagram to ignore. */
+function udpLike(p: CheckerPlan, payload: Uint8Array, judge: ((msg: Buffer) => string | null | undefined) | null): Run {
   const { promise, finish } = once();
   const s = createSocket(p.af === 6 ? 'udp6' : 'udp4');
   let closed = false;
@@ -146,8 +147,10 @@ function udpLike(p: CheckerPlan, payload: Uint8Array, judge: ((msg: Buffer) => s
   s.on('message', (msg) => {
     if (judge === null) { finish(OK); close(); return; }
     const why = judge(msg);
-    if (why === null) { finish(OK); close(); }
-    else { finish(fail(why)); close(); }
+    if (why === undefined) return;
+    if (why === null) finish(OK);
+    else finish(fail(why));
+    close();
   });
   const b = bindOpts(p);
   const go = () => s.connect(p.port, p.host, () => s.send(payload));
