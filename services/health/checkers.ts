@@ -105,9 +105,12 @@ function httpRun(p: CheckerPlan, tls: boolean): Run {
   return { done: promise, cancel: (r) => { finish(fail(r)); current?.destroy(); } };
 }
 
+/** keepalived's SMTP_DEFAULT_HELO (check_smtp.h). */
+const SMTP_DEFAULT_HELO = 'smtpchecker.keepalived.org';
+
 function smtpRun(p: CheckerPlan): Run {
   const c = p.checker;
-  const helo = c.kind === 'SMTP_CHECK' && c.heloName ? c.heloName : 'localhost';
+  const helo = c.kind === 'SMTP_CHECK' && c.heloName ? c.heloName : SMTP_DEFAULT_HELO;
   const { promise, finish } = once();
   const s = netConnect({ host: p.host, port: p.port, family: p.af, ...bindOpts(p) });
   let buf = '';
