@@ -16,8 +16,8 @@ import { pingOnce } from './ping.ts';
 export interface RunOutcome {
   ok: boolean;
   error: string | null;
-  /** MISC_CHECK misc_dynamic: the weight its exit status sets. */
-  weight?: number;
+  /** MISC_CHECK misc_dynamic: the weight its exit status sets (null: back to the configured weight). */
+  weight?: number | null;
 }
 
 /**
@@ -197,7 +197,7 @@ function miscRun(p: CheckerPlan): Run {
   child.once('error', (e) => finish(fail(`misc_path: ${errText(e)}`)));
   child.once('exit', (code, signal) => {
     if (code === null) { finish(fail(`killed by ${signal}`)); return; }
-    if (code === 0) finish(OK);
+    if (code === 0) finish(c.dynamic ? { ok: true, error: null, weight: null } : OK);
     else if (c.dynamic && code >= 2) finish({ ok: true, error: null, weight: code - 2 });
     else finish(fail(`exit ${code}`));
   });
