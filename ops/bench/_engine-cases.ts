@@ -84,7 +84,7 @@ export interface StepOutcome {
 /** One frame in, and what must come out. */
 export interface StepSpec extends StepOutcome {
   note: string;
-  /** Clock advance before the frame, ms (default 0). */
+  /** Clock advance before the frame, ms (default 0); what expires meanwhile counts in this step. */
   advanceMs?: number;
   /** A table to swap in before the frame (as tsvsd does between batches). */
   table?: TableSpec;
@@ -171,6 +171,10 @@ class CaseL2 implements L2Resolver {
     hop.dstMac.set(n.dstMac);
     return true;
   }
+  /** No hold queue in the golden cases: an unresolved next hop takes the engine's fallback (NAT via the kernel, else a counted drop). */
+  hold(): TxPort | null {
+    return null;
+  }
   isLocal(): boolean {
     return false;
   }
@@ -216,11 +220,12 @@ export class CaseRun {
 
   /** Runs one step and reports what came out. */
   step(s: StepSpec): StepOutcome {
-    if (s.table) this.engine.setTable(fwdTableOf(s.table));
-    this.now += s.advanceMs ?? 0;
-    this.engine.endBatch();
     const ev0 = Float64Array.from(this.counters.rows[0].events);
     const d0 = this.destValues();
+    if (s.table) this.engine.setTable(fwdTableOf(s.table));
+    // The clock moves, then a batch boundary reads it and expires what is due: both count in this step.
+    this.now += s.advanceMs ?? 0;
+    this.engine.endBatch();
     const bytes = Buffer.from(s.in, 'hex');
     const off = 2;
     this.frameBuf.set(bytes, off);

@@ -59,7 +59,8 @@ class Port implements TxPort {
 }
 
 export async function main(args: string[]): Promise<void> {
-  const n = Number(args[args.indexOf('--packets') + 1] || 1_000_000) / 2;
+  const pi = args.indexOf('--packets');
+  const n = (pi >= 0 ? Number(args[pi + 1]) : 1_000_000) / 2;
   let gcs = 0;
   let gcMs = 0;
   new PerformanceObserver((l) => {
@@ -75,6 +76,7 @@ export async function main(args: string[]): Promise<void> {
     resolve: (d: number, h: Hop): boolean => ((h.ifindex = ((d >>> 8) & 255) === 1 ? 2 : 1), (h.srcIp = 1), true),
     isLocal: (): boolean => false,
     sourceFor: (): number => 1,
+    hold: (): null => null,
   };
   const counters = new Counters(new ArrayBuffer(countersBytes(1)), 1, true);
   // As a worker runs it: on table time (ms since the table's epoch), which stays a small integer.
@@ -105,7 +107,8 @@ export async function main(args: string[]): Promise<void> {
   const t1 = performance.now();
   await new Promise((r) => setTimeout(r, 20));
   const pkts = n * 2;
-  const golden = replayGolden(Number(args[args.indexOf('--golden-rounds') + 1] || 200));
+  const gi = args.indexOf('--golden-rounds');
+  const golden = replayGolden(gi >= 0 ? Number(args[gi + 1]) : 200);
   const res = {
     bench: 'engine', packets: pkts, ns_per_pkt: Math.round(((t1 - t0) * 1e6) / pkts), gcs_per_million: Number(((gcs * 1e6) / pkts).toFixed(1)), gc_ms_per_million: Number(((gcMs * 1e6) / pkts).toFixed(1)),
     golden_cases: golden.cases, golden_steps: golden.steps, golden_mismatches: golden.mismatches.length, golden_us_per_step: golden.usPerStep, node: process.version,

@@ -3,6 +3,8 @@
 import { checkKeepalivedConfig } from '../../shared/keepalived/check.ts';
 import { healthWarnings } from '../../shared/health/unsupported.ts';
 import { HEALTH_PROTO_VERSION } from '../../shared/proto/health.ts';
+import { CHILD_PROTO_VERSION, ChildKind } from '../../shared/proto/child.ts';
+import type { ChildEnvelope } from '../../shared/proto/child.ts';
 import type { FromHealth, ToHealth } from '../../shared/proto/health.ts';
 import { nodeKeepalivedFs } from './keepalived-fs.ts';
 import { HealthRunner } from './runner.ts';
@@ -42,10 +44,20 @@ function standalone(file: string): void {
 }
 
 function child(): void {
-  const send = (m: FromHealth) => {
+  const send = (m: FromHealth | ChildEnvelope) => {
     if (process.connected) process.send?.(m);
   };
   const runner = new HealthRunner({ send });
+  let stopping = false;
+  const stop = (reason: string) => {
+    if (stopping) return;
+    stopping = true;
+    void runner.stop().then(() => {
+      send({ type: 'exit', code: 0, reason });
+      process.exit(0);
+    });
+  };
+  send({ type: 'hello', v: CHILD_PROTO_VERSION, kind: ChildKind.health, pid: process.pid });
   process.on('message', (raw: unknown) => {
     const m = raw as ToHealth;
     if (!m || typeof m !== 'object' || m.v !== HEALTH_PROTO_VERSION) {
@@ -57,12 +69,13 @@ function child(): void {
       case 'config': runner.reconfigure(m.config, m.epoch); break;
       case 'status-request': runner.status(m.id); break;
       case 'view-request': runner.view(m.id); break;
-      case 'stop': void runner.stop().then(() => process.exit(0)); break;
+      case 'stop': stop('stop requested'); break;
       default: send({ v: 1, type: 'log', line: `health: unknown message type` });
     }
   });
+  process.on('SIGTERM', () => stop('SIGTERM'));
   // The parent is gone: stop, as a supervised child must not outlive its supervisor.
-  process.on('disconnect', () => void runner.stop().then(() => process.exit(0)));
+  process.on('disconnect', () => stop('parent gone'));
 }
 
 const checkFile = arg('--check');

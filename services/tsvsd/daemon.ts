@@ -22,7 +22,7 @@ import { LocalConfigStore, type ConfigChange, type RulesParser } from './config-
 import { EventPriority, EventQueue } from './event-queue.ts';
 import { KernelRules } from './kernel.ts';
 import { rateLimited, type Logger } from './log.ts';
-import { IpCommandAddresses, type OwnAddresses } from './own-addrs.ts';
+import { RtnlAddresses, type OwnAddresses } from './own-addrs.ts';
 import { AllTableVips, type OwnershipSource } from './ownership.ts';
 import { Reconciler, type ReconcileTargets } from './reconciler.ts';
 import { parseRequestLine } from './request.ts';
@@ -95,6 +95,8 @@ export type DaemonEvent =
   | { kind: 'child-exit'; name: string; how: string; restartInMs: number | null }
   | { kind: 'child-message'; name: string; msg: unknown }
   | { kind: 'config'; change: ConfigChange }
+  /** The director's own addresses changed (rtnetlink). */
+  | { kind: 'addresses' }
   | { kind: 'trash-check' }
   | { kind: 'admin'; env: AdminEnvelope };
 
@@ -104,6 +106,7 @@ const PRIORITY: Record<DaemonEvent['kind'], number> = {
   'child-exit': EventPriority.child,
   'child-message': EventPriority.child,
   config: EventPriority.config,
+  addresses: EventPriority.config,
   'trash-check': EventPriority.config,
   admin: EventPriority.admin,
 };
@@ -117,9 +120,9 @@ export interface DaemonDeps {
   clock?: Clock;
   /** Which VIPs this director may own; default {@link AllTableVips}. */
   ownership?: OwnershipSource;
-  /** The director's own addresses; default read with `ip`. */
+  /** The director's own addresses; default followed over rtnetlink (a change queues an `addresses` event). */
   ownAddrs?: OwnAddresses;
-  /** Adds/removes/announces VIPs; default `ip addr` + `arping` on the client interface. */
+  /** Adds/removes/announces VIPs; default `ip addr` + gratuitous ARP (shared/sys/arp.ts) on the client interface. */
   vipHost?: VipHost;
   /** Turns a child's payload message into an event (a grant, a health view); default: logged and dropped. */
   routeChild?: (name: string, msg: unknown) => DaemonEvent | null;
@@ -201,10 +204,17 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   // Events are queued from here on; the queue's handler needs the reconciler, made just below.
   const queue = new EventQueue<DaemonEvent, Handled | undefined>((e) => handle(e), (e) => PRIORITY[e.kind]);
   if (f) {
-    let shm: DataShm | undefined;
+    let own: OwnAddresses;
+    try {
+      own = deps.ownAddrs ?? new RtnlAddresses(() => void queue.push({ kind: 'addresses' }).catch(() => {}));
+    } catch (e) {
+      throw new DaemonStartError(`own addresses (rtnetlink): ${(e as Error).message}`);
+    }
+    let shm: DataShm;
     try {
       shm = new DataShm(opts.workers);
     } catch (e) {
+      own.stop();
       throw new DaemonStartError(`shared memory: ${(e as Error).message}`);
     }
     const pool = new WorkerPool({
@@ -217,7 +227,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       log: (line) => log(`workers: ${line}`),
       onExit: (i, how, restartInMs) => void queue.push({ kind: 'child-exit', name: `worker ${i}`, how, restartInMs }).catch(() => {}),
     });
-    fw = { shm, pool, kernel: new KernelRules({ log, clientIf: f.clientIf }), vips: new VipSet(deps.vipHost ?? new IpCommandVips(f.clientIf, log), log), own: deps.ownAddrs ?? new IpCommandAddresses() };
+    fw = { shm, pool, kernel: new KernelRules({ log, clientIf: f.clientIf }), vips: new VipSet(deps.vipHost ?? new IpCommandVips(f.clientIf, log), log), own };
     const fwd = fw;
     stats = new StatsModel(table, {
       shm,
@@ -269,6 +279,9 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         return undefined;
       case 'health':
         reconciler.setHealth(e.view);
+        return undefined;
+      case 'addresses':
+        reconciler.reconcile();
         return undefined;
       case 'trash-check':
         table.expireTrash();

@@ -2,6 +2,7 @@
 // only when it changed, and undoes everything on exit: chains, jumps, policy routes, and every sysctl it set.
 import type { KernelRuleSpec } from '../../shared/rules/kernel-rules.ts';
 import { commandRunner, installDirectorRules, installNfqueueRules, removeDirectorRules, removeNfqueueRules, type NfqRulesReport, type Runner, type RulesReport } from '../../shared/sys/iptables.ts';
+import { SysctlSet } from '../../shared/sys/sysctl.ts';
 import type { Logger } from './log.ts';
 
 /** Keeps the kernel's rules equal to the last spec given. */
@@ -12,8 +13,8 @@ export class KernelRules {
   #key = '';
   #rules?: RulesReport;
   #nfq?: NfqRulesReport;
-  /** sysctl key → value before tsvsd changed it (restored by {@link remove}). */
-  readonly #sysctls = new Map<string, string>();
+  /** Sysctls tsvsd set itself, with their previous values (restored by {@link remove}). */
+  #sysctls = new SysctlSet();
 
   constructor(o: { log: Logger; clientIf: string; run?: Runner }) {
     this.#log = o.log;
@@ -55,33 +56,18 @@ export class KernelRules {
     const failed: string[] = [];
     if (this.#rules) failed.push(...removeDirectorRules(this.#rules, this.#run));
     if (this.#nfq) failed.push(...removeNfqueueRules(this.#nfq, this.#run));
-    for (const [k, v] of this.#sysctls) {
-      try {
-        this.#run(['sysctl', '-qw', `${k}=${v}`]);
-      } catch {
-        failed.push(`restore ${k}=${v}`);
-      }
-    }
+    failed.push(...this.#sysctls.restore().failed.map((f) => `restore ${f}`));
     this.#rules = undefined;
     this.#nfq = undefined;
-    this.#sysctls.clear();
+    this.#sysctls = new SysctlSet();
     this.#key = '';
     if (failed.length) this.#log('kernel rules: could not undo', { failed: failed.join('; ') });
   }
 
-  /** Sets a sysctl, remembering its first previous value for {@link remove}. */
+  /** Sets a sysctl, remembering its previous value for {@link remove}; a failure is logged, not fatal. */
   #setSysctl(key: string, value: string): void {
-    let cur: string;
     try {
-      cur = this.#run(['sysctl', '-n', key]).trim();
-    } catch (e) {
-      this.#log('kernel rules: sysctl not readable', { key, error: (e as Error).message });
-      return;
-    }
-    if (cur === value) return;
-    if (!this.#sysctls.has(key)) this.#sysctls.set(key, cur);
-    try {
-      this.#run(['sysctl', '-qw', `${key}=${value}`]);
+      this.#sysctls.set(key, value);
     } catch (e) {
       this.#log('kernel rules: sysctl not set', { key, value, error: (e as Error).message });
     }

@@ -1,37 +1,39 @@
-// The director's own IPv4 addresses, an input of the kernel rules (its own traffic must reach its stack).
-import { execFileSync } from 'node:child_process';
+// The director's own IPv4 addresses, an input of the kernel rules (its own traffic must reach its stack),
+// followed over rtnetlink (shared/sys/addresses.ts): a change is reported so the daemon reconciles.
+import { ipv4ToText } from '../../shared/net/addr.ts';
+import { AddressWatch } from '../../shared/sys/addresses.ts';
 
 /** The director's own IPv4 addresses (VIPs included). */
 export interface OwnAddresses {
-  /** The addresses now; cheap (cached). */
+  /** The addresses now (dotted quads); cheap. */
   list(): readonly string[];
   stop(): void;
 }
 
 /**
- * Own addresses read by spawning `ip -j -4 addr show`, at most once per `maxAgeMs`: every table change asks, and
- * `tsvsadm -R` makes one change per line. A failed read keeps the last list.
+ * Own addresses from an rtnetlink subscription: one dump at start, then re-dumped after address or link events
+ * (coalesced); `onChange` is called after a re-dump that changed the list. Throws SysError when the first dump
+ * fails (start-up).
  */
-export class IpCommandAddresses implements OwnAddresses {
-  readonly #maxAgeMs: number;
-  #cache: { at: number; addrs: string[] } | null = null;
+export class RtnlAddresses implements OwnAddresses {
+  readonly #watch: AddressWatch;
+  #list: string[] = [];
 
-  constructor(maxAgeMs = 1000) {
-    this.#maxAgeMs = maxAgeMs;
+  constructor(onChange: () => void) {
+    this.#watch = AddressWatch.open({
+      onChange: (addrs) => {
+        this.#list = addrs.map((a) => ipv4ToText(a.addr));
+        onChange();
+      },
+    });
+    this.#list = this.#watch.list().map((a) => ipv4ToText(a.addr));
   }
 
   list(): readonly string[] {
-    const now = Date.now();
-    if (this.#cache === null || now - this.#cache.at > this.#maxAgeMs) {
-      try {
-        const j = JSON.parse(execFileSync('ip', ['-j', '-4', 'addr', 'show'], { encoding: 'utf8' })) as { addr_info: { local: string }[] }[];
-        this.#cache = { at: now, addrs: j.flatMap((l) => l.addr_info.map((a) => a.local)) };
-      } catch {
-        return this.#cache?.addrs ?? [];
-      }
-    }
-    return this.#cache.addrs;
+    return this.#list;
   }
 
-  stop(): void {}
+  stop(): void {
+    this.#watch.close();
+  }
 }

@@ -1,8 +1,6 @@
 // The data plane's shared memory, as tsvsd owns it: the per-namespace directory, the counters segment it creates,
 // the workers' connection-table shards it maps read-only for listings, and their removal on exit.
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { ConnTable } from '../../shared/conntab/conn-table.ts';
-import { ShardedConnTable } from '../../shared/conntab/sharded.ts';
 import { Counters, countersBytes } from '../../shared/fwd/counters.ts';
 import { conntabPath, countersPath, shmDir } from '../../shared/proto/worker.ts';
 import { mapShared, removeShared, type SharedSegment } from '../../shared/sys/shm.ts';
@@ -34,25 +32,26 @@ export class DataShm {
   }
 
   /**
-   * Maps every worker's shard read-only, hands them to `fn` as one sharded table, and unmaps them. A shard that
-   * is missing (its worker has not started yet) is left out; one that cannot be read is reported to `onError`.
+   * Maps every worker's shard, hands the buffers to `fn` (index = worker; null where the shard is missing, its
+   * worker not started yet, or cannot be mapped: reported to `onError`), and unmaps them when `fn` returns.
    */
-  withShards<T>(fn: (t: ShardedConnTable) => T, onError: (worker: number, e: Error) => void): T | undefined {
+  withShards<T>(fn: (buffers: readonly (ArrayBuffer | null)[]) => T, onError: (worker: number, e: Error) => void): T {
     const segs: SharedSegment[] = [];
-    const tables: ConnTable[] = [];
+    const buffers: (ArrayBuffer | null)[] = [];
     try {
       for (let w = 0; w < this.workers; w++) {
         const path = conntabPath(this.dir, w);
+        buffers.push(null);
         if (!existsSync(path)) continue;
         try {
           const seg = mapShared(path, statSync(path).size);
           segs.push(seg);
-          tables.push(ConnTable.attach(seg.buffer, { readOnly: true }));
+          buffers[w] = seg.buffer;
         } catch (e) {
           onError(w, e as Error);
         }
       }
-      return tables.length ? fn(new ShardedConnTable(tables)) : undefined;
+      return fn(buffers);
     } finally {
       for (const s of segs) s.unmap();
     }

@@ -1,6 +1,7 @@
 // The stats read model: counters summed over the workers' rows in shared memory, rates from the 2 s estimator,
 // connection counts and listings, worker status. One source for tsvsadm (-L --stats/--rate/-c, status) today
 // and for /metrics and the monitor page later (shared/proto/stats.ts).
+import { readShardSnapshots } from '../../shared/conntab/sharded.ts';
 import { ConnCount, Ev, Stat, type Counters } from '../../shared/fwd/counters.ts';
 import { EST_INTERVAL_MS, estimate, newEstimator, readRates, type EstState } from '../../shared/fwd/estimator.ts';
 import type { FwdTable, IdAllocator } from '../../shared/fwd/table.ts';
@@ -73,14 +74,7 @@ export class StatsModel implements StatsReader {
   conns(): ConnSnapshot[] {
     const s = this.#src;
     if (!s) return [];
-    const now = Date.now();
-    const out: ConnSnapshot[] = [];
-    s.shm.withShards((t) => {
-      for (const e of t.entries(now)) {
-        out.push({ protocol: e.protocol, af: 4, caddr: e.caddr, cport: e.cport, vaddr: e.vaddr, vport: e.vport, daddr: e.daddr, dport: e.dport, state: e.state, expires: e.expires, template: e.template, pe: '', peData: '' });
-      }
-    }, s.onShardError);
-    return out;
+    return s.shm.withShards((buffers) => readShardSnapshots(buffers, Date.now(), s.onShardError), s.onShardError);
   }
 
   /** Counters for the table's snapshot, by table id (undefined without a data plane). */

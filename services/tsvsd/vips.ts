@@ -1,6 +1,7 @@
 // VIP ownership on the host: the VIPs this director holds on its client interface (added, removed, announced
 // with a gratuitous ARP), kept equal to the reconciler's desired set; only VIPs this process added are removed.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { sendGratuitousArp } from '../../shared/sys/arp.ts';
 import { setDiff } from '../../shared/rules/desired.ts';
 import type { Logger } from './log.ts';
 
@@ -14,7 +15,7 @@ export interface VipHost {
   announce(vip: string): void;
 }
 
-/** VIPs through `ip addr` on `iface`, announced with `arping -U -c 2` in the background. */
+/** VIPs through `ip addr` on `iface`, announced with two gratuitous ARP requests 1 s apart (shared/sys/arp.ts). */
 export class IpCommandVips implements VipHost {
   readonly #iface: string;
   readonly #log: Logger;
@@ -35,8 +36,7 @@ export class IpCommandVips implements VipHost {
   }
 
   announce(vip: string): void {
-    const child = spawn('arping', ['-U', '-c', '2', '-w', '2', '-I', this.#iface, vip], { stdio: 'ignore' });
-    child.once('error', (e) => this.#log('vips: gratuitous ARP not sent', { vip, error: e.message }));
+    sendGratuitousArp(this.#iface, vip, { count: 2 }).catch((e: Error) => this.#log('vips: gratuitous ARP not sent', { vip, error: e.message }));
   }
 }
 

@@ -14,6 +14,7 @@ import { ConnCount, Ev, NET_EVENT_BASE, Stat, type CounterRow, type Counters } f
 import type { FwdDest, FwdTable } from '../../shared/fwd/table.ts';
 import type { MarkClassifier } from '../../shared/fwd/classifier.ts';
 import { copyBytes } from '../../shared/sys/libc.ts';
+import type { TxPort, VerdictPort } from './io/port.ts';
 import { apGet, buildState, emptyState, type AddrPortMap, type SvcState, type TableState } from './state.ts';
 import { Outcome, TemplateUse, noneReason, schedulerIndex } from '../../shared/telemetry/decision-ring.ts';
 import type { DecisionWriter } from '../../shared/telemetry/decision-ring.ts';
@@ -28,14 +29,7 @@ export const Verdict = {
   DROP: 2,
 } as const;
 
-/** One transmit port as the engine sees it (a PacketPort's TX side). */
-export interface TxPort {
-  readonly ifindex: number;
-  readonly txBuf: Uint8Array;
-  readonly txFrameMax: number;
-  txReserve(): number;
-  txCommit(len: number, vnetFlags: number, csumStart: number, csumOffset: number): void;
-}
+export type { TxPort } from './io/port.ts';
 
 /** The next hop for a destination: egress interface, MACs, and the director's address there. */
 export interface Hop {
@@ -53,19 +47,12 @@ export interface L2Resolver {
   isLocal(addr: number): boolean;
   /** The director's source address toward `daddr` (outer source of tunnels in L3 mode); 0 when unroutable. */
   sourceFor(daddr: number): number;
-}
-
-/** The verdict side of an NFQUEUE port (services/worker/io/nfqueue.ts), as the engine uses it in L3 mode. */
-export interface L3Port {
-  readonly verdictBuf: Uint8Array;
-  accept(id: number): void;
-  drop(id: number): void;
-  acceptMark(id: number, mark: number): void;
-  acceptModified(id: number, buf: Uint8Array, off: number, len: number): boolean;
-  /** Reserves `len` bytes of `verdictBuf` for a grown packet; the offset, or -1. */
-  reserveModified(id: number, len: number): number;
-  /** Turns the reservation just made into a drop. */
-  dropReserved(): boolean;
+  /**
+   * After `resolve` failed: a TxPort that holds one frame for `daddr`'s next hop until its MAC is known (issue 11:
+   * the kernel's unres_qlen), with `hop` filled but for `dstMac`; the engine writes the finished frame into it as
+   * into a real port. Null when the packet cannot be held (no route, no queue free): the engine then falls back.
+   */
+  hold(daddr: number, hop: Hop): TxPort | null;
 }
 
 /** Delivery into the director's own stack (a TUN device queue): one IPv4 packet per call. */
@@ -138,7 +125,7 @@ export class Engine {
   private nowMs: number;
   private sinceClock = 0;
   /** The NFQUEUE port of the packet being handled (L3 mode), else null. */
-  private l3: L3Port | null = null;
+  private l3: VerdictPort | null = null;
   private l3Id = 0;
   private classifier: MarkClassifier | null = null;
   private readonly dw: DecisionWriter | null;
@@ -213,7 +200,7 @@ export class Engine {
    * and keeps checksums complete) and gives it exactly one verdict on `port`: a rewritten payload (NAT, TUN), a
    * routing mark (DR), accept (not ours, local node) or drop. Returns the Verdict. Never throws.
    */
-  packet(buf: Uint8Array, off: number, len: number, id: number, port: L3Port): number {
+  packet(buf: Uint8Array, off: number, len: number, id: number, port: VerdictPort): number {
     this.ev[Ev.rx_frames]++;
     this.l3 = port;
     this.l3Id = id;
@@ -454,16 +441,21 @@ export class Engine {
       return v;
     }
     if (this.l2.isLocal(daddr)) return this.toLocal(buf, partial, svc, did, bytes);
-    if (!this.l2.resolve(daddr, this.hop)) {
-      if (fwd !== FwdCode.masq) return this.count(Ev.drop_no_neigh);
-      const v = this.viaKernel(buf, partial, daddr, dport, true);
-      if (v === Verdict.FORWARD) this.countIn(svc, did, bytes);
-      return v;
-    }
-    const port = this.ports.get(this.hop.ifindex);
-    if (port === undefined) {
-      this.ev[Ev.drop_no_neigh]++;
-      return Verdict.DROP;
+    let port: TxPort | undefined;
+    if (this.l2.resolve(daddr, this.hop)) {
+      port = this.ports.get(this.hop.ifindex);
+      if (port === undefined) return this.count(Ev.drop_no_neigh);
+    } else {
+      // The next hop's MAC is being resolved: the frame is finished into its neighbour's hold queue and sent when
+      // the MAC arrives. Without a queue (no route, none free), NAT goes through the kernel; others drop.
+      const held = this.l2.hold(daddr, this.hop);
+      if (held === null) {
+        if (fwd !== FwdCode.masq) return this.count(Ev.drop_no_neigh);
+        const v = this.viaKernel(buf, partial, daddr, dport, true);
+        if (v === Verdict.FORWARD) this.countIn(svc, did, bytes);
+        return v;
+      }
+      port = held;
     }
     let v: number;
     if (fwd === FwdCode.masq) v = this.txNat(buf, off, len, partial, port, daddr, dport, true);
@@ -480,7 +472,7 @@ export class Engine {
    */
   private l3In(buf: Uint8Array, fwd: number, daddr: number, dport: number, svc: number, did: number): number {
     const m = this.m;
-    const port = this.l3 as L3Port;
+    const port = this.l3 as VerdictPort;
     if (this.l2.isLocal(daddr)) {
       port.accept(this.l3Id);
       this.ev[Ev.local_delivered]++;
@@ -517,7 +509,7 @@ export class Engine {
   private l3Modified(v: number, buf: Uint8Array): number {
     if (v !== NetVerdict.OK) return this.dropNet(v);
     const m = this.m;
-    if (!(this.l3 as L3Port).acceptModified(this.l3Id, buf, m.l3Off, m.totalLen)) return this.count(Ev.tx_errors);
+    if (!(this.l3 as VerdictPort).acceptModified(this.l3Id, buf, m.l3Off, m.totalLen)) return this.count(Ev.tx_errors);
     this.ev[Ev.tx_frames]++;
     return Verdict.FORWARD;
   }
@@ -588,16 +580,19 @@ export class Engine {
       if (v === Verdict.FORWARD) this.countOut(ct.service(e), ct.destId(e), bytes);
       return v;
     }
-    if (!this.l2.resolve(caddr, this.hop)) {
-      const bytes = m.totalLen;
-      const v = this.viaKernel(buf, partial, ct.vaddr(e), ct.vport(e), false);
-      if (v === Verdict.FORWARD) this.countOut(ct.service(e), ct.destId(e), bytes);
-      return v;
-    }
-    const port = this.ports.get(this.hop.ifindex);
-    if (port === undefined) {
-      this.ev[Ev.drop_no_neigh]++;
-      return Verdict.DROP;
+    let port: TxPort | undefined;
+    if (this.l2.resolve(caddr, this.hop)) {
+      port = this.ports.get(this.hop.ifindex);
+      if (port === undefined) return this.count(Ev.drop_no_neigh);
+    } else {
+      const held = this.l2.hold(caddr, this.hop);
+      if (held === null) {
+        const bytes = m.totalLen;
+        const v = this.viaKernel(buf, partial, ct.vaddr(e), ct.vport(e), false);
+        if (v === Verdict.FORWARD) this.countOut(ct.service(e), ct.destId(e), bytes);
+        return v;
+      }
+      port = held;
     }
     const bytes = m.totalLen;
     const v = this.txNat(buf, off, len, partial, port, ct.vaddr(e), ct.vport(e), false);

@@ -224,7 +224,9 @@ export function recordBytes(words: Uint32Array, off: number, count: number): Uin
 }
 
 /** NATS subjects of a cluster (names are checked by parseClusterOptions: [A-Za-z0-9_-]). */
-export function subjects(cluster: string): { heartbeat: string; sync: string; nack: (node: string) => string; snapshot: (node: string) => string } {
+export function subjects(cluster: string): {
+  heartbeat: string; sync: string; nack: (node: string) => string; resend: (node: string) => string; snapshot: (node: string) => string;
+} {
   const p = `tsvs.${cluster}.v${SCHEMA_VERSION}`;
-  return { heartbeat: `${p}.hb`, sync: `${p}.sync`, nack: (n) => `${p}.nack.${n}`, snapshot: (n) => `${p}.snap.${n}` };
+  return { heartbeat: `${p}.hb`, sync: `${p}.sync`, nack: (n) => `${p}.nack.${n}`, resend: (n) => `${p}.resend.${n}`, snapshot: (n) => `${p}.snap.${n}` };
 }

@@ -38,6 +38,10 @@ export const WorkerEvent = [
   'local_delivered',
   'drop_no_local',
   'via_kernel',
+  'neigh_held',
+  'neigh_released',
+  'drop_neigh_queue_full',
+  'drop_neigh_timeout',
   ...NET_VERDICT_NAMES.map((n) => `net_${n.toLowerCase()}` as const),
 ] as const;
 /** Index of the first `net_*` slot: `NET_EVENT_BASE + verdict code`. */

@@ -179,6 +179,8 @@ describe('forward NAT (1 director, 3 real servers)', () => {
 
   it('forward: crafted and random malformed frames are dropped, counted by reason, and the workers live on', async () => {
     fresh();
+    // A service on VIP:80 makes a FIN without a connection a drop_no_conn (without one it is the kernel's).
+    wrrHttp();
     mapped8080();
     await settle();
     const before = status();

@@ -77,7 +77,7 @@ function frame(buf: Uint8Array, off: number, len: number, flags: number): void {
   }
 }
 
-rxPort.rx({ frame, batchEnd: () => txPort.txFlush() });
+rxPort.rx({ packet: frame, batchEnd: () => txPort.txFlush() });
 
 function snapshot(): Record<string, unknown> {
   const c = rxPort.counters;

@@ -2,7 +2,8 @@
 // (clients on 10.0.0.0/24 behind the front port, real servers 10.1.0.101/102 behind the back port), an NFQUEUE
 // port that records verdicts, and builders of forwarding-table entries.
 import type { FwdDest, FwdService, FwdTable } from '../../shared/fwd/table.ts';
-import type { Hop, L2Resolver, L3Port, TxPort } from '../../services/worker/engine.ts';
+import type { Hop, L2Resolver } from '../../services/worker/engine.ts';
+import type { TxPort, VerdictPort as L3Port } from '../../services/worker/io/port.ts';
 import { mac } from './packet-ref.ts';
 import { ipv4FromText, ipv4ToText } from '../../shared/net/addr.ts';
 
@@ -55,6 +56,10 @@ export class FakeL2 implements L2Resolver {
   }
   sourceFor(daddr: number): number {
     return (daddr >>> 24) === 10 && ((daddr >>> 16) & 255) === 1 ? ipv4FromText('10.1.0.1')! : ipv4FromText('10.0.0.1')!;
+  }
+  /** No hold queue here: unresolved packets take the engine's fallback (NAT through the kernel, others dropped). */
+  hold(): TxPort | null {
+    return null;
   }
 }
 

@@ -144,6 +144,21 @@ export function engineGoldenCases(): EngineCase[] {
       step('a real server\'s packet without a connection (NAT reply of nothing)', rsTcp(RS2, 8080, 42004, ACK), 'DROP', { events: { orphan_replies: 1 } }),
       step('an ARP frame is not IPv4: the kernel\'s', eth('ff:ff:ff:ff:ff:ff', CLIENT_MAC, 0x0806, new Array<number>(28).fill(0)), 'NOT_OURS', {}),
     ]),
+    world('threshold-fo', 'Thresholds (-x 1) with weighted failover: RS2 (weight 2) takes the first connection and is overloaded; the next goes to RS1; once the reset connection expires (CLOSE, 10 s) RS2 is used again', tbl([svc(0, 6, 80, [
+      { id: 0, addr: RS2, port: 8080, method: 'masq', weight: 2, uThreshold: 1 }, { id: 1, addr: RS1, port: 8080, method: 'masq', weight: 1 },
+    ], { scheduler: 'fo' })]), [
+      step('client SYN (port 45000): RS2, the heaviest; it now has 1 connection = u: overloaded', cTcp(45000, SYN), 'FORWARD',
+        { out: [toRsNat(RS2, 8080, 45000, SYN)], events: fwdIn({ conns_created: 1 }), dests: { 0: inTcp({ active: 1, conns: 1 }) } }),
+      step('client SYN (port 45001): RS2 is overloaded, so RS1', cTcp(45001, SYN), 'FORWARD',
+        { out: [toRsNat(RS1, 8080, 45001, SYN)], events: fwdIn({ conns_created: 1 }), dests: { 1: inTcp({ active: 1, conns: 1 }) } }),
+      step('client ACK on port 45000: ESTABLISHED', cTcp(45000, ACK), 'FORWARD', { out: [toRsNat(RS2, 8080, 45000, ACK)], events: fwdIn(), dests: { 0: inTcp() } }),
+      step('client RST on port 45000: CLOSE (still counted, inactive, until it expires)', cTcp(45000, RST), 'FORWARD',
+        { out: [toRsNat(RS2, 8080, 45000, RST)], events: fwdIn(), dests: { 0: inTcp({ active: -1, inactive: 1 }) } }),
+      step('client SYN (port 45002) at once: RS2 still holds 1 connection, still overloaded: RS1', cTcp(45002, SYN), 'FORWARD',
+        { out: [toRsNat(RS1, 8080, 45002, SYN)], events: fwdIn({ conns_created: 1 }), dests: { 1: inTcp({ active: 1, conns: 1 }) } }),
+      step('11 s later the CLOSE connection has expired (0 < 3/4 u clears OVERLOAD): the SYN of port 45003 goes to RS2 again', cTcp(45003, SYN), 'FORWARD',
+        { advanceMs: 11_000, out: [toRsNat(RS2, 8080, 45003, SYN)], events: fwdIn({ conns_created: 1, conns_expired: 1 }), dests: { 0: inTcp({ active: 1, inactive: -1, conns: 1 }) } }),
+    ]),
     world('no-dest-icmp', 'Every real server quiesced (weight 0): the SYN is dropped and the client gets ICMP port unreachable from the VIP, quoting the IP header and 8 bytes (RFC 792; Linux quotes up to 576 bytes)', quiesced, [
       step('client SYN', synToVip, 'DROP', {
         out: [out('front', eth(CLIENT_MAC, DIR_FRONT, 0x0800, ipv4({ src: VIP, dst: CLIENT, proto: 1, id: 0, df: false, tos: 0xc0, payload: icmp(3, 3, [0, 0, 0, 0], synToVip.slice(14, 14 + 20 + 8)) })))],

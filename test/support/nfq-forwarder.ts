@@ -40,7 +40,7 @@ const seen = new Float64Array(4);
 const reqClients = new Map<number, number>();
 const repClients = new Map<number, number>();
 
-function packet(buf: Uint8Array, off: number, len: number, id: number): void {
+function packet(buf: Uint8Array, off: number, len: number, _flags: number, id: number): void {
   if (parseIpv4(buf, off, off + len, m) !== NetVerdict.OK) {
     seen[3]++;
     port.drop(id);

@@ -33,7 +33,7 @@ const m = new PacketMeta();
 const extra = new Float64Array(3); // 0 dropped (parse/truncated/not VIP), 1 CHECKSUM_PARTIAL completed, 2 frames seen
 
 port.rx({
-  frame(buf: Uint8Array, off: number, len: number, flags: number): void {
+  packet(buf: Uint8Array, off: number, len: number, flags: number): void {
     extra[2]++;
     if ((flags & RxFlag.TRUNCATED) !== 0 || parseFrame(buf, len, m, off) !== NetVerdict.OK || m.daddr !== vip) {
       extra[0]++;

@@ -5,6 +5,7 @@ import {
   mmap, munmap, raw, setsockoptBuf, setsockoptInt, socket, uvPoll, view,
 } from '../../../shared/sys/libc.ts';
 import { acceptAllFilter, clientFanoutProgram, dropAllFilter } from './bpf.ts';
+import type { L2Port, PortHandler } from './port.ts';
 export type { FanoutProgramOptions } from './bpf.ts';
 
 /** Bits of the `flags` argument of an RX frame callback. */
@@ -34,40 +35,17 @@ export const Counter = {
 /** Number of counters in `PacketPort.counters`. */
 export const COUNTERS = 11;
 
-/**
- * Called once per received frame. `buf[off .. off+len)` is the Ethernet frame (starting at the MAC header),
- * valid only during the call (it is ring memory returned to the kernel right after the batch). `flags` is
- * a set of RxFlag bits. Must not throw.
- */
-export type RxFrame = (buf: Uint8Array, off: number, len: number, flags: number) => void;
-
-/** Receives frames in batches: `frame` per frame, then `batchEnd` once per wakeup (flush TX there). */
-export interface RxHandler {
-  frame: RxFrame;
-  batchEnd?: () => void;
-}
+/** Frames go to a PortHandler (io/port.ts): `packet(buf, off, len, flags, 0)`, `flags` a set of RxFlag bits. */
+export type { PortHandler as RxHandler } from './port.ts';
 
 /**
- * A packet I/O endpoint on one interface, the shape shared by packet backends. RX delivers Ethernet frames
- * by batch; TX is a slot vector: `txReserve` a slot, write the frame at the returned offset of `txBuf`,
- * `txCommit` its length and checksum-offload fields, `txFlush` sends all committed slots in one call.
+ * A packet I/O endpoint on one interface: the L2 port of io/port.ts plus AF_PACKET extras. RX delivers Ethernet
+ * frames by batch; TX is a slot vector: `txReserve` a slot, write the frame at the returned offset of `txBuf`,
+ * `txCommit` its length and checksum-offload fields, `txFlush` (= `flush`) sends all committed slots in one call.
  * Nothing in rx/tx allocates per frame.
  */
-export interface PacketPort {
+export interface PacketPort extends L2Port {
   readonly ifname: string;
-  readonly ifindex: number;
-  /** Counters indexed by `Counter`, updated per frame/batch; safe to read at any time. */
-  readonly counters: Float64Array;
-  /** Starts delivering received frames to `h` from the event loop. Throws if the port has no RX side. */
-  rx(h: RxHandler): void;
-  /** Stops delivery (frames stay queued in the kernel ring until `rx` is called again or it overflows). */
-  stopRx(): void;
-  /** Native TX memory; frames are written at offsets returned by `txReserve`. Empty without a TX side. */
-  readonly txBuf: Uint8Array;
-  /** Maximum frame length a TX slot holds, in bytes. */
-  readonly txFrameMax: number;
-  /** Reserves the next TX slot: the byte offset in `txBuf` to write the frame at, or -1 when all slots are used (flush first). */
-  txReserve(): number;
   /**
    * Commits the reserved slot with a frame of `len` bytes and its virtio-net header: `vnetFlags` (VnetFlag),
    * `csumStart` (bytes from the MAC header to where checksumming starts) and `csumOffset` (offset of the
@@ -78,8 +56,6 @@ export interface PacketPort {
   txFlush(): number;
   /** Kernel ring statistics: packets seen by the socket(s) and dropped for lack of ring space, since the last call. */
   kernelStats(): { packets: number; drops: number };
-  /** Closes sockets and unmaps memory; the port and every view it gave out must not be used afterwards. */
-  close(): void;
 }
 
 /** Fanout membership: workers that join group `group` on the same interface share its packets by client. */
@@ -295,7 +271,7 @@ class RingRx {
     }
   }
 
-  start(h: RxHandler): void {
+  start(h: PortHandler): void {
     if (this.poller) return;
     const walk = this.version === 2 ? (): void => this.walkV3(h) : (): void => this.walkV2(h);
     this.walk = walk;
@@ -317,7 +293,7 @@ class RingRx {
     }
   }
 
-  private walkV3(h: RxHandler): void {
+  private walkV3(h: PortHandler): void {
     const dv = this.dv;
     const u8 = this.u8;
     const c = this.counters;
@@ -341,7 +317,7 @@ class RingRx {
           c[Counter.RX_TRUNCATED]++;
         }
         c[Counter.RX_BYTES] += snap;
-        h.frame(u8, p + dv.getUint16(p + H3_MAC, true), snap, fl);
+        h.packet(u8, p + dv.getUint16(p + H3_MAC, true), snap, fl, 0);
         p += dv.getUint32(p + H3_NEXT, true);
       }
       n += num;
@@ -356,7 +332,7 @@ class RingRx {
     }
   }
 
-  private walkV2(h: RxHandler): void {
+  private walkV2(h: PortHandler): void {
     const dv = this.dv;
     const u8 = this.u8;
     const c = this.counters;
@@ -377,7 +353,7 @@ class RingRx {
         c[Counter.RX_TRUNCATED]++;
       }
       c[Counter.RX_BYTES] += snap;
-      h.frame(u8, p + dv.getUint16(p + H2_MAC, true), snap, fl);
+      h.packet(u8, p + dv.getUint16(p + H2_MAC, true), snap, fl, 0);
       dv.setUint32(p + H2_STATUS, 0, true);
       n++;
       this.cur = this.cur + 1 === this.units ? 0 : this.cur + 1;
@@ -520,7 +496,7 @@ class AdaptiveRx {
     this.counters = counters;
   }
 
-  start(h: RxHandler): void {
+  start(h: PortHandler): void {
     this.lat.start(h);
     this.bulk.start(h);
     if (this.timer) return;
@@ -564,6 +540,7 @@ class AdaptiveRx {
 
 /** The AF_PACKET PacketPort. Create with `openAfPacketPort`. */
 export class AfPacketPort implements PacketPort {
+  readonly layer = 'l2' as const;
   readonly ifname: string;
   readonly ifindex: number;
   readonly counters = new Float64Array(COUNTERS);
@@ -634,7 +611,16 @@ export class AfPacketPort implements PacketPort {
     }
   }
 
-  rx(h: RxHandler): void {
+  get name(): string {
+    return this.ifname;
+  }
+
+  /** Sends every committed TX slot (see txFlush). */
+  flush(): number {
+    return this.txFlush();
+  }
+
+  rx(h: PortHandler): void {
     if (this.rings.length === 0) throw new SysError(`rx on ${this.ifname}: port opened without an RX side`, 22);
     if (this.adaptive) this.adaptive.start(h);
     else this.rings[0].start(h);

@@ -11,6 +11,7 @@ import {
   NfqaCfg, PAYLOAD_ATTR, VERDICT_MSG, align4, be32, cmdAttr, configMsg, paramsAttr, parseNfqPacket, parseQueueStats, rewriteAsDrop,
   writeMarkAttr, writePayloadAttr, writeVerdictHeader,
 } from '../../../shared/sys/nfqueue-codec.ts';
+import type { L3Port, PortHandler } from './port.ts';
 import { readFileSync } from 'node:fs';
 
 /** Indices into `NfqueuePort.counters` (Float64Array; packets unless the name says otherwise). */
@@ -65,21 +66,14 @@ export const NfqFlag = {
 export const NfHook = { PRE_ROUTING: 0, LOCAL_IN: 1, FORWARD: 2, LOCAL_OUT: 3, POST_ROUTING: 4 } as const;
 
 /**
- * Called once per queued packet. `buf[off .. off+len)` is the IPv4 packet (no Ethernet header), valid only
- * during the call (it is a receive slot reused by the next batch); it may be rewritten in place and handed to
- * `acceptModified`. `id` is the kernel's packet id: every id must get exactly one verdict (accept, drop,
- * acceptMark, acceptModified, reserveModified), from inside the call or before the next `flush`; a packet
- * without a verdict stays queued (and counts against the queue length) until the port is closed. `mark` is
- * skb->mark (0 when unset; HMARK's queue index in multi-queue setups). `flags` is a set of NfqFlag bits.
- * Must not throw.
+ * Packets go to a PortHandler (io/port.ts): `packet(buf, off, len, flags, id)` with `buf[off .. off+len)` the IPv4
+ * packet (no Ethernet header), valid only during the call (a receive slot reused by the next batch); it may be
+ * rewritten in place and handed to `acceptModified`. `id` is the kernel's packet id: every id must get exactly one
+ * verdict (accept, drop, acceptMark, acceptModified, reserveModified), from inside the call or before the next
+ * `flush`; a packet without a verdict stays queued (and counts against the queue length) until the port is closed.
+ * `flags` is a set of NfqFlag bits; skb->mark is `NfqueuePort.mark` during the call (0 when unset).
  */
-export type NfqPacket = (buf: Uint8Array, off: number, len: number, id: number, mark: number, flags: number) => void;
-
-/** Receives packets in batches: `packet` per packet, then `batchEnd` once per recvmmsg batch, after which the port sends all verdicts. */
-export interface NfqHandler {
-  packet: NfqPacket;
-  batchEnd?: () => void;
-}
+export type { PortHandler as NfqHandler } from './port.ts';
 
 /** Options of `openNfqueuePort`. */
 export interface NfqueuePortOptions {
@@ -114,7 +108,8 @@ const NF_ACCEPT = NfVerdict.ACCEPT;
  * or verdict path allocates: messages are parsed from native receive slots viewed once, and verdicts are
  * written into one native buffer that a single send() hands to the kernel.
  */
-export class NfqueuePort {
+export class NfqueuePort implements L3Port {
+  readonly layer = 'l3' as const;
   /** The queue number this port is bound to. */
   readonly queue: number;
   /** Counters indexed by NfqCounter; safe to read at any time. */
@@ -130,6 +125,8 @@ export class NfqueuePort {
    * fragmented by the kernel, or answered with ICMP fragmentation-needed when it has DF set.
    */
   readonly maxModified: number;
+  /** skb->mark of the packet being delivered (0 when unset); valid during a packet callback. */
+  mark = 0;
   /** Netfilter hook (NfHook) of the packet being delivered; valid during a packet callback. */
   hook = 0;
   /** Input interface index of the packet being delivered (0 if none); valid during a packet callback. */
@@ -155,7 +152,7 @@ export class NfqueuePort {
   /** Offset of the message `reserveModified` queued last, while it is still the last one; else -1. */
   private reserved = -1;
   private poller: UvPollHandle | null = null;
-  private handler: NfqHandler | null = null;
+  private handler: PortHandler | null = null;
   private closed = false;
   /** True while a batch is being delivered: close() then waits for the batch to end. */
   private busy = false;
@@ -221,8 +218,20 @@ export class NfqueuePort {
     }
   }
 
+  /** "nfqueue N", for logs. */
+  get name(): string {
+    return `nfqueue ${this.queue}`;
+  }
+
+  /** Delivers what is queued now (up to 16 receive rounds) without blocking; returns packets delivered. */
+  pollOnce(): number {
+    const before = this.counters[NfqCounter.RX];
+    this.onReadable();
+    return this.counters[NfqCounter.RX] - before;
+  }
+
   /** Starts delivering queued packets to `h` from the event loop (koffi.node.poll on the socket). */
-  rx(h: NfqHandler): void {
+  rx(h: PortHandler): void {
     this.handler = h;
     if (this.poller || this.closed) return;
     this.poller = uvPoll(this.fd, { readable: true }, this.onReadable);
@@ -407,7 +416,7 @@ export class NfqueuePort {
   };
 
   /** Up to 16 recvmmsg rounds per wakeup (then back to the event loop); verdicts sent after each round. */
-  private batches(h: NfqHandler): void {
+  private batches(h: PortHandler): void {
     const dv = this.rxDv;
     const c = this.counters;
     for (let round = 0; round < 16 && !this.closePending; round++) {
@@ -434,7 +443,7 @@ export class NfqueuePort {
   }
 
   /** Walks the netlink messages in `[p, end)` of the receive memory. */
-  private messages(h: NfqHandler, start: number, end: number): void {
+  private messages(h: PortHandler, start: number, end: number): void {
     const dv = this.rxDv;
     const c = this.counters;
     let p = start;
@@ -454,7 +463,7 @@ export class NfqueuePort {
   }
 
   /** Parses the attributes of one packet message and calls the handler (or drops a malformed packet). */
-  private packetMsg(h: NfqHandler, start: number, end: number): void {
+  private packetMsg(h: PortHandler, start: number, end: number): void {
     const c = this.counters;
     const pk = this.pk;
     const r = parseNfqPacket(this.rxDv, start, end, pk);
@@ -472,11 +481,12 @@ export class NfqueuePort {
       c[NfqCounter.RX_TRUNCATED]++;
     }
     this.hook = pk.hook;
+    this.mark = pk.mark;
     this.indev = pk.indev;
     this.outdev = pk.outdev;
     c[NfqCounter.RX]++;
     c[NfqCounter.RX_BYTES] += payLen;
-    h.packet(this.rxU8, pk.payOff, payLen, pk.id, pk.mark, flags);
+    h.packet(this.rxU8, pk.payOff, payLen, flags, pk.id);
   }
 
   /** Queues a verdict without payload; `mark` < 0 means no NFQA_MARK. */
@@ -542,7 +552,7 @@ export class NfqueuePort {
           if (err !== 0) throw new SysError(op, -err);
           return;
         }
-        if (type === NfqMsg.PACKET) this.packetMsg({ packet: (_b, _o, _l, id) => this.drop(id) }, p + NLMSG_HDR + NFGEN_HDR, p + mlen);
+        if (type === NfqMsg.PACKET) this.packetMsg({ packet: (_b, _o, _l, _f, id) => this.drop(id) }, p + NLMSG_HDR + NFGEN_HDR, p + mlen);
         p += align4(mlen);
       }
       this.flush();
