@@ -109,7 +109,7 @@ describe('telemetry lab: NAT wrr, tracing at ratio 1', () => {
     expect(Object.fromEntries(counts)).toEqual({ rs1: 6, rs2: 2, rs3: 2 });
   });
 
-  it('telemetry lab: /api/decisions?client=ADDR:PORT names the real server that connection reached', async () => {
+  it('telemetry lab: /api/decisions?client=ADDR:PORT and tsvsadm trace --client --last name the real server that connection reached', async () => {
     const body = curlFrom(41050);
     const n = Number(body.slice(2));
     const got = await waitFor('the decision in the ring', () => {
@@ -117,6 +117,9 @@ describe('telemetry lab: NAT wrr, tracing at ratio 1', () => {
       return d.length > 0 ? d : undefined;
     });
     expect(got[0].dest?.address).toBe(realServerIp(n));
+    // The same question from the command line, read straight from the workers' rings.
+    const line = tsvsadm('trace', '--client', `${CLIENT}:41050`, '--last');
+    expect(line).toMatch(new RegExp(` ${CLIENT.replace(/\./g, '\\.')}:41050 -> TCP ${VIP.replace(/\./g, '\\.')}:80 wrr => ${realServerIp(n).replace(/\./g, '\\.')}:80 masq \\[`));
   });
 
   it('telemetry lab: /metrics counters equal tsvsadm -L -n --stats --exact taken at the same moment', () => {
