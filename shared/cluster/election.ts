@@ -7,9 +7,9 @@
 // (term + 1, holder = itself) on the revision it last knew, so two nodes can never win the same term, and a node
 // that cannot write the store (a minority side, or no store at all) never becomes leader. A leader never writes the
 // store while it leads, so a store outage (JetStream raft elections take 4–9 s) does not touch a healthy leader.
-// A leader steps down when it sees a leader heartbeat with a higher term, when NATS is down, and when its own
-// heartbeats stop coming back to it (isolationMs, shorter than the peers' detection time, so it releases its
-// VIPs before anyone else can take them).
+// A leader steps down when it sees a leader heartbeat with a higher term, and when its own heartbeats stop coming
+// back to it (isolationMs, shorter than the peers' detection time, so it releases its VIPs before anyone else can
+// take them) — whether its connection broke (and did not come back on another server in time) or hangs.
 
 /** A peer's or this node's view of a term record in the store. */
 export interface TermRecord {
@@ -186,8 +186,8 @@ export class Election {
         break;
       }
       case 'nats':
-        if (input.up && !this.natsUp) this.lastEcho = now;
-        this.natsUp = input.up;
+        this.natsUp = input.up; // only an echo of its own heartbeat proves the link works again
+        if (input.up) this.lastBeatSent = -Infinity;
         break;
       case 'ready':
         if (!this.ready) {
@@ -269,8 +269,12 @@ export class Election {
     }
   }
 
+  /**
+   * Cut off: own heartbeats have not come back for isolationMs. A disconnect alone is not isolation: the client
+   * reconnects to another server of the cluster within tens of ms, and losing one server must change nothing.
+   */
   private isolatedAt(now: number): boolean {
-    return !this.natsUp || now - this.lastEcho > this.opts.isolationMs;
+    return now - this.lastEcho > this.opts.isolationMs;
   }
 
   private alive(m: Member, now: number): boolean {
@@ -322,7 +326,7 @@ export class Election {
       if (m.leader && this.alive(m, now) && (!other || m.term > other.term)) other = m;
     }
     if (this.leading) {
-      if (isolated) this.stepDown(this.natsUp ? 'own heartbeats no longer come back (cut off from NATS)' : 'NATS connection lost', fx);
+      if (isolated) this.stepDown(this.natsUp ? 'own heartbeats no longer come back (cut off from NATS)' : 'NATS connection lost and not back in time', fx);
       else if (other && other.term > this.leadTerm) this.stepDown(`${other.name} leads term ${other.term}`, fx);
       else if (!this.vipsHeld && !other) {
         // Granted only when no other live member still claims leadership (a preempted leader releases first).

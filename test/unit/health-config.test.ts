@@ -5,6 +5,8 @@ import { checkKeepalivedConfig } from '../../shared/keepalived/check.ts';
 import { readKeepalivedConfig } from '../../shared/keepalived/index.ts';
 import { healthWarnings } from '../../shared/health/unsupported.ts';
 import { healthPlan } from '../../shared/health/plan.ts';
+import { healthView, startHealth } from '../../shared/health/machine.ts';
+import { keepalivedToIpvs } from '../../shared/keepalived/ipvs.ts';
 import { dnsQuery, dnsReplyProblem } from '../../shared/health/dns-wire.ts';
 import { httpRequest, splitReply, statusAccepted } from '../../shared/health/http-wire.ts';
 import { keepalivedCompatFiles, keepalivedCompatText, memoryFs } from '../support/keepalived-files.ts';
@@ -23,6 +25,17 @@ describe('health config', () => {
     expect([...kinds].sort()).toEqual(['HTTP_GET', 'MISC_CHECK', 'SMTP_CHECK', 'SSL_GET', 'TCP_CHECK']);
     const p = healthPlan(readKeepalivedConfig('k.conf', keepalivedCompatText('02-acassen-keepalived.conf.inhibit')));
     expect(p.checkers[0].timing).toMatchObject({ delayLoopMs: 6000, timeoutMs: 3000, retry: 3, delayBeforeRetryMs: 3000 });
+  });
+
+  it("health config: the checker's startup view is keepalived's startup table (shared/keepalived/ipvs.ts) for every compat file", () => {
+    for (const f of keepalivedCompatFiles()) {
+      const cfg = readKeepalivedConfig(f, keepalivedCompatText(f));
+      const view = healthView(startHealth(healthPlan(cfg), 0, () => 0).state).virtualServers;
+      const fmt = (ds: readonly { addr: string; port: number; weight: number }[]) => ds.map((d) => `${d.addr}:${d.port} w${d.weight}`).sort();
+      const byVs = new Map<unknown, string[]>();
+      for (const s of keepalivedToIpvs(cfg)) byVs.set(s.from, fmt(s.dests));
+      expect(view.map((v) => fmt(v.dests)), f).toEqual(cfg.virtualServers.map((vs) => byVs.get(vs)));
+    }
   });
 
   it('health config: a broken file lists every error with file:line and counts them; warnings are tagged', () => {
