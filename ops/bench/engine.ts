@@ -1,6 +1,8 @@
 // npm run bench -- engine: the forwarding engine alone, in process, on native buffers as a worker has them —
 // established NAT traffic both ways through fake ports. Reports ns per packet and garbage collections per million
-// packets (the hot path is meant to allocate nothing; a collection pauses the worker). Ends with one JSON line.
+// packets (the hot path is meant to allocate nothing; a collection pauses the worker). Then replays the golden
+// cases of test/fixtures/engine (every step checked; any mismatch fails the bench). Ends with one JSON line.
+// Options: --packets N (default 1,000,000), --golden-rounds N (replays of every case, default 200).
 import { PerformanceObserver } from 'node:perf_hooks';
 import { ConnTable } from '../../shared/conntab/conn-table.ts';
 import { Counters, countersBytes } from '../../shared/fwd/counters.ts';
@@ -10,6 +12,8 @@ import { wr16, wr32 } from '../../shared/net/parse.ts';
 import { Engine, type Hop, type TxPort } from '../../services/worker/engine.ts';
 import { allocNative, view } from '../../shared/sys/libc.ts';
 import { ipv4FromText } from '../../shared/net/addr.ts';
+import { CaseRun, ENGINE_CASES_DIR, expectedOutcome, loadEngineCases } from './_engine-cases.ts';
+import { isDeepStrictEqual } from 'node:util';
 
 /** Native memory, as rings and TX slots are. */
 function native(n: number): Uint8Array {
@@ -55,7 +59,8 @@ class Port implements TxPort {
 }
 
 export async function main(args: string[]): Promise<void> {
-  const n = Number(args[args.indexOf('--packets') + 1] || 1_000_000) / 2;
+  const pi = args.indexOf('--packets');
+  const n = (pi >= 0 ? Number(args[pi + 1]) : 1_000_000) / 2;
   let gcs = 0;
   let gcMs = 0;
   new PerformanceObserver((l) => {
@@ -102,9 +107,41 @@ export async function main(args: string[]): Promise<void> {
   const t1 = performance.now();
   await new Promise((r) => setTimeout(r, 20));
   const pkts = n * 2;
-  const res = { bench: 'engine', packets: pkts, ns_per_pkt: Math.round(((t1 - t0) * 1e6) / pkts), gcs_per_million: Number(((gcs * 1e6) / pkts).toFixed(1)), gc_ms_per_million: Number(((gcMs * 1e6) / pkts).toFixed(1)), node: process.version };
+  const gi = args.indexOf('--golden-rounds');
+  const golden = replayGolden(gi >= 0 ? Number(args[gi + 1]) : 200);
+  const res = {
+    bench: 'engine', packets: pkts, ns_per_pkt: Math.round(((t1 - t0) * 1e6) / pkts), gcs_per_million: Number(((gcs * 1e6) / pkts).toFixed(1)), gc_ms_per_million: Number(((gcMs * 1e6) / pkts).toFixed(1)),
+    golden_cases: golden.cases, golden_steps: golden.steps, golden_mismatches: golden.mismatches.length, golden_us_per_step: golden.usPerStep, node: process.version,
+  };
   process.stdout.write(`engine: one established NAT connection, ${pkts} packets (client ACKs and server replies), native buffers, fake ports;\n`);
   process.stdout.write(`one core, after ${400_000} packets of warm-up.\n\n`);
   process.stdout.write(`  ns per packet            ${res.ns_per_pkt}\n  GCs per million packets  ${res.gcs_per_million} (${res.gc_ms_per_million} ms)\n\n`);
+  process.stdout.write(`golden cases (${ENGINE_CASES_DIR}): ${golden.cases} cases, ${golden.steps} steps, each replayed on a fresh engine ${golden.rounds} times\n`);
+  process.stdout.write(`  mismatches               ${golden.mismatches.length}${golden.mismatches.length ? `: ${golden.mismatches.join('; ')}` : ''}\n`);
+  process.stdout.write(`  µs per step              ${golden.usPerStep} (engine set-up included; a correctness replay, not a throughput figure)\n\n`);
   process.stdout.write(JSON.stringify(res) + '\n');
+  if (golden.mismatches.length > 0) process.exitCode = 1;
+}
+
+/** Replays every stored golden case: checks each step of the first round, times `rounds` rounds. */
+function replayGolden(rounds: number): { cases: number; steps: number; rounds: number; mismatches: string[]; usPerStep: number } {
+  const root = new URL('../..', import.meta.url).pathname;
+  const cases = loadEngineCases(root + ENGINE_CASES_DIR);
+  const mismatches: string[] = [];
+  for (const c of cases) {
+    const run = new CaseRun(c);
+    c.steps.forEach((s, i) => {
+      if (!isDeepStrictEqual(run.step(s), expectedOutcome(s))) mismatches.push(`${c.name} step ${i + 1} (${s.note})`);
+    });
+  }
+  const steps = cases.reduce((a, c) => a + c.steps.length, 0);
+  const t0 = performance.now();
+  for (let r = 0; r < rounds; r++) {
+    for (const c of cases) {
+      const run = new CaseRun(c);
+      for (const s of c.steps) run.step(s);
+    }
+  }
+  const us = ((performance.now() - t0) * 1000) / Math.max(1, rounds * steps);
+  return { cases: cases.length, steps, rounds, mismatches, usPerStep: Number(us.toFixed(1)) };
 }

@@ -5,7 +5,7 @@
 // outage is from the failure (`lab fail d1`) to the first answer from d2.
 // The tsvs contender (cluster agent owning the VIP) joins this table when tsvsd runs the cluster agent (issue 8).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NODE, ROOT, VIP, inNs, lab, log, median, sleep, table } from './_lib.ts';
@@ -122,6 +122,16 @@ async function measure(s: VrrpSetting, runs: number, how: 'kill' | 'link', inter
   };
   const stop = (node: string): void => {
     for (const pid of pids[node].splice(0)) killPid(pid);
+    // keepalived runs its VRRP instance in a child process: the parent's pid is not all of it.
+    for (const pid of spawnSync('ip', ['netns', 'pids', `tsvs-${node}`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number)) {
+      let comm = '';
+      try {
+        comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      } catch {
+        continue;
+      }
+      if (comm === 'keepalived') killPid(pid);
+    }
   };
   const masterDownMs = (3 * s.advertInt + (256 - 100) / 256 * (s.version === 2 ? 1 : s.advertInt)) * 1000;
   const out: number[] = [];

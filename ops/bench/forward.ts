@@ -1,6 +1,7 @@
 // npm run bench -- forward: 60-byte UDP packets per second through one worker core (NAT, DR, TUN) side by side
 // with the kernel's iptables DNAT on the same lab and load, then CPU µs per packet at a fixed offered rate.
 // Ends with one line of JSON: nat_vs_kernel, dr_vs_kernel, tun_vs_kernel, us_per_pkt, kernel_us_per_pkt.
+// --backend nfqueue measures the safe mode (NFQUEUE verdicts) instead of AF_PACKET.
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,10 +19,12 @@ interface Opts {
   modes: ('nat' | 'dr' | 'tun')[];
   /** Extra tsvsd options for the lab (lab up --tsvsd-args), e.g. "--rt-priority 1". */
   tsvsdArgs: string | null;
+  /** The workers' packet I/O (lab up --backend). */
+  backend: 'afpacket' | 'nfqueue';
 }
 
 function parseOpts(args: string[]): Opts {
-  const o: Opts = { seconds: 5, runs: 2, fixedPps: 150_000, modes: ['nat', 'dr', 'tun'], tsvsdArgs: null };
+  const o: Opts = { seconds: 5, runs: 2, fixedPps: 150_000, modes: ['nat', 'dr', 'tun'], tsvsdArgs: null, backend: 'afpacket' };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--seconds') o.seconds = Number(args[++i]);
@@ -29,7 +32,8 @@ function parseOpts(args: string[]): Opts {
     else if (a === '--pps') o.fixedPps = Number(args[++i]);
     else if (a === '--modes') o.modes = args[++i].split(',') as Opts['modes'];
     else if (a === '--tsvsd-args') o.tsvsdArgs = args[++i];
-    else throw new Error(`forward: unknown option ${a} (--seconds N --runs N --pps N --modes nat,dr,tun --tsvsd-args STR)`);
+    else if (a === '--backend' && (args[i + 1] === 'afpacket' || args[i + 1] === 'nfqueue')) o.backend = args[++i] as Opts['backend'];
+    else throw new Error(`forward: unknown option ${a} (--seconds N --runs N --pps N --modes nat,dr,tun --tsvsd-args STR --backend afpacket|nfqueue)`);
   }
   return o;
 }
@@ -112,7 +116,7 @@ export async function main(args: string[]): Promise<void> {
     for (const mode of o.modes) {
       log(`lab up --mode ${mode}`);
       lab('down');
-      lab('up', '--mode', mode, '--servers', '2', '--workers', '1', '--cpus', String(DIR_CPU), ...(o.tsvsdArgs ? ['--tsvsd-args', o.tsvsdArgs] : []));
+      lab('up', '--mode', mode, '--servers', '2', '--workers', '1', '--cpus', String(DIR_CPU), '--backend', o.backend, ...(o.tsvsdArgs ? ['--tsvsd-args', o.tsvsdArgs] : []));
       try {
         const p = plan();
         const rs = ['rs1', 'rs2'];
@@ -177,7 +181,7 @@ export async function main(args: string[]): Promise<void> {
   }
   process.stdout.write(`\nforward: 60-byte UDP frames, ${FLOWS} flows (source ports), trafgen (TX ring, one fork, on CPU 0) injecting the client's\n`);
   process.stdout.write(`frames into the director's front link (the veth end in tsvs-lan); the real servers discard IPv4 at tc ingress.\n`);
-  process.stdout.write(`tsvs: 1 worker pinned to CPU ${DIR_CPU}, AF_PACKET${o.tsvsdArgs ? `, tsvsd ${o.tsvsdArgs}` : ''} (the frames' receive softirq stays on CPU 0, where they arrive);\n`);
+  process.stdout.write(`tsvs: 1 worker pinned to CPU ${DIR_CPU}, ${o.backend === 'nfqueue' ? 'NFQUEUE (safe mode)' : 'AF_PACKET'}${o.tsvsdArgs ? `, tsvsd ${o.tsvsdArgs}` : ''} (the frames' receive softirq stays on CPU 0, where they arrive);\n`);
   process.stdout.write(`kernel: iptables DNAT + conntrack in d1, its receive steered to CPU ${DIR_CPU} with RPS (all its forwarding there).\n`);
   process.stdout.write(`Delivered pps = rx_packets on the real servers over ${o.seconds} s, median of ${o.runs} runs; busy % of each CPU per run.\n`);
   process.stdout.write(`µs/pkt at a fixed ${o.fixedPps} pps offered (ops/bench/_udpgen.ts on CPU 0: sendmmsg bursts every ms): all CPUs' busy time (generator, bridges, director, real servers) / delivered\n`);
@@ -187,5 +191,5 @@ export async function main(args: string[]): Promise<void> {
   result.kernel_us_per_pkt = Number(kernelUs.toFixed(3));
   result.director_us_per_pkt = Number(tsvsDirUs.toFixed(3));
   result.kernel_director_us_per_pkt = Number(kernelDirUs.toFixed(3));
-  process.stdout.write('\n' + JSON.stringify({ bench: 'forward', ...result, seconds: o.seconds, runs: o.runs, flows: FLOWS, frame_bytes: 60 }) + '\n');
+  process.stdout.write('\n' + JSON.stringify({ bench: 'forward', backend: o.backend, ...result, seconds: o.seconds, runs: o.runs, flows: FLOWS, frame_bytes: 60 }) + '\n');
 }

@@ -1,7 +1,10 @@
 // tsvsd command line: `tsvsd [--socket PATH] [--config FILE] [--pidfile FILE] [--workers N] [--client-if IF
-// [--server-if IF] [--cpus LIST] [--ring MODE]] [-h]`.
+// [--server-if IF] [--cpus LIST] [--ring MODE] [--mark-rules FILE] [--backend B] [--spin-us US | --busy-poll]]
+// [--http ADDR:PORT] [--otlp URL] [--trace-ratio R] [-h]`.
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
+import { parseListen } from './http/server.ts';
+import { parseRatio } from '../../shared/telemetry/attributes.ts';
 
 /** What the command line asks for. Absent paths are undefined; the daemon resolves defaults. */
 export interface CliOptions {
@@ -28,6 +31,12 @@ export interface CliOptions {
   spinUs?: number;
   /** AF_PACKET: workers never sleep, they poll their rings continuously (dedicated cores). */
   busyPoll?: boolean;
+  /** HTTP listener for /metrics, /api/* and the monitor page: ADDR:PORT, [V6]:PORT or PORT (loopback). */
+  http?: string;
+  /** OTLP base URL for decision spans (URL/v1/traces); turns tracing on. */
+  otlp?: string;
+  /** Share of successful decisions exported as spans, 0..1 (failures always); turns tracing on. */
+  traceRatio?: string;
 }
 
 /** One worker per core, less one core left to the kernel's receive work; at least one. */
@@ -38,7 +47,8 @@ export function defaultWorkers(cores = availableParallelism()): number {
 /** The -h text (also printed after a usage error). */
 export const USAGE = `Usage: tsvsd [--socket PATH] [--config FILE] [--pidfile FILE] [--workers N]
              [--client-if IF [--server-if IF] [--cpus LIST] [--ring adaptive|v2|v3] [--mark-rules FILE]
-             [--backend afpacket|nfqueue] [--spin-us US | --busy-poll]] [-h]
+             [--backend afpacket|nfqueue] [--spin-us US | --busy-poll]]
+             [--http ADDR:PORT] [--otlp URL] [--trace-ratio R] [-h]
 
 Runs the tsvs director's control process in the foreground and logs to stderr.
   --socket PATH   admin socket (default: $TSVS_ADMIN_SOCKET, else /run/tsvs/ns-<netns inode>/tsvsd.sock)
@@ -57,6 +67,10 @@ Runs the tsvs director's control process in the foreground and logs to stderr.
                   flight is forwarded without a wake-up; 0 saves CPU at low load, more lowers latency further
   --busy-poll     workers never sleep: each polls its rings without pause (100 % of its CPU, idle or not),
                   for cores given to the director alone; no wake-up on any packet
+  --http ADDR:PORT  serve /metrics (Prometheus), /api/* (JSON) and the monitor page at / (PORT alone: loopback)
+  --otlp URL      trace scheduling decisions: workers record each one, a child exports spans to URL/v1/traces
+                  (OTLP http/protobuf; OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables work too)
+  --trace-ratio R  export this share (0..1) of successful decisions; failures always (docs/observability.md)
   -h, --help      this text
 SIGTERM or SIGINT: clean exit (workers stopped; socket, pidfile, kernel rules, VIPs and shared memory removed).
 `;
@@ -95,12 +109,30 @@ export function parseCli(argv: readonly string[]): { kind: 'run'; opts: CliOptio
   const backend = v.values.backend;
   if (busyPoll && backend === 'nfqueue') return { kind: 'error', message: '--busy-poll applies to the afpacket backend' };
   if (backend !== undefined && backend !== 'afpacket' && backend !== 'nfqueue') return { kind: 'error', message: `--backend: want afpacket or nfqueue, got '${backend}'` };
+  const http = v.values.http;
+  if (http !== undefined) {
+    try {
+      parseListen(http);
+    } catch (e) {
+      return { kind: 'error', message: (e as Error).message };
+    }
+  }
+  const otlp = v.values.otlp;
+  if (otlp !== undefined && !/^https?:\/\/[^/]+/.test(otlp)) return { kind: 'error', message: `--otlp: want an http(s) URL, got '${otlp}'` };
+  const traceRatio = v.values['trace-ratio'];
+  if (traceRatio !== undefined) {
+    try {
+      parseRatio(traceRatio, '--trace-ratio');
+    } catch (e) {
+      return { kind: 'error', message: (e as Error).message };
+    }
+  }
   for (const k of ['socket', 'config', 'pidfile'] as const) {
     if (v.values[k] === '') return { kind: 'error', message: `--${k}: empty path` };
   }
   return {
     kind: 'run',
-    opts: { socket: v.values.socket, config: v.values.config, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring, markRules: v.values['mark-rules'], backend, spinUs, busyPoll },
+    opts: { socket: v.values.socket, config: v.values.config, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring, markRules: v.values['mark-rules'], backend, spinUs, busyPoll, http, otlp, traceRatio },
   };
 }
 
@@ -122,6 +154,9 @@ function parse(argv: readonly string[]) {
       backend: { type: 'string' },
       'spin-us': { type: 'string' },
       'busy-poll': { type: 'boolean' },
+      http: { type: 'string' },
+      otlp: { type: 'string' },
+      'trace-ratio': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

@@ -1,68 +1,138 @@
-// tsvsd lifecycle: table + start-up rules + admin socket + worker supervisor + pidfile, started and stopped as one.
-import { readFileSync, unlinkSync, writeFileSync, statSync } from 'node:fs';
+// tsvsd as a composition root: the config store, the event queue, the reconciler and its targets (workers,
+// kernel rules, VIPs), the stats read model, the children and the admin socket, started and stopped as one.
+import { statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import type { FwdTable } from '../../shared/fwd/table.ts';
 import { IpvsTable } from '../../shared/model/table.ts';
-import { isTableOp } from '../../shared/model/ops.ts';
 import type { Clock } from '../../shared/model/table.ts';
 import { defaultAdminSocketPath } from '../../shared/proto/admin.ts';
-import type { AdminEnvelope, AdminReply, DataplaneStatus } from '../../shared/proto/admin.ts';
-import type { ConnSnapshot } from '../../shared/model/ipvs.ts';
-import { startAdminServer } from './admin-server.ts';
-import type { AdminServer } from './admin-server.ts';
-import { applyRules } from './config.ts';
-import type { RulesParser } from './config.ts';
-import { rateLimited } from './log.ts';
-import type { Logger } from './log.ts';
+import type { AdminEnvelope } from '../../shared/proto/admin.ts';
+import { ChildKind, isChildEnvelope, type ChildSpec } from '../../shared/proto/child.ts';
+import type { ControlEvent, TelemetryStats, ToTelemetry } from '../../shared/proto/telemetry.ts';
+import { DEFAULT_RING_RECORDS } from '../../shared/telemetry/decision-ring.ts';
+import { DecisionRings } from './http/decisions.ts';
+import { startHttp, type RunningHttp } from './http/server.ts';
+import { LOCAL_TUN } from '../../shared/proto/worker.ts';
+import { DesiredCompiler, type HealthView, type VipGrant } from '../../shared/rules/desired.ts';
+import { handleAdmin, type Handled } from './admin-handlers.ts';
+import { startAdminServer, type AdminServer } from './admin-server.ts';
+import { ChildSupervisor } from './children.ts';
+import { LocalConfigStore, type ConfigChange, type RulesParser } from './config-store.ts';
+import { EventPriority, EventQueue } from './event-queue.ts';
+import { KernelRules } from './kernel.ts';
+import { rateLimited, type Logger } from './log.ts';
+import { RtnlAddresses, type OwnAddresses } from './own-addrs.ts';
+import { AllTableVips, type OwnershipSource } from './ownership.ts';
+import { Reconciler, type ReconcileTargets } from './reconciler.ts';
 import { parseRequestLine } from './request.ts';
-import { NoWorkersSupervisor } from './supervisor.ts';
-import type { Supervisor } from './supervisor.ts';
+import { DataShm } from './shm.ts';
+import { StatsModel } from './stats.ts';
+import { IpCommandVips, VipSet, type VipHost } from './vips.ts';
+import { WorkerPool } from './workers.ts';
 
 /** How often the trash is checked for dests idle long enough to free, in ms (the kernel's timer period). */
 const TRASH_CHECK_MS = 60_000;
 
-/** Where the connections for `conns` come from. */
-export type ConnSource = () => ConnSnapshot[];
+const ROOT = new URL('../..', import.meta.url).pathname;
 
-/**
- * Until the data plane exists there is no connection table: `conns` answers an empty list. The data plane
- * issue replaces this with a source reading the workers' shards.
- */
-export const noConnections: ConnSource = () => [];
+/** How the director forwards (tsvsd --client-if and the options that go with it). */
+export interface ForwardOptions {
+  /** Interface where clients' packets arrive (the VIPs live here). */
+  clientIf: string;
+  /** Interface toward the real servers (NAT replies arrive here); default clientIf. */
+  serverIf?: string;
+  /** CPU per worker (index → cpu); default worker i on CPU i. */
+  cpus?: number[];
+  /** Connection-table capacity per worker (entries). */
+  capacity?: number;
+  ring?: 'adaptive' | 'v2' | 'v3';
+  /** 'afpacket' (default; the workers own L2) or 'nfqueue' (safe mode). */
+  backend?: 'afpacket' | 'nfqueue';
+  /** NFQUEUE: first queue number (worker i uses queueBase + i). Default 0. */
+  queueBase?: number;
+  /** AF_PACKET: µs a worker keeps polling after a batch. */
+  spinUs?: number;
+  /** AF_PACKET: workers poll without ever sleeping. */
+  busyPoll?: boolean;
+}
 
-/** What to run: paths are final (see {@link resolveSocketPath}); `workers` is handed to the supervisor. */
+/** What to run: paths are final (see {@link resolveSocketPath}). */
 export interface DaemonOptions {
   socketPath: string;
+  /** Rules file (ipvsadm-save format) loaded before the socket opens. */
   configFile?: string;
+  /** Mark rules file (iptables MARK syntax) for fwmark services; needs `forward`. */
+  markRulesFile?: string;
   pidFile?: string;
+  /** Forwarding workers (with `forward`). */
   workers: number;
+  /** Without it tsvsd keeps the table for tsvsadm and forwards nothing. */
+  forward?: ForwardOptions;
+  /** Children besides the workers (the cluster agent, the health checker), supervised like them. */
+  children?: readonly ChildSpec[];
+  /** HTTP listener (/metrics, /api/*, the monitor page): ADDR:PORT, [V6]:PORT or PORT (loopback). */
+  http?: string;
+  /**
+   * Decision tracing (with `forward`): every worker writes a record per scheduling decision into its ring and the
+   * telemetry child (services/telemetry) exports spans: to `otlp` (else the OTEL_* variables), sampled at `ratio`.
+   */
+  trace?: { otlp?: string; ratio?: string; records?: number };
 }
+
+/** The name this director gives itself in decision records, spans and the monitor page. */
+function directorName(): string {
+  return process.env.TSVS_DIRECTOR || hostname();
+}
+
+/**
+ * Everything that happens to the daemon, handled one at a time by the event queue (leadership and ownership
+ * first). Children's payload messages become one of these through {@link DaemonDeps.routeChild}.
+ */
+export type DaemonEvent =
+  | { kind: 'ownership'; grant: VipGrant }
+  | { kind: 'health'; view: HealthView }
+  | { kind: 'child-exit'; name: string; how: string; restartInMs: number | null }
+  | { kind: 'child-message'; name: string; msg: unknown }
+  | { kind: 'config'; change: ConfigChange }
+  /** The director's own addresses changed (rtnetlink). */
+  | { kind: 'addresses' }
+  | { kind: 'trash-check' }
+  | { kind: 'admin'; env: AdminEnvelope };
+
+const PRIORITY: Record<DaemonEvent['kind'], number> = {
+  ownership: EventPriority.ownership,
+  health: EventPriority.health,
+  'child-exit': EventPriority.child,
+  'child-message': EventPriority.child,
+  config: EventPriority.config,
+  addresses: EventPriority.config,
+  'trash-check': EventPriority.config,
+  admin: EventPriority.admin,
+};
 
 /** The daemon's collaborators; all but `log` have a default. */
 export interface DaemonDeps {
   log: Logger;
-  /** Needed only with `configFile`; see {@link RulesParser}. */
+  /** Needed only with `configFile`. */
   parseRules?: RulesParser;
-  /** Default: {@link NoWorkersSupervisor}. */
-  supervisor?: Supervisor;
-  /** Default: {@link noConnections}. */
-  conns?: ConnSource;
   /** Monotonic ms; default performance.now. */
   clock?: Clock;
-  /** Connections still bound to a dest (by table id); keeps deleted dests in the trash. Default: none. */
-  boundConns?: (destId: number) => number;
-  /** The data plane's state for the `dataplane` request; default: not forwarding. */
-  dataplane?: () => DataplaneStatus;
-  /** Mark rules: replace (returns an error text, or null when applied) and read. Default: not forwarding. */
-  marks?: { set(text: string): string | null; get(): string };
-  /** Called once with the new table, before the supervisor starts (to hook counters and the trash). */
-  onTable?: (table: IpvsTable) => void;
+  /** Which VIPs this director may own; default {@link AllTableVips}. */
+  ownership?: OwnershipSource;
+  /** The director's own addresses; default followed over rtnetlink (a change queues an `addresses` event). */
+  ownAddrs?: OwnAddresses;
+  /** Adds/removes/announces VIPs; default `ip addr` + gratuitous ARP (shared/sys/arp.ts) on the client interface. */
+  vipHost?: VipHost;
+  /** Turns a child's payload message into an event (a grant, a health view); default: logged and dropped. */
+  routeChild?: (name: string, msg: unknown) => DaemonEvent | null;
 }
 
 /** A running daemon. */
 export interface RunningDaemon {
   readonly table: IpvsTable;
   readonly socketPath: string;
-  /** Closes the socket, stops the supervisor, removes socket and pidfile. Idempotent. */
+  /** Closes the socket, stops children and workers, removes kernel rules, VIPs, shared memory, socket and pidfile. Idempotent. */
   stop(reason: string): Promise<void>;
 }
 
@@ -86,110 +156,247 @@ export function resolveSocketPath(flag: string | undefined, env: NodeJS.ProcessE
   return defaultAdminSocketPath(statSync('/proc/self/ns/net').ino);
 }
 
-/** Answers one checked request against the table. Mutations are logged; reads are not. */
-export function handleRequest(table: IpvsTable, env: AdminEnvelope, conns: ConnSource, log: Logger, dataplane?: () => DataplaneStatus, marks?: DaemonDeps['marks']): AdminReply {
-  const { id } = env;
-  if (env.op === 'snapshot') return { id, ok: true, snapshot: table.snapshot() };
-  if (env.op === 'conns') return { id, ok: true, conns: conns() };
-  if (env.op === 'get-marks' || env.op === 'set-marks') {
-    if (!marks) return { id, ok: false, errno: 'EOPNOTSUPP', detail: 'tsvsd runs without --client-if: no data plane, no mark rules' };
-    if (env.op === 'get-marks') return { id, ok: true, marks: marks.get() };
-    const err = marks.set(env.text);
-    if (err !== null) {
-      log('marks: refused', { detail: err });
-      return { id, ok: false, errno: 'EINVAL', detail: err };
-    }
-    log('marks: applied');
-    return { id, ok: true };
-  }
-  if (env.op === 'dataplane') return { id, ok: true, dataplane: dataplane ? dataplane() : { forwarding: false, epoch: table.epoch, workers: [], events: {}, orphansByWorker: [], forwardedByWorker: [] } };
-  if (!isTableOp(env)) return { id, ok: false, errno: 'EOPNOTSUPP', detail: `${env.op}: not handled` };
-  const r = table.apply(env);
-  if (r.ok) {
-    log('table: applied', { op: env.op, epoch: table.epoch });
-    return { id, ok: true };
-  }
-  log('table: refused', { op: env.op, errno: r.errno, detail: r.detail });
-  return { id, ok: false, errno: r.errno, detail: r.detail };
+/** The forwarding side: workers, their shared memory, the kernel rules, the VIPs and their host inputs. */
+interface Forwarding {
+  shm: DataShm;
+  pool: WorkerPool;
+  kernel: KernelRules;
+  vips: VipSet;
+  own: OwnAddresses;
+}
+
+function workerArgs(f: ForwardOptions, shmDir: string, trace: DaemonOptions['trace']): string[] {
+  const a = ['--shm-dir', shmDir, '--client-if', f.clientIf, '--server-if', f.serverIf ?? f.clientIf];
+  if (trace) a.push('--decisions', String(trace.records ?? DEFAULT_RING_RECORDS), '--director', directorName());
+  if (f.capacity) a.push('--capacity', String(f.capacity));
+  if (f.ring) a.push('--ring', f.ring);
+  if (f.spinUs !== undefined) a.push('--spin-us', String(f.spinUs));
+  if (f.busyPoll) a.push('--busy-poll');
+  if (f.backend === 'nfqueue') a.push('--backend', 'nfqueue', '--queue-base', String(f.queueBase ?? 0));
+  return a;
 }
 
 /**
- * Starts the daemon: checks it runs as root (the admin socket must be root-only), loads the rules file,
- * starts the supervisor, opens the socket, writes the pidfile. Throws DaemonStartError, having undone
- * what it started, when any step fails. Signals are the caller's business (see main.ts).
+ * Starts the daemon: checks it runs as root (the admin socket must be root-only), loads the rules, starts the
+ * workers and children, reconciles once, opens the socket, writes the pidfile. Throws DaemonStartError, having
+ * undone what it started, when any step fails. Signals are the caller's business (see main.ts).
  */
 export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promise<RunningDaemon> {
   const { log } = deps;
   if (process.getuid?.() !== 0) throw new DaemonStartError('tsvsd must run as root: its admin socket is root-only');
+  if (opts.markRulesFile !== undefined && !opts.forward) throw new DaemonStartError('--mark-rules needs --client-if', 2);
+  if (opts.configFile !== undefined && !deps.parseRules) throw new DaemonStartError('--config: no rules parser given', 2);
   const clock = deps.clock ?? (() => performance.now());
-  const table = new IpvsTable({ clock, boundConns: deps.boundConns });
-  deps.onTable?.(table);
-  const conns = deps.conns ?? noConnections;
-  const supervisor = deps.supervisor ?? new NoWorkersSupervisor(log);
-
-  if (opts.configFile !== undefined) {
-    if (!deps.parseRules) {
-      throw new DaemonStartError('--config: the ipvsadm rules parser (shared/ipvsadm/parse.ts) is not integrated yet', 2);
-    }
-    let text: string;
-    try {
-      text = readFileSync(opts.configFile, 'utf8');
-    } catch (e) {
-      throw new DaemonStartError(`--config ${opts.configFile}: ${(e as Error).message}`);
-    }
-    let res;
-    try {
-      res = applyRules(table, deps.parseRules(text, opts.configFile));
-    } catch (e) {
-      throw new DaemonStartError(`--config ${opts.configFile}: ${(e as Error).message}`);
-    }
-    if (!res.ok) throw new DaemonStartError(`--config ${opts.configFile}:${res.line}: ${res.errno}: ${res.detail}`);
-    log('config: loaded', { file: opts.configFile, rules: res.applied, epoch: table.epoch });
+  let stats: StatsModel | undefined;
+  const table = new IpvsTable({ clock, boundConns: (id) => stats?.boundConns(id) ?? 0 });
+  const store = new LocalConfigStore(table);
+  try {
+    const n = store.load({ config: opts.configFile, markRules: opts.markRulesFile }, deps.parseRules);
+    if (opts.configFile !== undefined) log('config: loaded', { file: opts.configFile, rules: n, epoch: table.epoch });
+  } catch (e) {
+    throw new DaemonStartError((e as Error).message);
   }
 
-  await supervisor.start(table.compiled(), opts.workers);
-  let published = table.epoch;
-  const publish = (): void => {
-    if (table.epoch === published) return;
-    published = table.epoch;
-    supervisor.publish(table.compiled());
+  const f = opts.forward;
+  const compiler = new DesiredCompiler({ backend: f?.backend ?? 'afpacket', workers: opts.workers, queueBase: f?.queueBase });
+  let fw: Forwarding | undefined;
+  let reconciler: Reconciler;
+  // Events are queued from here on; the queue's handler needs the reconciler, made just below.
+  const queue = new EventQueue<DaemonEvent, Handled | undefined>((e) => handle(e), (e) => PRIORITY[e.kind]);
+  if (f) {
+    let own: OwnAddresses;
+    try {
+      own = deps.ownAddrs ?? new RtnlAddresses(() => void queue.push({ kind: 'addresses' }).catch(() => {}));
+    } catch (e) {
+      throw new DaemonStartError(`own addresses (rtnetlink): ${(e as Error).message}`);
+    }
+    let shm: DataShm;
+    try {
+      shm = new DataShm(opts.workers);
+    } catch (e) {
+      own.stop();
+      throw new DaemonStartError(`shared memory: ${(e as Error).message}`);
+    }
+    const pool = new WorkerPool({
+      count: opts.workers,
+      cpus: f.cpus,
+      entry: `${ROOT}services/worker/main.ts`,
+      args: workerArgs(f, shm.dir, opts.trace),
+      // TSVS_WORKER_NODE_ARGS: extra Node flags for the workers only (diagnostics: --trace-gc, --cpu-prof, ...).
+      nodeArgs: (process.env.TSVS_WORKER_NODE_ARGS ?? '').split(/\s+/).filter((x) => x !== ''),
+      log: (line) => log(`workers: ${line}`),
+      onExit: (i, how, restartInMs) => void queue.push({ kind: 'child-exit', name: `worker ${i}`, how, restartInMs }).catch(() => {}),
+    });
+    fw = { shm, pool, kernel: new KernelRules({ log, clientIf: f.clientIf }), vips: new VipSet(deps.vipHost ?? new IpCommandVips(f.clientIf, log), log), own };
+    const fwd = fw;
+    stats = new StatsModel(table, {
+      shm,
+      svcSlots: compiler.svcSlots,
+      destSlots: compiler.destSlots,
+      fwd: () => reconciler.fwd(),
+      workers: () => pool.status(),
+      onShardError: (w, e) => log('conns: cannot read shard', { worker: w, error: e.message }),
+    });
+    table.setCounterProvider(stats.counterProvider() ?? null);
+    const targets: ReconcileTargets = {
+      publish: (t: FwdTable) => fwd.pool.publish(t),
+      kernel: fwd.kernel,
+      vips: fwd.vips,
+      ownAddrs: () => fwd.own.list(),
+      trashDestIds: () => table.trash().map((t) => t.destId),
+    };
+    reconciler = new Reconciler({ compiler, targets, host: { clientIf: f.clientIf, serverIf: f.serverIf ?? f.clientIf, localTun: LOCAL_TUN }, log });
+    pool.start();
+    log('forwarding: started', { workers: opts.workers, clientIf: f.clientIf, serverIf: f.serverIf ?? f.clientIf, backend: f.backend ?? 'afpacket', shm: shm.dir });
+  } else {
+    stats = new StatsModel(table);
+    reconciler = new Reconciler({ compiler, targets: null, host: { clientIf: '', serverIf: '', localTun: LOCAL_TUN }, log });
+    log('forwarding: off (no --client-if): the table is kept for tsvsadm, no packet is forwarded');
+  }
+  const st = stats;
+  const ctx = { store, stats: st, log, forwarding: f !== undefined };
+  // Tracing: the exporter child's latest counters (for /metrics), and control events sent to it as spans.
+  const tracing = opts.trace !== undefined && fw !== undefined;
+  let telemetry: TelemetryStats | null = null;
+  const control = (name: string, attributes?: ControlEvent['attributes'], error?: boolean): void => {
+    if (!tracing) return;
+    const m: ToTelemetry = { type: 'control-event', event: { name, timeMs: Date.now(), attributes, error } };
+    children.send('telemetry', m);
   };
 
-  const logBad = rateLimited(log, 10);
+  async function handle(e: DaemonEvent): Promise<Handled | undefined> {
+    switch (e.kind) {
+      case 'admin':
+        return handleAdmin(e.env, ctx);
+      case 'config':
+        reconciler.setConfig(e.change);
+        control('config-applied', { 'lvs.table.epoch': table.epoch });
+        return undefined;
+      case 'ownership':
+        log('ownership: VIP grant', { grant: e.grant.kind === 'all' ? 'all' : e.grant.vips.join(',') });
+        reconciler.setGrant(e.grant);
+        control('vip-grant', { 'lvs.vips': e.grant.kind === 'all' ? 'all' : e.grant.vips.join(',') });
+        return undefined;
+      case 'health':
+        reconciler.setHealth(e.view);
+        return undefined;
+      case 'addresses':
+        reconciler.reconcile();
+        return undefined;
+      case 'trash-check':
+        table.expireTrash();
+        return undefined;
+      case 'child-exit':
+        log('child: exited', { name: e.name, how: e.how, restart_in_ms: e.restartInMs ?? undefined });
+        if (e.name !== 'telemetry') control('child-exit', { 'lvs.child': e.name, 'lvs.exit': e.how }, true);
+        return undefined;
+      case 'child-message': {
+        const m = e.msg;
+        if (isChildEnvelope(m)) {
+          if (m.type === 'log') log(`${e.name}: ${m.line}`);
+          else log(`child: ${m.type}`, { name: e.name, ...(m.type === 'exit' ? { code: m.code, reason: m.reason } : { pid: m.pid }) });
+          return undefined;
+        }
+        if (e.name === 'telemetry' && typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'stats') {
+          telemetry = (m as { stats: TelemetryStats }).stats;
+          return undefined;
+        }
+        const routed = deps.routeChild?.(e.name, m) ?? null;
+        if (routed === null) logChild('child: message not handled', { name: e.name });
+        else void queue.push(routed).catch(() => {});
+        return undefined;
+      }
+    }
+  }
+  const logChild = rateLimited(log, 10);
+
+  const children = new ChildSupervisor({
+    message: (name, msg) => void queue.push({ kind: 'child-message', name, msg }).catch(() => {}),
+    exited: (name, how, restartInMs) => void queue.push({ kind: 'child-exit', name, how, restartInMs }).catch(() => {}),
+  });
+  const ownership = deps.ownership ?? new AllTableVips();
+  store.onChange((change) => void queue.push({ kind: 'config', change }).catch(() => {}));
+
+  const rings = tracing ? new DecisionRings(fw!.shm.dir) : null;
+  let http: RunningHttp | null = null;
+  const undo = async (): Promise<void> => {
+    await http?.close();
+    rings?.close();
+    ownership.stop();
+    await children.stop();
+    await queue.close();
+    if (fw) {
+      await fw.pool.stop();
+      fw.kernel.remove();
+      fw.vips.releaseAll();
+      fw.own.stop();
+      fw.shm.remove();
+    }
+    st.stop();
+  };
+
   let server: AdminServer;
   try {
+    void queue.push({ kind: 'config', change: store.current() });
+    ownership.start((grant) => void queue.push({ kind: 'ownership', grant }).catch(() => {}));
+    for (const spec of opts.children ?? []) children.start(spec);
+    if (tracing) {
+      const t = opts.trace!;
+      const args = ['--ring-dir', fw!.shm.dir];
+      if (t.otlp !== undefined) args.push('--otlp', t.otlp);
+      if (t.ratio !== undefined) args.push('--trace-ratio', t.ratio);
+      children.start({ name: 'telemetry', kind: ChildKind.telemetry, entry: `${ROOT}services/telemetry/main.ts`, args });
+    }
+    await reconciler.applied(0);
+    st.start();
+    const logBad = rateLimited(log, 10);
     server = await startAdminServer({
       path: opts.socketPath,
       log,
-      handle: (line) => {
+      handle: async (line) => {
         const p = parseRequestLine(line);
         if (!p.ok) {
           logBad('admin: bad request', { errno: p.reply.ok ? undefined : p.reply.errno, detail: p.reply.ok ? undefined : p.reply.detail });
           return p.reply;
         }
-        const reply = handleRequest(table, p.env, conns, log, deps.dataplane, deps.marks);
-        publish();
-        return reply;
+        const h = (await queue.push({ kind: 'admin', env: p.env })) as Handled;
+        if (h.seq !== undefined) await reconciler.applied(h.seq);
+        return h.reply;
       },
     });
   } catch (e) {
-    await supervisor.stop();
+    await undo();
     throw new DaemonStartError(`admin socket ${opts.socketPath}: ${(e as Error).message}`);
   }
   log('admin: listening', { socket: opts.socketPath });
+
+  if (opts.http !== undefined) {
+    try {
+      http = await startHttp(
+        opts.http,
+        { director: directorName(), read: () => ({ ...st.view(), telemetry }), decisions: rings ? (max, filter) => rings.recent(max, filter) : undefined },
+        { log },
+      );
+    } catch (e) {
+      await server.close();
+      await undo();
+      throw new DaemonStartError(`--http ${opts.http}: ${(e as Error).message}`);
+    }
+    log('http: listening', { url: http.url });
+  }
 
   if (opts.pidFile !== undefined) {
     try {
       writeFileSync(opts.pidFile, `${process.pid}\n`, { mode: 0o644 });
     } catch (e) {
       await server.close();
-      await supervisor.stop();
+      await undo();
       throw new DaemonStartError(`--pidfile ${opts.pidFile}: ${(e as Error).message}`);
     }
   }
 
   log('ready', { socket: opts.socketPath, epoch: table.epoch });
-  const trashTimer = setInterval(() => table.expireTrash(), TRASH_CHECK_MS);
+  const trashTimer = setInterval(() => void queue.push({ kind: 'trash-check' }).catch(() => {}), TRASH_CHECK_MS);
   trashTimer.unref();
 
   let stopping: Promise<void> | null = null;
@@ -201,7 +408,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         log('stopping', { reason });
         clearInterval(trashTimer);
         await server.close();
-        await supervisor.stop();
+        await undo();
         if (opts.pidFile !== undefined) {
           try {
             unlinkSync(opts.pidFile);

@@ -1,14 +1,10 @@
 // tsvsd: the director's control process (see services/tsvsd/daemon.ts); parses the command line, runs in the foreground.
-import { parseCli, USAGE } from './args.ts';
-import { DaemonStartError, resolveSocketPath, startDaemon } from './daemon.ts';
-import type { RunningDaemon } from './daemon.ts';
 import { readFileSync } from 'node:fs';
 import { FALLBACK_SERVICES, parseEtcHosts, parseEtcServices, tableResolver } from '../../shared/ipvsadm/names.ts';
-import { DataPlane } from './dataplane.ts';
+import { parseCli, USAGE } from './args.ts';
+import { DaemonStartError, resolveSocketPath, startDaemon, type RunningDaemon } from './daemon.ts';
 import { createLogger } from './log.ts';
 import { ipvsadmRulesParser } from './rules.ts';
-import { parseMarkRules } from '../../shared/fwd/mark-rules.ts';
-import type { MarkRule } from '../../shared/fwd/classifier.ts';
 
 function readOr(path: string): string | undefined {
   try {
@@ -45,37 +41,24 @@ process.on('uncaughtException', (e) => {
 });
 
 try {
-  const socketPath = resolveSocketPath(cli.opts.socket);
-  log('starting', { socket: socketPath, config: cli.opts.config, pidfile: cli.opts.pidfile, workers: cli.opts.workers });
+  const o = cli.opts;
+  const socketPath = resolveSocketPath(o.socket);
+  log('starting', { socket: socketPath, config: o.config, pidfile: o.pidfile, workers: o.workers });
   const services = readOr('/etc/services');
   const resolver = tableResolver(parseEtcHosts(readOr('/etc/hosts') ?? ''), services === undefined ? FALLBACK_SERVICES : parseEtcServices(services));
-  // With --client-if the director forwards; without it, tsvsd keeps the table for tsvsadm only (and says so).
-  const o = cli.opts;
-  let marks: MarkRule[] | undefined;
-  if (o.markRules !== undefined) {
-    try {
-      marks = parseMarkRules(readFileSync(o.markRules, 'utf8'), { source: o.markRules });
-    } catch (e) {
-      throw new DaemonStartError(`--mark-rules ${o.markRules}: ${(e as Error).message}`, 1);
-    }
-  }
-  const dp = o.clientIf ? new DataPlane({ clientIf: o.clientIf, serverIf: o.serverIf, cpus: o.cpus, ring: o.ring, marks, backend: o.backend, spinUs: o.spinUs, busyPoll: o.busyPoll, log }) : undefined;
   daemon = await startDaemon(
-    { socketPath, configFile: o.config, pidFile: o.pidfile, workers: o.workers },
     {
-      log,
-      parseRules: ipvsadmRulesParser(resolver),
-      supervisor: dp,
-      conns: dp ? () => dp.conns() : undefined,
-      boundConns: dp ? (id) => dp.boundConns(id) : undefined,
-      dataplane: dp ? () => dp.status() : undefined,
-      marks: dp ? { set: (t) => dp.setMarks(t), get: () => dp.getMarks() } : undefined,
-      onTable: (table) => {
-        if (!dp) return;
-        table.setCounterProvider(dp.counterProvider());
-        dp.setTrashSource(() => table.trash().map((t) => t.destId));
-      },
+      socketPath,
+      configFile: o.config,
+      markRulesFile: o.markRules,
+      pidFile: o.pidfile,
+      workers: o.workers,
+      forward: o.clientIf ? { clientIf: o.clientIf, serverIf: o.serverIf, cpus: o.cpus, ring: o.ring, backend: o.backend, spinUs: o.spinUs, busyPoll: o.busyPoll } : undefined,
+      http: o.http,
+      // Tracing is on with --otlp, --trace-ratio or an OTLP endpoint in the environment.
+      trace: o.otlp !== undefined || o.traceRatio !== undefined || process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? { otlp: o.otlp, ratio: o.traceRatio } : undefined,
     },
+    { log, parseRules: ipvsadmRulesParser(resolver) },
   );
   if (stopReason !== null) shutdown(stopReason, 0);
 } catch (e) {

@@ -4,7 +4,7 @@ import type { NameResolver } from '../../shared/ipvsadm/names.ts';
 import { parseArgs } from '../../shared/ipvsadm/parse.ts';
 import { toRequest, type KernelCommand } from '../../shared/ipvsadm/request.ts';
 import { tokenizeRestoreStream } from '../../shared/ipvsadm/restore.ts';
-import type { ParsedRule, RulesParser } from './config.ts';
+import type { ParsedRule, RulesParser } from './config-store.ts';
 
 const NOT_RULES = new Set(['list', 'save', 'restore', 'help', 'version']);
 

@@ -1,22 +1,26 @@
-// Supervises the forwarding workers: one process per CPU, pinned with taskset, restarted when it dies, and fed
-// the current forwarding table (an immutable snapshot with an epoch) over its IPC channel.
-import { spawn, type ChildProcess } from 'node:child_process';
+// The forwarding workers as children of tsvsd: one per CPU, pinned, started in fanout order, restarted when one
+// dies (ChildSupervisor), and fed the current forwarding table (an immutable snapshot with an epoch) over IPC.
 import { availableParallelism } from 'node:os';
 import type { FwdTable } from '../../shared/fwd/table.ts';
+import { ChildKind } from '../../shared/proto/child.ts';
+import type { WorkerStatus } from '../../shared/proto/stats.ts';
 import type { FromWorker, ToWorker } from '../../shared/proto/worker.ts';
+import { ChildSupervisor } from './children.ts';
 
 export interface WorkerPoolOptions {
   /** Number of workers. */
   count: number;
   /** CPU for each worker (index → cpu); defaults to worker i on CPU i mod cores. */
   cpus?: number[];
-  /** argv (after the node binary) that starts one worker; `--index i --cpu c` are appended. */
-  workerArgv: string[];
-  /** The node binary. */
-  node: string;
-  /** Extra environment for the workers. */
-  env?: NodeJS.ProcessEnv;
+  /** The worker's main module. */
+  entry: string;
+  /** Arguments for every worker; `--index i --workers n --cpu c` are appended. */
+  args: string[];
+  /** Extra node flags for the workers (diagnostics: --trace-gc, --cpu-prof, ...). */
+  nodeArgs?: string[];
   log: (line: string) => void;
+  /** A worker exited (`restartInMs` null while stopping): for the daemon's event queue. */
+  onExit?: (index: number, how: string, restartInMs: number | null) => void;
   /** Restart backoff bounds, ms. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -27,169 +31,134 @@ export function defaultWorkerCount(cores = availableParallelism()): number {
   return Math.max(1, cores - 1);
 }
 
-interface Slot {
-  index: number;
-  cpu: number;
-  child?: ChildProcess;
-  pid: number;
-  restarts: number;
-  backoffMs: number;
-  startedAt: number;
-  appliedEpoch: number;
-  timer?: NodeJS.Timeout;
-}
-
-/** One worker slot's state as `tsvsadm`/metrics show it. */
-export interface WorkerStatus {
-  index: number;
-  cpu: number;
-  pid: number;
-  alive: boolean;
-  restarts: number;
-  appliedEpoch: number;
-}
+const name = (i: number): string => `worker ${i}`;
 
 /**
- * Starts and supervises the workers. A worker that exits (crash, kill -9) is restarted on the same CPU and slot
- * after a backoff that doubles while it keeps dying young (< 10 s) and resets when it lived; the restarted worker
- * re-attaches its connection-table shard from shared memory and is sent the current table.
+ * Starts and supervises the workers. A restarted worker re-attaches its connection-table shard from shared
+ * memory and is sent the current table. Workers start one after another: each joins the fanout groups before
+ * the next starts, so that worker i holds fanout slot i (the fanout program returns a slot).
  */
 export class WorkerPool {
-  private readonly slots: Slot[] = [];
-  private table?: FwdTable;
-  private stopping = false;
-  private readonly opts: Required<Omit<WorkerPoolOptions, 'env' | 'cpus'>> & { env?: NodeJS.ProcessEnv; cpus: number[] };
-  private readonly waiters: { epoch: number; resolve: () => void }[] = [];
+  readonly #o: WorkerPoolOptions;
+  readonly #cpus: number[];
+  readonly #sup: ChildSupervisor;
+  readonly #applied: number[];
+  #table?: FwdTable;
+  readonly #waiters: { epoch: number; resolve: () => void }[] = [];
   /**
    * Fanout membership as the kernel keeps it: `members[k]` is the worker at slot k. Joins append; a leave
    * moves the last member into the vacated slot (net/packet/af_packet.c __fanout_unlink).
    */
-  private readonly members: number[] = [];
-  private starting = 0;
+  readonly #members: number[] = [];
+  #starting = 0;
 
-  constructor(opts: WorkerPoolOptions) {
+  constructor(o: WorkerPoolOptions) {
+    this.#o = o;
     const cores = availableParallelism();
-    this.opts = {
-      minBackoffMs: 100,
-      maxBackoffMs: 5000,
-      ...opts,
-      cpus: opts.cpus ?? Array.from({ length: opts.count }, (_, i) => i % cores),
-    };
+    this.#cpus = o.cpus ?? Array.from({ length: o.count }, (_, i) => i % cores);
+    this.#applied = Array.from({ length: o.count }, () => -1);
+    this.#sup = new ChildSupervisor({
+      message: (n, m) => this.#onMessage(Number(n.slice(7)), m),
+      started: (n) => this.#onStarted(Number(n.slice(7))),
+      exited: (n, how, wait) => this.#onExit(Number(n.slice(7)), how, wait),
+    });
   }
 
-  /**
-   * Starts the workers one after another: each joins the fanout groups before the next starts, so that
-   * worker i holds member slot i (the fanout program returns a slot).
-   */
+  /** Starts worker 0; the others follow as each reports ready. */
   start(): void {
-    for (let i = 0; i < this.opts.count; i++) {
-      const slot: Slot = { index: i, cpu: this.opts.cpus[i], pid: 0, restarts: 0, backoffMs: this.opts.minBackoffMs, startedAt: 0, appliedEpoch: -1 };
-      this.slots.push(slot);
-    }
-    this.starting = 0;
-    this.spawn(this.slots[0]);
+    this.#starting = 0;
+    this.#spawn(0);
   }
 
   /** The current fanout membership order (worker index per member slot). */
   fanoutMembers(): readonly number[] {
-    return this.members;
+    return this.#members;
   }
 
   /** Sends a new table to every live worker; workers swap it in between batches. */
   publish(table: FwdTable): void {
-    this.table = table;
-    for (const s of this.slots) this.send(s, { type: 'table', table });
+    this.#table = table;
+    for (let i = 0; i < this.#o.count; i++) this.#send(i, { type: 'table', table });
   }
 
-  /** Resolves when every worker has applied `epoch` (or a later one), or after `timeoutMs`. */
+  /** Resolves true when every worker has applied `epoch` (or a later one), false after `timeoutMs`. */
   async applied(epoch: number, timeoutMs = 2000): Promise<boolean> {
-    if (this.slots.every((s) => s.appliedEpoch >= epoch)) return true;
+    if (this.#applied.every((e) => e >= epoch)) return true;
     return new Promise((resolve) => {
       const t = setTimeout(() => resolve(false), timeoutMs);
-      this.waiters.push({ epoch, resolve: () => (clearTimeout(t), resolve(true)) });
+      this.#waiters.push({ epoch, resolve: () => (clearTimeout(t), resolve(true)) });
     });
   }
 
   status(): WorkerStatus[] {
-    return this.slots.map((s) => ({ index: s.index, cpu: s.cpu, pid: s.pid, alive: !!s.child && s.child.exitCode === null && s.child.signalCode === null, restarts: s.restarts, appliedEpoch: s.appliedEpoch }));
-  }
-
-  /** Stops every worker (SIGTERM, then SIGKILL after `graceMs`). */
-  async stop(graceMs = 2000): Promise<void> {
-    this.stopping = true;
-    const exits = this.slots.map((s) => {
-      if (s.timer) clearTimeout(s.timer);
-      const c = s.child;
-      if (!c || c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        const k = setTimeout(() => c.kill('SIGKILL'), graceMs);
-        c.once('exit', () => (clearTimeout(k), resolve()));
-        c.kill('SIGTERM');
-      });
+    return Array.from({ length: this.#o.count }, (_, i) => {
+      const c = this.#sup.get(name(i));
+      return { index: i, cpu: this.#cpus[i], pid: c?.pid ?? 0, alive: c?.alive ?? false, restarts: c?.restarts ?? 0, appliedEpoch: this.#applied[i] };
     });
-    await Promise.all(exits);
   }
 
-  private send(s: Slot, msg: ToWorker): void {
-    const c = s.child;
-    if (c && c.connected) c.send(msg, (err) => err && this.opts.log(`worker ${s.index}: send failed: ${err.message}`));
+  /** Stops every worker (SIGTERM, then SIGKILL after 2 s). */
+  stop(): Promise<void> {
+    return this.#sup.stop();
   }
 
-  private spawn(s: Slot): void {
-    const argv = [...this.opts.workerArgv, '--index', String(s.index), '--workers', String(this.opts.count), '--cpu', String(s.cpu)];
-    // TSVS_WORKER_NODE_ARGS: extra Node flags for the workers only (diagnostics: --trace-gc, --cpu-prof, ...).
-    const nodeArgs = (process.env.TSVS_WORKER_NODE_ARGS ?? '').split(/\s+/).filter((x) => x !== '');
-    const child = spawn('taskset', ['-c', String(s.cpu), this.opts.node, ...nodeArgs, ...argv], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, ...this.opts.env },
+  #spawn(i: number): void {
+    this.#sup.start({
+      name: name(i),
+      kind: ChildKind.worker,
+      entry: this.#o.entry,
+      args: [...this.#o.args, '--index', String(i), '--workers', String(this.#o.count), '--cpu', String(this.#cpus[i])],
+      cpu: this.#cpus[i],
+      nodeArgs: this.#o.nodeArgs,
+      minBackoffMs: this.#o.minBackoffMs,
+      maxBackoffMs: this.#o.maxBackoffMs,
     });
-    s.child = child;
-    s.pid = child.pid ?? 0;
-    s.startedAt = Date.now();
-    s.appliedEpoch = -1;
-    child.on('message', (m: FromWorker) => this.onMessage(s, m));
-    child.on('error', (err) => this.opts.log(`worker ${s.index}: ${err.message}`));
-    child.on('exit', (code, signal) => {
-      if (s.child !== child) return;
-      s.child = undefined;
-      const pos = this.members.indexOf(s.index);
-      if (pos >= 0) {
-        const last = this.members.pop() as number;
-        if (pos < this.members.length) this.members[pos] = last;
-      }
-      if (this.stopping) return;
-      const lived = Date.now() - s.startedAt;
-      s.backoffMs = lived > 10_000 ? this.opts.minBackoffMs : Math.min(this.opts.maxBackoffMs, s.backoffMs * 2);
-      const wait = lived > 10_000 ? this.opts.minBackoffMs : s.backoffMs;
-      s.restarts++;
-      this.opts.log(`worker ${s.index} (pid ${s.pid}, cpu ${s.cpu}) exited (${signal ?? `code ${code}`}); restart #${s.restarts} in ${wait} ms`);
-      s.timer = setTimeout(() => this.spawn(s), wait);
-    });
-    if (this.table) this.send(s, { type: 'table', table: this.table });
+    this.#onStarted(i);
   }
 
-  private onMessage(s: Slot, m: FromWorker): void {
+  #onStarted(i: number): void {
+    this.#applied[i] = -1;
+    if (this.#table) this.#send(i, { type: 'table', table: this.#table });
+  }
+
+  #onExit(i: number, how: string, wait: number | null): void {
+    const pos = this.#members.indexOf(i);
+    if (pos >= 0) {
+      const last = this.#members.pop() as number;
+      if (pos < this.#members.length) this.#members[pos] = last;
+    }
+    if (wait !== null) this.#o.log(`worker ${i} (cpu ${this.#cpus[i]}) exited (${how}); restart #${this.#sup.get(name(i))?.restarts} in ${wait} ms`);
+    this.#o.onExit?.(i, how, wait);
+  }
+
+  #send(i: number, msg: ToWorker): void {
+    this.#sup.send(name(i), msg, (err) => this.#o.log(`worker ${i}: send failed: ${err.message}`));
+  }
+
+  #onMessage(i: number, raw: unknown): void {
+    if (raw === null || typeof raw !== 'object') return;
+    const m = raw as FromWorker;
     if (m.type === 'ready') {
-      this.members.push(s.index);
-      this.opts.log(`worker ${s.index} ready (pid ${m.pid}, cpu ${m.cpu}, ${m.attached ? `re-attached ${m.conns} connections` : 'new connection table'})`);
+      this.#members.push(i);
+      this.#o.log(`worker ${i} ready (pid ${m.pid}, cpu ${m.cpu}, ${m.attached ? `re-attached ${m.conns} connections` : 'new connection table'})`);
       // A worker that rejoined took the last slot: the group-wide program must map shards to the new order.
-      if (this.members.length === this.opts.count && this.members.some((w, k) => w !== k)) this.send(s, { type: 'fanout', slots: [...this.members] });
-      if (this.starting >= 0 && s.index === this.starting) {
-        this.starting++;
-        if (this.starting < this.opts.count) this.spawn(this.slots[this.starting]);
-        else this.starting = -1;
+      if (this.#members.length === this.#o.count && this.#members.some((w, k) => w !== k)) this.#send(i, { type: 'fanout', slots: [...this.#members] });
+      if (this.#starting >= 0 && i === this.#starting) {
+        this.#starting++;
+        if (this.#starting < this.#o.count) this.#spawn(this.#starting);
+        else this.#starting = -1;
       }
     } else if (m.type === 'table-applied') {
-      s.appliedEpoch = m.epoch;
-      for (let i = this.waiters.length - 1; i >= 0; i--) {
-        const w = this.waiters[i];
-        if (this.slots.every((x) => x.appliedEpoch >= w.epoch)) {
-          this.waiters.splice(i, 1);
+      this.#applied[i] = m.epoch;
+      for (let k = this.#waiters.length - 1; k >= 0; k--) {
+        const w = this.#waiters[k];
+        if (this.#applied.every((e) => e >= w.epoch)) {
+          this.#waiters.splice(k, 1);
           w.resolve();
         }
       }
     } else if (m.type === 'log') {
-      this.opts.log(`worker ${s.index}: ${m.line}`);
+      this.#o.log(`worker ${i}: ${m.line}`);
     }
   }
 }

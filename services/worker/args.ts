@@ -18,10 +18,14 @@ export interface WorkerOptions {
   spinUs: number;
   busyPoll: boolean;
   queueBase: number;
+  /** Decision-ring records (tracing): 0 = off, else a power of two >= 2. */
+  decisions: number;
+  /** Director name written into decision records (default: the host name). */
+  director?: string;
 }
 
 export const WORKER_USAGE =
-  'usage: worker --index I --workers N --shm-dir DIR --client-if IF [--server-if IF] [--cpu C] [--capacity N] [--ring adaptive|v2|v3] [--backend afpacket|nfqueue [--queue-base Q]] [--spin-us US | --busy-poll]';
+  'usage: worker --index I --workers N --shm-dir DIR --client-if IF [--server-if IF] [--cpu C] [--capacity N] [--ring adaptive|v2|v3] [--backend afpacket|nfqueue [--queue-base Q]] [--spin-us US | --busy-poll] [--decisions N [--director NAME]]';
 
 /** Parses `argv` (without node and script); returns the options or a one-line error. Never throws. */
 export function parseWorkerArgs(argv: string[]): WorkerOptions | { error: string } {
@@ -42,6 +46,8 @@ export function parseWorkerArgs(argv: string[]): WorkerOptions | { error: string
         'spin-us': { type: 'string', default: '100' },
         'busy-poll': { type: 'boolean', default: false },
         'queue-base': { type: 'string', default: '0' },
+        decisions: { type: 'string', default: '0' },
+        director: { type: 'string' },
       },
     }).values;
   } catch (e) {
@@ -63,8 +69,10 @@ export function parseWorkerArgs(argv: string[]): WorkerOptions | { error: string
   if (!(capacity > 0)) return { error: `bad --capacity ${a.capacity}` };
   if (!(spinUs >= 0)) return { error: `bad --spin-us ${a['spin-us']}` };
   if (!(queueBase >= 0 && queueBase <= 0xffff)) return { error: `bad --queue-base ${a['queue-base']}` };
+  const decisions = int(a.decisions);
+  if (!Number.isInteger(decisions) || (decisions > 0 && (decisions < 2 || (decisions & (decisions - 1)) !== 0))) return { error: `--decisions ${a.decisions}: 0 (off) or a power of two >= 2` };
   return {
     index, workers, cpu, shmDir: a['shm-dir'], clientIf: a['client-if'], serverIf: a['server-if'] ?? a['client-if'], capacity,
-    ring: a.ring, backend: a.backend, spinUs, busyPoll: a['busy-poll'] === true, queueBase,
+    ring: a.ring, backend: a.backend, spinUs, busyPoll: a['busy-poll'] === true, queueBase, decisions, director: a.director,
   };
 }

@@ -16,6 +16,8 @@ import type { MarkClassifier } from '../../shared/fwd/classifier.ts';
 import { copyBytes } from '../../shared/sys/libc.ts';
 import type { TxPort, VerdictPort } from './io/port.ts';
 import { apGet, buildState, emptyState, type AddrPortMap, type SvcState, type TableState } from './state.ts';
+import { Outcome, TemplateUse, noneReason, schedulerIndex } from '../../shared/telemetry/decision-ring.ts';
+import type { DecisionWriter } from '../../shared/telemetry/decision-ring.ts';
 
 /** What the engine did with a frame. */
 export const Verdict = {
@@ -76,6 +78,8 @@ export interface EngineOptions {
   icmpPerSec?: number;
   /** Where packets for a real server on the director itself go; without it they are dropped (counted). */
   local?: LocalSink | null;
+  /** This worker's decision ring (shared/telemetry): one record per scheduling decision; null = tracing off. */
+  decisions?: DecisionWriter | null;
 }
 
 
@@ -124,6 +128,9 @@ export class Engine {
   private l3: VerdictPort | null = null;
   private l3Id = 0;
   private classifier: MarkClassifier | null = null;
+  private readonly dw: DecisionWriter | null;
+  /** Scheduler index (shared/telemetry schedulerIndex) by service id, refreshed on every table swap. */
+  private schedIdx = new Uint8Array(0);
 
   constructor(o: EngineOptions) {
     this.ct = o.conns;
@@ -136,6 +143,7 @@ export class Engine {
     this.rng = o.rng ?? Math.random;
     this.icmpPerSec = o.icmpPerSec ?? 100;
     this.local = o.local ?? null;
+    this.dw = o.decisions ?? null;
     this.nowMs = o.now();
   }
 
@@ -161,6 +169,11 @@ export class Engine {
     this.ct.timeouts.tcp[TcpState.FIN_WAIT] = st.timeoutsMs.tcpfin;
     this.ct.timeouts.udp = st.timeoutsMs.udp;
     this.epoch = st.epoch;
+    if (this.dw !== null) {
+      const idx = new Uint8Array(st.byId.length);
+      for (let i = 0; i < st.byId.length; i++) if (st.byId[i] !== undefined) idx[i] = schedulerIndex(st.byId[i].svc.scheduler);
+      this.schedIdx = idx;
+    }
     this.nowMs = this.now();
     this.ev[Ev.table_swaps]++;
   }
@@ -215,6 +228,10 @@ export class Engine {
       if ((++this.sinceClock & 63) === 0) this.nowMs = this.now();
       const now = this.nowMs;
       let e = this.ct.lookupIn(proto, m.saddr, m.sport, m.daddr, m.dport);
+      if (e >= 0 && proto === IpProto.TCP && (m.tcpFlags & TcpFlag.SYN) !== 0 && this.reusable(e)) {
+        this.ct.remove(e);
+        e = -1;
+      }
       if (e >= 0) return this.inbound(buf, off, len, partial, e, now);
       e = this.ct.lookupOut(proto, m.daddr, m.dport, m.saddr, m.sport);
       if (e >= 0) return this.outbound(buf, off, len, partial, e, now);
@@ -301,7 +318,9 @@ export class Engine {
     let pos = -1;
     let dport = m.dport;
     let tmpl = -1;
+    let tuse: number = TemplateUse.none;
     if ((svc.flags & SvcFlag.PERSISTENT) !== 0) {
+      tuse = TemplateUse.miss;
       const caddr = (m.saddr & svc.netmask) >>> 0;
       const fw = svc.fwmark > 0;
       const tproto = fw ? 0 : m.proto;
@@ -314,6 +333,8 @@ export class Engine {
         if (pos < 0) {
           this.ct.invalidateTemplate(tmpl);
           tmpl = -1;
+        } else {
+          tuse = TemplateUse.hit;
         }
       }
       if (tmpl < 0) {
@@ -336,6 +357,7 @@ export class Engine {
       if (pos >= 0) dport = st.dests[pos].port || m.dport;
     }
     if (pos < 0) {
+      if (this.dw !== null) this.trace(st, -1, noneReason(st.views), tuse, 0, now);
       this.ev[Ev.drop_no_dest]++;
       this.sendUnreachable(buf, off, len, now);
       return Verdict.DROP;
@@ -344,6 +366,7 @@ export class Engine {
     let flags = destConnFlags(d.method);
     if ((svc.flags & SvcFlag.ONEPACKET) !== 0 && m.proto === IpProto.UDP) flags |= ConnFlag.ONE_PACKET;
     const e = this.ct.insert(m.proto, m.saddr, m.sport, m.daddr, m.dport, d.addr, dport, flags, d.id, svc.id, now);
+    if (this.dw !== null) this.trace(st, pos, e < 0 ? Outcome.tableFull : tuse === TemplateUse.hit ? Outcome.persistent : Outcome.scheduled, tuse, dport, now);
     if (e < 0) {
       this.ev[Ev.drop_table_full]++;
       return Verdict.DROP;
@@ -357,10 +380,44 @@ export class Engine {
     return v;
   }
 
+  /**
+   * Writes this decision's record (numbers only: no allocation). The candidates are the views the scheduler
+   * compared; a template hit compared none, so it records only the dest the template named.
+   */
+  private trace(st: SvcState, pos: number, outcome: number, tuse: number, dport: number, now: number): void {
+    const w = this.dw!;
+    const m = this.m;
+    const svc = st.svc;
+    w.begin(now, m.proto, m.saddr, m.sport, m.daddr, m.dport, svc.fwmark, svc.id);
+    if (tuse !== TemplateUse.hit) w.candidates(this.schedIdx[svc.id] ?? 255, st.views, pos);
+    if (pos < 0) {
+      w.commit(outcome, tuse, -1, 0, 0, 255);
+    } else {
+      const d = st.dests[pos];
+      w.commit(outcome, tuse, d.id, d.addr, dport, d.method);
+    }
+  }
+
   private destPos(st: SvcState, id: number): number {
     const ds = st.dests;
     for (let i = 0; i < ds.length; i++) if (ds[i].id === id) return i;
     return -1;
+  }
+
+  /**
+   * Port reuse, IPVS's conn_reuse_mode 1 (the default; ip_vs_in's is_new_conn + is_new_conn_expected): a TCP
+   * packet with SYN set on connection `e` means the client reuses the port of an old connection when that
+   * connection is not controlled by a template and is in TIME_WAIT or CLOSE. The caller then removes the old
+   * entry and handles the packet as a new connection: the service is looked up again and the connection is
+   * scheduled afresh (so it may go to another real server), before any check of the old dest — a SYN on a
+   * TIME_WAIT connection whose real server was deleted is rescheduled, not dropped. Not reused: ESTABLISHED and
+   * the other states (a retransmitted SYN), FIN_WAIT even without replies (that is mode bit 2, not implemented),
+   * and template-controlled connections (persistence keeps them on their real server).
+   */
+  private reusable(e: number): boolean {
+    if (this.ct.controlOf(e) >= 0) return false;
+    const s = this.ct.state(e);
+    return s === TcpState.TIME_WAIT || s === TcpState.CLOSE;
   }
 
   /** Client → director packet of an existing connection. */
@@ -371,17 +428,6 @@ export class Engine {
     if (did === NO_DEST || did >= this.destLive.length || this.destLive[did] === 0) {
       this.ev[Ev.drop_dest_gone]++;
       return Verdict.DROP;
-    }
-    // Port reuse (conn_reuse_mode 1): a SYN on an old uncontrolled connection in TIME_WAIT or CLOSE starts anew.
-    if (m.proto === IpProto.TCP && (m.tcpFlags & (TcpFlag.SYN | TcpFlag.ACK)) === TcpFlag.SYN && ct.controlOf(e) < 0) {
-      const s = ct.state(e);
-      if (s === TcpState.TIME_WAIT || s === TcpState.CLOSE) {
-        const st = this.byId[ct.service(e)];
-        ct.remove(e);
-        if (st !== undefined) return this.newConn(buf, off, len, partial, st, now);
-        this.ev[Ev.drop_no_service]++;
-        return Verdict.DROP;
-      }
     }
     const fwd = ct.flags(e) & ConnFlag.FWD_MASK;
     const daddr = ct.daddr(e);

@@ -17,6 +17,9 @@ import { Resolver } from './resolver.ts';
 import { RouteTable } from './route.ts';
 import { busyPoll, spinAfterBatch } from './run-loop.ts';
 import { openShard } from './shard.ts';
+import { mapShared } from '../../shared/sys/shm.ts';
+import { DecisionWriter, decisionRingBytes, decisionRingPath } from '../../shared/telemetry/decision-ring.ts';
+import { hostname } from 'node:os';
 
 /** Hold queues: 32 neighbours resolving at once, 16 packets each (1 MiB of native memory per worker). */
 const HOLD: NeighQueueOptions = { neighbours: 32, perNeighbour: 16, slotBytes: 2048, holdMs: 3000 };
@@ -40,6 +43,18 @@ export function startWorker(o: WorkerOptions, send: (m: FromWorker) => void): Ru
   // The engine runs on table time (ms since the shard's epoch): a small integer, never boxed (see ConnTableRuntime).
   const epochMs = conns.epochMs;
   const tableNow = (): number => Date.now() - epochMs;
+
+  // The decision ring (tracing): one record per scheduling decision, written on the packet path, read by tsvsd's
+  // telemetry exporter. A restarted worker attaches to its ring and continues the sequence.
+  const decisions =
+    o.decisions > 0
+      ? new DecisionWriter(mapShared(decisionRingPath(o.shmDir, o.index), decisionRingBytes(o.decisions), { create: true, resize: true }).buffer, {
+          init: false,
+          worker: o.index,
+          director: o.director ?? hostname(),
+          epochMs,
+        })
+      : null;
 
   // L3 and L2 from rtnetlink, each kept current by a subscription.
   const routes = new RouteTable();
@@ -70,7 +85,7 @@ export function startWorker(o: WorkerOptions, send: (m: FromWorker) => void): Ru
   }
   const resolver = new Resolver({ routes, neigh, ports: txPorts, queue, now: () => Date.now(), log });
   neigh.watch((ifindex, ip, mac) => resolver.onNeighbour(ifindex, ip, mac));
-  const engine = new Engine({ conns, counters, worker: o.index, l2: resolver, ports: txPorts, now: tableNow, local });
+  const engine = new Engine({ conns, counters, worker: o.index, l2: resolver, ports: txPorts, now: tableNow, local, decisions });
 
   let stopPolling = (): void => {};
   if (o.backend === 'afpacket') {

@@ -1,7 +1,7 @@
 // The forwarding table: the immutable, per-epoch view of the IPVS table that tsvsd compiles and hands to the
 // workers. Plain JSON-serialisable data (it crosses the process boundary), with stable numeric ids for services
 // and real servers so that shared counters and connection entries can refer to them across epochs and restarts.
-import type { FwdMethod, ServiceConfig, Timeouts, TunCsum, TunType } from '../model/ipvs.ts';
+import type { DestConfig, FwdMethod, ServiceConfig, Timeouts, TunCsum, TunType } from '../model/ipvs.ts';
 import { FwdCode, Protocol, SvcFlag } from '../model/ipvs.ts';
 import type { CompiledTable } from '../model/table.ts';
 import { MarkTarget, type MarkRule } from './classifier.ts';
@@ -118,12 +118,65 @@ function netmaskOf(s: Readonly<ServiceConfig>): number {
 const METHOD: Record<FwdMethod, number> = { masq: FwdCode.masq, local: FwdCode.local, tunnel: FwdCode.tunnel, route: FwdCode.route };
 
 /**
- * Compiles one epoch of the IPVS table into the workers' forwarding table. Table ids (unbounded, never reused)
- * become slots (bounded: they index shared arrays); a dest in the trash keeps its slot, so its connections'
- * counters and a revival stay consistent. IPv6 services are left out (the data plane is IPv4 for now); they
- * stay in the control plane and tsvsadm shows them.
+ * NFQUEUE DR routing marks: every DR real server (by address) gets mark `base + k`, kept while it stays in the
+ * table; a freed mark is given to the next new address (lowest free first). The k-th policy route of the NFQUEUE
+ * rules leads to the address holding mark `base + k` (see {@link drRoutes}).
  */
-export function compileFwdTable(ct: CompiledTable, trashDestIds: Iterable<number>, svcSlots: IdAllocator, destSlots: IdAllocator, now: number): FwdTable {
+export class DrMarkAllocator {
+  readonly base: number;
+  private readonly marks = new Map<string, number>();
+
+  constructor(base = 0x100) {
+    this.base = base;
+  }
+
+  /** Sets `drMark` on every DR dest of `services` (in place: called by the compiler before it returns). */
+  assign(services: readonly FwdService[]): void {
+    const seen = new Set<string>();
+    for (const s of services) {
+      for (const d of s.dests) {
+        if (d.method !== FwdCode.route) continue;
+        seen.add(d.addrText);
+        let mark = this.marks.get(d.addrText);
+        if (mark === undefined) {
+          const used = new Set(this.marks.values());
+          for (mark = this.base; used.has(mark); mark++);
+          this.marks.set(d.addrText, mark);
+        }
+        d.drMark = mark;
+      }
+    }
+    for (const k of [...this.marks.keys()]) if (!seen.has(k)) this.marks.delete(k);
+  }
+
+  /** Address → mark, by mark. */
+  entries(): [string, number][] {
+    return [...this.marks].sort((x, y) => x[1] - y[1]);
+  }
+}
+
+/** What the compiler needs besides the table. Every field is optional: a table alone compiles. */
+export interface CompileOptions {
+  /** Mark rules (fwmark services): carried in the table, and their single-host destinations become VIPs. */
+  marks?: readonly MarkRule[];
+  /** NFQUEUE backend: assigns each DR dest its routing mark. */
+  drMarks?: DrMarkAllocator;
+  /**
+   * The health view: false for a real server that is down. A down real server stays in the table (its
+   * connections keep their dest) but gets weight 0, so it is not scheduled (keepalived's inhibit_on_failure).
+   * Default: every real server is up.
+   */
+  destUp?: (serviceKey: string, dest: Readonly<DestConfig>) => boolean;
+}
+
+/**
+ * Compiles one epoch of the IPVS table into the workers' forwarding table, whole: nothing changes it after this
+ * returns. Table ids (unbounded, never reused) become slots (bounded: they index shared arrays); a dest in the
+ * trash keeps its slot, so its connections' counters and a revival stay consistent. IPv6 services are left out
+ * (the data plane is IPv4 for now); they stay in the control plane and tsvsadm shows them. `vips` holds every
+ * service address plus the fwmark services' VIPs (see {@link fwmarkVips}).
+ */
+export function compileFwdTable(ct: CompiledTable, trashDestIds: Iterable<number>, svcSlots: IdAllocator, destSlots: IdAllocator, now: number, opts: CompileOptions = {}): FwdTable {
   const services: FwdService[] = [];
   const vips = new Set<number>();
   const liveSvc = new Set<string>();
@@ -144,13 +197,14 @@ export function compileFwdTable(ct: CompiledTable, trashDestIds: Iterable<number
       if (d.af !== 4) continue;
       const did = destSlots.get(String(cd.id), now);
       if (did < 0) continue;
+      const up = opts.destUp ? opts.destUp(cs.key, d) : true;
       dests.push({
         id: did,
         addr: ipv4FromText(d.addr) ?? 0,
         addrText: d.addr,
         port: d.port,
         method: METHOD[d.method],
-        weight: d.weight,
+        weight: up ? d.weight : 0,
         lastWeight: cd.lastWeight,
         uThreshold: d.uThreshold,
         lThreshold: d.lThreshold,
@@ -174,7 +228,14 @@ export function compileFwdTable(ct: CompiledTable, trashDestIds: Iterable<number
   }
   svcSlots.retain(liveSvc, now);
   destSlots.retain(liveDest, now);
-  return { epoch: ct.epoch, services, timeouts: { ...ct.timeouts }, vips: [...vips].sort((a, b) => a - b) };
+  opts.drMarks?.assign(services);
+  const fwd: FwdTable = { epoch: ct.epoch, services, timeouts: { ...ct.timeouts }, vips: [] };
+  if (opts.marks?.length) {
+    fwd.marks = [...opts.marks];
+    for (const v of fwmarkVips(services, opts.marks)) vips.add(v);
+  }
+  fwd.vips = [...vips].sort((a, b) => a - b);
+  return fwd;
 }
 
 /**

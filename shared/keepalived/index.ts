@@ -1,5 +1,4 @@
 // Entry points of the keepalived.conf reader: text or file in, typed model (and warnings) out.
-import { readdirSync, readFileSync } from 'node:fs';
 import type { KeepalivedConfig } from './model.ts';
 import { buildKeepalivedConfig } from './model.ts';
 import type { KeepalivedFs, ParseTreeOptions } from './parse.ts';
@@ -8,24 +7,6 @@ import { parseKeepalivedTree } from './parse.ts';
 export type { KeepalivedConfig } from './model.ts';
 export type { KeepalivedFs, ParseTreeOptions } from './parse.ts';
 export { KeepalivedError, KeepalivedErrorCode } from './errors.ts';
-
-/** A {@link KeepalivedFs} over the real file system (reads only). */
-export const nodeKeepalivedFs: KeepalivedFs = {
-  readFile(path) {
-    try {
-      return readFileSync(path, 'utf8');
-    } catch {
-      return undefined;
-    }
-  },
-  listDir(dir) {
-    try {
-      return readdirSync(dir);
-    } catch {
-      return undefined;
-    }
-  },
-};
 
 /** An fs with nothing in it: for a configuration given as text that must not include other files. */
 export const emptyKeepalivedFs: KeepalivedFs = { readFile: () => undefined, listDir: () => undefined };

@@ -29,6 +29,9 @@ export const KeepalivedDefaults = {
   dnsName: '.',
 } as const;
 
+/** Upper bound of rise/fall counts (tsvs extension keywords). */
+const MAX_COUNT = 1000;
+
 /** Schedulers keepalived accepts for lvs_sched (check_parser.c:53). */
 export const KEEPALIVED_SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'sh', 'mh', 'dh', 'fo', 'ovf', 'lblcr', 'sed', 'nq', 'twos'] as const;
 
@@ -73,6 +76,14 @@ export interface CheckerBase extends SourcePos {
   readonly warmup: number;
   /** Starts down (the real server is not added until the checker succeeds). */
   readonly alpha: boolean;
+  /**
+   * tsvs extensions after HAProxy (null = not set, keepalived's behaviour): successes in a row to go up, failures in
+   * a row to go down, the interval (s) while a server changes state, and the interval (s) while it is down.
+   */
+  readonly rise: number | null;
+  readonly fall: number | null;
+  readonly fastinter: number | null;
+  readonly downinter: number | null;
 }
 
 /** An HTTP status code range, inclusive. */
@@ -95,7 +106,13 @@ export type Checker =
   | (CheckerBase & { readonly kind: 'HTTP_GET' | 'SSL_GET'; readonly urls: readonly HttpUrl[]; readonly virtualhost: string | null; readonly fastRecovery: boolean })
   | (CheckerBase & { readonly kind: 'MISC_CHECK'; readonly path: string; readonly timeout: number; readonly dynamic: boolean; readonly user: string | null })
   | (CheckerBase & { readonly kind: 'DNS_CHECK'; readonly type: string; readonly name: string })
-  | (CheckerBase & { readonly kind: 'SMTP_CHECK'; readonly heloName: string | null });
+  | (CheckerBase & { readonly kind: 'SMTP_CHECK'; readonly heloName: string | null })
+  | (CheckerBase & { readonly kind: 'PING_CHECK' })
+  /**
+   * `payload`/`require_reply` as lower-case hex (null when not given); without require_reply the check succeeds
+   * unless an ICMP error (port unreachable) comes back within connect_timeout.
+   */
+  | (CheckerBase & { readonly kind: 'UDP_CHECK'; readonly payload: string | null; readonly requireReply: string | null; readonly minReplyLength: number; readonly maxReplyLength: number });
 export type CheckerKind = Checker['kind'];
 
 export interface RealServer extends SourcePos {
@@ -282,6 +299,10 @@ interface Timing {
   delayLoop?: number;
   warmup?: number;
   alpha?: boolean;
+  rise?: number;
+  fall?: number;
+  fastinter?: number;
+  downinter?: number;
 }
 
 /** Reads a timing keyword into `t`; false when `n` is not one. */
@@ -293,13 +314,26 @@ function timing(ctx: Ctx, n: KaNode, t: Timing): boolean {
     case 'delay_loop': t.delayLoop = ctx.secs(n) ?? t.delayLoop; return true;
     case 'warmup': t.warmup = ctx.secs(n) ?? t.warmup; return true;
     case 'alpha': t.alpha = true; return true;
+    case 'rise': t.rise = ctx.int(n, 1, MAX_COUNT) ?? t.rise; return true;
+    case 'fall': t.fall = ctx.int(n, 1, MAX_COUNT) ?? t.fall; return true;
+    case 'fastinter': t.fastinter = ctx.secs(n) ?? t.fastinter; return true;
+    case 'downinter': t.downinter = ctx.secs(n) ?? t.downinter; return true;
     default: return false;
   }
 }
 
-const CHECKERS = new Set<string>(['TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'MISC_CHECK', 'DNS_CHECK', 'SMTP_CHECK']);
+const CHECKERS = new Set<string>(['TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'MISC_CHECK', 'DNS_CHECK', 'SMTP_CHECK', 'PING_CHECK', 'UDP_CHECK']);
 /** Checkers keepalived has that tsvs does not read yet: rejected, not misread. */
-const UNSUPPORTED_CHECKERS = new Set<string>(['BFD_CHECK', 'FILE_CHECK', 'PING_CHECK', 'UDP_CHECK']);
+const UNSUPPORTED_CHECKERS = new Set<string>(['BFD_CHECK', 'FILE_CHECK']);
+
+/** A hex string (`0a0b`, any case, optional `0x`), or a problem. */
+function hexArg(ctx: Ctx, n: KaNode): string | null {
+  const w = ctx.arg(n);
+  if (w === undefined) return null;
+  const h = w.replace(/^0x/i, '');
+  if (!/^([0-9a-fA-F]{2})+$/.test(h)) return ctx.err(n, `${n.keyword}: not an even number of hex digits "${w}"`, w) ?? null;
+  return h.toLowerCase();
+}
 
 function statusRanges(ctx: Ctx, n: KaNode): StatusRange[] {
   const out: StatusRange[] = [];
@@ -351,6 +385,10 @@ function checker(ctx: Ctx, n: KaNode, rs: Timing, vs: Timing, vsDelayLoop: numbe
   let dnsType: string = KeepalivedDefaults.dnsType;
   let dnsName: string = KeepalivedDefaults.dnsName;
   let heloName: string | null = null;
+  let payload: string | null = null;
+  let requireReply: string | null = null;
+  let minReplyLength = 0;
+  let maxReplyLength = 0;
   const http = kind === 'HTTP_GET' || kind === 'SSL_GET';
   for (const c of ctx.block(n)) {
     if (timing(ctx, c, t)) continue;
@@ -379,6 +417,10 @@ function checker(ctx: Ctx, n: KaNode, rs: Timing, vs: Timing, vsDelayLoop: numbe
     else if (kind === 'DNS_CHECK' && c.keyword === 'type') dnsType = ctx.arg(c)?.toUpperCase() ?? dnsType;
     else if (kind === 'DNS_CHECK' && c.keyword === 'name') dnsName = ctx.arg(c) ?? dnsName;
     else if (kind === 'SMTP_CHECK' && c.keyword === 'helo_name') heloName = ctx.arg(c) ?? null;
+    else if (kind === 'UDP_CHECK' && c.keyword === 'payload') payload = hexArg(ctx, c);
+    else if (kind === 'UDP_CHECK' && c.keyword === 'require_reply') requireReply = hexArg(ctx, c);
+    else if (kind === 'UDP_CHECK' && c.keyword === 'min_reply_length') minReplyLength = ctx.int(c, 0, 65535) ?? minReplyLength;
+    else if (kind === 'UDP_CHECK' && c.keyword === 'max_reply_length') maxReplyLength = ctx.int(c, 0, 65535) ?? maxReplyLength;
     else if (kind === 'SMTP_CHECK' && c.keyword === 'host') ctx.unsupported(c, 'SMTP_CHECK host blocks are not supported (deprecated in keepalived: use one SMTP_CHECK per host)', 'host');
     else ctx.unknown(c);
   }
@@ -395,6 +437,10 @@ function checker(ctx: Ctx, n: KaNode, rs: Timing, vs: Timing, vsDelayLoop: numbe
     delayLoop,
     warmup: t.warmup ?? rs.warmup ?? vs.warmup ?? delayLoop,
     alpha: t.alpha ?? rs.alpha ?? vs.alpha ?? false,
+    rise: t.rise ?? rs.rise ?? vs.rise ?? null,
+    fall: t.fall ?? rs.fall ?? vs.fall ?? null,
+    fastinter: t.fastinter ?? rs.fastinter ?? vs.fastinter ?? null,
+    downinter: t.downinter ?? rs.downinter ?? vs.downinter ?? null,
   };
   switch (kind) {
     case 'TCP_CHECK': return { ...base, kind };
@@ -407,6 +453,8 @@ function checker(ctx: Ctx, n: KaNode, rs: Timing, vs: Timing, vsDelayLoop: numbe
       return { ...base, kind, path: miscPath, timeout: miscTimeout ?? vsDelayLoop, dynamic, user };
     case 'DNS_CHECK': return { ...base, kind, type: dnsType, name: dnsName };
     case 'SMTP_CHECK': return { ...base, kind, heloName };
+    case 'PING_CHECK': return { ...base, kind };
+    case 'UDP_CHECK': return { ...base, kind, payload, requireReply, minReplyLength, maxReplyLength };
   }
 }
 

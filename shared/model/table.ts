@@ -66,7 +66,7 @@ export interface ServiceCounters {
 }
 
 /**
- * Where counters come from: the forwarding workers, summed, once they exist. Ids are the stable ids of
+ * Where counters come from: the forwarding workers' counter rows, summed (tsvsd's stats read model). Ids are the stable ids of
  * {@link CompiledService} / {@link CompiledDest}. `undefined` means "nothing counted yet" (zeros).
  * Must be cheap and must not call back into the table.
  */
@@ -77,7 +77,8 @@ export interface CounterProvider {
 
 /**
  * Connections (and templates) still bound to a dest, by dest id: the kernel's dest refcount. A deleted dest
- * with bound connections stays in the trash and can be revived. Until the data plane exists it is 0.
+ * with bound connections stays in the trash and can be revived. tsvsd counts them from the workers' counter rows;
+ * without a data plane (no --client-if) nothing is ever bound: 0.
  */
 export type BoundConnCounter = (destId: number) => number;
 

@@ -5,7 +5,7 @@
 export const CHILD_PROTO_VERSION = 1;
 
 /** Kinds of children tsvsd runs. Each kind defines its payload messages in its own shared/proto file. */
-export const ChildKind = { worker: 'worker', cluster: 'cluster', health: 'health' } as const;
+export const ChildKind = { worker: 'worker', cluster: 'cluster', health: 'health', telemetry: 'telemetry' } as const;
 export type ChildKind = (typeof ChildKind)[keyof typeof ChildKind];
 
 /**

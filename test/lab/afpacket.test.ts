@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { clientShard } from '../../shared/util/flowhash.ts';
-import { commandRunner, installDirectorRules, removeDirectorRules, type RulesReport } from '../../services/tsvsd/kernel-rules.ts';
+import { commandRunner, installDirectorRules, removeDirectorRules, type RulesReport } from '../../shared/sys/iptables.ts';
 import { Background, waitForHttp, inNs, removeNamespaces as removeNs, sh, snmp } from '../support/netns.ts';
 
 const root = resolve(import.meta.dirname, '../..');

@@ -86,9 +86,17 @@ describe('lab default (1 director, 2 servers, nat)', () => {
     expect(other.stderr).toMatch(/lab already up with different options; run down first/);
     expect(netns()).not.toContain('tsvs-rs3');
   });
+});
+
+// Each case below sets up what it needs: its own lab (brought up here), or none (taken down first).
+describe('lab lifecycle (down, status when down, refusals)', () => {
+  beforeAll(() => requireLabHost());
+  afterAll(async () => {
+    await down(quiet);
+  });
 
   it('lab: down removes every namespace and stops every recorded process; a second down is harmless', async () => {
-    const procs = state().processes;
+    const procs = (await up({}, quiet)).state.processes;
     expect(procs.map((p) => `${p.name}@${p.node}`).sort()).toEqual(['dnsmasq@rs1', 'dnsmasq@rs2', 'nginx@rs1', 'nginx@rs2', 'tsvsd@d1']);
     expect(await down(quiet)).toBe(true);
     expect(netns()).toEqual([]);
@@ -99,7 +107,8 @@ describe('lab default (1 director, 2 servers, nat)', () => {
     expect(r.status).toBe(0);
   });
 
-  it('lab: status exits 3 when down', () => {
+  it('lab: status exits 3 when down', async () => {
+    await down(quiet);
     const r = cli('status');
     expect(r.status).toBe(3);
     expect(r.stdout).toMatch(/lab: down/);
@@ -107,6 +116,8 @@ describe('lab default (1 director, 2 servers, nat)', () => {
 
   for (const foreign of ['tsvs-rs2', 'tsvs-d9']) {
     it(`lab: up refuses while a lab-named namespace it did not create exists (${foreign}), and leaves it alone`, async () => {
+      await down(quiet);
+      expect(netns()).toEqual([]);
       spawnSync('ip', ['netns', 'add', foreign]);
       try {
         await expect(up({}, quiet)).rejects.toThrow(new RegExp(`refusing to start: namespace\\(s\\) ${foreign} exist but this lab did not create them`));

@@ -1,98 +1,82 @@
-// An in-memory stand-in for tsvsd's admin API, enough to drive tsvsadm's run() in unit tests.
+// An in-memory stand-in for tsvsd's admin API, enough to drive tsvsadm's run() in unit tests: the real IpvsTable
+// (the kernel's errno rules) behind the admin protocol, with counters and connections the test sets.
 import type { AdminReply, AdminRequest } from '../../shared/proto/admin.ts';
-import type { ConnSnapshot, DestSnapshot, ServiceSnapshot, TableSnapshot } from '../../shared/model/ipvs.ts';
-import { Defaults, SCHEDULERS, destKeyString, serviceKeyString, zeroRates, zeroStats } from '../../shared/model/ipvs.ts';
+import type { ConnSnapshot, DestConfig, Rates, ServiceKey, Stats, TableSnapshot } from '../../shared/model/ipvs.ts';
+import { destKeyString, serviceKeyString, zeroRates, zeroStats } from '../../shared/model/ipvs.ts';
+import { isTableOp } from '../../shared/model/ops.ts';
+import { IpvsTable, type DestCounters, type ServiceCounters } from '../../shared/model/table.ts';
+import { notForwarding } from '../../shared/proto/stats.ts';
 import type { AdminClient } from '../../services/tsvsadm/client.ts';
 
-/** Fake tsvsd: a table plus the request log; answers like the kernel for the common errors. */
+/** Fake tsvsd: an IpvsTable plus the request log; table operations get the table's (the kernel's) answers. */
 export class FakeTsvsd {
-  table: TableSnapshot = {
-    version: Defaults.version,
-    connTabSize: Defaults.connTabSize,
-    services: [],
-    timeouts: { ...Defaults.timeouts },
-    daemons: [],
-  };
+  readonly ipvs: IpvsTable;
   conns: ConnSnapshot[] = [];
   log: AdminRequest[] = [];
+  readonly #svc = new Map<string, ServiceCounters>();
+  readonly #dest = new Map<string, DestCounters>();
+
+  constructor() {
+    const keyOf = (id: number): { s: string; d?: string } | undefined => {
+      for (const cs of this.ipvs.compiled().services) {
+        if (cs.id === id) return { s: cs.key };
+        const cd = cs.dests.find((x) => x.id === id);
+        if (cd) return { s: cs.key, d: destKeyString(cd.config) };
+      }
+      return undefined;
+    };
+    this.ipvs = new IpvsTable({
+      counters: {
+        service: (id) => this.#svc.get(keyOf(id)?.s ?? ''),
+        dest: (id) => {
+          const k = keyOf(id);
+          return k?.d === undefined ? undefined : this.#dest.get(`${k.s}/${k.d}`);
+        },
+      },
+    });
+  }
+
+  /** The table as tsvsd would answer `snapshot` (a fresh copy). */
+  get table(): TableSnapshot {
+    return this.ipvs.snapshot();
+  }
+
+  /** Sets the counters the snapshot shows for a service (by key). */
+  setServiceCounters(key: ServiceKey, c: { stats?: Stats; rate?: Rates }): void {
+    const k = serviceKeyString(key);
+    const have = this.#svc.get(k) ?? { stats: zeroStats(), rate: zeroRates() };
+    this.#svc.set(k, { ...have, ...c });
+  }
+
+  /** Sets the counters the snapshot shows for a real server of a service. */
+  setDestCounters(key: ServiceKey, dest: Pick<DestConfig, 'af' | 'addr' | 'port'>, c: Partial<DestCounters>): void {
+    const k = `${serviceKeyString(key)}/${destKeyString(dest)}`;
+    const have = this.#dest.get(k) ?? { activeConns: 0, inactConns: 0, persistConns: 0, stats: zeroStats(), rate: zeroRates() };
+    this.#dest.set(k, { ...have, ...c });
+  }
 
   client(): AdminClient {
     return { request: async (req) => this.handle(req), close: () => {} };
   }
 
-  private find(key: { af: number; fwmark: number }): ServiceSnapshot | undefined {
-    const k = serviceKeyString(key as ServiceSnapshot);
-    return this.table.services.find((s) => s.af === key.af && serviceKeyString(s) === k);
-  }
-
   handle(req: AdminRequest): AdminReply {
     this.log.push(req);
-    const ok: AdminReply = { id: 0, ok: true };
-    const err = (errno: 'EEXIST' | 'ESRCH' | 'ENOENT' | 'ERANGE'): AdminReply => ({ id: 0, ok: false, errno });
+    if (isTableOp(req)) {
+      const r = this.ipvs.apply(req);
+      return r.ok ? { id: 0, ok: true } : { id: 0, ok: false, errno: r.errno, detail: r.detail };
+    }
     switch (req.op) {
       case 'snapshot':
-        return { id: 0, ok: true, snapshot: structuredClone(this.table) };
+        return { id: 0, ok: true, snapshot: this.ipvs.snapshot() };
       case 'conns':
         return { id: 0, ok: true, conns: this.conns };
+      case 'dataplane':
+        return { id: 0, ok: true, dataplane: notForwarding(this.ipvs.epoch) };
+      case 'stats':
+        return { id: 0, ok: true, stats: { takenAt: 0, tableEpoch: this.ipvs.epoch, table: this.ipvs.snapshot(), dataplane: notForwarding(this.ipvs.epoch) } };
       case 'set-marks':
       case 'get-marks':
         return { id: 0, ok: false, errno: 'EOPNOTSUPP' };
-      case 'stats':
-        return { id: 0, ok: false, errno: 'EOPNOTSUPP' };
-      case 'dataplane':
-        return { id: 0, ok: true, dataplane: { forwarding: false, epoch: 0, workers: [], events: {}, orphansByWorker: [], forwardedByWorker: [] } };
-      case 'flush':
-        this.table.services = [];
-        return ok;
-      case 'add-service':
-        if (this.find(req.svc)) return err('EEXIST');
-        if (!(SCHEDULERS as readonly string[]).includes(req.svc.scheduler)) return err('ENOENT');
-        this.table.services.push({ ...req.svc, dests: [], stats: zeroStats(), rate: zeroRates() });
-        return ok;
-      case 'edit-service': {
-        const s = this.find(req.svc);
-        if (!s) return err('ESRCH');
-        Object.assign(s, req.svc);
-        return ok;
-      }
-      case 'del-service': {
-        const s = this.find(req.key);
-        if (!s) return err('ESRCH');
-        this.table.services = this.table.services.filter((x) => x !== s);
-        return ok;
-      }
-      case 'add-dest': case 'edit-dest': case 'del-dest': {
-        const s = this.find(req.key);
-        if (!s) return err('ESRCH');
-        const i = s.dests.findIndex((d) => destKeyString(d) === destKeyString(req.dest));
-        if (req.op === 'add-dest') {
-          if (i >= 0) return err('EEXIST');
-          if (req.dest.lThreshold > req.dest.uThreshold && req.dest.uThreshold) return err('ERANGE');
-          const d: DestSnapshot = { ...req.dest, activeConns: 0, inactConns: 0, persistConns: 0, overloaded: false, stats: zeroStats(), rate: zeroRates() };
-          s.dests.unshift(d);
-          return ok;
-        }
-        if (i < 0) return err('ENOENT');
-        if (req.op === 'edit-dest') Object.assign(s.dests[i], req.dest);
-        else s.dests.splice(i, 1);
-        return ok;
-      }
-      case 'set-timeout':
-        if (req.tcp) this.table.timeouts.tcp = req.tcp;
-        if (req.tcpfin) this.table.timeouts.tcpfin = req.tcpfin;
-        if (req.udp) this.table.timeouts.udp = req.udp;
-        return ok;
-      case 'start-daemon':
-        if (this.table.daemons.some((d) => d.state === req.daemon.state)) return err('EEXIST');
-        this.table.daemons.push(req.daemon);
-        return ok;
-      case 'stop-daemon':
-        if (!this.table.daemons.some((d) => d.state === req.state)) return err('ESRCH');
-        this.table.daemons = this.table.daemons.filter((d) => d.state !== req.state);
-        return ok;
-      case 'zero':
-        if (req.key && !this.find(req.key)) return err('ESRCH');
-        return ok;
     }
   }
 }

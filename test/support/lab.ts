@@ -51,6 +51,21 @@ export function dataplaneStatus(): DataplaneStatus {
   return JSON.parse(tsvsadm('status', '--json')) as DataplaneStatus;
 }
 
+/**
+ * Polls `probe` every `everyMs` until it returns something other than undefined/false, and returns that; throws
+ * naming `what` (and the last value seen, if `describe` is given) after `timeoutMs`. Lab tests wait for a
+ * condition with this instead of sleeping a guessed time.
+ */
+export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() >= until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
 /** Waits until d1's workers have applied the table's latest epoch (rules are live); throws after 5 s. */
 export async function settle(): Promise<void> {
   for (let i = 0; i < 50; i++) {

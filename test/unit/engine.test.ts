@@ -18,6 +18,7 @@ import { mulberry32U32 } from '../../shared/util/rng.ts';
 const SYN = 0x02;
 const ACK = 0x10;
 const FIN = 0x01;
+const RST = 0x04;
 
 let now = 1_000_000;
 let front: FakePort;
@@ -122,15 +123,11 @@ describe('engine', () => {
     expect(ipOf(back.take()[0].bytes, 30)).not.toBe(dsts[0]);
   });
 
-  it('engine: a non-SYN without a connection is dropped and counted; a SYN on a TIME_WAIT connection starts anew', () => {
+  it('engine: a non-SYN without a connection is dropped and counted', () => {
     engine.setTable(table([service(0, 6, 80, [dest(0, '10.1.0.101', 80, FwdCode.route)])]));
     expect(feed(synFrame(42000, 80, ACK))).toBe(Verdict.DROP);
     expect(ev('drop_no_conn')).toBe(1);
-    feed(synFrame(42001));
-    feed(synFrame(42001, 80, ACK));
-    feed(synFrame(42001, 80, FIN | ACK));
-    expect(feed(synFrame(42001))).toBe(Verdict.FORWARD);
-    expect(ev('conns_created')).toBe(1);
+    expect(conns.size).toBe(0);
   });
 
   it('engine: with every real server quiesced a SYN gets ICMP port unreachable from the VIP', () => {
@@ -300,5 +297,141 @@ describe('engine', () => {
     expect(feed(synFrame(47000, 80, ACK))).toBe(Verdict.DROP);
     expect(ev('drop_dest_gone')).toBe(1);
     now += 1;
+  });
+});
+
+/** The one connection of client port `sport`: its state name and real server, or undefined. */
+function connOf(sport: number): { state: string; daddr: string; template: boolean } | undefined {
+  const e = [...conns.entries(now)].find((x) => x.cport === sport && !x.template);
+  return e && { state: e.state, daddr: e.daddr, template: e.template };
+}
+
+/** A packet from real server `rs` (port 80) to the client's port `sport`. */
+function fromRs(rs: string, sport: number, flags: number): number[] {
+  return eth(DIR_BACK, RS_MAC[rs], 0x0800, ipv4({ src: rs, dst: CLIENT, proto: 6, payload: tcp({ src: rs, dst: CLIENT, sport: 80, dport: sport, flags }) }));
+}
+
+/** The real server a DR frame was sent to, by its destination MAC (DR leaves the IP header's VIP alone). */
+function drTarget(bytes: Uint8Array): string | undefined {
+  const m = Array.from(bytes.subarray(0, 6), (b) => b.toString(16).padStart(2, '0')).join(':');
+  return Object.keys(RS_MAC).find((k) => RS_MAC[k] === m);
+}
+
+/** Sum over workers of dest `id`'s [active, inactive] connection counts. */
+function destCounts(id: number): [number, number] {
+  return [counters.destConns(id, 0), counters.destConns(id, 1)];
+}
+
+/** NAT handshake and close: client SYN, RS SYN-ACK, client ACK, client FIN, RS FIN: the connection ends in TIME_WAIT. */
+function natToTimeWait(sport: number): string {
+  expect(feed(synFrame(sport))).toBe(Verdict.FORWARD);
+  const rs = ipOf(back.take()[0].bytes, 30);
+  expect(feed(fromRs(rs, sport, SYN | ACK))).toBe(Verdict.FORWARD);
+  expect(feed(synFrame(sport, 80, ACK))).toBe(Verdict.FORWARD);
+  expect(feed(synFrame(sport, 80, FIN | ACK))).toBe(Verdict.FORWARD);
+  expect(connOf(sport)?.state).toBe('CLOSE_WAIT');
+  expect(feed(fromRs(rs, sport, FIN | ACK))).toBe(Verdict.FORWARD);
+  front.take();
+  back.take();
+  expect(connOf(sport)).toEqual({ state: 'TIME_WAIT', daddr: rs, template: false });
+  return rs;
+}
+
+// IPVS's conn_reuse_mode (default 1, /work/shared/reference/ipvs-semantics.md §6): a SYN on an existing connection
+// reschedules it when the old connection is uncontrolled and in TIME_WAIT or CLOSE; otherwise the packet belongs
+// to the old connection. Each case first proves the connection really reached the state it names.
+describe('engine: port reuse (conn_reuse_mode 1)', () => {
+  const RS_A = '10.1.0.102';
+  const RS_B = '10.1.0.101';
+  const twoNat = (): void => engine.setTable(table([service(0, 6, 80, [dest(0, RS_A, 80, FwdCode.masq), dest(1, RS_B, 80, FwdCode.masq)])]));
+  const twoDr = (): void => engine.setTable(table([service(0, 6, 80, [dest(0, RS_A, 80, FwdCode.route), dest(1, RS_B, 80, FwdCode.route)])]));
+
+  it('engine: a SYN on a TIME_WAIT connection expires it and schedules a new one (rr moves on to the other real server)', () => {
+    twoNat();
+    expect(natToTimeWait(42001)).toBe(RS_A);
+    expect(destCounts(0)).toEqual([0, 1]);
+    expect(feed(synFrame(42001))).toBe(Verdict.FORWARD);
+    const [out] = back.take();
+    expect(ipOf(out.bytes, 30)).toBe(RS_B);
+    expect(out.bytes[14 + 20 + 13]).toBe(SYN);
+    expect(ev('conns_created')).toBe(2);
+    expect(conns.size).toBe(1);
+    expect(connOf(42001)).toEqual({ state: 'SYN_RECV', daddr: RS_B, template: false });
+    // The old connection's count left RS_A; the new one counts on RS_B.
+    expect(destCounts(0)).toEqual([0, 0]);
+    expect(destCounts(1)).toEqual([1, 0]);
+    expect(counters.svcStat(0, 0)).toBe(2);
+  });
+
+  it('engine: a SYN on a CLOSE connection (reset by the client, DR) is rescheduled too', () => {
+    twoDr();
+    feed(synFrame(42002));
+    expect(drTarget(back.take()[0].bytes)).toBe(RS_A);
+    feed(synFrame(42002, 80, ACK));
+    expect(connOf(42002)?.state).toBe('ESTABLISHED');
+    feed(synFrame(42002, 80, RST));
+    expect(connOf(42002)?.state).toBe('CLOSE');
+    back.take();
+    expect(feed(synFrame(42002))).toBe(Verdict.FORWARD);
+    expect(drTarget(back.take()[0].bytes)).toBe(RS_B);
+    expect(ev('conns_created')).toBe(2);
+    expect(conns.size).toBe(1);
+  });
+
+  it('engine: a SYN on an ESTABLISHED connection is a retransmission: same real server, no new connection', () => {
+    twoNat();
+    feed(synFrame(42003));
+    feed(fromRs(RS_A, 42003, SYN | ACK));
+    feed(synFrame(42003, 80, ACK));
+    expect(connOf(42003)?.state).toBe('ESTABLISHED');
+    back.take();
+    expect(feed(synFrame(42003))).toBe(Verdict.FORWARD);
+    expect(ipOf(back.take()[0].bytes, 30)).toBe(RS_A);
+    expect(ev('conns_created')).toBe(1);
+  });
+
+  it('engine: FIN_WAIT without replies (DR) is not reused in mode 1 (that is mode bit 2): the SYN stays on the old real server', () => {
+    twoDr();
+    feed(synFrame(42004));
+    feed(synFrame(42004, 80, ACK));
+    feed(synFrame(42004, 80, FIN | ACK));
+    expect(connOf(42004)?.state).toBe('FIN_WAIT');
+    back.take();
+    expect(feed(synFrame(42004))).toBe(Verdict.FORWARD);
+    expect(drTarget(back.take()[0].bytes)).toBe(RS_A);
+    expect(ev('conns_created')).toBe(1);
+    expect(connOf(42004)).toEqual({ state: 'SYN_RECV', daddr: RS_A, template: false });
+  });
+
+  it('engine: a template-controlled TIME_WAIT connection is not reused: the SYN continues it under persistence', () => {
+    engine.setTable(table([service(0, 6, 80, [dest(0, RS_A, 80, FwdCode.masq), dest(1, RS_B, 80, FwdCode.masq)], { flags: SvcFlag.PERSISTENT, persistMs: 360_000 })]));
+    expect(natToTimeWait(42005)).toBe(RS_A);
+    expect(feed(synFrame(42005))).toBe(Verdict.FORWARD);
+    expect(ipOf(back.take()[0].bytes, 30)).toBe(RS_A);
+    expect(ev('conns_created')).toBe(1);
+    expect(ev('templates_created')).toBe(1);
+    expect(connOf(42005)?.state).toBe('SYN_RECV');
+  });
+
+  it('engine: a SYN on a TIME_WAIT connection whose real server was deleted is rescheduled, not dropped (reuse precedes the dest check)', () => {
+    twoNat();
+    expect(natToTimeWait(42006)).toBe(RS_A);
+    engine.setTable(table([service(0, 6, 80, [dest(1, RS_B, 80, FwdCode.masq)])], 2));
+    expect(feed(synFrame(42006, 80, ACK))).toBe(Verdict.DROP);
+    expect(ev('drop_dest_gone')).toBe(1);
+    expect(feed(synFrame(42006))).toBe(Verdict.FORWARD);
+    expect(ipOf(back.take()[0].bytes, 30)).toBe(RS_B);
+    expect(ev('drop_dest_gone')).toBe(1);
+    expect(ev('conns_created')).toBe(2);
+    expect(connOf(42006)?.daddr).toBe(RS_B);
+  });
+
+  it('engine: a SYN with RST on a TIME_WAIT connection expires it and creates nothing (dropped as no connection)', () => {
+    twoNat();
+    natToTimeWait(42007);
+    expect(feed(synFrame(42007, 80, SYN | RST))).toBe(Verdict.DROP);
+    expect(ev('drop_no_conn')).toBe(1);
+    expect(conns.size).toBe(0);
+    expect(destCounts(0)).toEqual([0, 0]);
   });
 });

@@ -105,7 +105,7 @@ describe('tsvsadm output', () => {
     const fake = new FakeTsvsd();
     await tsvsadm(fake, '-A -t 10.1.1.201:0 -s lc -p 1999999');
     await tsvsadm(fake, '-a -t 10.1.1.201 -r 192.168.1.1 -g');
-    fake.table.services[0].dests.unshift({ ...fake.table.services[0].dests[0], addr: '127.0.0.1', method: 'local' });
+    fake.ipvs.addDest(fake.table.services[0], { ...fake.table.services[0].dests[0], addr: '127.0.0.1', method: 'local' });
     expect((await tsvsadm(fake, '-Ln')).out.split('\n').slice(3).join('\n')).toBe(
       'TCP  10.1.1.201:0 lc persistent 1999999\n' +
       '  -> 127.0.0.1:0                  Local   1      0          0         \n' +
@@ -131,8 +131,8 @@ describe('tsvsadm output', () => {
     await tsvsadm(fake, '-A -t 10.3.0.42:80');
     await tsvsadm(fake, '-a -t 10.3.0.42:80 -r 10.2.1.22 -m');
     const svc = fake.table.services[0];
-    svc.stats = { conns: 14209, inpkts: 111769, outpkts: 74613, inbytes: 7207174, outbytes: 8334358 };
-    svc.dests[0].stats = { conns: 2, inpkts: 12, outpkts: 8, inbytes: 774, outbytes: 894 };
+    fake.setServiceCounters(svc, { stats: { conns: 14209, inpkts: 111769, outpkts: 74613, inbytes: 7207174, outbytes: 8334358 } });
+    fake.setDestCounters(svc, svc.dests[0], { stats: { conns: 2, inpkts: 12, outpkts: 8, inbytes: 774, outbytes: 894 } });
     expect((await tsvsadm(fake, '-Ln --stats')).out).toBe(sample([
       'IP Virtual Server version 1.2.1 (size=4096)⏎',
       'Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes⏎',
@@ -146,8 +146,9 @@ describe('tsvsadm output', () => {
     const fake = new FakeTsvsd();
     await tsvsadm(fake, '-A -t 10.3.0.42:80');
     await tsvsadm(fake, '-a -t 10.3.0.42:80 -r 10.2.1.22');
-    fake.table.services[0].rate = { cps: 1, inpps: 2, outpps: 3, inbps: 123456789, outbps: 5 };
-    fake.table.services[0].dests[0].rate = { cps: 1, inpps: 2, outpps: 3, inbps: 4, outbps: 5 };
+    const svc = fake.table.services[0];
+    fake.setServiceCounters(svc, { rate: { cps: 1, inpps: 2, outpps: 3, inbps: 123456789, outbps: 5 } });
+    fake.setDestCounters(svc, svc.dests[0], { rate: { cps: 1, inpps: 2, outpps: 3, inbps: 4, outbps: 5 } });
     expect((await tsvsadm(fake, '-Ln --rate')).out.split('\n').slice(1).join('\n')).toBe(
       'Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n' +
       '  -> RemoteAddress:Port\n' +

@@ -252,7 +252,7 @@ virtual_server group NOPE {
       ['virtual_server 10.0.0.1 80\n', "k.conf:1: virtual_server: missing '{' block"],
       ['virtual_server fwmark {\n}\n', 'k.conf:1: virtual_server fwmark: missing mark'],
       ['virtual_server_group G {\n 10.0.0.9-3 80\n}\n', 'k.conf:2: virtual_server_group: bad address range "10.0.0.9-3"'],
-      ['virtual_server 10.0.0.1 80 {\nreal_server 10.0.0.2 80 {\n PING_CHECK {\n }\n}\n}\n', 'k.conf:3: PING_CHECK is not supported by tsvs'],
+      ['virtual_server 10.0.0.1 80 {\nreal_server 10.0.0.2 80 {\n FILE_CHECK {\n }\n}\n}\n', 'k.conf:3: FILE_CHECK is not supported by tsvs'],
       ['virtual_server 10.0.0.1 80 {\nlb_kind TUN type gue port 6080\n}\n', 'k.conf:2: lb_kind: TUN options (type gue port 6080) are not supported; tunnels are ipip'],
       ['virtual_server 10.0.0.1 80 {\nreal_server 10.0.0.2 80 {\n MISC_CHECK {\n }\n}\n}\n', 'k.conf:3: MISC_CHECK: missing misc_path'],
       ['vrrp_instance V {\n virtual_router_id 256\n}\n', 'k.conf:2: virtual_router_id: bad number "256" (1..255)'],

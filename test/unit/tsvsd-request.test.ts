@@ -2,10 +2,13 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalAddr, checkRequest, parseRequestLine, UNKNOWN_ID } from '../../services/tsvsd/request.ts';
 import { defaultWorkers, parseCli } from '../../services/tsvsd/args.ts';
-import { applyRules } from '../../services/tsvsd/config.ts';
-import type { ParsedRule } from '../../services/tsvsd/config.ts';
+import { applyRules } from '../../services/tsvsd/config-store.ts';
+import type { ParsedRule } from '../../services/tsvsd/config-store.ts';
 import { createLogger, rateLimited } from '../../services/tsvsd/log.ts';
-import { handleRequest, noConnections, resolveSocketPath } from '../../services/tsvsd/daemon.ts';
+import { resolveSocketPath } from '../../services/tsvsd/daemon.ts';
+import { handleAdmin } from '../../services/tsvsd/admin-handlers.ts';
+import { LocalConfigStore } from '../../services/tsvsd/config-store.ts';
+import { StatsModel } from '../../services/tsvsd/stats.ts';
 import { IpvsTable } from '../../shared/model/table.ts';
 import type { AdminRequest } from '../../shared/proto/admin.ts';
 import type { DestConfig, ServiceConfig } from '../../shared/model/ipvs.ts';
@@ -104,13 +107,13 @@ describe('tsvsd-request: wire lines', () => {
 });
 
 describe('tsvsd-request: handling', () => {
-  it('tsvsd-request: snapshot and conns are read-only; conns is empty until the data plane exists', () => {
+  it('tsvsd-request: snapshot and conns are read-only; without a data plane conns is empty', async () => {
     const t = new IpvsTable();
-    const log = (): void => {};
-    expect(handleRequest(t, { v: 1, id: 1, op: 'conns' }, noConnections, log)).toEqual({ id: 1, ok: true, conns: [] });
-    expect(handleRequest(t, { v: 1, id: 2, op: 'snapshot' }, noConnections, log)).toMatchObject({ id: 2, ok: true, snapshot: { services: [] } });
+    const ctx = { store: new LocalConfigStore(t), stats: new StatsModel(t), log: (): void => {}, forwarding: false };
+    expect((await handleAdmin({ v: 1, id: 1, op: 'conns' }, ctx)).reply).toEqual({ id: 1, ok: true, conns: [] });
+    expect((await handleAdmin({ v: 1, id: 2, op: 'snapshot' }, ctx)).reply).toMatchObject({ id: 2, ok: true, snapshot: { services: [] } });
     expect(t.epoch).toBe(0);
-    expect(handleRequest(t, { v: 1, id: 3, op: 'del-service', key: KEY }, noConnections, log)).toMatchObject({ id: 3, ok: false, errno: 'ESRCH' });
+    expect(await handleAdmin({ v: 1, id: 3, op: 'del-service', key: KEY }, ctx)).toEqual({ reply: { id: 3, ok: false, errno: 'ESRCH', detail: expect.any(String) } });
   });
   it('tsvsd-request: the socket path is the flag, else TSVS_ADMIN_SOCKET, else keyed on the netns inode', () => {
     expect(resolveSocketPath('/a.sock', { TSVS_ADMIN_SOCKET: '/b.sock' })).toBe('/a.sock');
@@ -199,5 +202,21 @@ describe('tsvsd-log', () => {
     fake.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
     log('after');
     expect(lines).toEqual(['1970-01-01T00:00:00.000Z tsvsd[1] before\n']);
+  });
+});
+
+describe('tsvsd-request: --help', () => {
+  it('tsvsd-request: --help names every flag the command line accepts, in the usage lines and in the list', async () => {
+    const { USAGE } = await import('../../services/tsvsd/args.ts');
+    const flags = ['--socket', '--config', '--pidfile', '--workers', '--client-if', '--server-if', '--cpus', '--ring', '--mark-rules', '--backend', '--spin-us', '--busy-poll', '--help'];
+    const [usage, list] = [USAGE.slice(0, USAGE.indexOf('\n\n')), USAGE.slice(USAGE.indexOf('\n\n'))];
+    for (const f of flags) {
+      expect(list, f).toMatch(new RegExp(`^  (-h, )?${f}\\b`, 'm'));
+      if (f !== '--help') expect(usage, f).toMatch(new RegExp(`[[|] ?${f}\\b`));
+    }
+    expect(parseCli(['--frob']).kind).toBe('error');
+    const run = parseCli(['--socket', '/s', '--config', '/c', '--pidfile', '/p', '--workers', '1', '--client-if', 'a', '--server-if', 'b', '--cpus', '0', '--ring', 'v2', '--mark-rules', '/m', '--backend', 'afpacket', '--spin-us', '5']);
+    expect(run.kind).toBe('run');
+    expect(parseCli(['--client-if', 'a', '--busy-poll']).kind).toBe('run');
   });
 });

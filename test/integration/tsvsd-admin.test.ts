@@ -1,4 +1,4 @@
-// tsvsd-admin: the real tsvsd as a child process, driven over its unix socket (needs root, like tsvsd itself).
+// tsvsd-admin: the real tsvsd as a child process, driven over its unix socket (needs root, like tsvsd itself; an integration test: it starts processes).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';

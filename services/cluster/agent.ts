@@ -1,0 +1,440 @@
+// The cluster agent: runs the pure election and sync protocol (shared/cluster) over NATS — heartbeats and sync
+// batches on core NATS, the leadership term in a replicated KV bucket, snapshots by request/reply in chunks — and
+// talks to its parent (tsvsd) only through the typed IPC messages of shared/proto/cluster.ts.
+import { connect, credsAuthenticator, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { ClusterCodec, DropReason, MsgKind, recordBytes, recordWords, subjects, type ClusterMsg, type SnapChunk } from '../../shared/cluster/codec.ts';
+import { Election, type ElectionEffect, type ElectionInput } from '../../shared/cluster/election.ts';
+import type { ClusterOptions } from '../../shared/cluster/options.ts';
+import { LagHistogram, SyncReceiver, SyncSender, type ReceiverEffects } from '../../shared/cluster/sync.ts';
+import type { ClusterStatus, FromClusterAgent, ToClusterAgent } from '../../shared/proto/cluster.ts';
+import { RECORD_WORDS } from '../../shared/sync/record.ts';
+import { KvTermStore } from './term-store.ts';
+
+/** The agent's link to its parent (process IPC in production). */
+export interface ParentPort {
+  send(msg: FromClusterAgent): void;
+  /** True when a parent listens (it answers snapshot requests and confirms installs). */
+  readonly attached: boolean;
+}
+
+interface ServedSnapshot {
+  chunks: Uint32Array[];
+  cur: Uint32Array;
+  fill: number;
+  entries: number;
+  q: number;
+  done: boolean;
+  waiting: Msg[];
+  timer: NodeJS.Timeout | null;
+}
+
+/** Wall-clock ms with sub-ms precision, comparable between processes of one host (batch lag). */
+const wallMs = (): number => performance.timeOrigin + performance.now();
+
+export class ClusterAgent {
+  readonly opts: ClusterOptions;
+  private readonly parent: ParentPort;
+  private readonly codec: ClusterCodec;
+  private readonly election: Election;
+  private readonly sender: SyncSender;
+  private readonly receiver: SyncReceiver;
+  private readonly lag = new LagHistogram();
+  private readonly subj: ReturnType<typeof subjects>;
+  private nc: NatsConnection | null = null;
+  private store: KvTermStore | null = null;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
+  private hbSeq = 0;
+  private natsUp = false;
+  private vips: string[] = [];
+  private readonly peers = new Map<string, { epoch: number; ready: boolean; lastSeen: number; leader: boolean; priority: number }>();
+  private readonly served = new Map<number, ServedSnapshot>();
+  private snapIds = 0;
+  private pulling = false;
+  private readyState: 'waiting' | 'pulling' | 'installing' | 'ready' = 'waiting';
+  private readonly drops = { foreign: 0, malformed: 0, version: 0 };
+  private snapshotEntries = 0;
+  private snapshotMs = 0;
+  private stopping = false;
+
+  constructor(opts: ClusterOptions, parent: ParentPort) {
+    this.opts = opts;
+    this.parent = parent;
+    this.codec = new ClusterCodec(opts.cluster, opts.node, Math.floor(wallMs()));
+    this.subj = subjects(opts.cluster);
+    this.election = new Election({
+      name: opts.node, priority: opts.priority, nopreempt: opts.nopreempt, preemptDelayMs: opts.preemptDelayMs, heartbeatMs: opts.heartbeatMs,
+      missBeats: opts.missBeats, isolationMs: opts.isolationMs, startupWaitMs: opts.startupWaitMs, vips: opts.vips,
+    }, performance.now());
+    this.sender = new SyncSender({ maxBatch: opts.batchRecords, maxDelayMs: opts.batchDelayMs, resendCapacity: opts.resendEntries });
+    this.receiver = new SyncReceiver({ nackTimeoutMs: Math.max(20, opts.heartbeatMs), nackTries: 3, maxNackRange: 4096 });
+  }
+
+  /** Connects (retrying forever), subscribes, and starts the timers. Resolves once connected. */
+  async start(): Promise<void> {
+    const tick = Math.max(1, Math.floor(this.opts.heartbeatMs / 5));
+    this.tickTimer = setInterval(() => this.onTick(), tick);
+    const nc = await connect({
+      servers: this.opts.nats, name: `tsvs-cluster-${this.opts.node}`, maxReconnectAttempts: -1, reconnectTimeWait: 50, reconnectJitter: 20,
+      pingInterval: 1000, maxPingOut: 2, timeout: 1000, waitOnFirstConnect: true, noEcho: false,
+      authenticator: this.opts.creds ? credsAuthenticator(readFileSync(this.opts.creds)) : undefined,
+    });
+    this.nc = nc;
+    this.store = new KvTermStore(nc, this.opts.cluster, this.opts.kvReplicas, this.opts.kvTimeoutMs);
+    void this.watchStatus(nc);
+    nc.subscribe(this.subj.heartbeat, { callback: (_e, m) => this.onWire(m) });
+    nc.subscribe(this.subj.sync, { callback: (_e, m) => this.onWire(m) });
+    nc.subscribe(this.subj.nack(this.opts.node), { callback: (_e, m) => this.onWire(m) });
+    nc.subscribe(this.subj.resend(this.opts.node), { callback: (_e, m) => this.onWire(m) });
+    nc.subscribe(this.subj.snapshot(this.opts.node), { callback: (_e, m) => this.onWire(m) });
+    await nc.flush();
+    this.natsUp = true;
+    this.step({ type: 'nats', up: true });
+    this.log(`connected to ${nc.getServer()}`);
+    void this.store.open().catch(() => undefined);
+    setTimeout(() => void this.startupSnapshot(), this.opts.startupWaitMs);
+  }
+
+  /** A message from the parent. */
+  onParent(m: ToClusterAgent): void {
+    switch (m.type) {
+      case 'publish':
+        this.publishRecords(m.words);
+        break;
+      case 'snapshot-data':
+        this.onSnapshotData(m.id, m.words, m.last);
+        break;
+      case 'installed':
+        if (this.readyState === 'installing') this.becomeReady();
+        break;
+      case 'status-request':
+        this.parent.send({ type: 'status', id: m.id, status: this.status() });
+        break;
+      case 'stop':
+        void this.stop();
+        break;
+    }
+  }
+
+  /** Graceful stop: releases and hands over at once (bye), flushes, closes, then reports `stopped`. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.flushSync(true);
+    this.step({ type: 'stop' });
+  }
+
+  status(): ClusterStatus {
+    const now = performance.now();
+    const v = this.election.view();
+    const c = this.receiver.counters;
+    return {
+      self: this.opts.node, cluster: this.opts.cluster, leader: v.leader, term: v.term, nats: this.natsUp ? 'up' : 'down',
+      nats_server: this.natsUp && this.nc ? this.nc.getServer() : '', ready: v.ready,
+      members: this.election.memberList(now), vips: [...this.vips],
+      sync: {
+        sent: this.sender.sentRecords, received: c.records, gaps: c.gaps, resyncs: c.resyncs, lost: c.lost, stale: c.stale,
+        foreign: this.drops.foreign, malformed: this.drops.malformed + this.drops.version + c.malformedRecords,
+        lag_p50_ms: this.lag.quantile(0.5), lag_p99_ms: this.lag.quantile(0.99), snapshot_entries: this.snapshotEntries, snapshot_ms: this.snapshotMs,
+      },
+    };
+  }
+
+  // ---- election ------------------------------------------------------------------------------------------------
+
+  private step(input: ElectionInput): void {
+    for (const fx of this.election.step(input, performance.now())) this.effect(fx);
+  }
+
+  private effect(fx: ElectionEffect): void {
+    const nc = this.nc;
+    switch (fx.type) {
+      case 'heartbeat':
+        if (nc && !nc.isClosed()) {
+          nc.publish(this.subj.heartbeat, this.codec.encode(this.codec.heartbeat(++this.hbSeq, fx.leader ? 1 : 0, fx.term, fx.rev, fx.follows,
+            this.opts.priority, fx.ready, fx.wantsPreempt, wallMs())));
+        }
+        break;
+      case 'read-term':
+        if (!this.store) {
+          setTimeout(() => this.step({ type: 'term-read', record: null }), this.opts.heartbeatMs);
+          break;
+        }
+        this.store.read().then((record) => this.step({ type: 'term-read', record }), () => this.step({ type: 'term-read', record: null }));
+        break;
+      case 'cas': {
+        const store = this.store;
+        if (!store) {
+          setTimeout(() => this.step({ type: 'cas-result', term: fx.term, result: { ok: false, conflict: false } }), this.opts.heartbeatMs);
+          break;
+        }
+        store.cas(fx.expectRev, fx.term, fx.holder).then((result) => this.step({ type: 'cas-result', term: fx.term, result }));
+        break;
+      }
+      case 'grant-vips':
+        this.vips = [...fx.vips];
+        this.parent.send({ type: 'vip-grant', vips: [...fx.vips], term: fx.term });
+        this.log(`leader of term ${fx.term}: VIPs granted`);
+        break;
+      case 'release-vips':
+        this.vips = [];
+        this.parent.send({ type: 'vip-release', vips: [...fx.vips], reason: fx.reason });
+        this.log(`VIPs released: ${fx.reason}`);
+        break;
+      case 'role':
+        this.parent.send({ type: 'role', role: fx.role, term: fx.term, leader: fx.leader });
+        break;
+      case 'member':
+        this.log(`member ${fx.name}: ${fx.state}`);
+        break;
+      case 'bye':
+        if (nc && !nc.isClosed()) nc.publish(this.subj.heartbeat, this.codec.encode(this.codec.bye(fx.term, fx.rev)));
+        break;
+      case 'stopped':
+        void this.finish();
+        break;
+    }
+  }
+
+  private async finish(): Promise<void> {
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    for (const s of this.served.values()) if (s.timer) clearTimeout(s.timer);
+    try {
+      await this.nc?.flush();
+      await this.nc?.close();
+    } catch {
+      // closing a broken connection: nothing left to tell
+    }
+    this.parent.send({ type: 'stopped' });
+  }
+
+  private async watchStatus(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') {
+        this.natsUp = false;
+        this.step({ type: 'nats', up: false });
+        this.log(`NATS disconnected from ${s.server}`);
+      } else if (s.type === 'reconnect') {
+        this.natsUp = true;
+        this.step({ type: 'nats', up: true });
+        this.log(`NATS reconnected to ${s.server}`);
+      }
+    }
+  }
+
+  private onTick(): void {
+    if (this.stopping) return;
+    const now = performance.now();
+    this.step({ type: 'tick' });
+    this.receiverEffects(this.receiver.tick(now));
+    this.flushSync(false);
+  }
+
+  // ---- wire ----------------------------------------------------------------------------------------------------
+
+  private onWire(m: Msg): void {
+    const d = this.codec.decode(m.data);
+    if (!d.ok) {
+      if (d.reason === DropReason.SELF) {
+        if (m.subject === this.subj.heartbeat && m.data.length > 0) this.step({ type: 'echo' });
+      } else if (d.reason === DropReason.FOREIGN) this.drops.foreign++;
+      else if (d.reason === DropReason.VERSION) this.drops.version++;
+      else this.drops.malformed++;
+      return;
+    }
+    this.onMsg(d.msg, m);
+  }
+
+  private onMsg(msg: ClusterMsg, m: Msg): void {
+    const now = performance.now();
+    switch (msg.k) {
+      case MsgKind.HEARTBEAT:
+        this.peers.set(msg.s, { epoch: msg.e, ready: msg.rd, lastSeen: now, leader: msg.r === 1, priority: msg.p });
+        this.step({ type: 'beat', beat: { from: msg.s, epoch: msg.e, leader: msg.r === 1, term: msg.t, rev: msg.rv, follows: msg.l, priority: msg.p, ready: msg.rd, wantsPreempt: msg.pp } });
+        break;
+      case MsgKind.BYE:
+        this.peers.delete(msg.s);
+        this.step({ type: 'bye', from: msg.s, term: msg.t, rev: msg.rv });
+        break;
+      case MsgKind.BATCH: {
+        // Only members (senders heard in heartbeats) may sync: a batch from anyone else is dropped and counted.
+        if (!this.peers.has(msg.s)) {
+          this.drops.foreign++;
+          return;
+        }
+        this.lag.add(wallMs() - msg.at);
+        this.receiverEffects(this.receiver.onBatch(msg.s, msg.e, msg.q, recordWords(msg.w), now), 'sync');
+        break;
+      }
+      case MsgKind.NACK: {
+        if (msg.to !== this.opts.node || msg.te !== this.codec.epoch) return;
+        this.flushSync(true);
+        const r = this.sender.resend(msg.a, msg.b);
+        this.nc?.publish(this.subj.resend(msg.s), this.codec.encode(this.codec.resend(msg.s, msg.a, msg.b, r.ok, recordBytes(r.words, 0, r.count))));
+        break;
+      }
+      case MsgKind.RESEND:
+        if (msg.to !== this.opts.node) return;
+        this.receiverEffects(this.receiver.onResend(msg.s, msg.e, msg.a, msg.b, msg.ok, recordWords(msg.w), now), 'resend');
+        break;
+      case MsgKind.SNAP_REQUEST:
+        this.serveSnapshot(msg.id, msg.i, m);
+        break;
+      case MsgKind.SNAP_CHUNK:
+        break; // chunks arrive as request replies, not here
+    }
+  }
+
+  private receiverEffects(fx: ReceiverEffects, source: 'sync' | 'resend' = 'sync'): void {
+    if (fx.install) this.parent.send({ type: 'install', words: fx.install, source });
+    for (const n of fx.nacks) this.nc?.publish(this.subj.nack(n.to), this.codec.encode(this.codec.nack(n.to, n.te, n.a, n.b)));
+    for (const peer of fx.resyncs) void this.pullSnapshot(peer, false);
+  }
+
+  // ---- sync out ------------------------------------------------------------------------------------------------
+
+  private publishRecords(words: Uint32Array): void {
+    const n = Math.floor(words.length / RECORD_WORDS);
+    if (n === 0) return;
+    this.sender.add(words, 0, n, wallMs());
+    this.flushSync(false);
+  }
+
+  /** Publishes sealed batches; with `force` seals the pending one first. Arms the batching timer. */
+  private flushSync(force: boolean): void {
+    this.sender.flushDue(wallMs(), force);
+    const nc = this.nc;
+    for (const b of this.sender.takeReady()) {
+      if (nc && !nc.isClosed()) nc.publish(this.subj.sync, this.codec.encode(this.codec.batch(b.seq, b.at, recordBytes(b.words, 0, b.count))));
+    }
+    const due = this.sender.nextDeadline();
+    if (due >= 0 && !this.flushTimer) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = null;
+        this.flushSync(false);
+      }, Math.max(0, due - wallMs()));
+    }
+  }
+
+  // ---- snapshots -----------------------------------------------------------------------------------------------
+
+  /** After the startup wait: pull the state from the leader (or the best ready peer), or start empty if alone. */
+  private async startupSnapshot(): Promise<void> {
+    if (this.stopping || this.readyState !== 'waiting') return;
+    const now = performance.now();
+    const alive = [...this.peers.entries()].filter(([, p]) => p.ready && now - p.lastSeen <= this.opts.heartbeatMs * this.opts.missBeats);
+    if (alive.length === 0) {
+      this.log('no ready peer: starting with an empty state');
+      this.becomeReady();
+      return;
+    }
+    alive.sort(([an, a], [bn, b]) => Number(b.leader) - Number(a.leader) || b.priority - a.priority || (an < bn ? -1 : 1));
+    this.readyState = 'pulling';
+    const ok = await this.pullSnapshot(alive[0][0], true);
+    if (!ok) {
+      this.readyState = 'waiting';
+      setTimeout(() => void this.startupSnapshot(), 500);
+    }
+  }
+
+  private becomeReady(): void {
+    this.readyState = 'ready';
+    this.step({ type: 'ready' });
+  }
+
+  /** Pulls a full snapshot from `peer`, chunk by chunk, handing each to the parent. Returns false on failure. */
+  private async pullSnapshot(peer: string, startup: boolean): Promise<boolean> {
+    const nc = this.nc;
+    if (!nc || this.pulling) return false;
+    this.pulling = true;
+    const t0 = performance.now();
+    try {
+      const ask = async (id: number, i: number): Promise<SnapChunk> => {
+        const r = await nc.request(this.subj.snapshot(peer), this.codec.encode(this.codec.snapRequest(id, i)), { timeout: 5000 });
+        const d = this.codec.decode(r.data);
+        if (!d.ok || d.msg.k !== MsgKind.SNAP_CHUNK || d.msg.i !== i) throw new Error(`bad snapshot chunk ${i} from ${peer}`);
+        return d.msg;
+      };
+      const first = await ask(0, 0);
+      let entries = 0;
+      for (let i = 0; i < first.nc; i++) {
+        const c = i === 0 ? first : await ask(first.id, i);
+        const w = recordWords(c.w);
+        entries += w.length / RECORD_WORDS;
+        if (w.length) this.parent.send({ type: 'install', words: w, source: 'snapshot' });
+      }
+      this.receiver.onSnapshot(peer, first.e, first.q);
+      this.snapshotEntries = entries;
+      this.snapshotMs = Math.round((performance.now() - t0) * 10) / 10;
+      this.parent.send({ type: 'snapshot-done', from: peer, entries, ms: this.snapshotMs });
+      this.log(`snapshot from ${peer}: ${entries} entries in ${this.snapshotMs} ms`);
+      if (startup) {
+        this.readyState = 'installing';
+        if (!this.parent.attached) this.becomeReady();
+      }
+      return true;
+    } catch (e) {
+      this.log(`snapshot from ${peer} failed: ${(e as Error).message}`);
+      return false;
+    } finally {
+      this.pulling = false;
+    }
+  }
+
+  private serveSnapshot(id: number, i: number, m: Msg): void {
+    if (id === 0) {
+      const sid = ++this.snapIds;
+      const s: ServedSnapshot = { chunks: [], cur: new Uint32Array(this.opts.snapshotChunk * RECORD_WORDS), fill: 0, entries: 0, q: 0, done: false, waiting: [m], timer: null };
+      this.served.set(sid, s);
+      s.timer = setTimeout(() => this.served.delete(sid), 60_000);
+      if (this.parent.attached) this.parent.send({ type: 'snapshot-request', id: sid });
+      else this.onSnapshotData(sid, new Uint32Array(0), true);
+      return;
+    }
+    const s = this.served.get(id);
+    if (!s || !s.done || i >= Math.max(1, s.chunks.length)) return; // the requester times out and retries
+    this.answerChunk(id, s, i, m);
+  }
+
+  private onSnapshotData(id: number, words: Uint32Array, last: boolean): void {
+    const s = this.served.get(id);
+    if (!s || s.done) return;
+    const chunkWords = this.opts.snapshotChunk * RECORD_WORDS;
+    let off = 0;
+    const total = words.length - (words.length % RECORD_WORDS);
+    while (off < total) {
+      const n = Math.min(total - off, chunkWords - s.fill);
+      s.cur.set(words.subarray(off, off + n), s.fill);
+      s.fill += n;
+      off += n;
+      if (s.fill === chunkWords) {
+        s.chunks.push(s.cur);
+        s.cur = new Uint32Array(chunkWords);
+        s.fill = 0;
+      }
+    }
+    s.entries += total / RECORD_WORDS;
+    if (!last) return;
+    if (s.fill > 0) s.chunks.push(s.cur.slice(0, s.fill));
+    s.cur = new Uint32Array(0);
+    // Everything the parent sent before this snapshot is in a batch at or below q: receivers continue after q.
+    this.flushSync(true);
+    s.q = this.sender.lastSeq;
+    s.done = true;
+    for (const w of s.waiting) this.answerChunk(id, s, 0, w);
+    s.waiting = [];
+  }
+
+  private answerChunk(id: number, s: ServedSnapshot, i: number, m: Msg): void {
+    const nchunks = Math.max(1, s.chunks.length);
+    const w = s.chunks[i] ?? new Uint32Array(0);
+    m.respond(this.codec.encode(this.codec.snapChunk(id, i, nchunks, s.entries, s.q, recordBytes(w, 0, w.length / RECORD_WORDS))));
+  }
+
+  private log(line: string): void {
+    this.parent.send({ type: 'log', line: `cluster ${this.opts.node}: ${line}` });
+  }
+}

@@ -1,0 +1,235 @@
+// The stats read model as Prometheus text (exposition format 0.0.4): node_exporter's IPVS collector names and
+// labels first, so existing IPVS dashboards work unchanged, then tsvs_* metrics for everything IPVS has no name for.
+import type { ServiceSnapshot, TableSnapshot } from '../model/ipvs.ts';
+import type { TelemetryStats } from '../proto/telemetry.ts';
+import type { DataplaneStatus } from '../proto/stats.ts';
+
+/** The data plane part of the read model. */
+export type MetricsDataplane = DataplaneStatus;
+
+/** Cluster figures (the cluster issue fills them; absent on a lone director). */
+export interface ClusterFigures {
+  /** This director's name. */
+  node: string;
+  leader: boolean;
+  /** Current leadership term. */
+  term: number;
+  /** Directors seen alive, this one included. */
+  peers: number;
+  /** VIPs this director owns now. */
+  vipsOwned: number;
+  syncSent: number;
+  syncReceived: number;
+  syncGaps: number;
+  resyncs: number;
+  /** Age of the newest sync batch received, seconds. */
+  syncLagSeconds: number;
+}
+
+/** One real server's health (the health issue fills them), HAProxy's style. */
+export interface HealthFigure {
+  proto: string;
+  localAddress: string;
+  localPort: number;
+  localMark: number;
+  remoteAddress: string;
+  remotePort: number;
+  /** Current state, e.g. 'up', 'down', 'unknown'. */
+  state: string;
+  /** Duration of the last check, seconds. */
+  checkDurationSeconds: number;
+  checkFailures: number;
+  upTransitions: number;
+  downTransitions: number;
+}
+
+/** Connection-table figures. */
+export interface ConntabFigures {
+  entries: number;
+  capacity: number;
+}
+
+/**
+ * What /metrics renders. `table` and `dataplane` are the stats read model (a shared/proto/stats.ts StatsView is one:
+ * `{ ...reader.view(), telemetry, conntab }`); the rest are optional hooks that add their metrics when present.
+ */
+export interface MetricsInput {
+  table: TableSnapshot;
+  dataplane: MetricsDataplane;
+  conntab?: ConntabFigures;
+  telemetry?: TelemetryStats | null;
+  cluster?: ClusterFigures | null;
+  health?: HealthFigure[] | null;
+}
+
+/** States every health gauge family lists (one series per state, 1 for the current one). */
+export const HEALTH_STATES = ['up', 'down', 'unknown'] as const;
+
+type Labels = Record<string, string | number>;
+
+function escLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function escHelp(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+function num(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return Number.isInteger(v) && Math.abs(v) < 1e21 ? v.toFixed(0) : String(v);
+}
+
+/** Builds one exposition: families in order, each HELP and TYPE once, then its samples. */
+class Exposition {
+  private readonly out: string[] = [];
+  private readonly seen = new Set<string>();
+
+  family(name: string, type: 'counter' | 'gauge', help: string, samples: Array<[Labels, number]>): void {
+    if (this.seen.has(name)) throw new Error(`metrics: family ${name} written twice (bug)`);
+    this.seen.add(name);
+    this.out.push(`# HELP ${name} ${escHelp(help)}`, `# TYPE ${name} ${type}`);
+    for (const [labels, v] of samples) {
+      const keys = Object.keys(labels);
+      const ls = keys.length === 0 ? '' : `{${keys.map((k) => `${k}="${escLabel(String(labels[k]))}"`).join(',')}}`;
+      this.out.push(`${name}${ls} ${num(v)}`);
+    }
+  }
+
+  text(): string {
+    return this.out.join('\n') + '\n';
+  }
+}
+
+/** node_exporter's backend labels for a real server of `s`: /proc/net/ip_vs's view (FWM marks as 8 hex digits). */
+function backendLabels(s: ServiceSnapshot, remoteAddress: string, remotePort: number): Labels {
+  const fw = s.fwmark > 0;
+  return {
+    local_address: fw ? '' : s.addr,
+    local_port: fw ? 0 : s.port,
+    remote_address: remoteAddress,
+    remote_port: remotePort,
+    proto: fw ? 'FWM' : s.protocol.toUpperCase(),
+    local_mark: fw ? s.fwmark.toString(16).toUpperCase().padStart(8, '0') : '',
+  };
+}
+
+function serviceLabels(s: ServiceSnapshot): Labels {
+  const b = backendLabels(s, '', 0);
+  return { local_address: b.local_address, local_port: b.local_port, proto: b.proto, local_mark: b.local_mark, scheduler: s.scheduler };
+}
+
+const STAT_FIELDS = [
+  ['conns', 'connections', 'Connections scheduled'],
+  ['inpkts', 'incoming_packets', 'Packets received from clients'],
+  ['outpkts', 'outgoing_packets', 'Packets sent toward clients'],
+  ['inbytes', 'incoming_bytes', 'Bytes received from clients'],
+  ['outbytes', 'outgoing_bytes', 'Bytes sent toward clients'],
+] as const;
+const RATE_FIELDS = [
+  ['cps', 'connections_per_second', 'Connections per second (2 s estimator, as ipvsadm --rate)'],
+  ['inpps', 'incoming_packets_per_second', 'Incoming packets per second (as ipvsadm --rate)'],
+  ['outpps', 'outgoing_packets_per_second', 'Outgoing packets per second (as ipvsadm --rate)'],
+  ['inbps', 'incoming_bytes_per_second', 'Incoming bytes per second (as ipvsadm --rate)'],
+  ['outbps', 'outgoing_bytes_per_second', 'Outgoing bytes per second (as ipvsadm --rate)'],
+] as const;
+
+/** True for the worker events that are drops (their reason is the rest of the name). */
+function dropReason(event: string): string | null {
+  if (event.startsWith('drop_')) return event.slice(5);
+  if (event.startsWith('net_') && event !== 'net_ok') return event;
+  if (event === 'orphan_replies' || event === 'tx_errors') return event;
+  return null;
+}
+
+/**
+ * The Prometheus text of `m`. Counters are the read model's exact values (the same numbers as
+ * `tsvsadm -L -n --stats --exact`); the node_ipvs_* totals sum the current services, as /proc/net/ip_vs_stats
+ * sums the kernel's. Label values are escaped; every family has HELP and TYPE. Never throws on valid input.
+ */
+export function formatMetrics(m: MetricsInput): string {
+  const x = new Exposition();
+  const svcs = m.table.services;
+  const totals = { conns: 0, inpkts: 0, outpkts: 0, inbytes: 0, outbytes: 0 };
+  for (const s of svcs) for (const k of Object.keys(totals) as Array<keyof typeof totals>) totals[k] += s.stats[k];
+  x.family('node_ipvs_connections_total', 'counter', 'The total number of connections made.', [[{}, totals.conns]]);
+  x.family('node_ipvs_incoming_packets_total', 'counter', 'The total number of incoming packets.', [[{}, totals.inpkts]]);
+  x.family('node_ipvs_outgoing_packets_total', 'counter', 'The total number of outgoing packets.', [[{}, totals.outpkts]]);
+  x.family('node_ipvs_incoming_bytes_total', 'counter', 'The total amount of incoming data.', [[{}, totals.inbytes]]);
+  x.family('node_ipvs_outgoing_bytes_total', 'counter', 'The total amount of outgoing data.', [[{}, totals.outbytes]]);
+  const backends = svcs.flatMap((s) => s.dests.map((d) => ({ s, d, l: backendLabels(s, d.addr, d.port) })));
+  x.family('node_ipvs_backend_connections_active', 'gauge', 'The current active connections by local and remote address.', backends.map((b) => [b.l, b.d.activeConns]));
+  x.family('node_ipvs_backend_connections_inactive', 'gauge', 'The current inactive connections by local and remote address.', backends.map((b) => [b.l, b.d.inactConns]));
+  x.family('node_ipvs_backend_weight', 'gauge', 'The current backend weight by local and remote address.', backends.map((b) => [b.l, b.d.weight]));
+
+  x.family('tsvs_services', 'gauge', 'Virtual services in the table.', [[{}, svcs.length]]);
+  x.family('tsvs_backends', 'gauge', 'Real servers in the table, over all services.', [[{}, backends.length]]);
+  for (const [k, name, help] of STAT_FIELDS) x.family(`tsvs_service_${name}_total`, 'counter', `${help}, per virtual service.`, svcs.map((s) => [serviceLabels(s), s.stats[k]]));
+  for (const [k, name, help] of RATE_FIELDS) x.family(`tsvs_service_${name}`, 'gauge', `${help}, per virtual service.`, svcs.map((s) => [serviceLabels(s), s.rate[k]]));
+  for (const [k, name, help] of STAT_FIELDS) x.family(`tsvs_backend_${name}_total`, 'counter', `${help}, per real server.`, backends.map((b) => [b.l, b.d.stats[k]]));
+  for (const [k, name, help] of RATE_FIELDS) x.family(`tsvs_backend_${name}`, 'gauge', `${help}, per real server.`, backends.map((b) => [b.l, b.d.rate[k]]));
+  x.family('tsvs_backend_connections_persistent', 'gauge', 'Persistence templates pointing at the real server.', backends.map((b) => [b.l, b.d.persistConns]));
+  x.family('tsvs_backend_overloaded', 'gauge', '1 while the upper connection threshold holds the real server out of scheduling.', backends.map((b) => [b.l, b.d.overloaded ? 1 : 0]));
+
+  const dp = m.dataplane;
+  x.family('tsvs_dataplane_forwarding', 'gauge', '1 when the director forwards packets (tsvsd runs with --client-if).', [[{}, dp.forwarding ? 1 : 0]]);
+  x.family('tsvs_table_epoch', 'gauge', 'Epoch of the forwarding table last published to the workers.', [[{}, dp.epoch]]);
+  x.family('tsvs_workers', 'gauge', 'Forwarding workers configured.', [[{}, dp.workers.length]]);
+  x.family('tsvs_worker_up', 'gauge', '1 while the worker process runs.', dp.workers.map((w) => [{ worker: w.index, cpu: w.cpu }, w.alive ? 1 : 0]));
+  x.family('tsvs_worker_restarts_total', 'counter', 'Worker restarts since tsvsd started.', dp.workers.map((w) => [{ worker: w.index }, w.restarts]));
+  x.family('tsvs_worker_table_epoch', 'gauge', 'Epoch of the forwarding table the worker last applied (-1 before its first).', dp.workers.map((w) => [{ worker: w.index }, w.appliedEpoch]));
+  x.family('tsvs_worker_forwarded_packets_total', 'counter', 'Packets forwarded by the worker, both directions.', dp.forwardedByWorker.map((v, i) => [{ worker: i }, v]));
+  x.family('tsvs_worker_orphan_replies_total', 'counter', 'Replies that reached a worker whose shard does not hold their flow.', dp.orphansByWorker.map((v, i) => [{ worker: i }, v]));
+  const events = Object.entries(dp.events).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  x.family('tsvs_drops_total', 'counter', 'Packets dropped by the data plane, by reason.', events.filter(([e]) => dropReason(e) !== null).map(([e, v]) => [{ reason: dropReason(e)! }, v]));
+  x.family('tsvs_dataplane_events_total', 'counter', 'Data-plane events other than drops (frames, batches, connections created and expired, ...).', events.filter(([e]) => dropReason(e) === null).map(([e, v]) => [{ event: e }, v]));
+
+  if (m.conntab) {
+    x.family('tsvs_conntab_entries', 'gauge', 'Connection-table entries in use (connections and templates), all workers.', [[{}, m.conntab.entries]]);
+    x.family('tsvs_conntab_capacity', 'gauge', 'Connection-table capacity, all workers.', [[{}, m.conntab.capacity]]);
+  }
+  const t = m.telemetry;
+  if (t) {
+    x.family('tsvs_decisions_read_total', 'counter', 'Scheduling decision records read from the workers rings.', [[{}, t.decisionsRead]]);
+    x.family('tsvs_decisions_traced_total', 'counter', 'Decisions turned into spans (sampled, or failed).', [[{}, t.decisionsTraced]]);
+    x.family('tsvs_decisions_unsampled_total', 'counter', 'Decisions left out by ratio sampling.', [[{}, t.decisionsUnsampled]]);
+    x.family('tsvs_decisions_dropped_total', 'counter', 'Decisions or spans lost, by reason.', [
+      [{ reason: 'ring_overwritten' }, t.ringLost],
+      [{ reason: 'ring_torn' }, t.ringTorn],
+      [{ reason: 'queue_full' }, t.queueDropped],
+      [{ reason: 'export_failed' }, t.exportFailed],
+    ]);
+    x.family('tsvs_trace_spans_exported_total', 'counter', 'Spans the OTLP endpoint accepted.', [[{}, t.exported]]);
+    x.family('tsvs_control_events_total', 'counter', 'Control events exported as spans.', [[{}, t.controlEvents]]);
+  }
+  const c = m.cluster;
+  if (c) {
+    x.family('tsvs_cluster_leader', 'gauge', '1 while this director is the leader.', [[{ node: c.node }, c.leader ? 1 : 0]]);
+    x.family('tsvs_cluster_term', 'gauge', 'Current leadership term.', [[{}, c.term]]);
+    x.family('tsvs_cluster_peers', 'gauge', 'Directors seen alive, this one included.', [[{}, c.peers]]);
+    x.family('tsvs_cluster_vips_owned', 'gauge', 'VIPs this director owns.', [[{}, c.vipsOwned]]);
+    x.family('tsvs_sync_messages_sent_total', 'counter', 'Connection-sync batches sent.', [[{}, c.syncSent]]);
+    x.family('tsvs_sync_messages_received_total', 'counter', 'Connection-sync batches received.', [[{}, c.syncReceived]]);
+    x.family('tsvs_sync_gaps_total', 'counter', 'Sequence gaps detected in received sync.', [[{}, c.syncGaps]]);
+    x.family('tsvs_sync_resyncs_total', 'counter', 'Full resyncs requested.', [[{}, c.resyncs]]);
+    x.family('tsvs_sync_lag_seconds', 'gauge', 'Age of the newest sync batch received.', [[{}, c.syncLagSeconds]]);
+  }
+  const h = m.health;
+  if (h) {
+    const key = (f: HealthFigure): Labels => ({
+      local_address: f.localAddress,
+      local_port: f.localPort,
+      remote_address: f.remoteAddress,
+      remote_port: f.remotePort,
+      proto: f.proto,
+      local_mark: f.localMark > 0 ? f.localMark.toString(16).toUpperCase().padStart(8, '0') : '',
+    });
+    x.family('tsvs_backend_check_status', 'gauge', 'Health check state of the real server: one series per state, 1 for the current one.', h.flatMap((f) => HEALTH_STATES.map((st): [Labels, number] => [{ ...key(f), state: st }, f.state === st ? 1 : 0])));
+    x.family('tsvs_backend_check_duration_seconds', 'gauge', 'Duration of the last health check.', h.map((f) => [key(f), f.checkDurationSeconds]));
+    x.family('tsvs_backend_check_failures_total', 'counter', 'Failed health checks.', h.map((f) => [key(f), f.checkFailures]));
+    x.family('tsvs_backend_check_up_down_total', 'counter', 'Health transitions, by direction.', h.flatMap((f): Array<[Labels, number]> => [[{ ...key(f), direction: 'up' }, f.upTransitions], [{ ...key(f), direction: 'down' }, f.downTransitions]]));
+  }
+  return x.text();
+}
