@@ -360,8 +360,12 @@ export class ClusterAgent {
       };
       const first = await ask(0, 0);
       let entries = 0;
+      // Up to 4 chunk requests in flight (≈3 MB): pipelined, yet far below what core NATS buffers for a subscriber.
+      const inflight: Promise<SnapChunk>[] = [];
+      let asked = 1;
       for (let i = 0; i < first.nc; i++) {
-        const c = i === 0 ? first : await ask(first.id, i);
+        while (asked < first.nc && inflight.length < 4) inflight.push(ask(first.id, asked++));
+        const c = i === 0 ? first : await inflight.shift()!;
         const w = recordWords(c.w);
         entries += w.length / RECORD_WORDS;
         if (w.length) this.parent.send({ type: 'install', words: w, source: 'snapshot' });
