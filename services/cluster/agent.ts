@@ -364,7 +364,11 @@ export class ClusterAgent {
       const inflight: Promise<SnapChunk>[] = [];
       let asked = 1;
       for (let i = 0; i < first.nc; i++) {
-        while (asked < first.nc && inflight.length < 4) inflight.push(ask(first.id, asked++));
+        while (asked < first.nc && inflight.length < 4) {
+          const p = ask(first.id, asked++);
+          p.catch(() => undefined); // awaited in order below; a failure must not surface as an unhandled rejection first
+          inflight.push(p);
+        }
         const c = i === 0 ? first : await inflight.shift()!;
         const w = recordWords(c.w);
         entries += w.length / RECORD_WORDS;
