@@ -8,7 +8,7 @@ import { NetVerdict } from '../../shared/net/verdict.ts';
 import { decTtl, encapGue, encapIpip, finishPartial, natIcmpIn, natIcmpOut, natIn, natOut, setMacs, writeEth, IPIP_OVERHEAD, GUE_OVERHEAD } from '../../shared/net/rewrite.ts';
 import { buildIcmpUnreach } from '../../shared/net/icmp.ts';
 import { buildTcpRst } from '../../shared/net/tcp-rst.ts';
-import { defaultGuard, SourceLimiter, type GuardOptions } from './guard.ts';
+import { defaultGuard, SourceLimiter, type GuardOptions } from '../../shared/fwd/guard.ts';
 import { overloadAt } from '../../shared/sched/overload.ts';
 import type { SchedInput } from '../../shared/sched/types.ts';
 import { FwdCode, SvcFlag } from '../../shared/model/ipvs.ts';
@@ -82,7 +82,7 @@ export interface EngineOptions {
   local?: LocalSink | null;
   /** This worker's decision ring (shared/telemetry): one record per scheduling decision; null = tracing off. */
   decisions?: DecisionWriter | null;
-  /** Dead destinations and flood defence (guard.ts); unset fields take defaultGuard()'s values. */
+  /** Dead destinations and flood defence (shared/fwd/guard.ts); unset fields take defaultGuard()'s values. */
   guard?: Partial<GuardOptions>;
 }
 

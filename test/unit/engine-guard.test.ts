@@ -8,7 +8,7 @@ import { FwdCode, SvcFlag } from '../../shared/model/ipvs.ts';
 import { inetChecksum } from '../../shared/net/checksum.ts';
 import { ipv4FromText } from '../../shared/net/addr.ts';
 import { Engine, Verdict } from '../../services/worker/engine.ts';
-import type { GuardOptions } from '../../services/worker/guard.ts';
+import type { GuardOptions } from '../../shared/fwd/guard.ts';
 import { eth, ipv4, tcp, udp } from '../support/packet-ref.ts';
 import { CLIENT, CLIENT_MAC, DIR_BACK, DIR_FRONT, FakeL2, FakePort, RS_MAC, VIP, dest, service, table } from '../support/engine-fakes.ts';
 
