@@ -58,6 +58,7 @@ describe('dead destinations (1 director, 2 servers, nat)', () => {
     tsvsadm('-d', '-u', `${VIP}:53`, '-r', `${gone}:53`);
     await settle();
     const after = digFrom(UDP_SPORT);
+    console.log(`dead-dest figures: UDP flow moved from ${first} to ${after.who}, answered in ${after.ms} ms`);
     expect(after.who).toBe(first === 'rs1' ? 'rs2' : 'rs1');
     expect(after.ms).toBeLessThan(1000);
     const ev = dataplaneStatus().events;
@@ -85,6 +86,7 @@ describe('dead destinations (1 director, 2 servers, nat)', () => {
       await exited;
       const m = /error ECONNRESET (\d+)/.exec(out);
       expect(m, `client said: ${out}`).not.toBeNull();
+      console.log(`dead-dest figures: TCP connection to ${who} reset ${m![1]} ms after its next segment`);
       expect(Number(m![1])).toBeLessThan(1000);
       expect(dataplaneStatus().events.nodest_rst_sent).toBe(before + 1);
       // The client reconnects (a new port) and the live server answers.
