@@ -150,6 +150,7 @@ export async function main(args: string[]): Promise<void> {
     await until('d2 installed everything', () => b.installed >= sent, 10_000).catch(() => undefined);
     const elapsed = (performance.now() - t0) / 1000;
     const cpuUs = a.cpuUs() + b.cpuUs() - cpu0;
+    log(`throughput phase: sent ${sent}, installed ${b.installed}, ${elapsed.toFixed(2)} s, agents' CPU ${(cpuUs / 1e6).toFixed(2)} s`);
     const st1 = await b.status();
     const updatesPerS = Math.round(b.installed / elapsed);
     const lost = Math.max(0, sent - b.installed);
