@@ -58,6 +58,7 @@ export class ClusterAgent {
   private snapshotEntries = 0;
   private snapshotMs = 0;
   private stopping = false;
+  private casLogAt = -Infinity;
 
   constructor(opts: ClusterOptions, parent: ParentPort) {
     this.opts = opts;
@@ -170,7 +171,13 @@ export class ClusterAgent {
           setTimeout(() => this.step({ type: 'cas-result', term: fx.term, result: { ok: false, conflict: false } }), this.opts.heartbeatMs);
           break;
         }
-        store.cas(fx.expectRev, fx.term, fx.holder).then((result) => this.step({ type: 'cas-result', term: fx.term, result }));
+        store.cas(fx.expectRev, fx.term, fx.holder).then((result) => {
+          if (!result.ok && performance.now() - this.casLogAt > 1000) {
+            this.casLogAt = performance.now();
+            this.log(`term ${fx.term} CAS on revision ${fx.expectRev}: ${result.conflict ? 'conflict (re-reading)' : 'store unavailable (retrying)'}`);
+          }
+          this.step({ type: 'cas-result', term: fx.term, result });
+        });
         break;
       }
       case 'grant-vips':
