@@ -16,8 +16,8 @@ import { pingOnce } from './ping.ts';
 export interface RunOutcome {
   ok: boolean;
   error: string | null;
-  /** MISC_CHECK misc_dynamic: the weight its exit status sets. */
-  weight?: number;
+  /** MISC_CHECK misc_dynamic: the weight its exit status sets (null: back to the configured weight). */
+  weight?: number | null;
 }
 
 /**
@@ -29,11 +29,11 @@ interface Run {
   cancel(reason: string): void;
 }
 
-function once(): { promise: Promise<RunOutcome>; finish: (o: RunOutcome) => boolean } {
+function once(): { promise: Promise<RunOutcome>; finish: (o: RunOutcome) => boolean; settled: () => boolean } {
   let settled = false;
   let resolve!: (o: RunOutcome) => void;
   const promise = new Promise<RunOutcome>((r) => { resolve = r; });
-  return { promise, finish: (o) => (settled ? false : ((settled = true), resolve(o), true)) };
+  return { promise, finish: (o) => (settled ? false : ((settled = true), resolve(o), true)), settled: () => settled };
 }
 
 const fail = (error: string): RunOutcome => ({ ok: false, error });
@@ -58,18 +58,17 @@ function tcpRun(p: CheckerPlan): Run {
   return { done: promise, cancel: (r) => { finish(fail(r)); s.destroy(); } };
 }
 
-/** Reads a stream socket to its end (or until `enough` says so), collecting bytes. */
-function collect(s: Socket, onData: (buf: Buffer) => void): void {
-  s.on('data', onData);
-}
+/** Longest HTTP reply read (headers and body); a longer one fails the check rather than filling memory. */
+const MAX_HTTP_REPLY = 4 << 20;
 
 function httpRun(p: CheckerPlan, tls: boolean): Run {
   const c = p.checker;
   if (c.kind !== 'HTTP_GET' && c.kind !== 'SSL_GET') throw new TypeError('httpRun: not an HTTP checker');
-  const { promise, finish } = once();
+  const { promise, finish, settled } = once();
   let current: Socket | null = null;
   const urls = [...c.urls];
   const one = (i: number): void => {
+    if (settled()) return;
     if (i >= urls.length) { finish(OK); return; }
     const u = urls[i];
     const vhost = u.virtualhost ?? c.virtualhost ?? (p.af === 6 ? `[${p.host}]` : p.host);
@@ -79,8 +78,15 @@ function httpRun(p: CheckerPlan, tls: boolean): Run {
       : netConnect(opts);
     current = s;
     const chunks: Buffer[] = [];
+    let size = 0;
     s.once(tls ? 'secureConnect' : 'connect', () => s.write(httpRequest(u.path, vhost, p.port, tls)));
-    collect(s, (b) => chunks.push(b));
+    s.on('data', (b: Buffer) => {
+      size += b.length;
+      if (size > MAX_HTTP_REPLY) {
+        finish(fail(`${u.path}: reply larger than ${MAX_HTTP_REPLY} bytes`));
+        s.destroy();
+      } else chunks.push(b);
+    });
     s.once('error', (e) => { finish(fail(`${u.path}: ${errText(e)}`)); s.destroy(); });
     s.once('end', () => {
       s.destroy();
@@ -99,9 +105,12 @@ function httpRun(p: CheckerPlan, tls: boolean): Run {
   return { done: promise, cancel: (r) => { finish(fail(r)); current?.destroy(); } };
 }
 
+/** keepalived's SMTP_DEFAULT_HELO (check_smtp.h). */
+const SMTP_DEFAULT_HELO = 'smtpchecker.keepalived.org';
+
 function smtpRun(p: CheckerPlan): Run {
   const c = p.checker;
-  const helo = c.kind === 'SMTP_CHECK' && c.heloName ? c.heloName : 'localhost';
+  const helo = c.kind === 'SMTP_CHECK' && c.heloName ? c.heloName : SMTP_DEFAULT_HELO;
   const { promise, finish } = once();
   const s = netConnect({ host: p.host, port: p.port, family: p.af, ...bindOpts(p) });
   let buf = '';
@@ -131,7 +140,8 @@ function smtpRun(p: CheckerPlan): Run {
   return { done: promise, cancel: (r) => { finish(fail(r)); s.destroy(); } };
 }
 
-function udpLike(p: CheckerPlan, payload: Uint8Array, judge: ((msg: Buffer) => string | null) | null): Run {
+/** `judge` returns null for a good reply, a reason for a bad one, undefined for a datagram to ignore. */
+function udpLike(p: CheckerPlan, payload: Uint8Array, judge: ((msg: Buffer) => string | null | undefined) | null): Run {
   const { promise, finish } = once();
   const s = createSocket(p.af === 6 ? 'udp6' : 'udp4');
   let closed = false;
@@ -140,8 +150,10 @@ function udpLike(p: CheckerPlan, payload: Uint8Array, judge: ((msg: Buffer) => s
   s.on('message', (msg) => {
     if (judge === null) { finish(OK); close(); return; }
     const why = judge(msg);
-    if (why === null) { finish(OK); close(); }
-    else { finish(fail(why)); close(); }
+    if (why === undefined) return;
+    if (why === null) finish(OK);
+    else finish(fail(why));
+    close();
   });
   const b = bindOpts(p);
   const go = () => s.connect(p.port, p.host, () => s.send(payload));
@@ -185,7 +197,7 @@ function miscRun(p: CheckerPlan): Run {
   child.once('error', (e) => finish(fail(`misc_path: ${errText(e)}`)));
   child.once('exit', (code, signal) => {
     if (code === null) { finish(fail(`killed by ${signal}`)); return; }
-    if (code === 0) finish(OK);
+    if (code === 0) finish(c.dynamic ? { ok: true, error: null, weight: null } : OK);
     else if (c.dynamic && code >= 2) finish({ ok: true, error: null, weight: code - 2 });
     else finish(fail(`exit ${code}`));
   });

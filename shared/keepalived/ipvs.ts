@@ -51,7 +51,8 @@ function dest(s: RealServer | SorryServer, weight: number, uThreshold: number, l
 /**
  * The dests keepalived adds to one service at startup: alive real servers at their weight, inhibited dead ones at
  * weight 0, dead ones not at all. When the live weight does not reach quorum + hysteresis and a sorry_server is
- * configured, the sorry server (weight 1) stands in for the live real servers.
+ * configured, the sorry server (weight 1) stands in for the live real servers; with sorry_server_inhibit it is
+ * otherwise listed at weight 0 (as the health checker's view keeps it).
  */
 function startupDests(vs: VirtualServer): DestConfig[] {
   const alive = vs.realServers.filter(initiallyAlive);
@@ -64,6 +65,7 @@ function startupDests(vs: VirtualServer): DestConfig[] {
     else if (!up && rs.inhibitOnFailure) out.push(dest(rs, 0, rs.uThreshold, rs.lThreshold));
   }
   if (!quorumUp && vs.sorryServer) out.push(dest(vs.sorryServer, 1, 0, 0));
+  else if (vs.sorryServer?.inhibit && !out.some((d) => d.addr === vs.sorryServer?.addr && d.port === vs.sorryServer.port)) out.push(dest(vs.sorryServer, 0, 0, 0));
   return out;
 }
 

@@ -99,6 +99,24 @@ export class HealthChild {
     return got as unknown as VirtualServerStatus[];
   }
 
+  /** Polls `status` until the real server whose id contains `rs` is alive (or not). */
+  async waitAlive(rs: string, alive: boolean, ms: number): Promise<void> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const st = await this.status();
+      const r = st.flatMap((v) => v.realServers).find((x) => x.rs.includes(rs));
+      if (r && r.alive === alive && r.checkers.every((c) => c.lastResult !== null)) return;
+      if (Date.now() > end) throw new Error(`health: ${rs} not ${alive ? 'alive' : 'dead'} after ${ms} ms: ${JSON.stringify(r)}`);
+      await sleep(100);
+    }
+  }
+
+  /** The last error of the first checker of the real server whose id contains `rs`. */
+  async lastError(rs: string): Promise<string | null> {
+    const st = await this.status();
+    return st.flatMap((v) => v.realServers).find((x) => x.rs.includes(rs))?.checkers[0]?.lastError ?? null;
+  }
+
   async stop(): Promise<void> {
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
     const exited = new Promise<void>((r) => this.proc.once('exit', () => r()));
@@ -117,6 +135,8 @@ export class TcpPeer {
   mode: 'http' | 'silent' | 'slow-body' | 'smtp' = 'http';
   body = 'ok\n';
   status = 200;
+  /** The last HTTP request's head, as received. */
+  lastRequest = '';
   readonly host: string;
   readonly port: number;
   constructor(host: string, port: number) {
@@ -144,6 +164,7 @@ export class TcpPeer {
       s.on('data', (d) => {
         buf += String(d);
         if (!buf.includes('\r\n\r\n')) return;
+        this.lastRequest = buf;
         if (this.mode === 'slow-body') {
           s.write(`HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\npartial`);
           return;

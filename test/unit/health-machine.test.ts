@@ -1,8 +1,10 @@
-// health machine: keepalived's checker semantics, rise/fall extensions, and virtual-server actions, tick by tick.
+// health machine: keepalived's checker semantics, rise/fall extensions, and virtual-server actions, tick by tick;
+// and the receiving side's table.
 import { describe, expect, it } from 'vitest';
 import { readKeepalivedConfig } from '../../shared/keepalived/index.ts';
 import { healthPlan } from '../../shared/health/plan.ts';
 import type { HealthEffect, HealthState } from '../../shared/health/machine.ts';
+import { HealthTable } from '../../shared/health/table.ts';
 import { checkResult, dueChecks, healthStatus, healthView, nextDueAt, reloadHealth, shutdownHealth, startHealth } from '../../shared/health/machine.ts';
 
 const plan = (text: string) => healthPlan(readKeepalivedConfig('k.conf', text));
@@ -16,7 +18,7 @@ function rsBlock(addr: string, inner: string, extra = ''): string {
 }
 
 /** Runs every due check at `now` and answers each with `ok(checkerId)`; returns the effects. */
-function step(s: HealthState, now: number, ok: (id: string) => boolean | { ok: boolean; weight?: number }): HealthEffect[] {
+function step(s: HealthState, now: number, ok: (id: string) => boolean | { ok: boolean; weight?: number | null }): HealthEffect[] {
   const out: HealthEffect[] = [];
   for (const e of dueChecks(s, now)) {
     if (e.type !== 'run') continue;
@@ -129,14 +131,15 @@ describe('health machine', () => {
     expect(changes(step(s, 3000, () => true))).toEqual(['10.0.0.2 w1']);
   });
 
-  it('health: misc_dynamic exit status sets the weight (status − 2); exit 0 leaves it', () => {
+  it('health: misc_dynamic exit status sets the weight (status − 2); exit 0 restores the configured weight', () => {
     const p = plan(vs(' delay_loop 1', rsBlock('10.0.0.2', 'MISC_CHECK {\n misc_path "/bin/check"\n misc_dynamic\n warmup 0\n }', '  weight 3')));
     const { state: s } = startHealth(p, 0, zero);
     expect(changes(step(s, 1000, () => ({ ok: true, weight: 7 })))).toEqual(['10.0.0.2 w7']);
-    expect(changes(step(s, 2000, () => ({ ok: true })))).toEqual([]);
+    expect(changes(step(s, 2000, () => ({ ok: true, weight: 7 })))).toEqual([]);
     expect(table(s)).toEqual(['10.0.0.2:80 w7']);
     expect(changes(step(s, 3000, () => ({ ok: false })))).toEqual(['10.0.0.2 del']);
-    expect(changes(step(s, 4000, () => ({ ok: true })))).toEqual(['10.0.0.2 w7']);
+    expect(changes(step(s, 4000, () => ({ ok: true, weight: 4 })))).toEqual(['10.0.0.2 w4']);
+    expect(changes(step(s, 5000, () => ({ ok: true, weight: null })))).toEqual(['10.0.0.2 w3']);
   });
 
   it("health: keepalived's quorum sample — quorum 7, hysteresis 2, ten servers: lost below 5, gained at 9; sorry server stands in", () => {
@@ -223,5 +226,26 @@ describe('health machine', () => {
     expect(v.services.map((k) => (k.fwmark ? `fwm ${k.fwmark}` : `${k.addr}:${k.port}`))).toEqual(['10.0.0.1:80', '10.0.0.2:80', 'fwm 3']);
     expect(v.dests.map((d) => d.addr)).toEqual(['10.0.1.1']);
     expect(nextDueAt(s)).toBe(Infinity);
+  });
+});
+
+describe('health table (the receiving side)', () => {
+  it('health table: folds ready and transitions per IPVS service; a gap asks for a resync; destUp for up/down consumers', () => {
+    const p = plan(vs(' delay_loop 1\n inhibit_on_failure', rsBlock('10.0.0.2', 'TCP_CHECK {\n warmup 0\n }') + '\n' + rsBlock('10.0.0.3', 'TCP_CHECK {\n warmup 0\n }')));
+    const { state: s } = startHealth(p, 0, zero);
+    const t = new HealthTable();
+    t.reset(healthView(s), 1);
+    const key = 'tcp|4|10.0.0.1|80';
+    expect(t.dests(key)?.map((d) => `${d.addr} w${d.weight}`)).toEqual(['10.0.0.2 w1', '10.0.0.3 w1']);
+    const fx = step(s, 1000, (id) => id.includes('10.0.0.2'));
+    const batch = fx.flatMap((e) => (e.type === 'change' ? [{ vsId: e.vsId, services: [...e.services], key: e.key, dest: e.dest }] : []));
+    expect(t.apply(1, 2, batch)).toBe('resync');
+    expect(t.apply(1, 1, batch)).toBe('applied');
+    expect(t.apply(1, 1, batch)).toBe('stale');
+    expect(t.weight(key, { af: 4, addr: '10.0.0.3', port: 80 })).toBe(0);
+    expect(t.destUp(key, { ...p.realServers[1].dest })).toBe(false);
+    expect(t.destUp(key, { ...p.realServers[0].dest })).toBe(true);
+    expect(t.destUp('tcp|4|10.9.9.9|80', { ...p.realServers[0].dest })).toBe(true);
+    expect(t.weight(key, { af: 4, addr: '10.0.0.9', port: 80 })).toBeNull();
   });
 });

@@ -72,6 +72,10 @@ real_server 10.0.0.2 80 {\n weight 2\n}
 real_server 10.0.0.3 80 {\n weight 2\n inhibit_on_failure\n TCP_CHECK {\n  alpha\n }\n}`;
     expect(save('k', vsText(body))).toBe('-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.0.0.3:80 -m -w 0\n-a -t 10.0.0.1:80 -r 10.9.9.9:80 -g -w 1\n');
     expect(save('k', vsText(body.replace('quorum 3', 'quorum 2')))).toBe('-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.0.0.2:80 -m -w 2\n-a -t 10.0.0.1:80 -r 10.0.0.3:80 -m -w 0\n');
+    // sorry_server_inhibit: not in use, the sorry server is listed at weight 0
+    expect(save('k', vsText(body.replace('quorum 3', 'quorum 2').replace('sorry_server_lvs_method DR', 'sorry_server_lvs_method DR\nsorry_server_inhibit')))).toBe(
+      '-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.0.0.2:80 -m -w 2\n-a -t 10.0.0.1:80 -r 10.0.0.3:80 -m -w 0\n-a -t 10.0.0.1:80 -r 10.9.9.9:80 -g -w 0\n',
+    );
   });
 
   it('ipvs: service options (-p, -M, --pe, -o, -b) and DR/TUN dests take the service port, thresholds kept in the model', () => {
