@@ -174,7 +174,7 @@ export class ClusterAgent {
         store.cas(fx.expectRev, fx.term, fx.holder).then((result) => {
           if (!result.ok && performance.now() - this.casLogAt > 1000) {
             this.casLogAt = performance.now();
-            this.log(`term ${fx.term} CAS on revision ${fx.expectRev}: ${result.conflict ? 'conflict (re-reading)' : 'store unavailable (retrying)'}`);
+            this.log(`term ${fx.term} CAS on revision ${fx.expectRev}: ${result.conflict ? 'conflict (re-reading)' : `store unavailable (${result.error ?? 'no detail'}; retrying)`}`);
           }
           this.step({ type: 'cas-result', term: fx.term, result });
         });

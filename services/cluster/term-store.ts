@@ -54,18 +54,22 @@ export class KvTermStore implements TermStore {
    * Compare-and-set, settled within 2 × the KV timeout (then: unavailable). A write that timed out may still be
    * applied; the next CAS then conflicts, the election re-reads and finds its own name (a higher term it may CAS over).
    */
-  cas(expectRev: number, term: number, holder: string): Promise<{ ok: true; rev: number } | { ok: false; conflict: boolean }> {
-    return deadline(this.casNow(expectRev, term, holder), this.deadlineMs).catch(() => ({ ok: false as const, conflict: false }));
+  cas(expectRev: number, term: number, holder: string): Promise<{ ok: true; rev: number } | { ok: false; conflict: boolean; error?: string }> {
+    return deadline(this.casNow(expectRev, term, holder), this.deadlineMs).catch((e: Error) => ({ ok: false as const, conflict: false, error: e.message }));
   }
 
-  private async casNow(expectRev: number, term: number, holder: string): Promise<{ ok: true; rev: number } | { ok: false; conflict: boolean }> {
+  private async casNow(expectRev: number, term: number, holder: string): Promise<{ ok: true; rev: number } | { ok: false; conflict: boolean; error?: string }> {
     try {
       const kv = await this.open();
       const data = JSON.stringify({ term, holder });
       const rev = expectRev === 0 ? await kv.create(KEY, data) : await kv.update(KEY, data, expectRev);
       return { ok: true, rev };
     } catch (e) {
-      return { ok: false, conflict: e instanceof JetStreamApiError && e.code === WRONG_LAST_SEQUENCE };
+      const conflict = e instanceof JetStreamApiError && e.code === WRONG_LAST_SEQUENCE;
+      // Anything else: drop the KV handle, so the next attempt opens the bucket afresh (a handle that kept failing
+      // after the stream had a new leader was seen once).
+      if (!conflict) this.kv = null;
+      return { ok: false, conflict, error: (e as Error).message };
     }
   }
 }
