@@ -55,7 +55,10 @@ export class KvTermStore implements TermStore {
    * applied; the next CAS then conflicts, the election re-reads and finds its own name (a higher term it may CAS over).
    */
   cas(expectRev: number, term: number, holder: string): Promise<{ ok: true; rev: number } | { ok: false; conflict: boolean; error?: string }> {
-    return deadline(this.casNow(expectRev, term, holder), this.deadlineMs).catch((e: Error) => ({ ok: false as const, conflict: false, error: e.message }));
+    return deadline(this.casNow(expectRev, term, holder), this.deadlineMs).catch((e: Error) => {
+      this.kv = null;
+      return { ok: false as const, conflict: false, error: e.message };
+    });
   }
 
   private async casNow(expectRev: number, term: number, holder: string): Promise<{ ok: true; rev: number } | { ok: false; conflict: boolean; error?: string }> {
