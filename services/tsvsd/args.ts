@@ -1,10 +1,11 @@
 // tsvsd command line: `tsvsd [--socket PATH] [--config FILE] [--pidfile FILE] [--workers N] [--client-if IF
 // [--server-if IF] [--cpus LIST] [--ring MODE] [--mark-rules FILE] [--backend B] [--spin-us US | --busy-poll]]
-// [--http ADDR:PORT] [--otlp URL] [--trace-ratio R] [-h]`.
-import { availableParallelism } from 'node:os';
+// [--http ADDR:PORT] [--otlp URL] [--trace-ratio R] [--nats URLS [cluster options]] [-h]`.
+import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseListen } from './http/server.ts';
 import { parseRatio } from '../../shared/telemetry/attributes.ts';
+import { clusterAgentArgs, CLUSTER_FLAGS, type ClusterCli } from './cluster.ts';
 
 /** What the command line asks for. Absent paths are undefined; the daemon resolves defaults. */
 export interface CliOptions {
@@ -37,6 +38,8 @@ export interface CliOptions {
   otlp?: string;
   /** Share of successful decisions exported as spans, 0..1 (failures always); turns tracing on. */
   traceRatio?: string;
+  /** Cluster membership (NATS configured): the agent child's options; absent = this director runs alone. */
+  cluster?: ClusterCli;
 }
 
 /** One worker per core, less one core left to the kernel's receive work; at least one. */
@@ -71,12 +74,24 @@ Runs the tsvs director's control process in the foreground and logs to stderr.
   --otlp URL      trace scheduling decisions: workers record each one, a child exports spans to URL/v1/traces
                   (OTLP http/protobuf; OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables work too)
   --trace-ratio R  export this share (0..1) of successful decisions; failures always (docs/observability.md)
+  --nats URLS     join a cluster over these NATS servers (comma-separated; default $TSVS_NATS_URL): tsvsd runs
+                  the cluster agent as a child; only the leader owns the VIPs (docs/cluster.md). Without NATS,
+                  this director runs alone and owns every VIP of its table
+  --nats-creds FILE  NATS credentials file
+  --node NAME     this director's name in the cluster (default $TSVS_LAB_NODE, else the host name)
+  --cluster NAME  cluster name (default tsvs); directors of one cluster share NATS subjects and the term bucket
+  --priority N    1..255, the highest live one leads (default 100; ties: lowest name)
+  --nopreempt     never take leadership from a live leader of lower priority
+  --preempt-delay MS  wait this long before preempting (default 0)
+  --heartbeat MS  cluster heartbeat interval (default 50); --miss-beats N (default 3) missed = dead
+  --startup-wait MS  listen for peers (and pull their state) this long before leading (default 2 x detection)
+  --kv-replicas N  replicas of the leadership term bucket (default 3: a 3-node NATS cluster)
   -h, --help      this text
 SIGTERM or SIGINT: clean exit (workers stopped; socket, pidfile, kernel rules, VIPs and shared memory removed).
 `;
 
 /** Parses argv (without node and script). Never throws: usage mistakes come back as `error`. */
-export function parseCli(argv: readonly string[]): { kind: 'run'; opts: CliOptions } | { kind: 'help' } | { kind: 'error'; message: string } {
+export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): { kind: 'run'; opts: CliOptions } | { kind: 'help' } | { kind: 'error'; message: string } {
   let v: ReturnType<typeof parse>;
   try {
     v = parse(argv);
@@ -130,10 +145,42 @@ export function parseCli(argv: readonly string[]): { kind: 'run'; opts: CliOptio
   for (const k of ['socket', 'config', 'pidfile'] as const) {
     if (v.values[k] === '') return { kind: 'error', message: `--${k}: empty path` };
   }
+  let cluster: ClusterCli | undefined;
+  const nats = v.values.nats ?? env.TSVS_NATS_URL;
+  const clusterFlagGiven = CLUSTER_FLAGS.some((k) => v.values[k] !== undefined);
+  if (nats === undefined || nats === '') {
+    if (clusterFlagGiven) return { kind: 'error', message: 'cluster options need --nats (or $TSVS_NATS_URL)' };
+  } else {
+    const c: ClusterCli = {
+      nats,
+      creds: v.values['nats-creds'],
+      node: v.values.node ?? defaultNodeName(env),
+      cluster: v.values.cluster,
+      priority: v.values.priority,
+      nopreempt: v.values.nopreempt === true,
+      preemptDelay: v.values['preempt-delay'],
+      heartbeat: v.values.heartbeat,
+      missBeats: v.values['miss-beats'],
+      startupWait: v.values['startup-wait'],
+      kvReplicas: v.values['kv-replicas'],
+    };
+    try {
+      clusterAgentArgs(c);
+    } catch (e) {
+      return { kind: 'error', message: (e as Error).message };
+    }
+    cluster = c;
+  }
   return {
     kind: 'run',
-    opts: { socket: v.values.socket, config: v.values.config, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring, markRules: v.values['mark-rules'], backend, spinUs, busyPoll, http, otlp, traceRatio },
+    opts: { cluster, socket: v.values.socket, config: v.values.config, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring, markRules: v.values['mark-rules'], backend, spinUs, busyPoll, http, otlp, traceRatio },
   };
+}
+
+/** $TSVS_LAB_NODE, else the host name made a valid cluster node name ([A-Za-z0-9_-], at most 32). */
+export function defaultNodeName(env: NodeJS.ProcessEnv = process.env, host: string = hostname()): string {
+  if (env.TSVS_LAB_NODE) return env.TSVS_LAB_NODE;
+  return host.split('.')[0].replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 32) || 'tsvs';
 }
 
 function parse(argv: readonly string[]) {
@@ -157,6 +204,17 @@ function parse(argv: readonly string[]) {
       http: { type: 'string' },
       otlp: { type: 'string' },
       'trace-ratio': { type: 'string' },
+      nats: { type: 'string' },
+      'nats-creds': { type: 'string' },
+      node: { type: 'string' },
+      cluster: { type: 'string' },
+      priority: { type: 'string' },
+      nopreempt: { type: 'boolean' },
+      'preempt-delay': { type: 'string' },
+      heartbeat: { type: 'string' },
+      'miss-beats': { type: 'string' },
+      'startup-wait': { type: 'string' },
+      'kv-replicas': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
