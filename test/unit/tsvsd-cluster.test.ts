@@ -8,7 +8,10 @@ import { defaultNodeName, parseCli } from '../../services/tsvsd/args.ts';
 import { ClusterLink, clusterAgentArgs, clusterChildSpec, NO_VIPS } from '../../services/tsvsd/cluster.ts';
 import { parseVipRecord, RecordedVipHost } from '../../services/tsvsd/cluster-vips.ts';
 import type { VipGrant } from '../../shared/rules/desired.ts';
-import type { ToClusterAgent } from '../../shared/proto/cluster.ts';
+import type { ClusterStatus, ToClusterAgent } from '../../shared/proto/cluster.ts';
+import type { AdminReply } from '../../shared/proto/admin.ts';
+import type { AdminClient } from '../../services/tsvsadm/client.ts';
+import { formatCluster, runCluster } from '../../services/tsvsadm/cluster.ts';
 import type { VipHost } from '../../services/tsvsd/vips.ts';
 
 const quiet = (): void => {};
@@ -126,5 +129,32 @@ describe('tsvsd-cluster: recorded VIPs', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('tsvsd-cluster: tsvsadm cluster', () => {
+  const status: ClusterStatus = {
+    self: 'd1', cluster: 'tsvs', leader: 'd1', term: 3, nats: 'up', nats_server: '10.200.2.1:4222', ready: true,
+    members: [{ name: 'd2', state: 'backup', priority: 190 }, { name: 'd1', state: 'leader', priority: 200 }], vips: [],
+    sync: { sent: 5, received: 2, gaps: 0, resyncs: 0, lost: 0, stale: 0, foreign: 1, malformed: 0, lag_p50_ms: 0.4, lag_p99_ms: 1.2, snapshot_entries: 0, snapshot_ms: 0 },
+  };
+  const client = (reply: AdminReply): (() => Promise<AdminClient>) => async () => ({ request: async () => reply, close: () => {} });
+  it('tsvsd-cluster: prints the leader, members by priority and sync figures; --json prints the status object', async () => {
+    let out = '';
+    expect(await runCluster([], client({ id: 1, ok: true, cluster: status }), (s) => void (out += s), quiet)).toBe(0);
+    expect(out).toContain('this node d1, leader d1, term 3');
+    expect(out.indexOf('d1 ')).toBeLessThan(out.indexOf('d2 '));
+    expect(out).toMatch(/d2\s+backup\s+190/);
+    expect(formatCluster(status)).toContain('sent 5, received 2');
+    out = '';
+    expect(await runCluster(['--json'], client({ id: 1, ok: true, cluster: status }), (s) => void (out += s), quiet)).toBe(0);
+    expect(JSON.parse(out)).toEqual(status);
+  });
+  it('tsvsd-cluster: a director alone, a silent agent and a bad argument are errors', async () => {
+    let err = '';
+    expect(await runCluster([], client({ id: 1, ok: false, errno: 'EOPNOTSUPP', detail: 'this director runs alone' }), quiet, (s) => void (err += s))).toBe(1);
+    expect(err).toContain('runs alone');
+    expect(await runCluster(['-x'], client({ id: 1, ok: true }), quiet, quiet)).toBe(2);
+    expect(await runCluster([], client({ id: 1, ok: true }), quiet, quiet)).toBe(1);
   });
 });
