@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 
 pkgs=(iproute2 iptables kmod procps psmisc ethtool curl wrk iperf3 hping3 dnsmasq-base dnsutils tcpdump
       nginx-light haproxy nats-server netsniff-ng sockperf util-linux iputils-arping iputils-ping conntrack keepalived
-      g++ make python3 prometheus chromium)
-# g++/make/python3: raw-socket's native build (ICMP health checks); prometheus: promtool checks /metrics; chromium: the
-# monitor page's browser test (headless, driven by playwright-core).
+      g++ make python3 prometheus chromium openssl)
+# g++/make/python3: raw-socket's native build (ICMP health checks); openssl: the SSL_GET test's certificate;
+# prometheus: promtool checks /metrics; chromium: the monitor page's browser test (headless, driven by playwright-core).
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

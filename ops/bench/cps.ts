@@ -1,10 +1,15 @@
 // npm run bench -- cps: TCP connections per second through the director (wrk, a new connection per request)
-// for kernel iptables DNAT, HAProxy in tcp mode and tsvs NAT, side by side on the same lab.
-// Ends with one line of JSON: cps_vs_kernel, cps_vs_haproxy.
+// for kernel iptables DNAT, HAProxy in tcp mode and tsvs NAT, side by side on the same lab; then tsvs NAT with
+// decision tracing at 1 % and 100 % (one decision per connection, spans to an OTLP sink in the director's namespace).
+// Ends with one line of JSON: cps_vs_kernel, cps_vs_haproxy, trace_cost_pct_1, trace_cost_pct_100.
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { VIP, addrOf, cores, inNs, kernelDnat, lab, log, median, plan, rps, sleep, spawnInNs, table } from './_lib.ts';
+import { NODE, VIP, addrOf, cores, inNs, kernelDnat, lab, log, median, plan, rps, sleep, spawnInNs, table } from './_lib.ts';
+
+/** Ports in d1 for the tracing runs: the OTLP sink and tsvsd's HTTP listener (for the telemetry counters). */
+const OTLP_SINK_PORT = 46062;
+const HTTP_PORT = 46063;
 
 interface Opts {
   seconds: number;
@@ -50,9 +55,9 @@ function wrk(o: Opts): WrkResult {
  * range, and TIME_WAIT ports reused for new connections (else 5 s of Connection: close at thousands per second
  * exhausts the ephemeral ports, and every later figure measures that instead).
  */
-function freshLab(): { rips: string[] } {
+function freshLab(tsvsdArgs?: string): { rips: string[] } {
   lab('down');
-  lab('up', '--mode', 'nat', '--servers', '2');
+  lab('up', '--mode', 'nat', '--servers', '2', ...(tsvsdArgs ? ['--tsvsd-args', tsvsdArgs] : []));
   inNs('client', ['sysctl', '-qw', 'net.ipv4.ip_local_port_range=1024 65535', 'net.ipv4.tcp_tw_reuse=1']);
   const p = plan();
   return { rips: ['rs1', 'rs2'].map((n) => addrOf(p, n, '10.200.1.')) };
@@ -62,6 +67,7 @@ export async function main(args: string[]): Promise<void> {
   const o = parseOpts(args);
   const rows: (string | number)[][] = [['director', 'conn/s (median)', 'runs', 'errors']];
   const got: Record<string, number> = {};
+  const traced: Record<string, string> = {};
   const measure = (name: string): void => {
     const rs: WrkResult[] = [];
     for (let r = 0; r < o.runs; r++) rs.push(wrk(o));
@@ -99,24 +105,56 @@ export async function main(args: string[]): Promise<void> {
       await sleep(300);
     }
 
-    log('tsvs NAT');
-    ({ rips } = freshLab());
-    inNs('d1', ['tsvsadm', '-A', '-t', `${VIP}:80`, '-s', 'rr']);
-    for (const r of rips) inNs('d1', ['tsvsadm', '-a', '-t', `${VIP}:80`, '-r', `${r}:80`, '-m']);
-    await sleep(500);
-    measure('tsvs NAT 1 worker');
+    // tsvs NAT without tracing, with tracing at 1 % and at 100 %, interleaved (one run of each per round, a fresh
+    // lab each), so that a machine that slows down or speeds up during the bench moves all three alike. Every new
+    // connection is one scheduling decision: every connection writes a record; the telemetry child exports the
+    // sampled ones to a sink that reads and discards OTLP requests (in d1, where tsvsd runs).
+    const sink = `require('node:http').createServer((q, s) => { q.resume(); q.on('end', () => s.writeHead(200).end()); }).listen(${OTLP_SINK_PORT}, '127.0.0.1');`;
+    const configs = [['tsvs NAT 1 worker', null], ['tsvs NAT traced 1 %', '0.01'], ['tsvs NAT traced 100 %', '1']] as const;
+    const runsOf: Record<string, WrkResult[]> = {};
+    for (let r = 0; r < o.runs; r++) {
+      for (const [name, ratio] of configs) {
+        log(`${name} (round ${r + 1} of ${o.runs})`);
+        ({ rips } = freshLab(ratio === null ? undefined : `--otlp http://127.0.0.1:${OTLP_SINK_PORT} --trace-ratio ${ratio} --http 127.0.0.1:${HTTP_PORT}`));
+        const s = ratio === null ? null : spawnInNs('d1', [NODE, '-e', sink]);
+        try {
+          inNs('d1', ['tsvsadm', '-A', '-t', `${VIP}:80`, '-s', 'rr']);
+          for (const rip of rips) inNs('d1', ['tsvsadm', '-a', '-t', `${VIP}:80`, '-r', `${rip}:80`, '-m']);
+          await sleep(500);
+          (runsOf[name] ??= []).push(wrk(o));
+          if (ratio !== null) {
+            await sleep(1500);
+            const m = inNs('d1', ['curl', '-s', '-m', '3', `http://127.0.0.1:${HTTP_PORT}/metrics`], { allowFail: true });
+            const v = (k: string): number => Number(new RegExp(`^${k} (\\d+)$`, 'm').exec(m)?.[1] ?? NaN);
+            const dropped = [...m.matchAll(/^tsvs_decisions_dropped_total\{reason="(\w+)"\} (\d+)$/gm)].map(([, k, n]) => `${k} ${n}`).join(', ');
+            traced[`${name}, round ${r + 1}`] = `read ${v('tsvs_decisions_read_total')}, traced ${v('tsvs_decisions_traced_total')}, exported ${v('tsvs_trace_spans_exported_total')}; dropped: ${dropped}`;
+          }
+        } finally {
+          s?.kill('SIGTERM');
+        }
+      }
+    }
+    for (const [name] of configs) {
+      const rs = runsOf[name];
+      got[name] = median(rs.map((x) => x.rps));
+      rows.push([name, Math.round(got[name]), rs.map((x) => Math.round(x.rps)).join(' '), rs.reduce((n, x) => n + x.errors, 0)]);
+    }
   } finally {
     lab('down');
   }
   process.stdout.write(`\ncps: wrk -t1 -c${o.conns} -d${o.seconds}s -H 'Connection: close' http://${VIP}/ from the client pinned to CPU ${cores() - 1}; nginx on 2 real servers;\n`);
   process.stdout.write(`director work on CPU 0 (kernel: RPS; HAProxy: taskset, nbthread 1; tsvs: 1 worker). A fresh lab per director; the client\n`);
-  process.stdout.write(`(and HAProxy) use ports 1024-65535 with tcp_tw_reuse=1. Median of ${o.runs} runs.\n\n`);
+  process.stdout.write(`(and HAProxy) use ports 1024-65535 with tcp_tw_reuse=1. Median of ${o.runs} runs; the three tsvs rows interleaved.\n\n`);
   table(rows);
+  for (const [k, v] of Object.entries(traced)) process.stdout.write(`${k}: ${v}\n`);
   const t = got['tsvs NAT 1 worker'];
+  const cost = (k: string): number => Number((100 * (1 - got[k] / t)).toFixed(1));
   process.stdout.write('\n' + JSON.stringify({
     bench: 'cps',
     cps_vs_kernel: Number((t / got['kernel DNAT']).toFixed(3)),
     cps_vs_haproxy: Number((t / got['HAProxy tcp']).toFixed(3)),
+    trace_cost_pct_1: cost('tsvs NAT traced 1 %'),
+    trace_cost_pct_100: cost('tsvs NAT traced 100 %'),
     tsvs_cps: Math.round(t), kernel_cps: Math.round(got['kernel DNAT']), haproxy_cps: Math.round(got['HAProxy tcp']),
     seconds: o.seconds, runs: o.runs, conns: o.conns,
   }) + '\n');

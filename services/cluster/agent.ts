@@ -360,8 +360,16 @@ export class ClusterAgent {
       };
       const first = await ask(0, 0);
       let entries = 0;
+      // Up to 4 chunk requests in flight (≈3 MB): pipelined, yet far below what core NATS buffers for a subscriber.
+      const inflight: Promise<SnapChunk>[] = [];
+      let asked = 1;
       for (let i = 0; i < first.nc; i++) {
-        const c = i === 0 ? first : await ask(first.id, i);
+        while (asked < first.nc && inflight.length < 4) {
+          const p = ask(first.id, asked++);
+          p.catch(() => undefined); // awaited in order below; a failure must not surface as an unhandled rejection first
+          inflight.push(p);
+        }
+        const c = i === 0 ? first : await inflight.shift()!;
         const w = recordWords(c.w);
         entries += w.length / RECORD_WORDS;
         if (w.length) this.parent.send({ type: 'install', words: w, source: 'snapshot' });

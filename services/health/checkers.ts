@@ -29,11 +29,11 @@ interface Run {
   cancel(reason: string): void;
 }
 
-function once(): { promise: Promise<RunOutcome>; finish: (o: RunOutcome) => boolean } {
+function once(): { promise: Promise<RunOutcome>; finish: (o: RunOutcome) => boolean; settled: () => boolean } {
   let settled = false;
   let resolve!: (o: RunOutcome) => void;
   const promise = new Promise<RunOutcome>((r) => { resolve = r; });
-  return { promise, finish: (o) => (settled ? false : ((settled = true), resolve(o), true)) };
+  return { promise, finish: (o) => (settled ? false : ((settled = true), resolve(o), true)), settled: () => settled };
 }
 
 const fail = (error: string): RunOutcome => ({ ok: false, error });
@@ -58,18 +58,17 @@ function tcpRun(p: CheckerPlan): Run {
   return { done: promise, cancel: (r) => { finish(fail(r)); s.destroy(); } };
 }
 
-/** Reads a stream socket to its end (or until `enough` says so), collecting bytes. */
-function collect(s: Socket, onData: (buf: Buffer) => void): void {
-  s.on('data', onData);
-}
+/** Longest HTTP reply read (headers and body); a longer one fails the check rather than filling memory. */
+const MAX_HTTP_REPLY = 4 << 20;
 
 function httpRun(p: CheckerPlan, tls: boolean): Run {
   const c = p.checker;
   if (c.kind !== 'HTTP_GET' && c.kind !== 'SSL_GET') throw new TypeError('httpRun: not an HTTP checker');
-  const { promise, finish } = once();
+  const { promise, finish, settled } = once();
   let current: Socket | null = null;
   const urls = [...c.urls];
   const one = (i: number): void => {
+    if (settled()) return;
     if (i >= urls.length) { finish(OK); return; }
     const u = urls[i];
     const vhost = u.virtualhost ?? c.virtualhost ?? (p.af === 6 ? `[${p.host}]` : p.host);
@@ -79,8 +78,15 @@ function httpRun(p: CheckerPlan, tls: boolean): Run {
       : netConnect(opts);
     current = s;
     const chunks: Buffer[] = [];
+    let size = 0;
     s.once(tls ? 'secureConnect' : 'connect', () => s.write(httpRequest(u.path, vhost, p.port, tls)));
-    collect(s, (b) => chunks.push(b));
+    s.on('data', (b: Buffer) => {
+      size += b.length;
+      if (size > MAX_HTTP_REPLY) {
+        finish(fail(`${u.path}: reply larger than ${MAX_HTTP_REPLY} bytes`));
+        s.destroy();
+      } else chunks.push(b);
+    });
     s.once('error', (e) => { finish(fail(`${u.path}: ${errText(e)}`)); s.destroy(); });
     s.once('end', () => {
       s.destroy();

@@ -1,7 +1,8 @@
 // The sync protocol's pure parts: the sender (batching with a bounded delay, per-sender sequence numbers, a bounded
 // resend queue holding the latest state of each entry) and the receiver (gap detection, NACK of the missing range,
 // resync when the range cannot be resent, counters). conntrackd's FT-FW is the model. No clock but `now` (ms).
-import { RECORD_WORDS, recordKey, recordProblem } from '../sync/record.ts';
+import { RECORD_WORDS, recordProblem } from '../sync/record.ts';
+import { ResendQueue } from './resend-queue.ts';
 
 /** Sender settings. */
 export interface SyncSenderOptions {
@@ -29,7 +30,6 @@ export interface ResendAnswer {
   count: number;
 }
 
-const SLOT_WORDS = RECORD_WORDS + 1; // the record, then the sequence number it was last sent in
 
 /**
  * Sender side of one node. `add` copies records into the pending batch (no allocation per record beyond the resend
@@ -43,13 +43,7 @@ export class SyncSender {
   private firstAt = 0;
   private seq = 0;
   private ready: SealedBatch[] = [];
-  // Resend queue: key → slot; Map order is last-sent order (an update moves the key to the end), so it is also
-  // sequence order and the first key is the oldest.
-  private readonly index = new Map<string, number>();
-  private readonly pool: Uint32Array;
-  private used = 0;
-  /** Lowest sequence the queue can still answer for completely (everything before may have been evicted). */
-  private floor = 1;
+  private readonly queue: ResendQueue;
   /** Records queued, batches sealed. */
   sentRecords = 0;
   sentBatches = 0;
@@ -58,7 +52,7 @@ export class SyncSender {
     if (opts.maxBatch < 1 || opts.resendCapacity < 1 || opts.maxDelayMs < 0) throw new RangeError('sync sender: bad options');
     this.opts = opts;
     this.pending = new Uint32Array(opts.maxBatch * RECORD_WORDS);
-    this.pool = new Uint32Array(opts.resendCapacity * SLOT_WORDS);
+    this.queue = new ResendQueue(opts.resendCapacity);
   }
 
   /** Last sequence number sealed (0 before the first batch). */
@@ -98,51 +92,24 @@ export class SyncSender {
 
   /** Answers a NACK for sequences a..b: the latest state of every entry last sent in that range. */
   resend(a: number, b: number): ResendAnswer {
-    if (a < this.floor || a > b || b > this.seq) return { ok: false, words: new Uint32Array(0), count: 0 };
-    const out: number[] = [];
-    for (const slot of this.index.values()) {
-      const base = slot * SLOT_WORDS;
-      const s = this.pool[base + RECORD_WORDS];
-      if (s >= a && s <= b) out.push(slot);
-    }
-    const words = new Uint32Array(out.length * RECORD_WORDS);
-    for (let i = 0; i < out.length; i++) words.set(this.pool.subarray(out[i] * SLOT_WORDS, out[i] * SLOT_WORDS + RECORD_WORDS), i * RECORD_WORDS);
-    return { ok: true, words, count: out.length };
+    if (a < this.queue.floor || a > b || b > this.seq) return { ok: false, words: new Uint32Array(0), count: 0 };
+    const words = this.queue.range(a, b);
+    return { ok: true, words, count: words.length / RECORD_WORDS };
   }
 
   /** Entries in the resend queue, and the oldest sequence it answers for. */
   queueStats(): { entries: number; floor: number } {
-    return { entries: this.index.size, floor: this.floor };
+    return { entries: this.queue.size, floor: this.queue.floor };
   }
 
   private seal(): void {
     const seq = ++this.seq;
     const words = this.pending.slice(0, this.count * RECORD_WORDS);
-    for (let i = 0; i < this.count; i++) this.remember(words, i * RECORD_WORDS, seq);
+    for (let i = 0; i < this.count; i++) this.queue.put(words, i * RECORD_WORDS, seq);
     this.ready.push({ seq, at: this.firstAt, words, count: this.count });
     this.sentRecords += this.count;
     this.sentBatches++;
     this.count = 0;
-  }
-
-  private remember(words: Uint32Array, off: number, seq: number): void {
-    const key = recordKey(words, off);
-    let slot = this.index.get(key);
-    if (slot !== undefined) {
-      this.index.delete(key);
-    } else if (this.used < this.opts.resendCapacity) {
-      slot = this.used++;
-    } else {
-      const [oldKey, oldSlot] = this.index.entries().next().value as [string, number];
-      this.index.delete(oldKey);
-      const evictedSeq = this.pool[oldSlot * SLOT_WORDS + RECORD_WORDS];
-      if (evictedSeq + 1 > this.floor) this.floor = evictedSeq + 1;
-      slot = oldSlot;
-    }
-    this.index.set(key, slot);
-    const base = slot * SLOT_WORDS;
-    for (let j = 0; j < RECORD_WORDS; j++) this.pool[base + j] = words[off + j];
-    this.pool[base + RECORD_WORDS] = seq;
   }
 }
 

@@ -263,7 +263,7 @@ describe('cluster agents: election and failover', () => {
     for (const i of order) {
       await nats.kill(i);
       await sleep(1500);
-      if (holders().join() !== 'd1') process.stdout.write(`DEBUG ${nats.nodes[i].name} ${agents.map((a) => a.logs.join('\n')).join('\n')}\n`);
+      if (holders().join() !== 'd1') process.stdout.write(`leader changed after killing ${nats.nodes[i].name}; agent logs:\n${agents.map((a) => a.logs.join('\n')).join('\n')}\n`);
       expect(holders()).toEqual(['d1']);
       await nats.start(i);
       await sleep(1500);

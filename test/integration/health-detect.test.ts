@@ -152,6 +152,11 @@ describe('health detect', () => {
     await h.until(() => h.dests().length === 5, 3000, 'five left');
     await ps[5].stop(); // 4 alive: lost
     await h.until(() => h.dests().join() === '127.45.1.99:45006 w1', 3000, 'sorry server alone');
+    // the switch to the sorry server is one batch: the failed server and the four live ones out, the sorry server in, together
+    const batch = h.messages.find((m) => m.type === 'transitions' && m.changes.some((c) => c.key.addr === '127.45.1.99'));
+    expect(batch?.type === 'transitions' ? batch.changes.map((c) => `${c.key.addr} ${c.dest ? 'set' : 'del'}`).sort() : []).toEqual(
+      ['127.45.1.15 del', '127.45.1.16 del', '127.45.1.17 del', '127.45.1.18 del', '127.45.1.19 del', '127.45.1.99 set'],
+    );
     for (const p of ps.slice(0, 4)) await p.start(); // 8 alive: not yet
     await sleep(1000);
     expect(h.dests()).toEqual(['127.45.1.99:45006 w1']);

@@ -5,6 +5,10 @@
 // Needs root and the lab's tools; run under the lab lock: flock /tmp/tsvs-lab.lock vitest run <this file>.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
 import { REPO_ROOT, VIP, execCapture, realServerIp } from '../../ops/lab/index.ts';
 import { labFor, settle, sh, tsvsadm, waitFor } from '../support/lab.ts';
 import { decodeTraces, type DecodedSpan } from './telemetry-otlp.ts';
@@ -105,7 +109,7 @@ describe('telemetry lab: NAT wrr, tracing at ratio 1', () => {
     expect(Object.fromEntries(counts)).toEqual({ rs1: 6, rs2: 2, rs3: 2 });
   });
 
-  it('telemetry lab: /api/decisions?client=ADDR:PORT names the real server that connection reached', async () => {
+  it('telemetry lab: /api/decisions?client=ADDR:PORT and tsvsadm trace --client --last name the real server that connection reached', async () => {
     const body = curlFrom(41050);
     const n = Number(body.slice(2));
     const got = await waitFor('the decision in the ring', () => {
@@ -113,6 +117,9 @@ describe('telemetry lab: NAT wrr, tracing at ratio 1', () => {
       return d.length > 0 ? d : undefined;
     });
     expect(got[0].dest?.address).toBe(realServerIp(n));
+    // The same question from the command line, read straight from the workers' rings.
+    const line = tsvsadm('trace', '--client', `${CLIENT}:41050`, '--last');
+    expect(line).toMatch(new RegExp(` ${CLIENT.replace(/\./g, '\\.')}:41050 -> TCP ${VIP.replace(/\./g, '\\.')}:80 wrr => ${realServerIp(n).replace(/\./g, '\\.')}:80 masq \\[`));
   });
 
   it('telemetry lab: /metrics counters equal tsvsadm -L -n --stats --exact taken at the same moment', () => {
@@ -123,6 +130,38 @@ describe('telemetry lab: NAT wrr, tracing at ratio 1', () => {
     expect([1, 2, 3, 4, 5].map((i) => Number(svc[i]))).toEqual(['connections', 'incoming_packets', 'outgoing_packets', 'incoming_bytes', 'outgoing_bytes'].map((k) => metric(`tsvs_service_${k}_total`)));
     expect(Number(svc[1])).toBeGreaterThanOrEqual(11);
     expect(metrics).toMatch(/^tsvs_decisions_traced_total \d+$/m);
+  });
+
+  it('telemetry lab: the monitor page under traffic shows the real servers with their connections, rates and decisions', async () => {
+    // Chromium runs in d1's namespace (where the listener is, on loopback) through a wrapper; playwright talks to
+    // it over a pipe, so the namespace does not matter to the driver.
+    const dir = mkdtempSync(join(tmpdir(), 'tsvs-chromium-'));
+    const wrapper = join(dir, 'chromium-in-d1');
+    writeFileSync(wrapper, '#!/bin/sh\nexec ip netns exec tsvs-d1 /usr/bin/chromium "$@"\n');
+    chmodSync(wrapper, 0o755);
+    // Traffic for the charts: a curl loop in the client for ~12 s (new connection each time).
+    const load = spawn('ip', ['netns', 'exec', 'tsvs-client', 'sh', '-c', `end=$(($(date +%s)+12)); while [ $(date +%s) -lt $end ]; do curl -s -m 2 -o /dev/null http://${VIP}/; sleep 0.02; done`], { stdio: 'ignore' });
+    const browser = await chromium.launch({ executablePath: wrapper, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
+      await page.goto(`http://127.0.0.1:${HTTP_PORT}/`);
+      await page.waitForSelector('#status.live', { timeout: 10_000 });
+      await expect.poll(() => page.locator('.svc h3').first().textContent(), { timeout: 10_000 }).toMatch(/^TCP 10\.200\.0\.10:80wrr/);
+      for (const n of [1, 2, 3]) await page.locator(`tr.dest[data-addr="${realServerIp(n)}:80"]`).waitFor({ timeout: 10_000 });
+      expect(await page.locator(`tr.dest[data-addr="${realServerIp(1)}:80"] td.weight`).textContent()).toBe('3');
+      // Connections grow while the load runs, and the rates are plotted.
+      const conns = async (): Promise<number> => Number(((await page.locator(`tr.dest[data-addr="${realServerIp(1)}:80"] td.conns`).textContent()) ?? '0').replace(/,/g, ''));
+      const c0 = await conns();
+      await expect.poll(conns, { timeout: 10_000 }).toBeGreaterThan(c0 + 10);
+      await expect.poll(async () => Number((await page.locator(`tr.dest[data-addr="${realServerIp(1)}:80"] td.cps`).textContent()) ?? '0'), { timeout: 10_000 }).toBeGreaterThan(0);
+      await expect.poll(() => page.locator('tr.decision td.client .addr').first().textContent(), { timeout: 10_000 }).toMatch(/^10\.200\.0\.100:\d+$/);
+      await page.waitForTimeout(4000);
+      await page.screenshot({ path: '/tmp/tsvs-monitor-lab.png', fullPage: true });
+    } finally {
+      await browser.close();
+      load.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -163,3 +163,40 @@ describe('cluster sync', () => {
     expect(h.quantile(1)).toBe(7.05);
   });
 });
+
+describe('resend queue', () => {
+  it('resend queue: matches a reference model over 20k random updates with evictions (latest state, ranges, floor)', async () => {
+    const { ResendQueue } = await import('../../shared/cluster/resend-queue.ts');
+    let seed = 7;
+    const rnd = (n: number): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n);
+    const cap = 64;
+    const q = new ResendQueue(cap);
+    const ref = new Map<number, { seq: number; state: number }>(); // key i → latest
+    const order: number[] = []; // keys in last-sent order
+    let floor = 1;
+    const w = new Uint32Array(RECORD_WORDS);
+    for (let seq = 1; seq <= 20_000; seq++) {
+      const key = rnd(200);
+      const state = rnd(11);
+      writeRecord(w, 0, { ...rec(key, state), flags: key % 7 === 0 ? 0x1000 : 0x100, fwmark: key % 7 === 0 ? 5 : 0 });
+      q.put(w, 0, seq);
+      if (ref.has(key)) order.splice(order.indexOf(key), 1);
+      else if (ref.size === cap) {
+        const old = order.shift()!;
+        floor = Math.max(floor, ref.get(old)!.seq + 1);
+        ref.delete(old);
+      }
+      ref.set(key, { seq, state });
+      order.push(key);
+      if (seq % 997 === 0) {
+        const a = Math.max(floor, seq - rnd(300));
+        const got = q.range(a, seq);
+        const want = order.filter((k) => ref.get(k)!.seq >= a);
+        expect(caddrs(got)).toEqual(want);
+        expect(Array.from({ length: got.length / RECORD_WORDS }, (_, i) => readRecord(got, i * RECORD_WORDS).state)).toEqual(want.map((k) => ref.get(k)!.state));
+        expect(q.floor).toBe(floor);
+        expect(q.size).toBe(ref.size);
+      }
+    }
+  });
+});

@@ -1,8 +1,10 @@
-// health machine: keepalived's checker semantics, rise/fall extensions, and virtual-server actions, tick by tick.
+// health machine: keepalived's checker semantics, rise/fall extensions, and virtual-server actions, tick by tick;
+// and the receiving side's table.
 import { describe, expect, it } from 'vitest';
 import { readKeepalivedConfig } from '../../shared/keepalived/index.ts';
 import { healthPlan } from '../../shared/health/plan.ts';
 import type { HealthEffect, HealthState } from '../../shared/health/machine.ts';
+import { HealthTable } from '../../shared/health/table.ts';
 import { checkResult, dueChecks, healthStatus, healthView, nextDueAt, reloadHealth, shutdownHealth, startHealth } from '../../shared/health/machine.ts';
 
 const plan = (text: string) => healthPlan(readKeepalivedConfig('k.conf', text));
@@ -223,5 +225,26 @@ describe('health machine', () => {
     expect(v.services.map((k) => (k.fwmark ? `fwm ${k.fwmark}` : `${k.addr}:${k.port}`))).toEqual(['10.0.0.1:80', '10.0.0.2:80', 'fwm 3']);
     expect(v.dests.map((d) => d.addr)).toEqual(['10.0.1.1']);
     expect(nextDueAt(s)).toBe(Infinity);
+  });
+});
+
+describe('health table (the receiving side)', () => {
+  it('health table: folds ready and transitions per IPVS service; a gap asks for a resync; destUp for up/down consumers', () => {
+    const p = plan(vs(' delay_loop 1\n inhibit_on_failure', rsBlock('10.0.0.2', 'TCP_CHECK {\n warmup 0\n }') + '\n' + rsBlock('10.0.0.3', 'TCP_CHECK {\n warmup 0\n }')));
+    const { state: s } = startHealth(p, 0, zero);
+    const t = new HealthTable();
+    t.reset(healthView(s), 1);
+    const key = 'tcp|4|10.0.0.1|80';
+    expect(t.dests(key)?.map((d) => `${d.addr} w${d.weight}`)).toEqual(['10.0.0.2 w1', '10.0.0.3 w1']);
+    const fx = step(s, 1000, (id) => id.includes('10.0.0.2'));
+    const batch = fx.flatMap((e) => (e.type === 'change' ? [{ vsId: e.vsId, services: [...e.services], key: e.key, dest: e.dest }] : []));
+    expect(t.apply(1, 2, batch)).toBe('resync');
+    expect(t.apply(1, 1, batch)).toBe('applied');
+    expect(t.apply(1, 1, batch)).toBe('stale');
+    expect(t.weight(key, { af: 4, addr: '10.0.0.3', port: 80 })).toBe(0);
+    expect(t.destUp(key, { ...p.realServers[1].dest })).toBe(false);
+    expect(t.destUp(key, { ...p.realServers[0].dest })).toBe(true);
+    expect(t.destUp('tcp|4|10.9.9.9|80', { ...p.realServers[0].dest })).toBe(true);
+    expect(t.weight(key, { af: 4, addr: '10.0.0.9', port: 80 })).toBeNull();
   });
 });

@@ -24,7 +24,7 @@ export interface HttpOptions {
   tickMs?: number;
   /** ms of history the page plots. Default 5 minutes. */
   historyMs?: number;
-  /** Decisions listed per frame. Default 20. */
+  /** Decisions listed per frame. Default 12. */
   decisionsPerFrame?: number;
   /** Log line sink (rate-limited by the caller's logger). */
   log?: (msg: string, fields?: Record<string, string | number | boolean | undefined>) => void;
@@ -99,7 +99,7 @@ function clientFilter(q: string | null): ((r: DecisionRecord) => boolean) | unde
 export async function startHttp(listen: string, provider: HttpProvider, opts: HttpOptions = {}): Promise<RunningHttp> {
   const { host, port } = parseListen(listen);
   const tickMs = opts.tickMs ?? 1000;
-  const perFrame = opts.decisionsPerFrame ?? 20;
+  const perFrame = opts.decisionsPerFrame ?? 12;
   const history = new History(opts.historyMs ?? 5 * 60_000);
   const clients = new Set<ServerResponse>();
   let last: MonitorFrame | null = null;
