@@ -20,7 +20,7 @@ import { handleAdmin, type Handled } from './admin-handlers.ts';
 import { startAdminServer, type AdminServer } from './admin-server.ts';
 import { ChildSupervisor } from './children.ts';
 import { CLUSTER_CHILD, ClusterLink, clusterChildSpec, type ClusterCli } from './cluster.ts';
-import { RecordedVipHost, vipRecordPath } from './cluster-vips.ts';
+import { LeasedIpVips, RecordedVipHost, vipRecordPath } from './cluster-vips.ts';
 import { LocalConfigStore, type ConfigChange, type RulesParser } from './config-store.ts';
 import { EventPriority, EventQueue } from './event-queue.ts';
 import { KernelRules } from './kernel.ts';
@@ -210,6 +210,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const f = opts.forward;
   const compiler = new DesiredCompiler({ backend: f?.backend ?? 'afpacket', workers: opts.workers, queueBase: f?.queueBase });
   let fw: Forwarding | undefined;
+  let leased: LeasedIpVips | null = null;
   let reconciler: Reconciler;
   // Events are queued from here on; the queue's handler needs the reconciler, made just below.
   const queue = new EventQueue<DaemonEvent, Handled | undefined>((e) => handle(e), (e) => PRIORITY[e.kind]);
@@ -239,7 +240,11 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     });
     // Held VIPs are recorded beside the admin socket: a tsvsd that was killed left them in the kernel, where they
     // would answer ARP beside the cluster's new owner; this one removes them before anything else.
-    const recorded = new RecordedVipHost(deps.vipHost ?? new IpCommandVips(f.clientIf, log), vipRecordPath(dirname(opts.socketPath), f.clientIf), log);
+    // In a cluster the addresses also carry a lifetime this process renews: a director whose processes all died
+    // stops answering for the VIP within it, even though nothing removes the address.
+    leased = !deps.vipHost && opts.cluster ? new LeasedIpVips(f.clientIf, log) : null;
+    leased?.start();
+    const recorded = new RecordedVipHost(deps.vipHost ?? leased ?? new IpCommandVips(f.clientIf, log), vipRecordPath(dirname(opts.socketPath), f.clientIf), log);
     recorded.removeLeftovers();
     fw = { shm, pool, kernel: new KernelRules({ log, clientIf: f.clientIf }), vips: new VipSet(recorded, log), own };
     const fwd = fw;
@@ -352,6 +357,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       await fw.pool.stop();
       fw.kernel.remove();
       fw.vips.releaseAll();
+      leased?.stop();
       fw.own.stop();
       fw.shm.remove();
     }

@@ -1,10 +1,10 @@
 // tsvsd in a cluster, in the lab: 2 directors (each tsvsd running its cluster agent as a child) over a real 3-node
 // nats-server cluster, DR to real nginx servers, real curl from the client. d1 (priority 200) leads and alone owns
 // the VIP; kill -9 of every process of d1 → d2 owns it and new connections work; heal d1 → the new tsvsd removes the
-// VIP the killed one left in the kernel, pulls the state and takes leadership back; d1 cut off from NATS (mgmt link
-// down) → it releases the VIP and d2 takes over. Needs root and the lab's tools; run it under the lab lock:
+// VIP the killed one recorded (the kernel expired it already: VIPs carry a renewed lifetime), pulls the state and takes leadership back; d1 cut off from NATS (mgmt link
+// down) → it releases the VIP and d2 takes over; SIGTERM to d1's tsvsd → it hands over (agent `stop` first). Needs root and the lab's tools; run it under the lab lock:
 // flock /tmp/tsvs-lab.lock vitest run test/integration/cluster-tsvsd.test.ts
-import { writeFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VIP, execCapture, fail, heal, realServerIp } from '../../ops/lab/index.ts';
 import { labFor, sh, waitFor } from '../support/lab.ts';
@@ -60,19 +60,22 @@ describe('cluster-tsvsd: two directors, DR, a real NATS cluster', () => {
     expect(got).toEqual(new Set(['rs1', 'rs2']));
   });
 
-  it('cluster-tsvsd: kill -9 of d1 → d2 owns the VIP and new connections work; heal d1 → leftover VIP removed, d1 leads again', async () => {
+  it('cluster-tsvsd: kill -9 of d1 → d2 owns the VIP and new connections work; the dead d1\'s VIP expires; heal d1 → recorded VIP removed, d1 leads again', async () => {
     const f = fail({ node: 'd1', how: 'kill' });
     await waitFor('d2 to own the VIP', () => hasVip('d2'), 10_000, 10);
     const tookMs = Date.now() - f.at;
-    // the killed tsvsd's address is still in d1's kernel (nothing runs there to remove it)
-    expect(hasVip('d1')).toBe(true);
     const s2 = cluster('d2');
     expect(s2.leader).toBe('d2');
-    expect(s2.members.find((m) => m.name === 'd1')?.state).toBe('dead');
+    // dead (heartbeats stopped), or left: SIGKILL reaches the processes one by one, and an agent that outlives its
+    // tsvsd by a moment sees the IPC channel close and says bye
+    expect(['dead', 'left']).toContain(s2.members.find((m) => m.name === 'd1')?.state);
     await waitFor('a connection through d2', () => curl() !== '' || undefined, 10_000, 100);
     expect(['rs1', 'rs2']).toContain(curl());
     process.stderr.write(`cluster-tsvsd: VIP on d2 ${tookMs} ms after kill -9 of d1 (detection + CAS + ip addr, polled every 10 ms)\n`);
     expect(tookMs).toBeLessThan(3000);
+    // nothing runs on d1 to remove the killed tsvsd's VIP: its lifetime (2 s, renewed while tsvsd ran) ends it
+    await waitFor('the dead d1 to stop holding the VIP', () => !hasVip('d1'), 5000, 50);
+    process.stderr.write(`cluster-tsvsd: the dead d1's VIP expired ${Date.now() - f.at} ms after the kill\n`);
 
     await heal('d1');
     // the restarted tsvsd removed the address its killed predecessor left; it pulls the state, then preempts
@@ -82,7 +85,7 @@ describe('cluster-tsvsd: two directors, DR, a real NATS cluster', () => {
     expect(s1.ready).toBe(true);
     expect(['rs1', 'rs2']).toContain(curl());
     const log = sh('d1', ['cat', '/run/tsvs-lab/d1/tsvsd.log']);
-    expect(log).toContain('vips: removed an address a previous tsvsd left');
+    expect(log).toContain('vips: removed a VIP a previous tsvsd recorded');
   });
 
   it('cluster-tsvsd: d1 cut off from NATS releases the VIP, d2 takes it; heal → d1 leads again', async () => {
@@ -99,4 +102,32 @@ describe('cluster-tsvsd: two directors, DR, a real NATS cluster', () => {
     await leaderIs('d1', 'd2');
     expect(['rs1', 'rs2']).toContain(curl());
   });
+
+  it('cluster-tsvsd: SIGTERM to the leader\'s tsvsd hands leadership over at once and removes its VIP', async () => {
+    await leaderIs('d1', 'd2');
+    const pid = Number(readFileSync('/run/tsvs-lab/d1/tsvsd.pid', 'utf8').trim());
+    const t0 = Date.now();
+    process.kill(pid, 'SIGTERM');
+    await waitFor('d2 to own the VIP', () => hasVip('d2'), 10_000, 10);
+    const tookMs = Date.now() - t0;
+    await waitFor('d1 to remove the VIP', () => !hasVip('d1'), 10_000, 10);
+    process.stderr.write(`cluster-tsvsd: graceful stop of d1: d2 owns the VIP after ${tookMs} ms\n`);
+    expect(tookMs).toBeLessThan(1000);
+    const log = readFileSync('/run/tsvs-lab/d1/tsvsd.log', 'utf8');
+    expect(log).toMatch(/cluster: handed over ms=\d+/);
+    // bring d1's tsvsd back through the lab (kill what is left, then heal restarts it) and let it lead again
+    await waitFor('d1 tsvsd to exit', () => !alive(pid), 10_000, 20);
+    fail({ node: 'd1', how: 'kill' });
+    await heal('d1');
+    await leaderIs('d1', 'd2');
+  });
 });
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
