@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, statS
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultAdminSocketPath } from '../../shared/proto/admin.ts';
-import { VIP, natsIp, netnsOf } from './plan.ts';
+import { GATEWAY_VIP, VIP, natsIp, netnsOf } from './plan.ts';
 import type { LabNode } from './plan.ts';
 import { isAlive, labDir, procStartTime } from './state.ts';
 import type { LabProcess } from './state.ts';
@@ -212,7 +212,7 @@ export function labPriority(i: number): number {
 }
 
 /** Starts ops/bin/tsvsd in a director's namespace with `--pidfile`, forwarding between `front` (clients, VIP) and `back` (real servers); env TSVS_LAB_NODE (and TSVS_NATS_URL and `--priority` {@link labPriority} with --nats). */
-export function startTsvsd(node: LabNode, nats: boolean, workers?: number, backend?: string, cpus?: string, extra?: string): LabProcess {
+export function startTsvsd(node: LabNode, nats: boolean, workers?: number, backend?: string, cpus?: string, extra?: string, directors = 1): LabProcess {
   const dir = nodeDir(node.name);
   // The namespace is new, so nothing in it serves this path: a socket there is left from an earlier namespace with
   // the same inode, and would both fool the readiness check and make the daemon's bind fail.
@@ -220,6 +220,8 @@ export function startTsvsd(node: LabNode, nats: boolean, workers?: number, backe
   const env = labEnv({ TSVS_LAB_NODE: node.name, ...(nats ? { TSVS_NATS_URL: natsUrls() } : {}) });
   // In a cluster d1 has the highest priority (then d2, ...); --tsvsd-args may override it (the last one counts).
   const priority = nats ? ['--priority', String(labPriority(node.index))] : [];
+  // More than one director: the real servers' gateway is a floating address the VIP's owner holds on `back`.
+  if (directors > 1) priority.push('--gateway-vip', GATEWAY_VIP);
   return startProcess(node.name, 'tsvsd', [join(REPO_ROOT, 'ops/bin/tsvsd'), '--pidfile', join(dir, 'tsvsd.pid'), '--client-if', 'front', '--server-if', 'back', ...priority, ...(workers !== undefined ? ['--workers', String(workers)] : []), ...(backend !== undefined ? ['--backend', backend] : []), ...(cpus !== undefined ? ['--cpus', cpus] : []), ...(extra ?? '').split(' ').filter((x) => x !== '')], env);
 }
 

@@ -38,6 +38,8 @@ export interface CliOptions {
   otlp?: string;
   /** Share of successful decisions exported as spans, 0..1 (failures always); turns tracing on. */
   traceRatio?: string;
+  /** A floating inside address owned with the VIPs on the server interface (the real servers' gateway). */
+  gatewayVip?: string;
   /** Cluster membership (NATS configured): the agent child's options; absent = this director runs alone. */
   cluster?: ClusterCli;
 }
@@ -74,6 +76,8 @@ Runs the tsvs director's control process in the foreground and logs to stderr.
   --otlp URL      trace scheduling decisions: workers record each one, a child exports spans to URL/v1/traces
                   (OTLP http/protobuf; OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables work too)
   --trace-ratio R  export this share (0..1) of successful decisions; failures always (docs/observability.md)
+  --gateway-vip ADDR  own ADDR on the server interface whenever this director owns the VIPs: the real servers'
+                  gateway follows the VIPs' owner (NAT replies; keepalived's gateway-VIP pattern)
   --nats URLS     join a cluster over these NATS servers (comma-separated; default $TSVS_NATS_URL): tsvsd runs
                   the cluster agent as a child; only the leader owns the VIPs (docs/cluster.md). Without NATS,
                   this director runs alone and owns every VIP of its table
@@ -145,6 +149,11 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   for (const k of ['socket', 'config', 'pidfile'] as const) {
     if (v.values[k] === '') return { kind: 'error', message: `--${k}: empty path` };
   }
+  const gatewayVip = v.values['gateway-vip'];
+  if (gatewayVip !== undefined) {
+    if (v.values['client-if'] === undefined) return { kind: 'error', message: '--gateway-vip needs --client-if' };
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(gatewayVip) || gatewayVip.split('.').some((x) => Number(x) > 255)) return { kind: 'error', message: `--gateway-vip: want an IPv4 address, got '${gatewayVip}'` };
+  }
   let cluster: ClusterCli | undefined;
   const nats = v.values.nats ?? env.TSVS_NATS_URL;
   const clusterFlagGiven = CLUSTER_FLAGS.some((k) => v.values[k] !== undefined);
@@ -173,7 +182,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   }
   return {
     kind: 'run',
-    opts: { cluster, socket: v.values.socket, config: v.values.config, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring, markRules: v.values['mark-rules'], backend, spinUs, busyPoll, http, otlp, traceRatio },
+    opts: { cluster, gatewayVip, socket: v.values.socket, config: v.values.config, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring, markRules: v.values['mark-rules'], backend, spinUs, busyPoll, http, otlp, traceRatio },
   };
 }
 
@@ -204,6 +213,7 @@ function parse(argv: readonly string[]) {
       http: { type: 'string' },
       otlp: { type: 'string' },
       'trace-ratio': { type: 'string' },
+      'gateway-vip': { type: 'string' },
       nats: { type: 'string' },
       'nats-creds': { type: 'string' },
       node: { type: 'string' },

@@ -86,6 +86,8 @@ export interface DaemonOptions {
    * VIPs only while the agent grants them (this node leads). Without it the director runs alone and owns them all.
    */
   cluster?: ClusterCli;
+  /** A floating inside address owned on the server interface while this director owns the VIPs (the real servers' gateway). Needs `forward`. */
+  gatewayVip?: string;
 }
 
 /** The name this director gives itself in decision records, spans and the monitor page. */
@@ -170,6 +172,8 @@ interface Forwarding {
   pool: WorkerPool;
   kernel: KernelRules;
   vips: VipSet;
+  /** The gateway address's set on the server interface (with --gateway-vip). */
+  gateway: VipSet | null;
   own: OwnAddresses;
 }
 
@@ -211,6 +215,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const compiler = new DesiredCompiler({ backend: f?.backend ?? 'afpacket', workers: opts.workers, queueBase: f?.queueBase });
   let fw: Forwarding | undefined;
   let leased: LeasedIpVips | null = null;
+  let gwLeased: LeasedIpVips | null = null;
   let reconciler: Reconciler;
   // Events are queued from here on; the queue's handler needs the reconciler, made just below.
   const queue = new EventQueue<DaemonEvent, Handled | undefined>((e) => handle(e), (e) => PRIORITY[e.kind]);
@@ -246,7 +251,19 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     leased?.start();
     const recorded = new RecordedVipHost(deps.vipHost ?? leased ?? new IpCommandVips(f.clientIf, log), vipRecordPath(dirname(opts.socketPath), f.clientIf), log);
     recorded.removeLeftovers();
-    fw = { shm, pool, kernel: new KernelRules({ log, clientIf: f.clientIf }), vips: new VipSet(recorded, log), own };
+    let gateway: VipSet | null = null;
+    if (opts.gatewayVip !== undefined) {
+      const serverIf = f.serverIf ?? f.clientIf;
+      const gwHost = !deps.vipHost && opts.cluster ? new LeasedIpVips(serverIf, log) : (deps.vipHost ?? new IpCommandVips(serverIf, log));
+      if (gwHost instanceof LeasedIpVips) {
+        gwHost.start();
+        gwLeased = gwHost;
+      }
+      const gwRecorded = new RecordedVipHost(gwHost, vipRecordPath(dirname(opts.socketPath), `gw-${serverIf}`), log);
+      gwRecorded.removeLeftovers();
+      gateway = new VipSet(gwRecorded, log);
+    }
+    fw = { shm, pool, kernel: new KernelRules({ log, clientIf: f.clientIf }), vips: new VipSet(recorded, log), gateway, own };
     const fwd = fw;
     stats = new StatsModel(table, {
       shm,
@@ -294,6 +311,8 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       case 'ownership':
         log('ownership: VIP grant', { grant: e.grant.kind === 'all' ? 'all' : e.grant.vips.join(',') });
         reconciler.setGrant(e.grant);
+        // The gateway address follows the VIPs: owned with a grant of the table's VIPs, released with none.
+        fw?.gateway?.sync(e.grant.kind === 'all' || e.grant.vips.length > 0 ? [opts.gatewayVip!] : []);
         control('vip-grant', { 'lvs.vips': e.grant.kind === 'all' ? 'all' : e.grant.vips.join(',') });
         return undefined;
       case 'health':
@@ -357,7 +376,9 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       await fw.pool.stop();
       fw.kernel.remove();
       fw.vips.releaseAll();
+      fw.gateway?.releaseAll();
       leased?.stop();
+      gwLeased?.stop();
       fw.own.stop();
       fw.shm.remove();
     }

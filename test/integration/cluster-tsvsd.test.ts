@@ -7,6 +7,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VIP, execCapture, fail, heal, realServerIp } from '../../ops/lab/index.ts';
+import { GATEWAY_VIP } from '../../ops/lab/plan.ts';
 import { labFor, sh, waitFor } from '../support/lab.ts';
 import type { ClusterStatus } from '../../shared/proto/cluster.ts';
 
@@ -17,6 +18,12 @@ const RULES = '/tmp/tsvs-wire-cluster-rules.txt';
 function hasVip(node: string): boolean {
   const r = execCapture(node, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'front'], { timeoutMs: 5000 });
   return r.stdout.includes(`inet ${VIP}/32`);
+}
+
+/** Whether a director holds the real servers' gateway address on `back`. */
+function hasGateway(node: string): boolean {
+  const r = execCapture(node, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'back'], { timeoutMs: 5000 });
+  return r.stdout.includes(`inet ${GATEWAY_VIP}/32`);
 }
 
 function cluster(node: string): ClusterStatus {
@@ -35,6 +42,9 @@ async function leaderIs(node: string, other: string): Promise<void> {
     return s.leader === node && hasVip(node) && !hasVip(other) && s;
   }, 20_000, 100);
 }
+
+const RULES_NAT = '/tmp/tsvs-wire-cluster-rules-nat.txt';
+writeFileSync(RULES_NAT, `-A -t ${VIP}:80 -s rr\n-a -t ${VIP}:80 -r ${realServerIp(1)}:80 -m -w 1\n-a -t ${VIP}:80 -r ${realServerIp(2)}:80 -m -w 1\n`);
 
 // Every tsvsd loads the same rules at start (cluster-wide configuration is not in NATS yet), so a restarted
 // director has its table before it may lead.
@@ -113,13 +123,31 @@ describe('cluster-tsvsd: two directors, DR, a real NATS cluster', () => {
     await waitFor('d1 to remove the VIP', () => !hasVip('d1'), 10_000, 10);
     process.stderr.write(`cluster-tsvsd: graceful stop of d1: d2 owns the VIP after ${tookMs} ms\n`);
     expect(tookMs).toBeLessThan(1000);
-    const log = readFileSync('/run/tsvs-lab/d1/tsvsd.log', 'utf8');
-    expect(log).toMatch(/cluster: handed over ms=\d+/);
-    // bring d1's tsvsd back through the lab (kill what is left, then heal restarts it) and let it lead again
     await waitFor('d1 tsvsd to exit', () => !alive(pid), 10_000, 20);
+    expect(readFileSync('/run/tsvs-lab/d1/tsvsd.log', 'utf8')).toMatch(/cluster: handed over ms=\d+/);
+    // bring d1's tsvsd back through the lab (kill what is left, then heal restarts it) and let it lead again
     fail({ node: 'd1', how: 'kill' });
     await heal('d1');
     await leaderIs('d1', 'd2');
+  });
+});
+
+describe('cluster-tsvsd: two directors, NAT: the real servers\' gateway follows the leader', () => {
+  labFor({ directors: 2, servers: 2, mode: 'nat', nats: true, workers: 1, tsvsdArgs: `--config ${RULES_NAT}` }, TOOLS);
+  afterAll(() => rmSync(RULES_NAT, { force: true }));
+
+  it('cluster-tsvsd: the leader owns the VIP and the gateway address; kill -9 → d2 owns both and NAT works through it; heal → back on d1', async () => {
+    await waitFor('d1 to lead with VIP and gateway', () => hasVip('d1') && hasGateway('d1') && !hasVip('d2') && !hasGateway('d2'), 30_000, 100);
+    expect(new Set(Array.from({ length: 4 }, () => curl()))).toEqual(new Set(['rs1', 'rs2']));
+    const f = fail({ node: 'd1', how: 'kill' });
+    await waitFor('d2 to own the VIP and the gateway', () => hasVip('d2') && hasGateway('d2'), 10_000, 10);
+    process.stderr.write(`cluster-tsvsd (nat): VIP and gateway on d2 ${Date.now() - f.at} ms after kill -9 of d1\n`);
+    const after = await waitFor('a NAT connection through d2', () => curl() || undefined, 10_000, 100);
+    expect(['rs1', 'rs2']).toContain(after);
+    await waitFor('the dead d1 to stop holding the gateway', () => !hasGateway('d1'), 5000, 50);
+    await heal('d1');
+    await waitFor('d1 to lead again with VIP and gateway', () => hasVip('d1') && hasGateway('d1') && !hasVip('d2') && !hasGateway('d2'), 20_000, 100);
+    expect(['rs1', 'rs2']).toContain(await waitFor('a NAT connection through d1', () => curl() || undefined, 10_000, 100));
   });
 });
 

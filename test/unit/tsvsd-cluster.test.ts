@@ -38,6 +38,10 @@ describe('tsvsd-cluster: command line', () => {
     expect(bad.kind).toBe('error');
     expect(bad.kind === 'error' && bad.message).toMatch(/--priority needs an integer in 1\.\.255.*--node must match/);
     expect(parseCli(['--nats', 'http://x'], { TSVS_LAB_NODE: 'd1' }).kind).toBe('error');
+    const gw = parseCli(['--client-if', 'front', '--server-if', 'back', '--gateway-vip', '10.200.1.10'], {});
+    expect(gw.kind === 'run' && gw.opts.gatewayVip).toBe('10.200.1.10');
+    expect(parseCli(['--gateway-vip', '10.200.1.10'], {})).toEqual({ kind: 'error', message: '--gateway-vip needs --client-if' });
+    expect(parseCli(['--client-if', 'front', '--gateway-vip', '10.1.1.300'], {}).kind).toBe('error');
   });
 });
 
