@@ -16,8 +16,8 @@ import { pingOnce } from './ping.ts';
 export interface RunOutcome {
   ok: boolean;
   error: string | null;
-  /** MISC_CHECK misc_dynamic: the weight its exit status sets. */
-  weight?: number;
+  /** MISC_CHECK misc_dynamic: the weight its exit status sets (null: back to the configured weight). */
+  weight?: number | null;
 }
 
 /**
@@ -105,9 +105,12 @@ function httpRun(p: CheckerPlan, tls: boolean): Run {
   return { done: promise, cancel: (r) => { finish(fail(r)); current?.destroy(); } };
 }
 
+/** keepalived's SMTP_DEFAULT_HELO (check_smtp.h). */
+const SMTP_DEFAULT_HELO = 'smtpchecker.keepalived.org';
+
 function smtpRun(p: CheckerPlan): Run {
   const c = p.checker;
-  const helo = c.kind === 'SMTP_CHECK' && c.heloName ? c.heloName : 'localhost';
+  const helo = c.kind === 'SMTP_CHECK' && c.heloName ? c.heloName : SMTP_DEFAULT_HELO;
   const { promise, finish } = once();
   const s = netConnect({ host: p.host, port: p.port, family: p.af, ...bindOpts(p) });
   let buf = '';
@@ -137,7 +140,8 @@ function smtpRun(p: CheckerPlan): Run {
   return { done: promise, cancel: (r) => { finish(fail(r)); s.destroy(); } };
 }
 
-function udpLike(p: CheckerPlan, payload: Uint8Array, judge: ((msg: Buffer) => string | null) | null): Run {
+/** `judge` returns null for a good reply, a reason for a bad one, undefined for a datagram to ignore. */
+function udpLike(p: CheckerPlan, payload: Uint8Array, judge: ((msg: Buffer) => string | null | undefined) | null): Run {
   const { promise, finish } = once();
   const s = createSocket(p.af === 6 ? 'udp6' : 'udp4');
   let closed = false;
@@ -146,8 +150,10 @@ function udpLike(p: CheckerPlan, payload: Uint8Array, judge: ((msg: Buffer) => s
   s.on('message', (msg) => {
     if (judge === null) { finish(OK); close(); return; }
     const why = judge(msg);
-    if (why === null) { finish(OK); close(); }
-    else { finish(fail(why)); close(); }
+    if (why === undefined) return;
+    if (why === null) finish(OK);
+    else finish(fail(why));
+    close();
   });
   const b = bindOpts(p);
   const go = () => s.connect(p.port, p.host, () => s.send(payload));
@@ -191,7 +197,7 @@ function miscRun(p: CheckerPlan): Run {
   child.once('error', (e) => finish(fail(`misc_path: ${errText(e)}`)));
   child.once('exit', (code, signal) => {
     if (code === null) { finish(fail(`killed by ${signal}`)); return; }
-    if (code === 0) finish(OK);
+    if (code === 0) finish(c.dynamic ? { ok: true, error: null, weight: null } : OK);
     else if (c.dynamic && code >= 2) finish({ ok: true, error: null, weight: code - 2 });
     else finish(fail(`exit ${code}`));
   });

@@ -1,10 +1,12 @@
 // tsvsd command line: `tsvsd [--socket PATH] [--config FILE] [--pidfile FILE] [--workers N] [--client-if IF
-// [--server-if IF] [--cpus LIST] [--ring MODE] [--mark-rules FILE] [--backend B] [--spin-us US | --busy-poll]]
-// [--http ADDR:PORT] [--otlp URL] [--trace-ratio R] [--nats URLS [cluster options]] [-h]`.
+// [--server-if IF] [--cpus LIST] [--ring MODE] [--mark-rules FILE] [--backend B] [--spin-us US | --busy-poll]
+// [--capacity N] [guard flags] [--gateway-vip ADDR]] [--http ADDR:PORT] [--otlp URL] [--trace-ratio R]
+// [--nats URLS [cluster options]] [-h]`.
 import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseListen } from './http/server.ts';
 import { parseRatio } from '../../shared/telemetry/attributes.ts';
+import { GUARD_ARG_SPECS, GUARD_USAGE, parseGuardFlags, type GuardOptions } from '../../shared/fwd/guard.ts';
 import { clusterAgentArgs, CLUSTER_FLAGS, type ClusterCli } from './cluster.ts';
 
 /** What the command line asks for. Absent paths are undefined; the daemon resolves defaults. */
@@ -38,6 +40,10 @@ export interface CliOptions {
   otlp?: string;
   /** Share of successful decisions exported as spans, 0..1 (failures always); turns tracing on. */
   traceRatio?: string;
+  /** Connection-table capacity per worker (entries): the table's bound. */
+  capacity?: number;
+  /** Dead destinations and flood defence (shared/fwd/guard.ts): the flags given. */
+  guard?: Partial<GuardOptions>;
   /** A floating inside address owned with the VIPs on the server interface (the real servers' gateway). */
   gatewayVip?: string;
   /** Cluster membership (NATS configured): the agent child's options; absent = this director runs alone. */
@@ -52,8 +58,10 @@ export function defaultWorkers(cores = availableParallelism()): number {
 /** The -h text (also printed after a usage error). */
 export const USAGE = `Usage: tsvsd [--socket PATH] [--config FILE] [--pidfile FILE] [--workers N]
              [--client-if IF [--server-if IF] [--cpus LIST] [--ring adaptive|v2|v3] [--mark-rules FILE]
-             [--backend afpacket|nfqueue] [--spin-us US | --busy-poll]]
-             [--http ADDR:PORT] [--otlp URL] [--trace-ratio R] [-h]
+             [--backend afpacket|nfqueue] [--spin-us US | --busy-poll] [--capacity N] [GUARD...]
+             [--gateway-vip ADDR]] [--http ADDR:PORT] [--otlp URL] [--trace-ratio R]
+             [--nats URLS [--nats-creds FILE] [--node NAME] [--cluster NAME] [--priority N] [--nopreempt]
+             [--preempt-delay MS] [--heartbeat MS] [--miss-beats N] [--startup-wait MS] [--kv-replicas N]] [-h]
 
 Runs the tsvs director's control process in the foreground and logs to stderr.
   --socket PATH   admin socket (default: $TSVS_ADMIN_SOCKET, else /run/tsvs/ns-<netns inode>/tsvsd.sock)
@@ -72,7 +80,10 @@ Runs the tsvs director's control process in the foreground and logs to stderr.
                   flight is forwarded without a wake-up; 0 saves CPU at low load, more lowers latency further
   --busy-poll     workers never sleep: each polls its rings without pause (100 % of its CPU, idle or not),
                   for cores given to the director alone; no wake-up on any packet
-  --http ADDR:PORT  serve /metrics (Prometheus), /api/* (JSON) and the monitor page at / (PORT alone: loopback)
+  --capacity N    connection-table entries per worker, the table's bound (default 1048576): when full, the
+                  oldest half-open TCP entry is evicted for a new connection, else it is refused (counted)
+Dead real servers and SYN floods (IPVS's sysctls; docs/dataplane.md), every drop counted in tsvsadm status:
+${GUARD_USAGE}  --http ADDR:PORT  serve /metrics (Prometheus), /api/* (JSON) and the monitor page at / (PORT alone: loopback)
   --otlp URL      trace scheduling decisions: workers record each one, a child exports spans to URL/v1/traces
                   (OTLP http/protobuf; OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables work too)
   --trace-ratio R  export this share (0..1) of successful decisions; failures always (docs/observability.md)
@@ -146,6 +157,14 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
       return { kind: 'error', message: (e as Error).message };
     }
   }
+  let capacity: number | undefined;
+  if (v.values.capacity !== undefined) {
+    capacity = /^\d+$/.test(v.values.capacity) ? Number(v.values.capacity) : NaN;
+    if (!(capacity >= 16 && capacity <= 0xfffffe)) return { kind: 'error', message: `--capacity: want 16..16777214, got '${v.values.capacity}'` };
+  }
+  const guard = parseGuardFlags(v.values);
+  if ('error' in guard) return { kind: 'error', message: guard.error };
+  if ((capacity !== undefined || Object.keys(guard).length > 0) && v.values['client-if'] === undefined) return { kind: 'error', message: '--capacity and the guard flags need --client-if' };
   for (const k of ['socket', 'config', 'pidfile'] as const) {
     if (v.values[k] === '') return { kind: 'error', message: `--${k}: empty path` };
   }
@@ -182,7 +201,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   }
   return {
     kind: 'run',
-    opts: { cluster, gatewayVip, socket: v.values.socket, config: v.values.config, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring, markRules: v.values['mark-rules'], backend, spinUs, busyPoll, http, otlp, traceRatio },
+    opts: { cluster, gatewayVip, socket: v.values.socket, config: v.values.config, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring, markRules: v.values['mark-rules'], backend, spinUs, busyPoll, http, otlp, traceRatio, capacity, guard: Object.keys(guard).length > 0 ? guard : undefined },
   };
 }
 
@@ -213,6 +232,8 @@ function parse(argv: readonly string[]) {
       http: { type: 'string' },
       otlp: { type: 'string' },
       'trace-ratio': { type: 'string' },
+      capacity: { type: 'string' },
+      ...GUARD_ARG_SPECS,
       'gateway-vip': { type: 'string' },
       nats: { type: 'string' },
       'nats-creds': { type: 'string' },

@@ -1,5 +1,6 @@
 // tsvsd as a composition root: the config store, the event queue, the reconciler and its targets (workers,
 // kernel rules, VIPs), the stats read model, the children and the admin socket, started and stopped as one.
+import { guardArgs, type GuardOptions } from '../../shared/fwd/guard.ts';
 import { statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
@@ -58,6 +59,8 @@ export interface ForwardOptions {
   spinUs?: number;
   /** AF_PACKET: workers poll without ever sleeping. */
   busyPoll?: boolean;
+  /** Dead destinations and flood defence, passed to every worker (shared/fwd/guard.ts). */
+  guard?: Partial<GuardOptions>;
 }
 
 /** What to run: paths are final (see {@link resolveSocketPath}). */
@@ -184,6 +187,7 @@ function workerArgs(f: ForwardOptions, shmDir: string, trace: DaemonOptions['tra
   if (f.ring) a.push('--ring', f.ring);
   if (f.spinUs !== undefined) a.push('--spin-us', String(f.spinUs));
   if (f.busyPoll) a.push('--busy-poll');
+  if (f.guard) a.push(...guardArgs(f.guard));
   if (f.backend === 'nfqueue') a.push('--backend', 'nfqueue', '--queue-base', String(f.queueBase ?? 0));
   return a;
 }

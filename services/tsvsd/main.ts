@@ -53,7 +53,7 @@ try {
       markRulesFile: o.markRules,
       pidFile: o.pidfile,
       workers: o.workers,
-      forward: o.clientIf ? { clientIf: o.clientIf, serverIf: o.serverIf, cpus: o.cpus, ring: o.ring, backend: o.backend, spinUs: o.spinUs, busyPoll: o.busyPoll } : undefined,
+      forward: o.clientIf ? { clientIf: o.clientIf, serverIf: o.serverIf, cpus: o.cpus, ring: o.ring, backend: o.backend, spinUs: o.spinUs, busyPoll: o.busyPoll, capacity: o.capacity, guard: o.guard } : undefined,
       http: o.http,
       cluster: o.cluster,
       gatewayVip: o.gatewayVip,

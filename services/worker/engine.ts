@@ -7,6 +7,8 @@ import { IpProto, PacketMeta, TcpFlag, isIcmpError, parseFrame, parseIpv4, rebas
 import { NetVerdict } from '../../shared/net/verdict.ts';
 import { decTtl, encapGue, encapIpip, finishPartial, natIcmpIn, natIcmpOut, natIn, natOut, setMacs, writeEth, IPIP_OVERHEAD, GUE_OVERHEAD } from '../../shared/net/rewrite.ts';
 import { buildIcmpUnreach } from '../../shared/net/icmp.ts';
+import { buildTcpRst } from '../../shared/net/tcp-rst.ts';
+import { defaultGuard, SourceLimiter, type GuardOptions } from '../../shared/fwd/guard.ts';
 import { overloadAt } from '../../shared/sched/overload.ts';
 import type { SchedInput } from '../../shared/sched/types.ts';
 import { FwdCode, SvcFlag } from '../../shared/model/ipvs.ts';
@@ -80,6 +82,8 @@ export interface EngineOptions {
   local?: LocalSink | null;
   /** This worker's decision ring (shared/telemetry): one record per scheduling decision; null = tracing off. */
   decisions?: DecisionWriter | null;
+  /** Dead destinations and flood defence (shared/fwd/guard.ts); unset fields take defaultGuard()'s values. */
+  guard?: Partial<GuardOptions>;
 }
 
 
@@ -131,6 +135,15 @@ export class Engine {
   private readonly dw: DecisionWriter | null;
   /** Scheduler index (shared/telemetry schedulerIndex) by service id, refreshed on every table swap. */
   private schedIdx = new Uint8Array(0);
+  private readonly g: GuardOptions;
+  /** 1 for dest ids of weight 0 in the current table (quiescent). */
+  private destQuiet = new Uint8Array(0);
+  private readonly limiter: SourceLimiter | null;
+  /** Table fill (entries) from which SYN_RECV gets the pressure timeout, and back below which it is restored. */
+  private readonly pressureOn: number;
+  private readonly pressureOff: number;
+  private readonly synRecvMs: number;
+  private pressure = false;
 
   constructor(o: EngineOptions) {
     this.ct = o.conns;
@@ -145,6 +158,11 @@ export class Engine {
     this.local = o.local ?? null;
     this.dw = o.decisions ?? null;
     this.nowMs = o.now();
+    this.g = { ...defaultGuard(), ...o.guard };
+    this.limiter = this.g.newConnRate > 0 ? new SourceLimiter(this.g.newConnRate, this.g.newConnBurst || 2 * this.g.newConnRate) : null;
+    this.pressureOn = Math.max(1, Math.floor((this.ct.capacity * this.g.pressurePct) / 100));
+    this.pressureOff = Math.floor((this.pressureOn * 7) / 8);
+    this.synRecvMs = this.ct.timeouts.tcp[TcpState.SYN_RECV];
   }
 
   get tableEpoch(): number {
@@ -165,6 +183,9 @@ export class Engine {
     this.vips = st.vips;
     this.classifier = st.classifier;
     this.natEndpoints = st.natEndpoints;
+    const quiet = new Uint8Array(st.destLive.length);
+    for (const s of t.services) for (const d of s.dests) if (d.weight === 0) quiet[d.id] = 1;
+    this.destQuiet = quiet;
     this.ct.timeouts.tcp[TcpState.ESTABLISHED] = st.timeoutsMs.tcp;
     this.ct.timeouts.tcp[TcpState.FIN_WAIT] = st.timeoutsMs.tcpfin;
     this.ct.timeouts.udp = st.timeoutsMs.udp;
@@ -184,6 +205,22 @@ export class Engine {
     this.nowMs = this.now();
     const n = this.ct.expire(this.nowMs, 4096);
     if (n > 0) this.ev[Ev.conns_expired] += n;
+    // Under pressure (secure_tcp's idea, keyed on the table's fill): new embryonic entries get a short SYN_RECV
+    // timeout, so a flood's half-open entries leave within seconds; restored once the table has drained.
+    const live = this.ct.size;
+    if (!this.pressure && live >= this.pressureOn) {
+      this.pressure = true;
+      this.ct.timeouts.tcp[TcpState.SYN_RECV] = Math.min(this.synRecvMs, this.g.pressureSynRecvMs);
+      this.ev[Ev.table_pressure]++;
+    } else if (this.pressure && live < this.pressureOff) {
+      this.pressure = false;
+      this.ct.timeouts.tcp[TcpState.SYN_RECV] = this.synRecvMs;
+    }
+  }
+
+  /** Whether the table is under pressure (embryonic entries get the short timeout). */
+  get underPressure(): boolean {
+    return this.pressure;
   }
 
   /**
@@ -315,6 +352,10 @@ export class Engine {
       this.ev[Ev.drop_no_conn]++;
       return Verdict.DROP;
     }
+    if (this.limiter !== null && !this.limiter.take(m.saddr, now)) {
+      this.ev[Ev.drop_rate_limit]++;
+      return Verdict.DROP;
+    }
     let pos = -1;
     let dport = m.dport;
     let tmpl = -1;
@@ -330,6 +371,11 @@ export class Engine {
       if (tmpl >= 0) {
         const did = this.ct.destId(tmpl);
         pos = this.destPos(st, did);
+        if (pos >= 0 && this.g.expireQuiescentTemplate && st.dests[pos].weight === 0) {
+          // expire_quiescent_template: the template's server is quiescent; schedule the client afresh.
+          this.ev[Ev.quiescent_templates_expired]++;
+          pos = -1;
+        }
         if (pos < 0) {
           this.ct.invalidateTemplate(tmpl);
           tmpl = -1;
@@ -365,7 +411,12 @@ export class Engine {
     const d = st.dests[pos];
     let flags = destConnFlags(d.method);
     if ((svc.flags & SvcFlag.ONEPACKET) !== 0 && m.proto === IpProto.UDP) flags |= ConnFlag.ONE_PACKET;
-    const e = this.ct.insert(m.proto, m.saddr, m.sport, m.daddr, m.dport, d.addr, dport, flags, d.id, svc.id, now);
+    let e = this.ct.insert(m.proto, m.saddr, m.sport, m.daddr, m.dport, d.addr, dport, flags, d.id, svc.id, now);
+    if (e < 0 && this.ct.evictEmbryonic() >= 0) {
+      // Full: the oldest half-open TCP entry makes room (a flood's entries, not established connections).
+      this.ev[Ev.evict_embryonic]++;
+      e = this.ct.insert(m.proto, m.saddr, m.sport, m.daddr, m.dport, d.addr, dport, flags, d.id, svc.id, now);
+    }
     if (this.dw !== null) this.trace(st, pos, e < 0 ? Outcome.tableFull : tuse === TemplateUse.hit ? Outcome.persistent : Outcome.scheduled, tuse, dport, now);
     if (e < 0) {
       this.ev[Ev.drop_table_full]++;
@@ -420,15 +471,61 @@ export class Engine {
     return s === TcpState.TIME_WAIT || s === TcpState.CLOSE;
   }
 
+  /**
+   * expire_nodest_conn: a client packet of connection `e`, whose real server is gone (or, UDP, quiescent): the
+   * connection ends now. UDP, and a TCP SYN (a handshake still retrying), are scheduled afresh as a new
+   * connection; other TCP packets are dropped and, with nodestTcp 'rst', answered by a reset to the client.
+   */
+  private nodest(buf: Uint8Array, off: number, len: number, partial: boolean, e: number, now: number): number {
+    const m = this.m;
+    this.ct.remove(e);
+    this.ev[Ev.nodest_expired]++;
+    const syn = m.proto === IpProto.TCP && (m.tcpFlags & (TcpFlag.SYN | TcpFlag.RST)) === TcpFlag.SYN;
+    if (m.proto === IpProto.UDP || syn) {
+      const st = this.findService(m.proto, m.daddr, m.dport);
+      if (st !== undefined) {
+        this.ev[Ev.nodest_rescheduled]++;
+        return this.newConn(buf, off, len, partial, st, now);
+      }
+    } else if (m.proto === IpProto.TCP && (m.tcpFlags & TcpFlag.RST) === 0 && this.g.nodestTcp === 'rst' && this.replyToken(now)) {
+      this.sendRst(buf);
+    }
+    this.ev[Ev.drop_dest_gone]++;
+    return Verdict.DROP;
+  }
+
+  /** A TCP reset to the client of the packet being handled (L2: a TX slot; L3: the local sink). */
+  private sendRst(buf: Uint8Array): void {
+    const m = this.m;
+    if (this.l3 !== null) {
+      if (this.local === null) return;
+      const n = buildTcpRst(buf, m, this.scratch, 0, this.hop.dstMac, this.hop.srcMac);
+      if (n > 14 && this.local.write(this.scratch, 14, n - 14)) this.ev[Ev.nodest_rst_sent]++;
+      return;
+    }
+    if (!this.l2.resolve(m.saddr, this.hop)) return;
+    const port = this.ports.get(this.hop.ifindex);
+    if (port === undefined) return;
+    const slot = port.txReserve();
+    if (slot < 0) return;
+    const n = buildTcpRst(buf, m, port.txBuf, slot, this.hop.dstMac, this.hop.srcMac);
+    if (n <= 0) return;
+    port.txCommit(n, 0, 0, 0);
+    this.ev[Ev.tx_frames]++;
+    this.ev[Ev.nodest_rst_sent]++;
+  }
+
   /** Client → director packet of an existing connection. */
   private inbound(buf: Uint8Array, off: number, len: number, partial: boolean, e: number, now: number): number {
     const m = this.m;
     const ct = this.ct;
     const did = ct.destId(e);
     if (did === NO_DEST || did >= this.destLive.length || this.destLive[did] === 0) {
+      if (this.g.expireNodestConn) return this.nodest(buf, off, len, partial, e, now);
       this.ev[Ev.drop_dest_gone]++;
       return Verdict.DROP;
     }
+    if (m.proto === IpProto.UDP && this.destQuiet[did] === 1 && this.g.expireQuiescentTemplate) return this.nodest(buf, off, len, partial, e, now);
     const fwd = ct.flags(e) & ConnFlag.FWD_MASK;
     const daddr = ct.daddr(e);
     const dport = ct.dport(e);
@@ -738,14 +835,20 @@ export class Engine {
     return Verdict.DROP;
   }
 
-  /** ICMP port unreachable to the client when no real server is available (ip_vs_leave), rate-limited. */
-  private sendUnreachable(buf: Uint8Array, off: number, len: number, now: number): void {
-    const m = this.m;
+  /** One token of the director's own replies (ICMP unreachable, resets): `icmpPerSec` per second at most. */
+  private replyToken(now: number): boolean {
     const elapsed = now - this.icmpLastMs;
     this.icmpLastMs = now;
     this.icmpTokens = Math.min(this.icmpPerSec, this.icmpTokens + (elapsed * this.icmpPerSec) / 1000);
-    if (this.icmpTokens < 1) return;
+    if (this.icmpTokens < 1) return false;
     this.icmpTokens -= 1;
+    return true;
+  }
+
+  /** ICMP port unreachable to the client when no real server is available (ip_vs_leave), rate-limited. */
+  private sendUnreachable(buf: Uint8Array, off: number, len: number, now: number): void {
+    const m = this.m;
+    if (!this.replyToken(now)) return;
     if (this.l3 !== null) {
       // Safe mode: the kernel routes what the local sink hands it; the Ethernet header is left out.
       if (this.local === null) return;

@@ -85,7 +85,7 @@ export function startWorker(o: WorkerOptions, send: (m: FromWorker) => void): Ru
   }
   const resolver = new Resolver({ routes, neigh, ports: txPorts, queue, now: () => Date.now(), log });
   neigh.watch((ifindex, ip, mac) => resolver.onNeighbour(ifindex, ip, mac));
-  const engine = new Engine({ conns, counters, worker: o.index, l2: resolver, ports: txPorts, now: tableNow, local, decisions });
+  const engine = new Engine({ conns, counters, worker: o.index, l2: resolver, ports: txPorts, now: tableNow, local, decisions, guard: o.guard });
 
   let stopPolling = (): void => {};
   if (o.backend === 'afpacket') {

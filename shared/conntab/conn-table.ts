@@ -77,7 +77,7 @@ const IDX_MASK = 0xffffff;
 
 const H_MAGIC = 0, H_VERSION = 1, H_CAPACITY = 2, H_INDEX_BITS = 3, H_WHEEL_BITS = 4, H_TICK_SHIFT = 5,
   H_LIVE = 6, H_HWM = 7, H_FREE = 8, H_CURSOR = 9, H_INSERT_FAIL = 10, H_TEMPLATES = 11, H_EXPIRED = 12,
-  H_REARMED = 13, H_DIRTY = 14, H_BAD_DEST = 15, H_BYTES = 18, H_ENTRY_WORDS = 19;
+  H_REARMED = 13, H_DIRTY = 14, H_BAD_DEST = 15, H_BYTES = 18, H_ENTRY_WORDS = 19, H_EVICTED = 20;
 const H_EPOCH_F64 = 8;
 
 const E_CADDR = 0, E_VADDR = 1, E_DADDR = 2, E_PORTS = 3, E_DPS = 4, E_FLAGS = 5, E_DEST = 6, E_EXPIRES = 7,
@@ -128,6 +128,8 @@ export interface ConnTableStats {
   rearmed: number;
   /** Counter updates skipped because the dest id was outside the counter row. */
   badDest: number;
+  /** Embryonic connections freed by evictEmbryonic() to make room. */
+  evicted: number;
   /** Bytes of the whole buffer. */
   bytes: number;
   indexBuckets: number;
@@ -220,6 +222,16 @@ export class ConnTable {
   private readonly whMask: number;
   private readonly tickShift: number;
   private readonly tick: number;
+  /**
+   * The embryonic queue (process memory, not in the buffer): every TCP connection inserted, oldest first, as
+   * (entry index, key hash) so that a slot reused by another connection is not mistaken for the old one.
+   * {@link evictEmbryonic} takes from its head; when it is full the oldest record is overwritten.
+   */
+  private readonly embE: Uint32Array;
+  private readonly embK: Uint32Array;
+  private readonly embMask: number;
+  private embHead = 0;
+  private embTail = 0;
 
   private constructor(buffer: ArrayBuffer | SharedArrayBuffer, rt: ConnTableRuntime) {
     this.buffer = buffer;
@@ -236,6 +248,11 @@ export class ConnTable {
     this.tick = 1 << this.tickShift;
     this.timeouts = rt.timeouts ?? defaultTimeouts();
     this.counters = rt.counters ?? null;
+    let q = 16;
+    while (q < this.capacity) q *= 2;
+    this.embE = new Uint32Array(rt.readOnly ? 1 : q);
+    this.embK = new Uint32Array(rt.readOnly ? 1 : q);
+    this.embMask = rt.readOnly ? 0 : q - 1;
   }
 
   /**
@@ -386,7 +403,43 @@ export class ConnTable {
     this.fill(e, proto, caddr, cport, vaddr, vport, daddr, dport, ((flags & ~(ConnFlag.TEMPLATE | ConnFlag.LIVE)) | ConnFlag.INACTIVE) & 0xffff, destId, service, this.rel(nowMs) + NEW_CONN_TIMEOUT_MS);
     this.count(destId, ConnCount.inactive, 1);
     this.u[H_DIRTY] = 0;
+    if (proto === TCP && this.embMask !== 0) {
+      const t = this.embTail;
+      this.embE[t & this.embMask] = e;
+      this.embK[t & this.embMask] = connKeyHash(proto, caddr, cport);
+      this.embTail = (t + 1) >>> 0;
+      if (((this.embTail - this.embHead) >>> 0) > this.embMask + 1) this.embHead = (this.embHead + 1) >>> 0;
+    }
     return e;
+  }
+
+  /**
+   * Frees the oldest embryonic connection (IPVS's drop_entry idea, aimed): a TCP connection still in NONE or
+   * SYN_RECV (no handshake completed) and not controlled by a template, taken oldest first from the queue of
+   * inserted TCP connections, examining at most `budget` records. A SYN flood's entries age out first, while a
+   * legitimate handshake, which completes within a round trip, is rarely the oldest. Established connections
+   * are never evicted here. Returns the freed entry index, or -1 when no embryonic entry was found (then the
+   * caller refuses the new connection). No allocation.
+   */
+  evictEmbryonic(budget = 64): number {
+    const u = this.u;
+    for (let n = 0; n < budget && this.embHead !== this.embTail; n++) {
+      const i = this.embHead & this.embMask;
+      this.embHead = (this.embHead + 1) >>> 0;
+      const e = this.embE[i];
+      if (!this.isLive(e)) continue;
+      const b = HEADER_WORDS + e * ENTRY_WORDS;
+      const dps = u[b + E_DPS];
+      const st = dps >>> 24;
+      if ((u[b + E_FLAGS] & ConnFlag.TEMPLATE) !== 0 || ((dps >>> 16) & 0xff) !== TCP || (st !== TcpState.NONE && st !== TcpState.SYN_RECV) || u[b + E_CTL] !== 0) continue;
+      if (this.home(e) !== this.embK[i]) continue;
+      u[H_DIRTY] = 1;
+      this.free(e);
+      u[H_EVICTED]++;
+      u[H_DIRTY] = 0;
+      return e;
+    }
+    return -1;
   }
 
   /**
@@ -687,7 +740,7 @@ export class ConnTable {
     const u = this.u;
     return {
       capacity: this.capacity, live: u[H_LIVE], templates: u[H_TEMPLATES], insertFails: u[H_INSERT_FAIL], expired: u[H_EXPIRED],
-      rearmed: u[H_REARMED], badDest: u[H_BAD_DEST], bytes: u[H_BYTES], indexBuckets: this.idxMask + 1, wheelSlots: this.whMask + 1, tickMs: this.tick,
+      rearmed: u[H_REARMED], badDest: u[H_BAD_DEST], evicted: u[H_EVICTED], bytes: u[H_BYTES], indexBuckets: this.idxMask + 1, wheelSlots: this.whMask + 1, tickMs: this.tick,
     };
   }
 

@@ -42,6 +42,13 @@ export const WorkerEvent = [
   'neigh_released',
   'drop_neigh_queue_full',
   'drop_neigh_timeout',
+  'evict_embryonic',
+  'drop_rate_limit',
+  'table_pressure',
+  'nodest_expired',
+  'nodest_rescheduled',
+  'nodest_rst_sent',
+  'quiescent_templates_expired',
   ...NET_VERDICT_NAMES.map((n) => `net_${n.toLowerCase()}` as const),
 ] as const;
 /** Index of the first `net_*` slot: `NET_EVENT_BASE + verdict code`. */

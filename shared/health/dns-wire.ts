@@ -31,17 +31,16 @@ export function dnsQuery(id: number, name: string, type: DnsTypeName): Uint8Arra
 }
 
 /**
- * Judges a reply to the query with id `id`: null when it is a good answer (same id, a response, RCODE 0 and at
- * least one answer record), else why not.
+ * Judges a datagram received for the query with id `id`, as keepalived's check_dns.c does: undefined when it is not
+ * the answer (too short, another id, not a response: keep waiting), a reason when RCODE is not 0, null when good.
+ * keepalived does not look at the answer count, and neither does this.
  */
-export function dnsReplyProblem(id: number, reply: Uint8Array): string | null {
-  if (reply.length < 12) return `short reply (${reply.length} bytes)`;
+export function dnsReplyProblem(id: number, reply: Uint8Array): string | null | undefined {
+  if (reply.length < 12) return undefined;
   const v = new DataView(reply.buffer, reply.byteOffset, reply.byteLength);
-  if (v.getUint16(0) !== (id & 0xffff)) return 'reply id does not match';
+  if (v.getUint16(0) !== (id & 0xffff)) return undefined;
   const flags = v.getUint16(2);
-  if ((flags & 0x8000) === 0) return 'not a response';
+  if ((flags & 0x8000) === 0) return undefined;
   const rcode = flags & 0xf;
-  if (rcode !== 0) return `rcode ${rcode}`;
-  if (v.getUint16(6) === 0) return 'no answer records';
-  return null;
+  return rcode === 0 ? null : `rcode ${rcode}`;
 }

@@ -84,8 +84,11 @@ export interface CheckResult {
   readonly ok: boolean;
   /** Why it failed (timeout, refused, status 503, digest mismatch, exit 1, ...), null on success. */
   readonly error: string | null;
-  /** MISC_CHECK with misc_dynamic and exit status 2..255: the new weight (status − 2). */
-  readonly weight?: number;
+  /**
+   * MISC_CHECK with misc_dynamic: exit status 2..255 sets the weight to status − 2; exit 0 gives null, back to the
+   * configured weight (keepalived's check_misc.c, `effective_weight = rs->iweight`). Undefined: no change.
+   */
+  readonly weight?: number | null;
   readonly durationMs: number;
 }
 

@@ -129,6 +129,8 @@ describe('health detect', () => {
     await h.until(() => h.dests('tcp 127.45.0.1:45005').join() === '127.45.0.8:45005 w5', 3000, 'misc_dynamic exit 7: weight 5');
     // without misc_dynamic, exit 7 is a failure
     await h.until(() => h.dests('tcp 127.45.0.1:45004').length === 0, 3000, 'exit 7 without misc_dynamic: down');
+    writeFileSync(state, '0');
+    await h.until(() => h.dests('tcp 127.45.0.1:45005').join() === '127.45.0.8:45005 w2', 3000, 'misc_dynamic exit 0: configured weight back');
     // a hanging script is killed at misc_timeout
     writeFileSync(script, '#!/bin/sh\nsleep 30\n');
     await sleep(1500);

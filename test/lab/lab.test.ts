@@ -2,6 +2,7 @@
 // Needs root and the host tools from ops/setup.sh; without them every test fails saying why (never skipped).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   LAB_NETNS_NAME, REPO_ROOT, VIP, down, execCapture, haveService, plan, planJson, readState, status, up,
@@ -12,6 +13,16 @@ import { labFor, quiet, requireLabHost, sh } from '../support/lab.ts';
 function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(`${REPO_ROOT}/node_modules/.bin/node`, [`${REPO_ROOT}/ops/lab/main.ts`, ...args], { encoding: 'utf8', timeout: 60_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Whether a process runs (exists and is not a zombie waiting to be reaped). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
 }
 
 /** Lab-named namespaces on the host (other tsvs-* namespaces, e.g. another test's tsvs-io-*, are not the lab's). */
@@ -100,7 +111,8 @@ describe('lab lifecycle (down, status when down, refusals)', () => {
     expect(procs.map((p) => `${p.name}@${p.node}`).sort()).toEqual(['dnsmasq@rs1', 'dnsmasq@rs2', 'nginx@rs1', 'nginx@rs2', 'tsvsd@d1']);
     expect(await down(quiet)).toBe(true);
     expect(netns()).toEqual([]);
-    for (const p of procs) expect(spawnSync('kill', ['-0', String(p.pid)]).status, `${p.name}@${p.node} pid ${p.pid}`).not.toBe(0);
+    // Stopped means gone or a zombie: the processes are this test's children, and Node reaps them on its own time.
+    for (const p of procs) expect(running(p.pid), `${p.name}@${p.node} pid ${p.pid}`).toBe(false);
     expect(readState()).toBeUndefined();
     expect(await down(quiet)).toBe(false);
     const r = cli('down');

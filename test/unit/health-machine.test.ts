@@ -18,7 +18,7 @@ function rsBlock(addr: string, inner: string, extra = ''): string {
 }
 
 /** Runs every due check at `now` and answers each with `ok(checkerId)`; returns the effects. */
-function step(s: HealthState, now: number, ok: (id: string) => boolean | { ok: boolean; weight?: number }): HealthEffect[] {
+function step(s: HealthState, now: number, ok: (id: string) => boolean | { ok: boolean; weight?: number | null }): HealthEffect[] {
   const out: HealthEffect[] = [];
   for (const e of dueChecks(s, now)) {
     if (e.type !== 'run') continue;
@@ -131,14 +131,15 @@ describe('health machine', () => {
     expect(changes(step(s, 3000, () => true))).toEqual(['10.0.0.2 w1']);
   });
 
-  it('health: misc_dynamic exit status sets the weight (status − 2); exit 0 leaves it', () => {
+  it('health: misc_dynamic exit status sets the weight (status − 2); exit 0 restores the configured weight', () => {
     const p = plan(vs(' delay_loop 1', rsBlock('10.0.0.2', 'MISC_CHECK {\n misc_path "/bin/check"\n misc_dynamic\n warmup 0\n }', '  weight 3')));
     const { state: s } = startHealth(p, 0, zero);
     expect(changes(step(s, 1000, () => ({ ok: true, weight: 7 })))).toEqual(['10.0.0.2 w7']);
-    expect(changes(step(s, 2000, () => ({ ok: true })))).toEqual([]);
+    expect(changes(step(s, 2000, () => ({ ok: true, weight: 7 })))).toEqual([]);
     expect(table(s)).toEqual(['10.0.0.2:80 w7']);
     expect(changes(step(s, 3000, () => ({ ok: false })))).toEqual(['10.0.0.2 del']);
-    expect(changes(step(s, 4000, () => ({ ok: true })))).toEqual(['10.0.0.2 w7']);
+    expect(changes(step(s, 4000, () => ({ ok: true, weight: 4 })))).toEqual(['10.0.0.2 w4']);
+    expect(changes(step(s, 5000, () => ({ ok: true, weight: null })))).toEqual(['10.0.0.2 w3']);
   });
 
   it("health: keepalived's quorum sample — quorum 7, hysteresis 2, ten servers: lost below 5, gained at 9; sorry server stands in", () => {

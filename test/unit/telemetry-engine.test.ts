@@ -2,6 +2,7 @@
 // the chosen real server is where the packet went; failures say why; template hits name the template's server.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ConnTable } from '../../shared/conntab/conn-table.ts';
+import { TcpState } from '../../shared/conntab/tcp-state.ts';
 import { Counters, countersBytes } from '../../shared/fwd/counters.ts';
 import { FwdCode, SvcFlag } from '../../shared/model/ipvs.ts';
 import { Engine, Verdict } from '../../services/worker/engine.ts';
@@ -90,7 +91,15 @@ describe('telemetry engine hook', () => {
   it('telemetry engine: a full connection table is recorded as table-full with the chosen server', () => {
     newEngine(true, 2);
     engine.setTable(table([service(0, 6, 80, [dest(0, '10.1.0.101', 80, FwdCode.route)])]));
-    const verdicts = [60000, 60001, 60002, 60003].map((p) => syn(p));
+    // Established connections fill it (half-open ones would be evicted to make room: engine-guard tests).
+    const establish = (): void => {
+      for (const c of [...conns.entries(0)]) conns.setState(c.index, TcpState.ESTABLISHED, 0);
+    };
+    const verdicts = [60000, 60001, 60002, 60003].map((p) => {
+      const v = syn(p);
+      establish();
+      return v;
+    });
     const rs = reader.poll().records;
     const full = rs.filter((r) => r.outcome === 'table-full');
     expect(verdicts.filter((v) => v === Verdict.DROP).length).toBe(full.length);
