@@ -58,8 +58,14 @@ function owns(node: string): boolean {
 function startKeepalived(dir: string, node: string, s: VrrpSetting): number {
   const conf = join(dir, `${node}.conf`);
   writeFileSync(conf, keepalivedConf(node, s));
+  // keepalived refuses to start (silently, exit 0) when its pid files name a live process: a killed instance's files
+  // can name a pid the busy host has reused since. Start from none.
+  const pid = join(dir, `${node}.pid`);
+  const vrrpPid = join(dir, `${node}.vrrp.pid`);
+  rmSync(pid, { force: true });
+  rmSync(vrrpPid, { force: true });
   const p = spawn('ip', ['netns', 'exec', `tsvs-${node}`, 'keepalived', '--vrrp', '--dont-fork', '--log-console', '--use-file', conf,
-    '--pid', join(dir, `${node}.pid`), '--vrrp_pid', join(dir, `${node}.vrrp.pid`)], { stdio: ['ignore', openSync(join(dir, `${node}.log`), 'a'), 'ignore'] });
+    '--pid', pid, '--vrrp_pid', vrrpPid], { stdio: ['ignore', openSync(join(dir, `${node}.log`), 'a'), openSync(join(dir, `${node}.log`), 'a')] });
   return p.pid ?? 0;
 }
 
