@@ -21,6 +21,10 @@ import { startAdminServer, type AdminServer } from './admin-server.ts';
 import { ChildSupervisor } from './children.ts';
 import { LocalConfigStore, type ConfigChange, type RulesParser } from './config-store.ts';
 import { EventPriority, EventQueue } from './event-queue.ts';
+import { HEALTH_CHILD, HealthLink } from './health.ts';
+import { keepalivedStartOps } from './health-sync.ts';
+import type { KeepalivedConfig } from '../../shared/keepalived/model.ts';
+import type { VirtualServerStatus } from '../../shared/health/machine.ts';
 import { KernelRules } from './kernel.ts';
 import { rateLimited, type Logger } from './log.ts';
 import { RtnlAddresses, type OwnAddresses } from './own-addrs.ts';
@@ -65,6 +69,11 @@ export interface DaemonOptions {
   socketPath: string;
   /** Rules file (ipvsadm-save format) loaded before the socket opens. */
   configFile?: string;
+  /**
+   * A keepalived.conf, already read and checked: its virtual servers are loaded into the table and the health
+   * checker child edits their real servers (services/tsvsd/health.ts). With `configFile`, both load.
+   */
+  keepalived?: { file: string; config: KeepalivedConfig };
   /** Mark rules file (iptables MARK syntax) for fwmark services; needs `forward`. */
   markRulesFile?: string;
   pidFile?: string;
@@ -101,6 +110,8 @@ export type DaemonEvent =
   /** The director's own addresses changed (rtnetlink). */
   | { kind: 'addresses' }
   | { kind: 'trash-check' }
+  /** Read the keepalived.conf again (SIGHUP); `reply` gets whether it was taken and its problems. */
+  | { kind: 'reload'; reply: (r: { taken: boolean; lines: readonly string[] }) => void }
   | { kind: 'admin'; env: AdminEnvelope };
 
 const PRIORITY: Record<DaemonEvent['kind'], number> = {
@@ -111,6 +122,7 @@ const PRIORITY: Record<DaemonEvent['kind'], number> = {
   config: EventPriority.config,
   addresses: EventPriority.config,
   'trash-check': EventPriority.config,
+  reload: EventPriority.config,
   admin: EventPriority.admin,
 };
 
@@ -137,6 +149,13 @@ export interface RunningDaemon {
   readonly socketPath: string;
   /** Closes the socket, stops children and workers, removes kernel rules, VIPs, shared memory, socket and pidfile. Idempotent. */
   stop(reason: string): Promise<void>;
+  /**
+   * Reads the keepalived.conf again (SIGHUP) and applies it without a flush; resolves with the problems found
+   * (`file:line: ...`) and whether it was taken. Not taken without --keepalived or when the file has errors.
+   */
+  reload(): Promise<{ taken: boolean; lines: readonly string[] }>;
+  /** Every real server's health state (tsvsadm health); rejects when there is no checker or it does not answer. */
+  health(): Promise<VirtualServerStatus[]>;
 }
 
 /** A start-up failure with the exit status main should use (2 for usage, 1 otherwise). */
@@ -199,6 +218,14 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     if (opts.configFile !== undefined) log('config: loaded', { file: opts.configFile, rules: n, epoch: table.epoch });
   } catch (e) {
     throw new DaemonStartError((e as Error).message);
+  }
+  if (opts.keepalived) {
+    const ops = keepalivedStartOps(opts.keepalived.config);
+    for (const op of ops) {
+      const r = table.apply(op);
+      if (!r.ok) throw new DaemonStartError(`--keepalived ${opts.keepalived.file}: ${op.op}: ${r.errno}: ${r.detail}`);
+    }
+    log('keepalived: loaded', { file: opts.keepalived.file, operations: ops.length, epoch: table.epoch });
   }
 
   const f = opts.forward;
@@ -290,12 +317,25 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       case 'trash-check':
         table.expireTrash();
         return undefined;
+      case 'reload': {
+        if (!healthLink) {
+          e.reply({ taken: false, lines: ['no --keepalived file to reload'] });
+          return undefined;
+        }
+        const r = await healthLink.reload();
+        e.reply({ taken: r.config !== null, lines: r.lines });
+        return undefined;
+      }
       case 'child-exit':
         log('child: exited', { name: e.name, how: e.how, restart_in_ms: e.restartInMs ?? undefined });
         if (e.name !== 'telemetry') control('child-exit', { 'lvs.child': e.name, 'lvs.exit': e.how }, true);
         return undefined;
       case 'child-message': {
         const m = e.msg;
+        if (e.name === HEALTH_CHILD && healthLink) {
+          await healthLink.onMessage(m);
+          return undefined;
+        }
         if (isChildEnvelope(m)) {
           if (m.type === 'log') log(`${e.name}: ${m.line}`);
           else log(`child: ${m.type}`, { name: e.name, ...(m.type === 'exit' ? { code: m.code, reason: m.reason } : { pid: m.pid }) });
@@ -315,10 +355,17 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const logChild = rateLimited(log, 10);
 
   const children = new ChildSupervisor({
-    message: (name, msg) => void queue.push({ kind: 'child-message', name, msg }).catch(() => {}),
+    message: (name, msg) => {
+      // A status answer goes straight to the request waiting for it, which may itself be in the queue.
+      if (name === HEALTH_CHILD && healthLink?.intercept(msg)) return;
+      void queue.push({ kind: 'child-message', name, msg }).catch(() => {});
+    },
     exited: (name, how, restartInMs) => void queue.push({ kind: 'child-exit', name, how, restartInMs }).catch(() => {}),
   });
   const ownership = deps.ownership ?? new AllTableVips();
+  const healthLink = opts.keepalived
+    ? new HealthLink(opts.keepalived.file, opts.keepalived.config, { children, table: () => table.compiled(), apply: (op) => store.apply(op), log })
+    : null;
   store.onChange((change) => void queue.push({ kind: 'config', change }).catch(() => {}));
 
   const rings = tracing ? new DecisionRings(fw!.shm.dir) : null;
@@ -326,6 +373,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const undo = async (): Promise<void> => {
     await http?.close();
     rings?.close();
+    healthLink?.close();
     ownership.stop();
     await children.stop();
     await queue.close();
@@ -344,6 +392,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     void queue.push({ kind: 'config', change: store.current() });
     ownership.start((grant) => void queue.push({ kind: 'ownership', grant }).catch(() => {}));
     for (const spec of opts.children ?? []) children.start(spec);
+    healthLink?.start(`${ROOT}services/health/main.ts`);
     if (tracing) {
       const t = opts.trace!;
       const args = ['--ring-dir', fw!.shm.dir];
@@ -423,6 +472,17 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         log('stopped');
       })();
       return stopping;
+    },
+    async reload() {
+      if (!healthLink) return { taken: false, lines: ['no --keepalived file to reload'] };
+      // Through the queue, so its table edits do not interleave with a batch of the checker's.
+      let out: { taken: boolean; lines: readonly string[] } = { taken: false, lines: [] };
+      await queue.push({ kind: 'reload', reply: (r) => (out = r) });
+      return out;
+    },
+    health() {
+      if (!healthLink) return Promise.reject(new Error('no health checker: tsvsd runs without --keepalived'));
+      return healthLink.status();
     },
   };
 }
