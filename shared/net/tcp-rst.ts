@@ -3,6 +3,7 @@
 import { inetChecksum, pseudoHeaderSum } from './checksum.ts';
 import type { PacketMeta } from './parse.ts';
 import { rd32, wr16, wr32 } from './parse.ts';
+import { writeReplyHeaders } from './icmp.ts';
 
 /** Bytes of a built reset frame: 14 + 20 + 20. */
 export const TCP_RST_FRAME_LEN = 54;
@@ -24,23 +25,7 @@ export function buildTcpRst(buf: Uint8Array, m: PacketMeta, out: Uint8Array, out
   const hasAck = (flags & 0x10) !== 0;
   const seq = hasAck ? rd32(buf, t + 8) : 0;
   const ack = hasAck ? 0 : (rd32(buf, t + 4) + segLen) >>> 0;
-  for (let i = 0; i < 6; i++) {
-    out[outOff + i] = dstMac[i];
-    out[outOff + 6 + i] = srcMac[i];
-  }
-  wr16(out, outOff + 12, 0x0800);
-  const ip = outOff + 14;
-  out[ip] = 0x45;
-  out[ip + 1] = 0;
-  wr16(out, ip + 2, 40);
-  wr16(out, ip + 4, 0);
-  wr16(out, ip + 6, 0x4000);
-  out[ip + 8] = 64;
-  out[ip + 9] = 6;
-  wr16(out, ip + 10, 0);
-  wr32(out, ip + 12, m.daddr >>> 0);
-  wr32(out, ip + 16, m.saddr >>> 0);
-  wr16(out, ip + 10, inetChecksum(out, ip, 20));
+  const ip = writeReplyHeaders(out, outOff, dstMac, srcMac, m, 0, 40, 0x4000, 6);
   const tc = ip + 20;
   wr16(out, tc, m.dport);
   wr16(out, tc + 2, m.sport);
