@@ -285,7 +285,8 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     log('forwarding: off (no --client-if): the table is kept for tsvsadm, no packet is forwarded');
   }
   const st = stats;
-  const ctx = { store, stats: st, log, forwarding: f !== undefined };
+  // `healthLink` is made below, before the first admin request can arrive.
+  const ctx = { store, stats: st, log, forwarding: f !== undefined, health: opts.keepalived ? () => healthLink!.status() : undefined };
   // Tracing: the exporter child's latest counters (for /metrics), and control events sent to it as spans.
   const tracing = opts.trace !== undefined && fw !== undefined;
   let telemetry: TelemetryStats | null = null;

@@ -2,6 +2,7 @@
 import type { ConnSnapshot, TableSnapshot } from '../model/ipvs.ts';
 import type { TableErrno, TableOp } from '../model/ops.ts';
 import type { DataplaneStatus, StatsView } from './stats.ts';
+import type { VirtualServerStatus } from '../health/machine.ts';
 
 export type { DataplaneStatus, StatsView, WorkerStatus } from './stats.ts';
 
@@ -26,13 +27,15 @@ export type AdminRequest =
   /** tsvs's own: replace the mark rules of fwmark services (iptables MARK syntax; docs/fwmark.md). */
   | { op: 'set-marks'; text: string }
   /** tsvs's own: the mark rules in force, as text. */
-  | { op: 'get-marks' };
+  | { op: 'get-marks' }
+  /** tsvs's own: every real server's health (checkers, state, consecutive results, last error and change). */
+  | { op: 'health' };
 
 /** A request on the wire: version, a client-chosen id echoed in the reply, and the operation. */
 export type AdminEnvelope = { v: number; id: number } & AdminRequest;
 
 export type AdminReply =
-  | { id: number; ok: true; snapshot?: TableSnapshot; conns?: ConnSnapshot[]; dataplane?: DataplaneStatus; stats?: StatsView; marks?: string }
+  | { id: number; ok: true; snapshot?: TableSnapshot; conns?: ConnSnapshot[]; dataplane?: DataplaneStatus; stats?: StatsView; marks?: string; health?: VirtualServerStatus[] }
   | { id: number; ok: false; errno: AdminErrno; detail?: string };
 
 /**

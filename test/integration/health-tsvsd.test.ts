@@ -114,7 +114,7 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('health-tsvsd: --keepalived FILE --check', () => {
+describe('health-tsvsd: --keepalived FILE --check; tsvsadm health without a checker', () => {
   it('health-tsvsd: --check prints every problem with file:line and exits 1 on error, 0 on a good file', async () => {
     const bad = join(dir, 'bad.conf');
     writeFileSync(bad, 'virtual_server 10.0.0.1 80 {\n  delay_loop bogus\n  real_server 10.0.0.2 80 {\n    weight x\n  }\n}\n');
@@ -127,6 +127,14 @@ describe('health-tsvsd: --keepalived FILE --check', () => {
     const g = await run(TSVSD, ['--keepalived', good, '--check']);
     expect(g.code, g.out + g.err).toBe(0);
     expect(g.out).toMatch(new RegExp(`${good}:\\d+: warning: vrrp_instance`));
+  });
+
+  it('health-tsvsd: tsvsadm health against a tsvsd without --keepalived says there is no checker, exit 1', async () => {
+    if (!isRoot) throw new Error(NOT_ROOT);
+    d = await startTsvsd(['--socket', sock()]);
+    const r = await run(TSVSADM, ['health'], { TSVS_ADMIN_SOCKET: sock() });
+    expect(r).toMatchObject({ code: 1, out: '' });
+    expect(r.err).toContain('EOPNOTSUPP: tsvsd runs without --keepalived');
   });
 });
 
@@ -147,6 +155,24 @@ describe('health-tsvsd: the checker edits the table', () => {
 
     await unlisten(B);
     const down = await until((l) => destsOf(l, '10.249.0.10').join() === `127.0.0.1:${A} 1` && destsOf(l, '10.249.0.11').join() === `127.0.0.1:${B} 0`, 3000);
+    const hj = await run(TSVSADM, ['health', '--json'], { TSVS_ADMIN_SOCKET: sock() });
+    expect(hj.code, hj.err).toBe(0);
+    const vss = JSON.parse(hj.out) as { vs: string; sorryActive: boolean; realServers: { rs: string; alive: boolean; tableWeight: number | null; lastChange: number | null; checkers: { kind: string; state: string; failInRow: number; lastError: string | null }[] }[] }[];
+    expect(vss).toHaveLength(3);
+    const bs = vss.flatMap((v) => v.realServers).filter((r) => r.rs.includes(`:${B}`));
+    expect(bs).toHaveLength(2);
+    for (const r of bs) {
+      expect(r.alive).toBe(false);
+      expect(r.lastChange).not.toBeNull();
+      expect(r.checkers[0]).toMatchObject({ kind: 'TCP_CHECK', state: 'down' });
+      expect(r.checkers[0].failInRow).toBeGreaterThan(0);
+      expect(r.checkers[0].lastError).toMatch(/refused|ECONNREFUSED/i);
+    }
+    expect(vss.find((v) => v.realServers.some((r) => r.rs.includes(`:${DEAD1}`)))?.sorryActive).toBe(true);
+    const hp = await run(TSVSADM, ['health'], { TSVS_ADMIN_SOCKET: sock() });
+    expect(hp.code, hp.err).toBe(0);
+    expect(hp.out).toMatch(/DEAD\s+weight 0 \(configured 2\)/);
+    expect(hp.out).toMatch(/sorry server in use/);
     await listen(B);
     const up = await until((l) => destsOf(l, '10.249.0.10').length === 2 && destsOf(l, '10.249.0.11').join() === `127.0.0.1:${B} 2`, 3000);
     process.stdout.write(`health-tsvsd: detection seen by tsvsadm in ${down.toFixed(0)} ms, recovery in ${up.toFixed(0)} ms (delay_loop 0.2 s, delay_before_retry 0.1 s, retry 1, refused connect)\n`);
@@ -169,6 +195,8 @@ describe('health-tsvsd: the checker edits the table', () => {
     expect(destsOf(l, '10.249.0.10')).toEqual([`127.0.0.1:${A} 5`]);
     expect(destsOf(l, '10.249.0.11')).toEqual([`127.0.0.1:${B} 0`]);
     expect(d.err()).toMatch(/reload: done/);
+    const hj = JSON.parse((await run(TSVSADM, ['health', '--json'], { TSVS_ADMIN_SOCKET: sock() })).out) as { vs: string }[];
+    expect(hj).toHaveLength(4);
     // A broken file is refused and the running configuration stays.
     writeFileSync(file, 'virtual_server 10.249.0.10 80 {\n  delay_loop nope\n}\n');
     d.proc.kill('SIGHUP');
