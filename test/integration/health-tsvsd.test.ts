@@ -181,7 +181,7 @@ describe('health-tsvsd: the checker edits the table', () => {
     expect(d.err()).toMatch(/health: dest removed/);
   }, 20_000);
 
-  it('health-tsvsd: SIGHUP with an edited weight edits the table in place and keeps a down server down', async () => {
+  it('health-tsvsd: SIGHUP with an edited weight edits the table in place and keeps a down server down; a killed checker is restarted', async () => {
     await listen(A);
     const file = join(dir, 'h.conf');
     writeFileSync(file, conf(1));
@@ -197,6 +197,17 @@ describe('health-tsvsd: the checker edits the table', () => {
     expect(d.err()).toMatch(/reload: done/);
     const hj = JSON.parse((await run(TSVSADM, ['health', '--json'], { TSVS_ADMIN_SOCKET: sock() })).out) as { vs: string }[];
     expect(hj).toHaveLength(4);
+    // The checker killed with -9 is restarted by tsvsd, gets the configuration again and the table follows it.
+    const pids = (await run('pgrep', ['-P', String(d.proc.pid), '-f', 'services/health/main.ts'])).out.trim();
+    // ops/bin/tsvsd execs node, so tsvsd is d.proc itself and the checker its direct child (only ours is killed).
+    const child = Number(pids.split('\n')[0]);
+    expect(child, `no checker child of tsvsd ${d.proc.pid}`).toBeGreaterThan(0);
+    process.kill(child, 'SIGKILL');
+    await listen(B);
+    await until((l) => destsOf(l, '10.249.0.10').join() === `127.0.0.1:${A} 5,127.0.0.1:${B} 1` && destsOf(l, '10.249.0.11').join() === `127.0.0.1:${B} 2`, 5000);
+    expect(d.err()).toMatch(/child: exited.*health|health: checker started[\s\S]*health: checker started/);
+    await unlisten(B);
+    await until((l) => destsOf(l, '10.249.0.10').join() === `127.0.0.1:${A} 5`, 3000);
     // A broken file is refused and the running configuration stays.
     writeFileSync(file, 'virtual_server 10.249.0.10 80 {\n  delay_loop nope\n}\n');
     d.proc.kill('SIGHUP');
