@@ -3,7 +3,9 @@
 // defaults (VRRPv2, advert_int 1) and at the shortest advert_int it accepts (VRRPv3, 0.01 s). A UDP prober in the
 // client sends a numbered datagram every 2 ms to the VIP; a responder in each director answers with its name; the
 // outage is from the failure (`lab fail d1`) to the first answer from d2.
-// The tsvs contender (cluster agent owning the VIP) joins this table when tsvsd runs the cluster agent (issue 8).
+// The tsvs contender: tsvsd on both directors with its cluster agent over the lab's 3-node NATS (`up --nats`, d1
+// priority 200, d2 190, default timers: 50 ms heartbeats, 3 missed = dead), the VIP in both tables (a UDP service on
+// another port, loaded with --config), so the leader owns it; same probe, same failure.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -56,8 +58,14 @@ function owns(node: string): boolean {
 function startKeepalived(dir: string, node: string, s: VrrpSetting): number {
   const conf = join(dir, `${node}.conf`);
   writeFileSync(conf, keepalivedConf(node, s));
+  // keepalived refuses to start (silently, exit 0) when its pid files name a live process: a killed instance's files
+  // can name a pid the busy host has reused since. Start from none.
+  const pid = join(dir, `${node}.pid`);
+  const vrrpPid = join(dir, `${node}.vrrp.pid`);
+  rmSync(pid, { force: true });
+  rmSync(vrrpPid, { force: true });
   const p = spawn('ip', ['netns', 'exec', `tsvs-${node}`, 'keepalived', '--vrrp', '--dont-fork', '--log-console', '--use-file', conf,
-    '--pid', join(dir, `${node}.pid`), '--vrrp_pid', join(dir, `${node}.vrrp.pid`)], { stdio: ['ignore', openSync(join(dir, `${node}.log`), 'a'), 'ignore'] });
+    '--pid', pid, '--vrrp_pid', vrrpPid], { stdio: ['ignore', openSync(join(dir, `${node}.log`), 'a'), openSync(join(dir, `${node}.log`), 'a')] });
   return p.pid ?? 0;
 }
 
@@ -113,6 +121,37 @@ function failedAt(out: string): number {
   const m = /\((\d+)\)\s*$/m.exec(out);
   if (!m) throw new Error(`lab fail printed no time: ${out}`);
   return Number(m[1]);
+}
+
+/** The tsvs cluster: how long the VIP is dark when d1 (the leader) fails. The lab is up with --nats. */
+async function measureTsvs(runs: number, how: 'kill' | 'link', intervalMs: number): Promise<number[]> {
+  const pids: Record<string, number[]> = { d1: [], d2: [] };
+  const out: number[] = [];
+  pids.d1.push(startResponder('d1'));
+  pids.d2.push(startResponder('d2'));
+  try {
+    for (let i = 0; i < runs; i++) {
+      await waitFor('d1 to lead and own the VIP alone', () => owns('d1') && !owns('d2'), 30_000);
+      await sleep(300);
+      const probing = probe(4000, intervalMs);
+      await sleep(500);
+      const t = failedAt(lab('fail', 'd1', '--how', how));
+      const r = await probing;
+      const o = outageOf(r, t, 'd2');
+      if (!o) throw new Error(`tsvs run ${i + 1}: d2 never answered after the failure (${r.replies.length} replies of ${r.sent}); d2 owns the VIP: ${owns('d2')}`);
+      out.push(o.ms);
+      log(`tsvs cluster, ${how}: run ${i + 1}/${runs}: dark ${o.ms} ms, ${o.lost} probes lost`);
+      // heal: a killed d1 restarts tsvsd (which removes the VIP its predecessor left, pulls the state, preempts)
+      lab('heal', 'd1');
+      if (how === 'kill') {
+        pids.d1 = [];
+        pids.d1.push(startResponder('d1'));
+      }
+    }
+  } finally {
+    for (const pid of [...pids.d1, ...pids.d2]) killPid(pid);
+  }
+  return out;
 }
 
 async function measure(s: VrrpSetting, runs: number, how: 'kill' | 'link', intervalMs: number, dir: string): Promise<number[]> {
@@ -176,35 +215,56 @@ export async function main(args: string[]): Promise<void> {
   let runs = 20;
   let how: 'kill' | 'link' = 'kill';
   let intervalMs = 2;
-  let only: string[] = ['v2', 'v3'];
+  let only: string[] = ['v2', 'v3', 'tsvs'];
   for (let i = 0; i < args.length; i++) {
     const v = args[i + 1];
     if (args[i] === '--runs') (runs = Number(v)), i++;
     else if (args[i] === '--how' && (v === 'kill' || v === 'link')) (how = v), i++;
     else if (args[i] === '--interval-ms') (intervalMs = Number(v)), i++;
     else if (args[i] === '--settings') (only = (v ?? '').split(',')), i++;
-    else throw new Error(`failover bench: unknown option ${args[i]} (use --runs N, --how kill|link, --interval-ms N, --settings v2,v3)`);
+    else throw new Error(`failover bench: unknown option ${args[i]} (use --runs N, --how kill|link, --interval-ms N, --settings v2,v3,tsvs)`);
   }
   if (!Number.isInteger(runs) || runs < 1) throw new Error('failover bench: --runs must be a positive integer');
-  if (spawnSync('keepalived', ['--version'], { stdio: 'ignore' }).status !== 0) throw new Error('failover bench needs Debian\'s keepalived (bash ops/setup.sh installs it)');
+  const vrrp = SETTINGS.filter((x) => only.includes(`v${x.version}`));
+  if (vrrp.length && spawnSync('keepalived', ['--version'], { stdio: 'ignore' }).status !== 0) throw new Error('failover bench needs Debian\'s keepalived (bash ops/setup.sh installs it)');
   log(`conditions: lab --directors 2 --servers 1 --mode dr; failure: lab fail d1 --how ${how}; UDP probe every ${intervalMs} ms from the client to ${VIP}:${PROBE_PORT}; ${runs} runs per setting; outage = failure → first answer from d2`);
-  lab('up', '--directors', '2', '--servers', '1', '--mode', 'dr');
   const dir = mkdtempSync(join(tmpdir(), 'tsvs-failover-'));
-  const results: { s: VrrpSetting; ms: number[] }[] = [];
+  const results: { name: string; key: string; ms: number[] }[] = [];
   try {
-    for (const s of SETTINGS.filter((x) => only.includes(`v${x.version}`))) results.push({ s, ms: await measure(s, runs, how, intervalMs, dir) });
+    if (vrrp.length) {
+      lab('up', '--directors', '2', '--servers', '1', '--mode', 'dr');
+      try {
+        for (const s of vrrp) results.push({ name: s.name, key: s.version === 2 ? 'keepalived_v2' : 'keepalived_v3_min_advert', ms: await measure(s, runs, how, intervalMs, dir) });
+      } finally {
+        lab('down');
+      }
+    }
+    if (only.includes('tsvs')) {
+      // The VIP must be in the table for the leader to own it: a UDP service on a port the probe does not use.
+      const rules = join(dir, 'tsvs-rules.txt');
+      writeFileSync(rules, `-A -u ${VIP}:${PROBE_PORT + 1} -s rr\n`);
+      lab('up', '--directors', '2', '--servers', '1', '--mode', 'dr', '--nats', '--workers', '1', '--tsvsd-args', `--config ${rules}`);
+      try {
+        results.push({ name: 'tsvs cluster (50 ms heartbeats, 3 missed)', key: 'tsvs', ms: await measureTsvs(runs, how, intervalMs) });
+      } finally {
+        lab('down');
+      }
+    }
   } finally {
-    lab('down');
     rmSync(dir, { recursive: true, force: true });
   }
   const rows: (string | number)[][] = [['setting', 'runs', 'p50 ms', 'max ms', 'min ms']];
-  for (const r of results) rows.push([r.s.name, r.ms.length, median(r.ms), Math.max(...r.ms), Math.min(...r.ms)]);
+  for (const r of results) rows.push([r.name, r.ms.length, median(r.ms), Math.max(...r.ms), Math.min(...r.ms)]);
   table(rows);
   const json: Record<string, string | number> = { how, runs };
   for (const r of results) {
-    const key = r.s.version === 2 ? 'keepalived_v2' : 'keepalived_v3_min_advert';
-    json[`${key}_p50_ms`] = median(r.ms);
-    json[`${key}_max_ms`] = Math.max(...r.ms);
+    json[`${r.key}_p50_ms`] = median(r.ms);
+    json[`${r.key}_max_ms`] = Math.max(...r.ms);
+  }
+  const t = results.find((r) => r.key === 'tsvs');
+  if (t) {
+    json.failover_p50_ms = median(t.ms);
+    json.failover_max_ms = Math.max(...t.ms);
   }
   process.stdout.write(`${JSON.stringify(json)}\n`);
 }

@@ -150,9 +150,11 @@ export async function main(args: string[]): Promise<void> {
     await until('d2 installed everything', () => b.installed >= sent, 10_000).catch(() => undefined);
     const elapsed = (performance.now() - t0) / 1000;
     const cpuUs = a.cpuUs() + b.cpuUs() - cpu0;
+    log(`throughput phase: sent ${sent}, installed ${b.installed}, ${elapsed.toFixed(2)} s, agents' CPU ${(cpuUs / 1e6).toFixed(2)} s`);
     const st1 = await b.status();
     const updatesPerS = Math.round(b.installed / elapsed);
     const lost = Math.max(0, sent - b.installed);
+    const cpuPerUpdate = Math.round((cpuUs / b.installed) * 100) / 100;
     a.kill();
     b.kill();
     await sleep(300);
@@ -182,7 +184,7 @@ export async function main(args: string[]): Promise<void> {
     const snap = c.snapshotDone!;
 
     const out = {
-      updates_per_s: updatesPerS, lost, gaps: st1.sync.gaps, resyncs: st1.sync.resyncs, cpu_us_per_update: Math.round((cpuUs / b.installed) * 100) / 100,
+      updates_per_s: updatesPerS, lost, gaps: st1.sync.gaps, resyncs: st1.sync.resyncs, cpu_us_per_update: cpuPerUpdate,
       rate_paced: rate, lag_p50_ms: st2.sync.lag_p50_ms, lag_p99_ms: st2.sync.lag_p99_ms, paced_lost: Math.max(0, paced - b.installed),
       snapshot_entries: snap.entries, snapshot_ms: snap.ms,
     };

@@ -122,7 +122,7 @@ export function fail(args: FaultArgs): FailResult {
 function restart(state: LabState, n: LabNode, name: string): LabProcess {
   const o = state.options;
   switch (name) {
-    case 'tsvsd': return startTsvsd(n, o.nats, o.workers, o.backend, o.cpus, o.tsvsdArgs);
+    case 'tsvsd': return startTsvsd(n, o.nats, o.workers, o.backend, o.cpus, o.tsvsdArgs, o.directors);
     case 'nats-server': return startNats(n);
     case 'nginx': return startNginx(n);
     case 'dnsmasq': return startDnsmasq(n);

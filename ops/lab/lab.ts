@@ -152,7 +152,7 @@ async function build(p: LabPlan, state: LabState, log: LabLog): Promise<void> {
   if (haveService('tsvsd')) {
     log(`lab: starting tsvsd on ${directors.map((n) => n.name).join(', ')} ...`);
     await Promise.all(directors.map(async (n) => {
-      const d = started(startTsvsd(n, o.nats, o.workers, o.backend, o.cpus, o.tsvsdArgs));
+      const d = started(startTsvsd(n, o.nats, o.workers, o.backend, o.cpus, o.tsvsdArgs, o.directors));
       const sock = adminSocketOf(n.name);
       try {
         await waitReady(d, [], 10_000, () => existsSync(sock));

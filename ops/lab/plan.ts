@@ -107,6 +107,17 @@ export function directorFrontIp(i: number): string {
   return `10.200.0.${10 + i}`;
 }
 /** Director d_i's DIP on the back LAN. */
+/**
+ * The real servers' gateway when there is more than one director: a floating inside address the cluster's leader
+ * owns on `back` (tsvsd --gateway-vip; keepalived's gateway-VIP pattern), so NAT replies follow the leader.
+ */
+export const GATEWAY_VIP = '10.200.1.10';
+
+/** The real servers' default gateway in a lab of `directors` directors (no router): d1's DIP alone, else {@link GATEWAY_VIP}. */
+export function directorsGateway(directors: number): string {
+  return directors > 1 ? GATEWAY_VIP : directorDip(1);
+}
+
 export function directorDip(i: number): string {
   return `10.200.1.${10 + i}`;
 }
@@ -236,7 +247,7 @@ export function plan(options: LabOptions): LabPlan {
     add(name, 'director', i, links, o.router ? [{ dst: 'default', via: ['10.200.0.1'] }] : [], sysctls);
   }
 
-  const rsGateway = o.mode !== 'nat' && o.router ? '10.200.1.1' : directorDip(1);
+  const rsGateway = o.mode !== 'nat' && o.router ? '10.200.1.1' : directorsGateway(o.directors);
   for (let j = 1; j <= o.servers; j++) {
     const name = `rs${j}`;
     const arp: [string, string][] = o.mode === 'nat' ? [] : [

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, statS
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultAdminSocketPath } from '../../shared/proto/admin.ts';
-import { VIP, natsIp, netnsOf } from './plan.ts';
+import { GATEWAY_VIP, VIP, natsIp, netnsOf } from './plan.ts';
 import type { LabNode } from './plan.ts';
 import { isAlive, labDir, procStartTime } from './state.ts';
 import type { LabProcess } from './state.ts';
@@ -163,7 +163,7 @@ export function startDnsmasq(node: LabNode): LabProcess {
   ]);
 }
 
-/** Starts nats_k: client 4222, cluster 6222 with routes to the other two, monitoring 8222, cluster name tsvs. */
+/** Starts nats_k: client 4222, cluster 6222 with routes to the other two, monitoring 8222, cluster name tsvs, JetStream on. */
 export function startNats(node: LabNode): LabProcess {
   const dir = nodeDir(node.name);
   const k = node.index;
@@ -171,6 +171,8 @@ export function startNats(node: LabNode): LabProcess {
   return startProcess(node.name, 'nats-server', [
     'nats-server', '-n', node.name, '-a', natsIp(k), '-p', '4222', '-m', '8222',
     '--cluster', `nats://${natsIp(k)}:6222`, '--cluster_name', 'tsvs', '--routes', routes, '-P', join(dir, 'nats-server.pid'),
+    // JetStream: the cluster's leadership term lives in a replicated (R3) KV bucket.
+    '-js', '-sd', join(dir, 'jetstream'),
   ]);
 }
 
@@ -204,14 +206,23 @@ export function removeAdminDir(netns: string): void {
   }
 }
 
-/** Starts ops/bin/tsvsd in a director's namespace with `--pidfile`, forwarding between `front` (clients, VIP) and `back` (real servers); env TSVS_LAB_NODE (and TSVS_NATS_URL with --nats). */
-export function startTsvsd(node: LabNode, nats: boolean, workers?: number, backend?: string, cpus?: string, extra?: string): LabProcess {
+/** Cluster priority of director d<i> in the lab: 200 for d1, 190 for d2, ... (higher leads). */
+export function labPriority(i: number): number {
+  return Math.max(1, 210 - 10 * i);
+}
+
+/** Starts ops/bin/tsvsd in a director's namespace with `--pidfile`, forwarding between `front` (clients, VIP) and `back` (real servers); env TSVS_LAB_NODE (and TSVS_NATS_URL and `--priority` {@link labPriority} with --nats). */
+export function startTsvsd(node: LabNode, nats: boolean, workers?: number, backend?: string, cpus?: string, extra?: string, directors = 1): LabProcess {
   const dir = nodeDir(node.name);
   // The namespace is new, so nothing in it serves this path: a socket there is left from an earlier namespace with
   // the same inode, and would both fool the readiness check and make the daemon's bind fail.
   rmSync(adminSocketOf(node.name), { force: true });
   const env = labEnv({ TSVS_LAB_NODE: node.name, ...(nats ? { TSVS_NATS_URL: natsUrls() } : {}) });
-  return startProcess(node.name, 'tsvsd', [join(REPO_ROOT, 'ops/bin/tsvsd'), '--pidfile', join(dir, 'tsvsd.pid'), '--client-if', 'front', '--server-if', 'back', ...(workers !== undefined ? ['--workers', String(workers)] : []), ...(backend !== undefined ? ['--backend', backend] : []), ...(cpus !== undefined ? ['--cpus', cpus] : []), ...(extra ?? '').split(' ').filter((x) => x !== '')], env);
+  // In a cluster d1 has the highest priority (then d2, ...); --tsvsd-args may override it (the last one counts).
+  const priority = nats ? ['--priority', String(labPriority(node.index))] : [];
+  // More than one director: the real servers' gateway is a floating address the VIP's owner holds on `back`.
+  if (directors > 1) priority.push('--gateway-vip', GATEWAY_VIP);
+  return startProcess(node.name, 'tsvsd', [join(REPO_ROOT, 'ops/bin/tsvsd'), '--pidfile', join(dir, 'tsvsd.pid'), '--client-if', 'front', '--server-if', 'back', ...priority, ...(workers !== undefined ? ['--workers', String(workers)] : []), ...(backend !== undefined ? ['--backend', backend] : []), ...(cpus !== undefined ? ['--cpus', cpus] : []), ...(extra ?? '').split(' ').filter((x) => x !== '')], env);
 }
 
 /**

@@ -58,6 +58,9 @@ export class ClusterAgent {
   private snapshotEntries = 0;
   private snapshotMs = 0;
   private stopping = false;
+  private casLogAt = -Infinity;
+  private casUnavailable = 0;
+  private forcedReconnectAt = -Infinity;
 
   constructor(opts: ClusterOptions, parent: ParentPort) {
     this.opts = opts;
@@ -170,7 +173,15 @@ export class ClusterAgent {
           setTimeout(() => this.step({ type: 'cas-result', term: fx.term, result: { ok: false, conflict: false } }), this.opts.heartbeatMs);
           break;
         }
-        store.cas(fx.expectRev, fx.term, fx.holder).then((result) => this.step({ type: 'cas-result', term: fx.term, result }));
+        store.cas(fx.expectRev, fx.term, fx.holder).then((result) => {
+          if (!result.ok && performance.now() - this.casLogAt > 1000) {
+            this.casLogAt = performance.now();
+            this.log(`term ${fx.term} CAS on revision ${fx.expectRev}: ${result.conflict ? 'conflict (re-reading)' : `store unavailable (${result.error ?? 'no detail'}; retrying)`}`);
+          }
+          this.casUnavailable = result.ok || result.conflict ? 0 : this.casUnavailable + 1;
+          this.maybeForceReconnect();
+          this.step({ type: 'cas-result', term: fx.term, result });
+        });
         break;
       }
       case 'grant-vips':
@@ -196,6 +207,21 @@ export class ClusterAgent {
         void this.finish();
         break;
     }
+  }
+
+  /**
+   * Seen on nats-server 2.9.10 after the term stream's leader server was frozen: every KV request of a connection
+   * that stayed up kept timing out after the stream had a new leader, while a freshly (re)connected client's
+   * succeeded. After 3 unavailable CAS results in a row on a live connection, reconnect (at most every 5 s).
+   */
+  private maybeForceReconnect(): void {
+    const nc = this.nc;
+    const now = performance.now();
+    if (!nc || nc.isClosed() || !this.natsUp || this.casUnavailable < 3 || now - this.forcedReconnectAt < 5000) return;
+    this.forcedReconnectAt = now;
+    this.casUnavailable = 0;
+    this.log('KV keeps timing out on a live connection: forcing a reconnect');
+    nc.reconnect().catch(() => undefined);
   }
 
   private async finish(): Promise<void> {

@@ -7,6 +7,7 @@ import { run } from './run.ts';
 import { runStatus } from './status.ts';
 import { runHealth } from './health.ts';
 import { runMarks } from './marks.ts';
+import { runCluster } from './cluster.ts';
 import { runTrace } from './trace.ts';
 
 function readOr(path: string): string | undefined {
@@ -35,6 +36,8 @@ if (argv[0] === 'status') {
   process.exitCode = await runStatus(argv.slice(1), () => connectAdmin(adminSocketPath()), (s) => process.stdout.write(s), (s) => process.stderr.write(s));
 } else if (argv[0] === 'health') {
   process.exitCode = await runHealth(argv.slice(1), () => connectAdmin(adminSocketPath()), (s) => process.stdout.write(s), (s) => process.stderr.write(s));
+} else if (argv[0] === 'cluster') {
+  process.exitCode = await runCluster(argv.slice(1), () => connectAdmin(adminSocketPath()), (s) => process.stdout.write(s), (s) => process.stderr.write(s));
 } else if (argv[0] === 'trace') {
   process.exitCode = await runTrace(argv.slice(1), (s) => process.stdout.write(s), (s) => process.stderr.write(s));
 } else if (argv[0] === 'marks') {

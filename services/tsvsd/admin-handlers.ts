@@ -4,6 +4,7 @@ import { formatMarkRules } from '../../shared/fwd/mark-rules.ts';
 import type { VirtualServerStatus } from '../../shared/health/machine.ts';
 import type { TableOp } from '../../shared/model/ops.ts';
 import type { AdminEnvelope, AdminReply, AdminRequest } from '../../shared/proto/admin.ts';
+import type { ClusterStatus } from '../../shared/proto/cluster.ts';
 import type { ConfigStore } from './config-store.ts';
 import type { Logger } from './log.ts';
 import type { StatsModel } from './stats.ts';
@@ -17,6 +18,8 @@ export interface AdminContext {
   forwarding: boolean;
   /** The health checker's status (tsvsd --keepalived); absent without a checker. */
   health?: () => Promise<VirtualServerStatus[]>;
+  /** The cluster agent's status (absent: this director runs alone, without NATS). */
+  cluster?: () => Promise<ClusterStatus>;
 }
 
 /** A handled request: the reply, and the store's change sequence it waits for before it is sent (mutations). */
@@ -67,6 +70,14 @@ export const ADMIN_HANDLERS: HandlerMap = {
   'get-marks': (env, ctx) => {
     if (!ctx.forwarding) return { reply: { id: env.id, ok: false, errno: 'EOPNOTSUPP', detail: 'tsvsd runs without --client-if: no data plane, no mark rules' } };
     return { reply: { id: env.id, ok: true, marks: formatMarkRules(ctx.store.marks()) } };
+  },
+  cluster: async (env, ctx) => {
+    if (!ctx.cluster) return { reply: { id: env.id, ok: false, errno: 'EOPNOTSUPP', detail: 'this director runs alone (tsvsd without --nats): no cluster' } };
+    try {
+      return { reply: { id: env.id, ok: true, cluster: await ctx.cluster() } };
+    } catch (e) {
+      return { reply: { id: env.id, ok: false, errno: 'EAGAIN', detail: (e as Error).message } };
+    }
   },
   'set-marks': async (env, ctx) => {
     if (!ctx.forwarding) return { reply: { id: env.id, ok: false, errno: 'EOPNOTSUPP', detail: 'tsvsd runs without --client-if: no data plane, no mark rules' } };

@@ -1,11 +1,13 @@
 // tsvsd command line: `tsvsd [--socket PATH] [--config FILE] [--keepalived FILE [--check]] [--pidfile FILE] [--workers N] [--client-if IF
 // [--server-if IF] [--cpus LIST] [--ring MODE] [--mark-rules FILE] [--backend B] [--spin-us US | --busy-poll]
-// [--capacity N] [guard flags]] [--http ADDR:PORT] [--otlp URL] [--trace-ratio R] [-h]`.
-import { availableParallelism } from 'node:os';
+// [--capacity N] [guard flags] [--gateway-vip ADDR]] [--http ADDR:PORT] [--otlp URL] [--trace-ratio R]
+// [--nats URLS [cluster options]] [-h]`.
+import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseListen } from './http/server.ts';
 import { parseRatio } from '../../shared/telemetry/attributes.ts';
 import { GUARD_ARG_SPECS, GUARD_USAGE, parseGuardFlags, type GuardOptions } from '../../shared/fwd/guard.ts';
+import { clusterAgentArgs, CLUSTER_FLAGS, type ClusterCli } from './cluster.ts';
 
 /** What the command line asks for. Absent paths are undefined; the daemon resolves defaults. */
 export interface CliOptions {
@@ -46,6 +48,10 @@ export interface CliOptions {
   capacity?: number;
   /** Dead destinations and flood defence (shared/fwd/guard.ts): the flags given. */
   guard?: Partial<GuardOptions>;
+  /** A floating inside address owned with the VIPs on the server interface (the real servers' gateway). */
+  gatewayVip?: string;
+  /** Cluster membership (NATS configured): the agent child's options; absent = this director runs alone. */
+  cluster?: ClusterCli;
 }
 
 /** One worker per core, less one core left to the kernel's receive work; at least one. */
@@ -56,8 +62,10 @@ export function defaultWorkers(cores = availableParallelism()): number {
 /** The -h text (also printed after a usage error). */
 export const USAGE = `Usage: tsvsd [--socket PATH] [--config FILE] [--keepalived FILE [--check]] [--pidfile FILE] [--workers N]
              [--client-if IF [--server-if IF] [--cpus LIST] [--ring adaptive|v2|v3] [--mark-rules FILE]
-             [--backend afpacket|nfqueue] [--spin-us US | --busy-poll] [--capacity N] [GUARD...]]
-             [--http ADDR:PORT] [--otlp URL] [--trace-ratio R] [-h]
+             [--backend afpacket|nfqueue] [--spin-us US | --busy-poll] [--capacity N] [GUARD...]
+             [--gateway-vip ADDR]] [--http ADDR:PORT] [--otlp URL] [--trace-ratio R]
+             [--nats URLS [--nats-creds FILE] [--node NAME] [--cluster NAME] [--priority N] [--nopreempt]
+             [--preempt-delay MS] [--heartbeat MS] [--miss-beats N] [--startup-wait MS] [--kv-replicas N]] [-h]
 
 Runs the tsvs director's control process in the foreground and logs to stderr.
   --socket PATH   admin socket (default: $TSVS_ADMIN_SOCKET, else /run/tsvs/ns-<netns inode>/tsvsd.sock)
@@ -90,13 +98,27 @@ ${GUARD_USAGE}  --http ADDR:PORT  serve /metrics (Prometheus), /api/* (JSON) and
   --otlp URL      trace scheduling decisions: workers record each one, a child exports spans to URL/v1/traces
                   (OTLP http/protobuf; OTEL_EXPORTER_OTLP_ENDPOINT and the other OTEL_* variables work too)
   --trace-ratio R  export this share (0..1) of successful decisions; failures always (docs/observability.md)
+  --gateway-vip ADDR  own ADDR on the server interface whenever this director owns the VIPs: the real servers'
+                  gateway follows the VIPs' owner (NAT replies; keepalived's gateway-VIP pattern)
+  --nats URLS     join a cluster over these NATS servers (comma-separated; default $TSVS_NATS_URL): tsvsd runs
+                  the cluster agent as a child; only the leader owns the VIPs (docs/cluster.md). Without NATS,
+                  this director runs alone and owns every VIP of its table
+  --nats-creds FILE  NATS credentials file
+  --node NAME     this director's name in the cluster (default $TSVS_LAB_NODE, else the host name)
+  --cluster NAME  cluster name (default tsvs); directors of one cluster share NATS subjects and the term bucket
+  --priority N    1..255, the highest live one leads (default 100; ties: lowest name)
+  --nopreempt     never take leadership from a live leader of lower priority
+  --preempt-delay MS  wait this long before preempting (default 0)
+  --heartbeat MS  cluster heartbeat interval (default 50); --miss-beats N (default 3) missed = dead
+  --startup-wait MS  listen for peers (and pull their state) this long before leading (default 2 x detection)
+  --kv-replicas N  replicas of the leadership term bucket (default 3: a 3-node NATS cluster)
   -h, --help      this text
 SIGHUP: reload the --keepalived file (an unreadable or broken file is logged and the running one kept).
 SIGTERM or SIGINT: clean exit (workers stopped; socket, pidfile, kernel rules, VIPs and shared memory removed).
 `;
 
 /** Parses argv (without node and script). Never throws: usage mistakes come back as `error`. */
-export function parseCli(argv: readonly string[]): { kind: 'run'; opts: CliOptions } | { kind: 'help' } | { kind: 'error'; message: string } {
+export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): { kind: 'run'; opts: CliOptions } | { kind: 'help' } | { kind: 'error'; message: string } {
   let v: ReturnType<typeof parse>;
   try {
     v = parse(argv);
@@ -159,10 +181,47 @@ export function parseCli(argv: readonly string[]): { kind: 'run'; opts: CliOptio
   for (const k of ['socket', 'config', 'pidfile', 'keepalived'] as const) {
     if (v.values[k] === '') return { kind: 'error', message: `--${k}: empty path` };
   }
+  const gatewayVip = v.values['gateway-vip'];
+  if (gatewayVip !== undefined) {
+    if (v.values['client-if'] === undefined) return { kind: 'error', message: '--gateway-vip needs --client-if' };
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(gatewayVip) || gatewayVip.split('.').some((x) => Number(x) > 255)) return { kind: 'error', message: `--gateway-vip: want an IPv4 address, got '${gatewayVip}'` };
+  }
+  let cluster: ClusterCli | undefined;
+  const nats = v.values.nats ?? env.TSVS_NATS_URL;
+  const clusterFlagGiven = CLUSTER_FLAGS.some((k) => v.values[k] !== undefined);
+  if (nats === undefined || nats === '') {
+    if (clusterFlagGiven) return { kind: 'error', message: 'cluster options need --nats (or $TSVS_NATS_URL)' };
+  } else {
+    const c: ClusterCli = {
+      nats,
+      creds: v.values['nats-creds'],
+      node: v.values.node ?? defaultNodeName(env),
+      cluster: v.values.cluster,
+      priority: v.values.priority,
+      nopreempt: v.values.nopreempt === true,
+      preemptDelay: v.values['preempt-delay'],
+      heartbeat: v.values.heartbeat,
+      missBeats: v.values['miss-beats'],
+      startupWait: v.values['startup-wait'],
+      kvReplicas: v.values['kv-replicas'],
+    };
+    try {
+      clusterAgentArgs(c);
+    } catch (e) {
+      return { kind: 'error', message: (e as Error).message };
+    }
+    cluster = c;
+  }
   return {
     kind: 'run',
-    opts: { socket: v.values.socket, config: v.values.config, keepalived: v.values.keepalived, check: v.values.check === true ? true : undefined, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring, markRules: v.values['mark-rules'], backend, spinUs, busyPoll, http, otlp, traceRatio, capacity, guard: Object.keys(guard).length > 0 ? guard : undefined },
+    opts: { cluster, gatewayVip, socket: v.values.socket, config: v.values.config, keepalived: v.values.keepalived, check: v.values.check === true ? true : undefined, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring, markRules: v.values['mark-rules'], backend, spinUs, busyPoll, http, otlp, traceRatio, capacity, guard: Object.keys(guard).length > 0 ? guard : undefined },
   };
+}
+
+/** $TSVS_LAB_NODE, else the host name made a valid cluster node name ([A-Za-z0-9_-], at most 32). */
+export function defaultNodeName(env: NodeJS.ProcessEnv = process.env, host: string = hostname()): string {
+  if (env.TSVS_LAB_NODE) return env.TSVS_LAB_NODE;
+  return host.split('.')[0].replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 32) || 'tsvs';
 }
 
 function parse(argv: readonly string[]) {
@@ -190,6 +249,18 @@ function parse(argv: readonly string[]) {
       'trace-ratio': { type: 'string' },
       capacity: { type: 'string' },
       ...GUARD_ARG_SPECS,
+      'gateway-vip': { type: 'string' },
+      nats: { type: 'string' },
+      'nats-creds': { type: 'string' },
+      node: { type: 'string' },
+      cluster: { type: 'string' },
+      priority: { type: 'string' },
+      nopreempt: { type: 'boolean' },
+      'preempt-delay': { type: 'string' },
+      heartbeat: { type: 'string' },
+      'miss-beats': { type: 'string' },
+      'startup-wait': { type: 'string' },
+      'kv-replicas': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

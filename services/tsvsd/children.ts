@@ -91,7 +91,7 @@ export class ChildSupervisor {
     const { spec } = s;
     const argv = [this.#node, ...(spec.nodeArgs ?? []), spec.entry, ...spec.args];
     const [cmd, ...args] = spec.cpu === undefined ? argv : ['taskset', '-c', String(spec.cpu), ...argv];
-    const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...spec.env } });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: spec.serialization ?? 'json', env: { ...process.env, ...spec.env } });
     s.child = child;
     s.pid = child.pid ?? 0;
     s.startedAt = Date.now();

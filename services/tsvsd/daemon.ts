@@ -3,6 +3,7 @@
 import { guardArgs, type GuardOptions } from '../../shared/fwd/guard.ts';
 import { statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { FwdTable } from '../../shared/fwd/table.ts';
 import { IpvsTable } from '../../shared/model/table.ts';
@@ -19,6 +20,8 @@ import { DesiredCompiler, type HealthView, type VipGrant } from '../../shared/ru
 import { handleAdmin, type Handled } from './admin-handlers.ts';
 import { startAdminServer, type AdminServer } from './admin-server.ts';
 import { ChildSupervisor } from './children.ts';
+import { CLUSTER_CHILD, ClusterLink, clusterChildSpec, type ClusterCli } from './cluster.ts';
+import { LeasedIpVips, RecordedVipHost, vipRecordPath } from './cluster-vips.ts';
 import { LocalConfigStore, type ConfigChange, type RulesParser } from './config-store.ts';
 import { EventPriority, EventQueue } from './event-queue.ts';
 import { HEALTH_CHILD, HealthLink } from './health.ts';
@@ -90,6 +93,13 @@ export interface DaemonOptions {
    * telemetry child (services/telemetry) exports spans: to `otlp` (else the OTEL_* variables), sampled at `ratio`.
    */
   trace?: { otlp?: string; ratio?: string; records?: number };
+  /**
+   * Cluster membership: tsvsd runs the cluster agent (services/cluster) as a child with these options and owns the
+   * VIPs only while the agent grants them (this node leads). Without it the director runs alone and owns them all.
+   */
+  cluster?: ClusterCli;
+  /** A floating inside address owned on the server interface while this director owns the VIPs (the real servers' gateway). Needs `forward`. */
+  gatewayVip?: string;
 }
 
 /** The name this director gives itself in decision records, spans and the monitor page. */
@@ -184,6 +194,8 @@ interface Forwarding {
   pool: WorkerPool;
   kernel: KernelRules;
   vips: VipSet;
+  /** The gateway address's set on the server interface (with --gateway-vip). */
+  gateway: VipSet | null;
   own: OwnAddresses;
 }
 
@@ -213,6 +225,8 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   let stats: StatsModel | undefined;
   const table = new IpvsTable({ clock, boundConns: (id) => stats?.boundConns(id) ?? 0 });
   const store = new LocalConfigStore(table);
+  // The cluster link sends through the supervisor made further down (only once started).
+  const link = opts.cluster ? new ClusterLink({ send: (m) => children.send(CLUSTER_CHILD, m), log }) : null;
   try {
     const n = store.load({ config: opts.configFile, markRules: opts.markRulesFile }, deps.parseRules);
     if (opts.configFile !== undefined) log('config: loaded', { file: opts.configFile, rules: n, epoch: table.epoch });
@@ -231,6 +245,8 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const f = opts.forward;
   const compiler = new DesiredCompiler({ backend: f?.backend ?? 'afpacket', workers: opts.workers, queueBase: f?.queueBase });
   let fw: Forwarding | undefined;
+  let leased: LeasedIpVips | null = null;
+  let gwLeased: LeasedIpVips | null = null;
   let reconciler: Reconciler;
   // Events are queued from here on; the queue's handler needs the reconciler, made just below.
   const queue = new EventQueue<DaemonEvent, Handled | undefined>((e) => handle(e), (e) => PRIORITY[e.kind]);
@@ -258,7 +274,27 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       log: (line) => log(`workers: ${line}`),
       onExit: (i, how, restartInMs) => void queue.push({ kind: 'child-exit', name: `worker ${i}`, how, restartInMs }).catch(() => {}),
     });
-    fw = { shm, pool, kernel: new KernelRules({ log, clientIf: f.clientIf }), vips: new VipSet(deps.vipHost ?? new IpCommandVips(f.clientIf, log), log), own };
+    // Held VIPs are recorded beside the admin socket: a tsvsd that was killed left them in the kernel, where they
+    // would answer ARP beside the cluster's new owner; this one removes them before anything else.
+    // In a cluster the addresses also carry a lifetime this process renews: a director whose processes all died
+    // stops answering for the VIP within it, even though nothing removes the address.
+    leased = !deps.vipHost && opts.cluster ? new LeasedIpVips(f.clientIf, log) : null;
+    leased?.start();
+    const recorded = new RecordedVipHost(deps.vipHost ?? leased ?? new IpCommandVips(f.clientIf, log), vipRecordPath(dirname(opts.socketPath), f.clientIf), log);
+    recorded.removeLeftovers();
+    let gateway: VipSet | null = null;
+    if (opts.gatewayVip !== undefined) {
+      const serverIf = f.serverIf ?? f.clientIf;
+      const gwHost = !deps.vipHost && opts.cluster ? new LeasedIpVips(serverIf, log) : (deps.vipHost ?? new IpCommandVips(serverIf, log));
+      if (gwHost instanceof LeasedIpVips) {
+        gwHost.start();
+        gwLeased = gwHost;
+      }
+      const gwRecorded = new RecordedVipHost(gwHost, vipRecordPath(dirname(opts.socketPath), `gw-${serverIf}`), log);
+      gwRecorded.removeLeftovers();
+      gateway = new VipSet(gwRecorded, log);
+    }
+    fw = { shm, pool, kernel: new KernelRules({ log, clientIf: f.clientIf }), vips: new VipSet(recorded, log), gateway, own };
     const fwd = fw;
     stats = new StatsModel(table, {
       shm,
@@ -286,7 +322,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   }
   const st = stats;
   // `healthLink` is made below, before the first admin request can arrive.
-  const ctx = { store, stats: st, log, forwarding: f !== undefined, health: opts.keepalived ? () => healthLink!.status() : undefined };
+  const ctx = { store, stats: st, log, forwarding: f !== undefined, cluster: link ? () => link.status() : undefined, health: opts.keepalived ? () => healthLink!.status() : undefined };
   // Tracing: the exporter child's latest counters (for /metrics), and control events sent to it as spans.
   const tracing = opts.trace !== undefined && fw !== undefined;
   let telemetry: TelemetryStats | null = null;
@@ -307,6 +343,8 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       case 'ownership':
         log('ownership: VIP grant', { grant: e.grant.kind === 'all' ? 'all' : e.grant.vips.join(',') });
         reconciler.setGrant(e.grant);
+        // The gateway address follows the VIPs: owned with a grant of the table's VIPs, released with none.
+        fw?.gateway?.sync(e.grant.kind === 'all' || e.grant.vips.length > 0 ? [opts.gatewayVip!] : []);
         control('vip-grant', { 'lvs.vips': e.grant.kind === 'all' ? 'all' : e.grant.vips.join(',') });
         return undefined;
       case 'health':
@@ -329,6 +367,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       }
       case 'child-exit':
         log('child: exited', { name: e.name, how: e.how, restart_in_ms: e.restartInMs ?? undefined });
+        if (e.name === CLUSTER_CHILD) link?.onAgentExit(e.how);
         if (e.name !== 'telemetry') control('child-exit', { 'lvs.child': e.name, 'lvs.exit': e.how }, true);
         return undefined;
       case 'child-message': {
@@ -346,6 +385,10 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
           telemetry = (m as { stats: TelemetryStats }).stats;
           return undefined;
         }
+        if (e.name === CLUSTER_CHILD && link) {
+          link.onMessage(m);
+          return undefined;
+        }
         const routed = deps.routeChild?.(e.name, m) ?? null;
         if (routed === null) logChild('child: message not handled', { name: e.name });
         else void queue.push(routed).catch(() => {});
@@ -357,13 +400,14 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
 
   const children = new ChildSupervisor({
     message: (name, msg) => {
-      // A status answer goes straight to the request waiting for it, which may itself be in the queue.
+      // Status answers bypass the queue: the admin request waiting for one holds the queue.
+      if (name === CLUSTER_CHILD && link?.intercept(msg)) return;
       if (name === HEALTH_CHILD && healthLink?.intercept(msg)) return;
       void queue.push({ kind: 'child-message', name, msg }).catch(() => {});
     },
     exited: (name, how, restartInMs) => void queue.push({ kind: 'child-exit', name, how, restartInMs }).catch(() => {}),
   });
-  const ownership = deps.ownership ?? new AllTableVips();
+  const ownership = deps.ownership ?? link ?? new AllTableVips();
   const healthLink = opts.keepalived
     ? new HealthLink(opts.keepalived.file, opts.keepalived.config, { children, table: () => table.compiled(), apply: (op) => store.apply(op), log })
     : null;
@@ -382,6 +426,9 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       await fw.pool.stop();
       fw.kernel.remove();
       fw.vips.releaseAll();
+      fw.gateway?.releaseAll();
+      leased?.stop();
+      gwLeased?.stop();
       fw.own.stop();
       fw.shm.remove();
     }
@@ -393,6 +440,10 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     void queue.push({ kind: 'config', change: store.current() });
     ownership.start((grant) => void queue.push({ kind: 'ownership', grant }).catch(() => {}));
     for (const spec of opts.children ?? []) children.start(spec);
+    if (opts.cluster) {
+      children.start(clusterChildSpec(ROOT, opts.cluster));
+      log('cluster: agent started', { node: opts.cluster.node, nats: opts.cluster.nats });
+    }
     healthLink?.start(`${ROOT}services/health/main.ts`);
     if (tracing) {
       const t = opts.trace!;
@@ -461,6 +512,13 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       stopping ??= (async () => {
         log('stopping', { reason });
         clearInterval(trashTimer);
+        if (link) {
+          // Hand leadership over first: the agent releases and says bye, a peer takes over in ms.
+          const t0 = performance.now();
+          await link.handOver();
+          await queue.push({ kind: 'ownership', grant: { kind: 'only', vips: [] } }).catch(() => {});
+          log('cluster: handed over', { ms: Math.round(performance.now() - t0) });
+        }
         await server.close();
         await undo();
         if (opts.pidFile !== undefined) {

@@ -28,7 +28,7 @@ export interface TermStore {
    * `{ok: true, rev}` on success, `{ok: false, conflict: true}` when the revision moved, and `{ok: false, conflict:
    * false}` when the store is unavailable (timeouts, "jetstream is not enabled": transient).
    */
-  cas(expectRev: number, term: number, holder: string): Promise<{ ok: true; rev: number } | { ok: false; conflict: boolean }>;
+  cas(expectRev: number, term: number, holder: string): Promise<{ ok: true; rev: number } | { ok: false; conflict: boolean; error?: string }>;
 }
 
 /** Election settings (keepalived's names where they exist). */

@@ -74,6 +74,7 @@ const STRERROR: Readonly<Record<IpvsErrno, string>> = {
   EPROTO: 'Protocol error',
   ENOPROTOOPT: 'Protocol not available',
   EMSGSIZE: 'Message too long',
+  EAGAIN: 'Resource temporarily unavailable',
 };
 
 /** ipvs_strerror: the message ipvsadm prints when `call` failed with `errno` (call-specific first, then generic, then strerror). */

@@ -1,6 +1,7 @@
 // The admin API between tsvsadm (or any client) and tsvsd: newline-delimited JSON over a unix stream socket.
 import type { ConnSnapshot, TableSnapshot } from '../model/ipvs.ts';
 import type { TableErrno, TableOp } from '../model/ops.ts';
+import type { ClusterStatus } from './cluster.ts';
 import type { DataplaneStatus, StatsView } from './stats.ts';
 import type { VirtualServerStatus } from '../health/machine.ts';
 
@@ -11,9 +12,10 @@ export const ADMIN_PROTO_VERSION = 1;
 
 /**
  * Errno names an admin request can fail with: the table's (shared/model/ops.ts) plus the transport's and the
- * daemon's own (EPROTO: a malformed or wrong-version request; EOPNOTSUPP: not available in this daemon).
+ * daemon's own (EPROTO: a malformed or wrong-version request; EOPNOTSUPP: not available in this daemon; EAGAIN: a child
+ * that must answer, the cluster agent, is not running or did not answer in time).
  */
-export type AdminErrno = TableErrno | 'EPERM' | 'ENOMEM' | 'EOPNOTSUPP' | 'EAFNOSUPPORT' | 'EPROTO';
+export type AdminErrno = TableErrno | 'EPERM' | 'ENOMEM' | 'EOPNOTSUPP' | 'EAFNOSUPPORT' | 'EPROTO' | 'EAGAIN';
 
 /** A request: a table operation, or a read / tsvs-specific request. */
 export type AdminRequest =
@@ -29,13 +31,15 @@ export type AdminRequest =
   /** tsvs's own: the mark rules in force, as text. */
   | { op: 'get-marks' }
   /** tsvs's own: every real server's health (checkers, state, consecutive results, last error and change). */
-  | { op: 'health' };
+  | { op: 'health' }
+  /** tsvs's own: the cluster agent's status (`tsvsadm cluster`); EOPNOTSUPP when the director runs alone. */
+  | { op: 'cluster' };
 
 /** A request on the wire: version, a client-chosen id echoed in the reply, and the operation. */
 export type AdminEnvelope = { v: number; id: number } & AdminRequest;
 
 export type AdminReply =
-  | { id: number; ok: true; snapshot?: TableSnapshot; conns?: ConnSnapshot[]; dataplane?: DataplaneStatus; stats?: StatsView; marks?: string; health?: VirtualServerStatus[] }
+  | { id: number; ok: true; snapshot?: TableSnapshot; conns?: ConnSnapshot[]; dataplane?: DataplaneStatus; stats?: StatsView; marks?: string; cluster?: ClusterStatus; health?: VirtualServerStatus[] }
   | { id: number; ok: false; errno: AdminErrno; detail?: string };
 
 /**

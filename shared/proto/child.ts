@@ -34,6 +34,8 @@ export interface ChildSpec {
   stableMs?: number;
   /** SIGTERM → SIGKILL grace on stop, ms. Default 2000. */
   graceMs?: number;
+  /** IPC serialization: 'json' (default) or 'advanced' (structured clone: typed arrays travel as such). */
+  serialization?: 'json' | 'advanced';
 }
 
 /**

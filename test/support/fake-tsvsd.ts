@@ -77,6 +77,7 @@ export class FakeTsvsd {
       case 'set-marks':
       case 'get-marks':
       case 'health':
+      case 'cluster':
         return { id: 0, ok: false, errno: 'EOPNOTSUPP' };
     }
   }

@@ -1,10 +1,16 @@
-// tsvsd-health-sync: the table operations that load a keepalived.conf, follow the checker's view and apply a reload.
+// tsvsd-health-sync: the table operations that load a keepalived.conf, follow the checker's view and apply a reload;
+// the `health` admin op and tsvsadm health's format.
 import { describe, expect, it } from 'vitest';
 import { HealthTable } from '../../shared/health/table.ts';
 import { emptyKeepalivedFs, readKeepalivedConfig } from '../../shared/keepalived/index.ts';
 import type { DestConfig, ServiceKey } from '../../shared/model/ipvs.ts';
 import { IpvsTable } from '../../shared/model/table.ts';
 import { healthSyncOps, keepalivedServices, keepalivedStartOps, reloadServiceOps } from '../../services/tsvsd/health-sync.ts';
+import { handleAdmin } from '../../services/tsvsd/admin-handlers.ts';
+import { LocalConfigStore } from '../../services/tsvsd/config-store.ts';
+import { parseRequestLine } from '../../services/tsvsd/request.ts';
+import { StatsModel } from '../../services/tsvsd/stats.ts';
+import { formatHealth } from '../../services/tsvsadm/health.ts';
 
 const CONF = `virtual_server 10.0.0.10 80 {
   delay_loop 1
@@ -71,5 +77,33 @@ describe('tsvsd-health-sync', () => {
     expect(ops.map((o) => `${o.op} ${'svc' in o ? o.svc.addr : ''}`)).toEqual(['edit-service 10.0.0.10', 'add-service 10.0.0.11']);
     const gone = reloadServiceOps(t.compiled(), new Set([K]), new Map());
     expect(gone).toEqual([{ op: 'del-service', key: t.compiled().services[0].config }]);
+  });
+});
+
+describe('tsvsadm health: the human format', () => {
+  it('tsvsadm health: one block per virtual server, a line per real server and checker, errors and changes shown', () => {
+    const text = formatHealth([{
+      vs: '10.0.0.10:80/tcp', quorumUp: false, liveWeight: 0, quorum: 1, hysteresis: 0, sorryActive: true,
+      realServers: [{
+        vs: '10.0.0.10:80/tcp', rs: '10.0.1.2:80', alive: false, tableWeight: 0, configuredWeight: 2, lastChange: Date.UTC(2026, 11, 5, 22, 0, 0),
+        checkers: [{ vs: 'v', rs: 'r', checker: 'c', kind: 'TCP_CHECK', target: '10.0.1.2:80', state: 'down', running: false, okInRow: 0, failInRow: 3, lastError: 'connection refused', lastChange: Date.UTC(2026, 11, 5, 22, 0, 0), lastResult: null, lastDurationMs: 1.4 }],
+      }],
+    }]);
+    expect(text).toBe(
+      '10.0.0.10:80/tcp: quorum DOWN (live weight 0), sorry server in use\n' +
+      '  10.0.1.2:80  DEAD  weight 0 (configured 2)  last change 2026-12-05T22:00:00.000Z\n' +
+      '    TCP_CHECK 10.0.1.2:80  down  failed 3 in a row, last run 1 ms  last change 2026-12-05T22:00:00.000Z  last error: connection refused\n',
+    );
+    expect(formatHealth([])).toBe('no virtual server is checked\n');
+  });
+
+  it('tsvsadm health: the admin op parses, and a tsvsd without a checker answers EOPNOTSUPP', async () => {
+    const p = parseRequestLine(JSON.stringify({ v: 1, id: 7, op: 'health' }));
+    expect(p).toEqual({ ok: true, env: { v: 1, id: 7, op: 'health' } });
+    const table = new IpvsTable({ clock: () => 0 });
+    const ctx = { store: new LocalConfigStore(table), stats: new StatsModel(table), log: () => {}, forwarding: false };
+    expect((await handleAdmin({ v: 1, id: 7, op: 'health' }, ctx)).reply).toMatchObject({ id: 7, ok: false, errno: 'EOPNOTSUPP' });
+    const withChecker = { ...ctx, health: async () => [] };
+    expect((await handleAdmin({ v: 1, id: 8, op: 'health' }, withChecker)).reply).toEqual({ id: 8, ok: true, health: [] });
   });
 });
