@@ -5,6 +5,7 @@ import { FALLBACK_SERVICES, parseEtcHosts, parseEtcServices, tableResolver } fro
 import { adminSocketPath, connectAdmin } from './client.ts';
 import { run } from './run.ts';
 import { runStatus } from './status.ts';
+import { runHealth } from './health.ts';
 import { runMarks } from './marks.ts';
 import { runCluster } from './cluster.ts';
 import { runTrace } from './trace.ts';
@@ -33,6 +34,8 @@ const resolver = tableResolver(
 const argv = process.argv.slice(2);
 if (argv[0] === 'status') {
   process.exitCode = await runStatus(argv.slice(1), () => connectAdmin(adminSocketPath()), (s) => process.stdout.write(s), (s) => process.stderr.write(s));
+} else if (argv[0] === 'health') {
+  process.exitCode = await runHealth(argv.slice(1), () => connectAdmin(adminSocketPath()), (s) => process.stdout.write(s), (s) => process.stderr.write(s));
 } else if (argv[0] === 'cluster') {
   process.exitCode = await runCluster(argv.slice(1), () => connectAdmin(adminSocketPath()), (s) => process.stdout.write(s), (s) => process.stderr.write(s));
 } else if (argv[0] === 'trace') {

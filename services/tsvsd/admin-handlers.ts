@@ -1,6 +1,7 @@
 // tsvsd's admin operations: one handler per op. Table changes and mark rules go to the config store (and are
 // applied when its change event comes back); reads are answered from the store's table and the stats read model.
 import { formatMarkRules } from '../../shared/fwd/mark-rules.ts';
+import type { VirtualServerStatus } from '../../shared/health/machine.ts';
 import type { TableOp } from '../../shared/model/ops.ts';
 import type { AdminEnvelope, AdminReply, AdminRequest } from '../../shared/proto/admin.ts';
 import type { ClusterStatus } from '../../shared/proto/cluster.ts';
@@ -15,6 +16,8 @@ export interface AdminContext {
   log: Logger;
   /** False without --client-if: no data plane, so no mark rules to set. */
   forwarding: boolean;
+  /** The health checker's status (tsvsd --keepalived); absent without a checker. */
+  health?: () => Promise<VirtualServerStatus[]>;
   /** The cluster agent's status (absent: this director runs alone, without NATS). */
   cluster?: () => Promise<ClusterStatus>;
 }
@@ -56,6 +59,14 @@ export const ADMIN_HANDLERS: HandlerMap = {
   conns: (env, ctx) => ({ reply: { id: env.id, ok: true, conns: ctx.stats.conns() } }),
   dataplane: (env, ctx) => ({ reply: { id: env.id, ok: true, dataplane: ctx.stats.dataplane() } }),
   stats: (env, ctx) => ({ reply: { id: env.id, ok: true, stats: ctx.stats.view() } }),
+  health: async (env, ctx) => {
+    if (!ctx.health) return { reply: { id: env.id, ok: false, errno: 'EOPNOTSUPP', detail: 'tsvsd runs without --keepalived: no health checker' } };
+    try {
+      return { reply: { id: env.id, ok: true, health: await ctx.health() } };
+    } catch (e) {
+      return { reply: { id: env.id, ok: false, errno: 'EOPNOTSUPP', detail: (e as Error).message } };
+    }
+  },
   'get-marks': (env, ctx) => {
     if (!ctx.forwarding) return { reply: { id: env.id, ok: false, errno: 'EOPNOTSUPP', detail: 'tsvsd runs without --client-if: no data plane, no mark rules' } };
     return { reply: { id: env.id, ok: true, marks: formatMarkRules(ctx.store.marks()) } };

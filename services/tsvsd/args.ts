@@ -1,4 +1,4 @@
-// tsvsd command line: `tsvsd [--socket PATH] [--config FILE] [--pidfile FILE] [--workers N] [--client-if IF
+// tsvsd command line: `tsvsd [--socket PATH] [--config FILE] [--keepalived FILE [--check]] [--pidfile FILE] [--workers N] [--client-if IF
 // [--server-if IF] [--cpus LIST] [--ring MODE] [--mark-rules FILE] [--backend B] [--spin-us US | --busy-poll]
 // [--capacity N] [guard flags] [--gateway-vip ADDR]] [--http ADDR:PORT] [--otlp URL] [--trace-ratio R]
 // [--nats URLS [cluster options]] [-h]`.
@@ -15,6 +15,10 @@ export interface CliOptions {
   socket?: string;
   /** Rules file in ipvsadm-save format, loaded before the socket opens. */
   config?: string;
+  /** keepalived.conf: virtual servers loaded into the table, real servers run by the health checker child. */
+  keepalived?: string;
+  /** With `keepalived`: validate the file, print its problems and exit (keepalived -t). */
+  check?: boolean;
   pidfile?: string;
   /** Forwarding workers to run (1..16; default one per core less one, at least one). */
   workers: number;
@@ -56,7 +60,7 @@ export function defaultWorkers(cores = availableParallelism()): number {
 }
 
 /** The -h text (also printed after a usage error). */
-export const USAGE = `Usage: tsvsd [--socket PATH] [--config FILE] [--pidfile FILE] [--workers N]
+export const USAGE = `Usage: tsvsd [--socket PATH] [--config FILE] [--keepalived FILE [--check]] [--pidfile FILE] [--workers N]
              [--client-if IF [--server-if IF] [--cpus LIST] [--ring adaptive|v2|v3] [--mark-rules FILE]
              [--backend afpacket|nfqueue] [--spin-us US | --busy-poll] [--capacity N] [GUARD...]
              [--gateway-vip ADDR]] [--http ADDR:PORT] [--otlp URL] [--trace-ratio R]
@@ -66,6 +70,13 @@ export const USAGE = `Usage: tsvsd [--socket PATH] [--config FILE] [--pidfile FI
 Runs the tsvs director's control process in the foreground and logs to stderr.
   --socket PATH   admin socket (default: $TSVS_ADMIN_SOCKET, else /run/tsvs/ns-<netns inode>/tsvsd.sock)
   --config FILE   load rules in ipvsadm-save format (-A/-a lines) at start
+  --keepalived FILE  load the virtual_server(_group) blocks of a keepalived.conf and run their real servers'
+                  checkers (TCP_CHECK, HTTP_GET, ...) in a health child that edits the table as keepalived
+                  does: a failed server removed (weight 0 with inhibit_on_failure), the sorry server when quorum
+                  is lost; unsupported keywords are warnings with file:line in the log (docs/health.md).
+                  SIGHUP reads the file again: unchanged real servers keep their state, nothing is flushed
+  --check         with --keepalived: validate the file, print every problem as file:line (errors, then
+                  warnings) and exit 1 on any error, 0 otherwise, starting nothing (as keepalived -t)
   --pidfile FILE  write the process id here; removed on exit
   --workers N     forwarding workers, 1..16 (default: one per core less one, at least one)
   --client-if IF  forward: clients' packets arrive on IF and the VIPs are added there; without it,
@@ -102,6 +113,7 @@ ${GUARD_USAGE}  --http ADDR:PORT  serve /metrics (Prometheus), /api/* (JSON) and
   --startup-wait MS  listen for peers (and pull their state) this long before leading (default 2 x detection)
   --kv-replicas N  replicas of the leadership term bucket (default 3: a 3-node NATS cluster)
   -h, --help      this text
+SIGHUP: reload the --keepalived file (an unreadable or broken file is logged and the running one kept).
 SIGTERM or SIGINT: clean exit (workers stopped; socket, pidfile, kernel rules, VIPs and shared memory removed).
 `;
 
@@ -165,7 +177,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   const guard = parseGuardFlags(v.values);
   if ('error' in guard) return { kind: 'error', message: guard.error };
   if ((capacity !== undefined || Object.keys(guard).length > 0) && v.values['client-if'] === undefined) return { kind: 'error', message: '--capacity and the guard flags need --client-if' };
-  for (const k of ['socket', 'config', 'pidfile'] as const) {
+  if (v.values.check && v.values.keepalived === undefined) return { kind: 'error', message: '--check needs --keepalived FILE' };
+  for (const k of ['socket', 'config', 'pidfile', 'keepalived'] as const) {
     if (v.values[k] === '') return { kind: 'error', message: `--${k}: empty path` };
   }
   const gatewayVip = v.values['gateway-vip'];
@@ -201,7 +214,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   }
   return {
     kind: 'run',
-    opts: { cluster, gatewayVip, socket: v.values.socket, config: v.values.config, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring, markRules: v.values['mark-rules'], backend, spinUs, busyPoll, http, otlp, traceRatio, capacity, guard: Object.keys(guard).length > 0 ? guard : undefined },
+    opts: { cluster, gatewayVip, socket: v.values.socket, config: v.values.config, keepalived: v.values.keepalived, check: v.values.check === true ? true : undefined, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring, markRules: v.values['mark-rules'], backend, spinUs, busyPoll, http, otlp, traceRatio, capacity, guard: Object.keys(guard).length > 0 ? guard : undefined },
   };
 }
 
@@ -219,6 +232,8 @@ function parse(argv: readonly string[]) {
     options: {
       socket: { type: 'string' },
       config: { type: 'string' },
+      keepalived: { type: 'string' },
+      check: { type: 'boolean' },
       pidfile: { type: 'string' },
       workers: { type: 'string' },
       'client-if': { type: 'string' },

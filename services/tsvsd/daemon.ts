@@ -24,6 +24,10 @@ import { CLUSTER_CHILD, ClusterLink, clusterChildSpec, type ClusterCli } from '.
 import { LeasedIpVips, RecordedVipHost, vipRecordPath } from './cluster-vips.ts';
 import { LocalConfigStore, type ConfigChange, type RulesParser } from './config-store.ts';
 import { EventPriority, EventQueue } from './event-queue.ts';
+import { HEALTH_CHILD, HealthLink } from './health.ts';
+import { keepalivedStartOps } from './health-sync.ts';
+import type { KeepalivedConfig } from '../../shared/keepalived/model.ts';
+import type { VirtualServerStatus } from '../../shared/health/machine.ts';
 import { KernelRules } from './kernel.ts';
 import { rateLimited, type Logger } from './log.ts';
 import { RtnlAddresses, type OwnAddresses } from './own-addrs.ts';
@@ -68,6 +72,11 @@ export interface DaemonOptions {
   socketPath: string;
   /** Rules file (ipvsadm-save format) loaded before the socket opens. */
   configFile?: string;
+  /**
+   * A keepalived.conf, already read and checked: its virtual servers are loaded into the table and the health
+   * checker child edits their real servers (services/tsvsd/health.ts). With `configFile`, both load.
+   */
+  keepalived?: { file: string; config: KeepalivedConfig };
   /** Mark rules file (iptables MARK syntax) for fwmark services; needs `forward`. */
   markRulesFile?: string;
   pidFile?: string;
@@ -111,6 +120,8 @@ export type DaemonEvent =
   /** The director's own addresses changed (rtnetlink). */
   | { kind: 'addresses' }
   | { kind: 'trash-check' }
+  /** Read the keepalived.conf again (SIGHUP); `reply` gets whether it was taken and its problems. */
+  | { kind: 'reload'; reply: (r: { taken: boolean; lines: readonly string[] }) => void }
   | { kind: 'admin'; env: AdminEnvelope };
 
 const PRIORITY: Record<DaemonEvent['kind'], number> = {
@@ -121,6 +132,7 @@ const PRIORITY: Record<DaemonEvent['kind'], number> = {
   config: EventPriority.config,
   addresses: EventPriority.config,
   'trash-check': EventPriority.config,
+  reload: EventPriority.config,
   admin: EventPriority.admin,
 };
 
@@ -147,6 +159,13 @@ export interface RunningDaemon {
   readonly socketPath: string;
   /** Closes the socket, stops children and workers, removes kernel rules, VIPs, shared memory, socket and pidfile. Idempotent. */
   stop(reason: string): Promise<void>;
+  /**
+   * Reads the keepalived.conf again (SIGHUP) and applies it without a flush; resolves with the problems found
+   * (`file:line: ...`) and whether it was taken. Not taken without --keepalived or when the file has errors.
+   */
+  reload(): Promise<{ taken: boolean; lines: readonly string[] }>;
+  /** Every real server's health state (tsvsadm health); rejects when there is no checker or it does not answer. */
+  health(): Promise<VirtualServerStatus[]>;
 }
 
 /** A start-up failure with the exit status main should use (2 for usage, 1 otherwise). */
@@ -213,6 +232,14 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     if (opts.configFile !== undefined) log('config: loaded', { file: opts.configFile, rules: n, epoch: table.epoch });
   } catch (e) {
     throw new DaemonStartError((e as Error).message);
+  }
+  if (opts.keepalived) {
+    const ops = keepalivedStartOps(opts.keepalived.config);
+    for (const op of ops) {
+      const r = table.apply(op);
+      if (!r.ok) throw new DaemonStartError(`--keepalived ${opts.keepalived.file}: ${op.op}: ${r.errno}: ${r.detail}`);
+    }
+    log('keepalived: loaded', { file: opts.keepalived.file, operations: ops.length, epoch: table.epoch });
   }
 
   const f = opts.forward;
@@ -294,7 +321,8 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     log('forwarding: off (no --client-if): the table is kept for tsvsadm, no packet is forwarded');
   }
   const st = stats;
-  const ctx = { store, stats: st, log, forwarding: f !== undefined, cluster: link ? () => link.status() : undefined };
+  // `healthLink` is made below, before the first admin request can arrive.
+  const ctx = { store, stats: st, log, forwarding: f !== undefined, cluster: link ? () => link.status() : undefined, health: opts.keepalived ? () => healthLink!.status() : undefined };
   // Tracing: the exporter child's latest counters (for /metrics), and control events sent to it as spans.
   const tracing = opts.trace !== undefined && fw !== undefined;
   let telemetry: TelemetryStats | null = null;
@@ -328,6 +356,15 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       case 'trash-check':
         table.expireTrash();
         return undefined;
+      case 'reload': {
+        if (!healthLink) {
+          e.reply({ taken: false, lines: ['no --keepalived file to reload'] });
+          return undefined;
+        }
+        const r = await healthLink.reload();
+        e.reply({ taken: r.config !== null, lines: r.lines });
+        return undefined;
+      }
       case 'child-exit':
         log('child: exited', { name: e.name, how: e.how, restart_in_ms: e.restartInMs ?? undefined });
         if (e.name === CLUSTER_CHILD) link?.onAgentExit(e.how);
@@ -335,6 +372,10 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         return undefined;
       case 'child-message': {
         const m = e.msg;
+        if (e.name === HEALTH_CHILD && healthLink) {
+          await healthLink.onMessage(m);
+          return undefined;
+        }
         if (isChildEnvelope(m)) {
           if (m.type === 'log') log(`${e.name}: ${m.line}`);
           else log(`child: ${m.type}`, { name: e.name, ...(m.type === 'exit' ? { code: m.code, reason: m.reason } : { pid: m.pid }) });
@@ -361,11 +402,15 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     message: (name, msg) => {
       // Status answers bypass the queue: the admin request waiting for one holds the queue.
       if (name === CLUSTER_CHILD && link?.intercept(msg)) return;
+      if (name === HEALTH_CHILD && healthLink?.intercept(msg)) return;
       void queue.push({ kind: 'child-message', name, msg }).catch(() => {});
     },
     exited: (name, how, restartInMs) => void queue.push({ kind: 'child-exit', name, how, restartInMs }).catch(() => {}),
   });
   const ownership = deps.ownership ?? link ?? new AllTableVips();
+  const healthLink = opts.keepalived
+    ? new HealthLink(opts.keepalived.file, opts.keepalived.config, { children, table: () => table.compiled(), apply: (op) => store.apply(op), log })
+    : null;
   store.onChange((change) => void queue.push({ kind: 'config', change }).catch(() => {}));
 
   const rings = tracing ? new DecisionRings(fw!.shm.dir) : null;
@@ -373,6 +418,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const undo = async (): Promise<void> => {
     await http?.close();
     rings?.close();
+    healthLink?.close();
     ownership.stop();
     await children.stop();
     await queue.close();
@@ -398,6 +444,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       children.start(clusterChildSpec(ROOT, opts.cluster));
       log('cluster: agent started', { node: opts.cluster.node, nats: opts.cluster.nats });
     }
+    healthLink?.start(`${ROOT}services/health/main.ts`);
     if (tracing) {
       const t = opts.trace!;
       const args = ['--ring-dir', fw!.shm.dir];
@@ -484,6 +531,17 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         log('stopped');
       })();
       return stopping;
+    },
+    async reload() {
+      if (!healthLink) return { taken: false, lines: ['no --keepalived file to reload'] };
+      // Through the queue, so its table edits do not interleave with a batch of the checker's.
+      let out: { taken: boolean; lines: readonly string[] } = { taken: false, lines: [] };
+      await queue.push({ kind: 'reload', reply: (r) => (out = r) });
+      return out;
+    },
+    health() {
+      if (!healthLink) return Promise.reject(new Error('no health checker: tsvsd runs without --keepalived'));
+      return healthLink.status();
     },
   };
 }

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { FALLBACK_SERVICES, parseEtcHosts, parseEtcServices, tableResolver } from '../../shared/ipvsadm/names.ts';
 import { parseCli, USAGE } from './args.ts';
 import { DaemonStartError, resolveSocketPath, startDaemon, type RunningDaemon } from './daemon.ts';
+import { readKeepalivedFile } from './health.ts';
 import { createLogger } from './log.ts';
 import { ipvsadmRulesParser } from './rules.ts';
 
@@ -25,6 +26,25 @@ if (cli.kind === 'error') {
   process.exit(2);
 }
 
+// --keepalived FILE: read and checked before anything starts; --check stops there (keepalived -t).
+let keepalived: { file: string; config: NonNullable<ReturnType<typeof readKeepalivedFile>['config']> } | undefined;
+if (cli.opts.keepalived !== undefined) {
+  const file = cli.opts.keepalived;
+  const r = readKeepalivedFile(file);
+  if (cli.opts.check) {
+    for (const l of r.lines) process.stdout.write(`${l}\n`);
+    process.stdout.write(`${file}: ${r.errors} error(s), ${r.warnings} warning(s)\n`);
+    process.exit(r.errors > 0 ? 1 : 0);
+  }
+  if (!r.config) {
+    for (const l of r.lines) log(`keepalived: ${l}`);
+    log('failed to start', { error: `--keepalived ${file}: ${r.errors} error(s)` });
+    process.exit(1);
+  }
+  for (const l of r.lines) log(`keepalived: ${l}`);
+  keepalived = { file, config: r.config };
+}
+
 // Handlers go in before anything starts, so a signal during start-up is never the default (abrupt) exit.
 let daemon: RunningDaemon | null = null;
 let stopReason: string | null = null;
@@ -34,6 +54,14 @@ function shutdown(reason: string, code: number): void {
 }
 process.once('SIGTERM', () => shutdown('SIGTERM', 0));
 process.once('SIGINT', () => shutdown('SIGINT', 0));
+process.on('SIGHUP', () => {
+  if (!daemon) return;
+  log('reload: SIGHUP');
+  void daemon.reload().then((r) => {
+    for (const l of r.lines) log(`reload: ${l}`);
+    log(r.taken ? 'reload: done' : 'reload: file not taken, the running configuration stays');
+  });
+});
 process.on('uncaughtException', (e) => {
   log('fatal: uncaught exception (bug)', { error: e.stack ?? e.message });
   if (daemon) shutdown('uncaught exception', 1);
@@ -50,6 +78,7 @@ try {
     {
       socketPath,
       configFile: o.config,
+      keepalived,
       markRulesFile: o.markRules,
       pidFile: o.pidfile,
       workers: o.workers,

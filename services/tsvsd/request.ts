@@ -12,7 +12,7 @@ export type Checked<T> = { ok: true; value: T } | { ok: false; problems: string[
 
 const OPS = new Set<AdminRequest['op']>([
   'add-service', 'edit-service', 'del-service', 'flush', 'add-dest', 'edit-dest', 'del-dest',
-  'zero', 'set-timeout', 'start-daemon', 'stop-daemon', 'snapshot', 'conns', 'dataplane', 'stats', 'set-marks', 'get-marks', 'cluster',
+  'zero', 'set-timeout', 'start-daemon', 'stop-daemon', 'snapshot', 'conns', 'dataplane', 'stats', 'set-marks', 'get-marks', 'cluster', 'health',
 ]);
 const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
 const METHODS: readonly FwdMethod[] = ['masq', 'local', 'tunnel', 'route'];
@@ -207,8 +207,9 @@ export function checkRequest(x: unknown): Checked<AdminRequest> {
     case 'dataplane':
     case 'stats':
     case 'get-marks':
+    case 'health':
     case 'cluster':
-      req = { op: op as 'flush' | 'snapshot' | 'conns' | 'dataplane' | 'stats' | 'get-marks' | 'cluster' };
+      req = { op: op as 'flush' | 'snapshot' | 'conns' | 'dataplane' | 'stats' | 'get-marks' | 'cluster' | 'health' };
       break;
     case 'set-marks':
       req = { op: 'set-marks', text: r.str('text', 512 * 1024) };

@@ -3,6 +3,7 @@ import type { ConnSnapshot, TableSnapshot } from '../model/ipvs.ts';
 import type { TableErrno, TableOp } from '../model/ops.ts';
 import type { ClusterStatus } from './cluster.ts';
 import type { DataplaneStatus, StatsView } from './stats.ts';
+import type { VirtualServerStatus } from '../health/machine.ts';
 
 export type { DataplaneStatus, StatsView, WorkerStatus } from './stats.ts';
 
@@ -29,6 +30,8 @@ export type AdminRequest =
   | { op: 'set-marks'; text: string }
   /** tsvs's own: the mark rules in force, as text. */
   | { op: 'get-marks' }
+  /** tsvs's own: every real server's health (checkers, state, consecutive results, last error and change). */
+  | { op: 'health' }
   /** tsvs's own: the cluster agent's status (`tsvsadm cluster`); EOPNOTSUPP when the director runs alone. */
   | { op: 'cluster' };
 
@@ -36,7 +39,7 @@ export type AdminRequest =
 export type AdminEnvelope = { v: number; id: number } & AdminRequest;
 
 export type AdminReply =
-  | { id: number; ok: true; snapshot?: TableSnapshot; conns?: ConnSnapshot[]; dataplane?: DataplaneStatus; stats?: StatsView; marks?: string; cluster?: ClusterStatus }
+  | { id: number; ok: true; snapshot?: TableSnapshot; conns?: ConnSnapshot[]; dataplane?: DataplaneStatus; stats?: StatsView; marks?: string; cluster?: ClusterStatus; health?: VirtualServerStatus[] }
   | { id: number; ok: false; errno: AdminErrno; detail?: string };
 
 /**

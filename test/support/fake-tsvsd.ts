@@ -76,6 +76,7 @@ export class FakeTsvsd {
         return { id: 0, ok: true, stats: { takenAt: 0, tableEpoch: this.ipvs.epoch, table: this.ipvs.snapshot(), dataplane: notForwarding(this.ipvs.epoch) } };
       case 'set-marks':
       case 'get-marks':
+      case 'health':
       case 'cluster':
         return { id: 0, ok: false, errno: 'EOPNOTSUPP' };
     }
