@@ -1,7 +1,7 @@
 // The test command: type-check, unit tests (parallel), integration, lab and chaos tests (one file at a time: they
 // share namespace names, ports and /dev/shm), then one closing line "N passed, N failed" that CI reads.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -52,9 +52,22 @@ function vitest(title: string, dir: string, args: string[]): void {
 }
 
 vitest('unit tests', 'test/unit', []);
+// The integration tests' servers listen on fixed loopback ports in 41000-49999, inside Linux's ephemeral range: keep
+// the kernel from handing those out as client ports meanwhile (an outgoing connection on 127.0.0.1:49010 made a test
+// server's listen fail with EADDRINUSE once). Restored afterwards.
+const RESERVED = '/proc/sys/net/ipv4/ip_local_reserved_ports';
+let reservedBefore: string | null = null;
+try {
+  reservedBefore = readFileSync(RESERVED, 'utf8').trim();
+  writeFileSync(RESERVED, reservedBefore ? `${reservedBefore},41000-49999` : '41000-49999');
+} catch (e) {
+  process.stdout.write(`test: cannot reserve ports 41000-49999 (${(e as Error).message}); integration servers may meet ephemeral ports\n`);
+  reservedBefore = null;
+}
 vitest('integration tests (processes, root, real nats-server)', 'test/integration', ['--no-file-parallelism']);
 vitest('lab tests (network namespaces, real peers; root)', 'test/lab', ['--no-file-parallelism']);
 vitest('chaos tests (kills, partitions; real nats-server cluster)', 'test/chaos', ['--no-file-parallelism']);
 
+if (reservedBefore !== null) writeFileSync(RESERVED, reservedBefore);
 process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
 process.exit(failed === 0 ? 0 : 1);
