@@ -68,6 +68,7 @@ vitest('integration tests (processes, root, real nats-server)', 'test/integratio
 vitest('lab tests (network namespaces, real peers; root)', 'test/lab', ['--no-file-parallelism']);
 vitest('chaos tests (kills, partitions; real nats-server cluster)', 'test/chaos', ['--no-file-parallelism']);
 
-if (reservedBefore !== null) writeFileSync(RESERVED, reservedBefore);
+// A zero-length write leaves the file as it is: write a newline to clear it.
+if (reservedBefore !== null) writeFileSync(RESERVED, `${reservedBefore}\n`);
 process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
 process.exit(failed === 0 ? 0 : 1);
