@@ -6,7 +6,7 @@ import { HEALTH_PROTO_VERSION } from '../../shared/proto/health.ts';
 import { CHILD_PROTO_VERSION, ChildKind } from '../../shared/proto/child.ts';
 import type { ChildEnvelope } from '../../shared/proto/child.ts';
 import type { FromHealth, ToHealth } from '../../shared/proto/health.ts';
-import { nodeKeepalivedFs } from './keepalived-fs.ts';
+import { nodeKeepalivedFs } from '../../shared/sys/keepalived-fs.ts';
 import { HealthRunner } from './runner.ts';
 
 const USAGE = `usage: node services/health/main.ts --check FILE [--config-id ID]

@@ -1,6 +1,7 @@
 // tsvsd's health seam, shell part: reads the keepalived.conf, runs the health checker (services/health) as a
 // supervised child, folds its batched transitions into a HealthTable and edits the IPVS table to match.
-import { readdirSync, readFileSync } from 'node:fs';
+import { nodeKeepalivedFs } from '../../shared/sys/keepalived-fs.ts';
+import { readFileSync } from 'node:fs';
 import { HealthTable } from '../../shared/health/table.ts';
 import type { VirtualServerStatus } from '../../shared/health/machine.ts';
 import { healthWarnings } from '../../shared/health/unsupported.ts';
@@ -21,27 +22,10 @@ export const HEALTH_CHILD = 'health';
 /** How long `status` waits for the checker's answer, in ms. */
 const STATUS_TIMEOUT_MS = 2000;
 
-/** The keepalived reader's file access over the real file system (includes are read through it). */
-export const tsvsdKeepalivedFs: KeepalivedFs = {
-  readFile(path) {
-    try {
-      return readFileSync(path, 'utf8');
-    } catch {
-      return undefined;
-    }
-  },
-  listDir(dir) {
-    try {
-      return readdirSync(dir);
-    } catch {
-      return undefined;
-    }
-  },
-};
 
 /** `keepalived -t` on `file`: the model (null on error) and every problem as `file:line: error|warning: ...`. */
 export function readKeepalivedFile(file: string): KeepalivedCheck {
-  return checkKeepalivedConfig(file, tsvsdKeepalivedFs, {}, healthWarnings);
+  return checkKeepalivedConfig(file, nodeKeepalivedFs, {}, healthWarnings);
 }
 
 /** What the link needs from the daemon. */
