@@ -1,7 +1,6 @@
 // tsvsd's health seam, shell part: reads the keepalived.conf, runs the health checker (services/health) as a
 // supervised child, folds its batched transitions into a HealthTable and edits the IPVS table to match.
 import { nodeKeepalivedFs } from '../../shared/sys/keepalived-fs.ts';
-import { readFileSync } from 'node:fs';
 import { HealthTable } from '../../shared/health/table.ts';
 import type { VirtualServerStatus } from '../../shared/health/machine.ts';
 import { healthWarnings } from '../../shared/health/unsupported.ts';
