@@ -6,9 +6,12 @@
 // `run` reads commands on stdin: `mark NAME [EPOCH_MS]` (a failure or heal happened then; default now) and `stop`
 // (SIGTERM/SIGINT also stop). It prints JSON lines on stdout: {"event":"ready",...} once every connection is open and
 // echoing, {"event":"summary",...} (see StreamSummary) at the end. Runs inside lab namespaces (ip netns exec).
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { connect, createServer } from 'node:net';
 import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
+import { netnsOf } from './plan.ts';
 
 /** Bytes of one message: magic, connection index, sequence number, check word (u32 big-endian each). */
 export const MSG_BYTES = 16;
@@ -186,6 +189,133 @@ export function parseCommand(line: string, now: number): { type: 'mark'; mark: S
     return { type: 'mark', mark: { name: w[1], at } };
   }
   return null;
+}
+
+// ---- handles (tests and benches drive the tool in lab nodes through these) ------------------------------------
+
+const SELF = new URL(import.meta.url).pathname;
+const NODE_BIN = new URL('../../node_modules/.bin/node', import.meta.url).pathname;
+
+/** A running echo server in a lab node; stop() kills it by pid. */
+export interface EchoServer {
+  pid: number;
+  stop(): Promise<void>;
+}
+
+function killed(p: ChildProcess, sig: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  return new Promise((r) => {
+    if (p.exitCode !== null || p.signalCode !== null) return r();
+    p.once('exit', () => r());
+    p.kill(sig);
+  });
+}
+
+/** Starts `streams.ts serve --port PORT` in lab node `node`; resolves once it listens (rejects after 10 s). */
+export function startEchoServer(node: string, port: number): Promise<EchoServer> {
+  const p = spawn('ip', ['netns', 'exec', netnsOf(node), NODE_BIN, SELF, 'serve', '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`streams: echo server in ${node} did not listen within 10 s: ${out}`));
+    }, 10_000);
+    const onData = (d: Buffer): void => {
+      out += d.toString();
+      if (out.includes('streams: serving on')) {
+        clearTimeout(t);
+        resolve({ pid: p.pid ?? 0, stop: () => killed(p) });
+      }
+    };
+    p.stdout.on('data', onData);
+    p.stderr.on('data', onData);
+    p.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`streams: echo server in ${node} exited ${code}: ${out}`));
+    });
+  });
+}
+
+/** What the client printed when every connection was open and echoing. */
+export interface StreamReady {
+  event: 'ready';
+  opened: number;
+  failed_to_open: number;
+  echoing: number;
+  ms: number;
+}
+
+/** A running stream client in a lab node. */
+export interface StreamClient {
+  pid: number;
+  /** Resolves with the `ready` line (rejects if the client exits first). */
+  ready: Promise<StreamReady>;
+  /** Marks a moment (epoch ms, default now) the summary reports recovery after. */
+  mark(name: string, at?: number): void;
+  /** Stops the streams and resolves with the summary (kills the client if it has none within `timeoutMs`). */
+  stop(timeoutMs?: number): Promise<StreamSummary>;
+}
+
+/** Options of {@link startStreamClient}: the `run` flags. */
+export interface StreamClientOptions {
+  conns?: number;
+  intervalMs?: number;
+  stallMs?: number;
+  openBatch?: number;
+}
+
+/** Starts `streams.ts run` in lab node `node` against host:port. */
+export function startStreamClient(node: string, host: string, port: number, o: StreamClientOptions = {}): StreamClient {
+  const args = ['run', '--host', host, '--port', String(port), '--conns', String(o.conns ?? 1000), '--interval-ms', String(o.intervalMs ?? 100),
+    '--stall-ms', String(o.stallMs ?? 1000), '--open-batch', String(o.openBatch ?? 100)];
+  const p = spawn('ip', ['netns', 'exec', netnsOf(node), NODE_BIN, SELF, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+  const lines: Record<string, unknown>[] = [];
+  const waiters: { event: string; resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }[] = [];
+  const settle = (): void => {
+    for (const w of [...waiters]) {
+      const l = lines.find((x) => x.event === w.event);
+      if (l) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(l);
+      }
+    }
+  };
+  createInterface({ input: p.stdout }).on('line', (line) => {
+    try {
+      lines.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      return;
+    }
+    settle();
+  });
+  // 'close': after the exit and after stdout has been read to its end.
+  p.once('close', (code, sig) => {
+    for (const w of waiters.splice(0)) w.reject(new Error(`streams: client in ${node} exited (${code ?? sig}) without a ${w.event} line: ${err}`));
+  });
+  const wait = (event: string): Promise<Record<string, unknown>> => new Promise((resolve, reject) => {
+    waiters.push({ event, resolve, reject });
+    settle();
+  });
+  const ready = wait('ready') as Promise<unknown> as Promise<StreamReady>;
+  ready.catch(() => undefined);
+  return {
+    pid: p.pid ?? 0,
+    ready,
+    mark(name, at = Date.now()) {
+      if (p.stdin.writable) p.stdin.write(`mark ${name} ${at}\n`);
+    },
+    async stop(timeoutMs = 15_000) {
+      if (p.stdin.writable) p.stdin.write('stop\n');
+      const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+      try {
+        return (await wait('summary')) as unknown as StreamSummary;
+      } finally {
+        clearTimeout(t);
+        await killed(p);
+      }
+    },
+  };
 }
 
 // ---- processes --------------------------------------------------------------------------------------------------
