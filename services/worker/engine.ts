@@ -23,6 +23,7 @@ import type { DecisionWriter } from '../../shared/telemetry/decision-ring.ts';
 import { RecordOp } from '../../shared/sync/record.ts';
 import type { SyncRing } from '../../shared/sync/ring.ts';
 import { installRecord, writeEntryRecord, type SyncResolver, type SyncService } from '../../shared/sync/conn-sync.ts';
+import { SyncHold } from './sync-hold.ts';
 
 /** What the engine did with a frame. */
 export const Verdict = {
@@ -165,6 +166,14 @@ export class Engine {
   /** Services as the sync installer sees them, by service id (rebuilt on every table swap). */
   private syncSvcs: SyncService[] = [];
   private readonly syncResolver: SyncResolver;
+  /** Mid-flow TCP segments waiting for their synced entry (AF_PACKET only), replayed between batches. */
+  private readonly hold: SyncHold | null;
+  private readonly holdFrame: Uint8Array;
+  private readonly holdMeta = new Float64Array(2);
+  private replaying = false;
+  private holdAgain = false;
+  /** Records were installed since held frames were last replayed (a batch end replays only then). */
+  private installedSinceReplay = false;
 
   constructor(o: EngineOptions) {
     this.ct = o.conns;
@@ -188,6 +197,8 @@ export class Engine {
     this.syncIn = o.sync?.inbound ?? null;
     this.syncShard = o.sync?.shard ?? 0;
     this.lastSync = new Uint32Array(o.sync ? this.ct.capacity : 0);
+    this.hold = o.sync ? new SyncHold() : null;
+    this.holdFrame = new Uint8Array(this.hold !== null ? this.hold.opts.slotBytes : 0);
     this.syncResolver = {
       service: (proto, vaddr, vport, fwmark) => {
         const st = fwmark !== 0 ? this.byFwmark.get(fwmark) : (apGet(this.byKey, proto, vaddr, vport) ?? apGet(this.byKey, proto, vaddr, 0));
@@ -250,14 +261,61 @@ export class Engine {
     const words = r.words;
     for (let i = 0; i < n; i++) this.ev[Ev.sync_created + installRecord(this.ct, words, r.offsetAt(i), this.syncResolver, now)]++;
     r.release(n);
+    this.installedSinceReplay = true;
     return n;
   }
 
   /** Idle path (a timer): refreshes the clock and installs what peers sent. */
   syncPoll(): number {
-    if (this.syncIn === null || this.syncIn.available() === 0) return 0;
+    if (this.syncIn === null) return 0;
+    const held = this.hold !== null && this.hold.size > 0;
+    if (this.syncIn.available() === 0 && !held) return 0;
     this.nowMs = this.now();
-    return this.syncDrain();
+    const n = this.syncDrain();
+    if (held) this.replayHeld();
+    return n;
+  }
+
+  /**
+   * Holds a frame that found no entry while a peer's record for it may be on its way (AF_PACKET, in a cluster);
+   * during a replay it marks the frame to wait on. False when it cannot wait (no sync, NFQUEUE, queue full).
+   */
+  private holdForSync(buf: Uint8Array, off: number, len: number, partial: boolean, now: number): boolean {
+    if (this.hold === null || this.l3 !== null) return false;
+    if (this.replaying) {
+      this.holdAgain = true;
+      return true;
+    }
+    if (!this.hold.put(buf, off, len, partial, now)) return false;
+    this.ev[Ev.sync_held]++;
+    return true;
+  }
+
+  /**
+   * Between batches: every held frame is handled again; one whose entry has arrived is forwarded (counted
+   * released), one still without an entry waits on until its hold time is over (then dropped, counted).
+   */
+  private replayHeld(): void {
+    const h = this.hold as SyncHold;
+    if (this.replaying) return;
+    this.replaying = true;
+    this.installedSinceReplay = false;
+    const now = this.nowMs;
+    const f = this.holdFrame;
+    const meta = this.holdMeta;
+    for (let k = h.size; k > 0; k--) {
+      const len = h.take(f, meta);
+      if (len < 0) break;
+      if (now - meta[0] > h.opts.holdMs) {
+        this.ev[Ev.sync_hold_timeout]++;
+        continue;
+      }
+      this.holdAgain = false;
+      this.dispatch(f, 0, len, meta[1] === 1, parseFrame(f, len, this.m, 0));
+      if (this.holdAgain) h.put(f, 0, len, meta[1] === 1, meta[0]);
+      else this.ev[Ev.sync_hold_released]++;
+    }
+    this.replaying = false;
   }
 
   /** Writes entry `e` to the outbound ring as `op` (a full ring counts the record as dropped). No allocation. */
@@ -303,7 +361,10 @@ export class Engine {
   endBatch(): void {
     this.ev[Ev.batches]++;
     this.nowMs = this.now();
-    if (this.syncIn !== null) this.syncDrain();
+    if (this.syncIn !== null) {
+      this.syncDrain();
+      if (this.installedSinceReplay && this.hold !== null && this.hold.size > 0) this.replayHeld();
+    }
     const n = this.ct.expire(this.nowMs, 4096);
     if (n > 0) this.ev[Ev.conns_expired] += n;
     // Under pressure (secure_tcp's idea, keyed on the table's fill): new embryonic entries get a short SYN_RECV
@@ -385,6 +446,7 @@ export class Engine {
       const st = this.findService(proto, m.daddr, m.dport);
       if (st === undefined) {
         if (this.isNatReplyCandidate()) {
+          if (this.holdForSync(buf, off, len, partial, now)) return Verdict.DROP;
           this.ev[Ev.orphan_replies]++;
           return Verdict.DROP;
         }
@@ -459,6 +521,8 @@ export class Engine {
     const m = this.m;
     const svc = st.svc;
     if (m.proto === IpProto.TCP && ((m.tcpFlags & TcpFlag.SYN) === 0 || (m.tcpFlags & TcpFlag.RST) !== 0)) {
+      // In a cluster, a segment in the middle of a flow may have outrun its synced entry: it waits for it (bounded).
+      if ((m.tcpFlags & TcpFlag.RST) === 0 && this.holdForSync(buf, off, len, partial, now)) return Verdict.DROP;
       this.ev[Ev.drop_no_conn]++;
       return Verdict.DROP;
     }

@@ -152,6 +152,39 @@ describe('connection sync through the engine', () => {
     expect(b.conns.size).toBe(2);
   });
 
+  it('sync engine: a mid-flow segment and a NAT reply that outrun their entry are held, then forwarded once it arrives', () => {
+    const a = director(natTable());
+    const b = director(natTable());
+    a.feed(tcpIn(46000, SYN));
+    a.feed(tcpIn(46001, SYN));
+    const second = ipAt(a.back.take()[1].bytes, 30);
+    // B sees the flow before A's records reach it: nothing is sent, nothing is reset, the frames wait.
+    expect(b.feed(tcpIn(46001, ACK))).toBe(Verdict.DROP);
+    expect(b.feed(tcpReply(second, 46001, ACK))).toBe(Verdict.DROP);
+    expect(b.ev('sync_held')).toBe(2);
+    expect(b.back.take()).toHaveLength(0);
+    expect(b.front.take()).toHaveLength(0);
+    carry(a, b);
+    b.engine.endBatch();
+    expect(b.ev('sync_hold_released')).toBe(2);
+    expect(ipAt(b.back.take()[0].bytes, 30)).toBe(second);
+    expect(ipAt(b.front.take()[0].bytes, 26)).toBe(VIP);
+    expect(b.ev('drop_no_conn') + b.ev('orphan_replies')).toBe(0);
+  });
+
+  it('sync engine: a held segment whose entry never comes is dropped after the hold time, counted', () => {
+    const b = director(natTable());
+    expect(b.feed(tcpIn(47000, ACK))).toBe(Verdict.DROP);
+    b.engine.syncPoll();
+    expect(b.ev('sync_hold_timeout')).toBe(0);
+    clock.now += 250;
+    b.engine.syncPoll();
+    expect(b.ev('sync_hold_timeout')).toBe(1);
+    expect(b.back.take()).toHaveLength(0);
+    b.engine.syncPoll();
+    expect(b.ev('sync_hold_timeout')).toBe(1);
+  });
+
   it('sync engine: UDP flows and persistence templates move with their real server', () => {
     const persistent = natTable({ flags: SvcFlag.PERSISTENT, persistMs: 300_000 });
     const a = director(persistent);
