@@ -16,7 +16,8 @@ import { DEFAULT_RING_RECORDS } from '../../shared/telemetry/decision-ring.ts';
 import { DecisionRings } from './http/decisions.ts';
 import { startHttp, type RunningHttp } from './http/server.ts';
 import { DEFAULT_SYNC_RING_RECORDS, LOCAL_TUN } from '../../shared/proto/worker.ts';
-import { SyncRings } from './sync-rings.ts';
+import { SyncRings, workerSyncStatus } from './sync-rings.ts';
+import type { ClusterStatus } from '../../shared/proto/cluster.ts';
 import { DesiredCompiler, type HealthView, type VipGrant } from '../../shared/rules/desired.ts';
 import { handleAdmin, type Handled } from './admin-handlers.ts';
 import { startAdminServer, type AdminServer } from './admin-server.ts';
@@ -348,7 +349,12 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   }
   const st = stats;
   // `healthLink` is made below, before the first admin request can arrive.
-  const ctx = { store, stats: st, log, forwarding: f !== undefined, cluster: link ? () => link.status() : undefined, health: opts.keepalived ? () => healthLink!.status() : undefined };
+  const clusterStatus = async (): Promise<ClusterStatus> => {
+    const s = await link!.status();
+    if (syncRings && fw) s.sync.workers = workerSyncStatus(fw.shm.counters, syncRings.stats());
+    return s;
+  };
+  const ctx = { store, stats: st, log, forwarding: f !== undefined, cluster: link ? clusterStatus : undefined, health: opts.keepalived ? () => healthLink!.status() : undefined };
   // Tracing: the exporter child's latest counters (for /metrics), and control events sent to it as spans.
   const tracing = opts.trace !== undefined && fw !== undefined;
   let telemetry: TelemetryStats | null = null;

@@ -2,7 +2,9 @@
 // drains what the workers wrote (to publish through the cluster agent), hands peers' records to the worker that owns
 // each client (bounded pending queues when a ring is full), and reads the shards for a peer's snapshot.
 import { ConnTable } from '../../shared/conntab/conn-table.ts';
+import { Ev, type Counters } from '../../shared/fwd/counters.ts';
 import type { FwdTable } from '../../shared/fwd/table.ts';
+import type { WorkerSyncStatus } from '../../shared/proto/cluster.ts';
 import { syncPath } from '../../shared/proto/worker.ts';
 import { mapShared, type SharedSegment } from '../../shared/sys/shm.ts';
 import { writeEntryRecord } from '../../shared/sync/conn-sync.ts';
@@ -213,4 +215,15 @@ export class SyncRings {
     for (const r of this.#rings) r.seg.unmap();
     this.#rings.length = 0;
   }
+}
+
+/** The workers' sync figures for `tsvsadm cluster`: their event counters summed, and the rings' own. */
+export function workerSyncStatus(c: Counters, r: SyncRingsStats): WorkerSyncStatus {
+  const sum = (ev: number): number => c.rows.reduce((n, row) => n + row.events[ev], 0);
+  return {
+    written: sum(Ev.sync_sent), write_dropped: sum(Ev.sync_out_dropped), created: sum(Ev.sync_created), updated: sum(Ev.sync_updated),
+    removed: sum(Ev.sync_removed), malformed: sum(Ev.sync_malformed), no_service: sum(Ev.sync_no_service), no_dest: sum(Ev.sync_no_dest),
+    table_full: sum(Ev.sync_table_full), pending: r.waiting, pending_dropped: r.inDropped, held: sum(Ev.sync_held),
+    hold_released: sum(Ev.sync_hold_released), hold_timeout: sum(Ev.sync_hold_timeout),
+  };
 }
