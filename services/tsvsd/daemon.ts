@@ -22,6 +22,7 @@ import { startAdminServer, type AdminServer } from './admin-server.ts';
 import { ChildSupervisor } from './children.ts';
 import { CLUSTER_CHILD, ClusterLink, clusterChildSpec, type ClusterCli } from './cluster.ts';
 import { LeasedIpVips, RecordedVipHost, vipRecordPath } from './cluster-vips.ts';
+import { ClusterConfigStore } from './cluster-config.ts';
 import { LocalConfigStore, type ConfigChange, type RulesParser } from './config-store.ts';
 import { EventPriority, EventQueue } from './event-queue.ts';
 import { HEALTH_CHILD, HealthLink } from './health.ts';
@@ -224,11 +225,14 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const clock = deps.clock ?? (() => performance.now());
   let stats: StatsModel | undefined;
   const table = new IpvsTable({ clock, boundConns: (id) => stats?.boundConns(id) ?? 0 });
-  const store = new LocalConfigStore(table);
+  const local = new LocalConfigStore(table);
   // The cluster link sends through the supervisor made further down (only once started).
   const link = opts.cluster ? new ClusterLink({ send: (m) => children.send(CLUSTER_CHILD, m), log }) : null;
+  // In a cluster the table lives in NATS KV (cluster-config.ts): the loaded files only seed an empty bucket.
+  const clusterStore = opts.cluster ? new ClusterConfigStore(local, { send: (m) => children.send(CLUSTER_CHILD, m), log }) : null;
+  const store = clusterStore ?? local;
   try {
-    const n = store.load({ config: opts.configFile, markRules: opts.markRulesFile }, deps.parseRules);
+    const n = local.load({ config: opts.configFile, markRules: opts.markRulesFile }, deps.parseRules);
     if (opts.configFile !== undefined) log('config: loaded', { file: opts.configFile, rules: n, epoch: table.epoch });
   } catch (e) {
     throw new DaemonStartError((e as Error).message);
@@ -400,12 +404,17 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
 
   const children = new ChildSupervisor({
     message: (name, msg) => {
-      // Status answers bypass the queue: the admin request waiting for one holds the queue.
+      // Status answers bypass the queue: the admin request waiting for one holds the queue. So do config answers
+      // and revisions (an edit's revision is applied before its answer resolves the admin request).
+      if (name === CLUSTER_CHILD && clusterStore?.intercept(msg)) return;
       if (name === CLUSTER_CHILD && link?.intercept(msg)) return;
       if (name === HEALTH_CHILD && healthLink?.intercept(msg)) return;
       void queue.push({ kind: 'child-message', name, msg }).catch(() => {});
     },
-    exited: (name, how, restartInMs) => void queue.push({ kind: 'child-exit', name, how, restartInMs }).catch(() => {}),
+    exited: (name, how, restartInMs) => {
+      if (name === CLUSTER_CHILD) clusterStore?.onAgentExit();
+      void queue.push({ kind: 'child-exit', name, how, restartInMs }).catch(() => {});
+    },
   });
   const ownership = deps.ownership ?? link ?? new AllTableVips();
   const healthLink = opts.keepalived
@@ -419,6 +428,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     await http?.close();
     rings?.close();
     healthLink?.close();
+    clusterStore?.stop();
     ownership.stop();
     await children.stop();
     await queue.close();
