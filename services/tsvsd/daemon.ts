@@ -24,6 +24,7 @@ import { startAdminServer, type AdminServer } from './admin-server.ts';
 import { ChildSupervisor } from './children.ts';
 import { CLUSTER_CHILD, ClusterLink, clusterChildSpec, type ClusterCli } from './cluster.ts';
 import { LeasedIpVips, RecordedVipHost, vipRecordPath } from './cluster-vips.ts';
+import { ClusterConfigStore } from './cluster-config.ts';
 import { LocalConfigStore, type ConfigChange, type RulesParser } from './config-store.ts';
 import { EventPriority, EventQueue } from './event-queue.ts';
 import { HEALTH_CHILD, HealthLink } from './health.ts';
@@ -230,7 +231,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const clock = deps.clock ?? (() => performance.now());
   let stats: StatsModel | undefined;
   const table = new IpvsTable({ clock, boundConns: (id) => stats?.boundConns(id) ?? 0 });
-  const store = new LocalConfigStore(table);
+  const local = new LocalConfigStore(table);
   // Connection sync: the workers' rings (made with the shared memory below, when forwarding in a cluster).
   let syncRings: SyncRings | null = null;
   let syncTimer: NodeJS.Timeout | null = null;
@@ -245,8 +246,11 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         whenInstalled: (done) => (syncRings ? syncRings.whenInstalled(done) : done()),
       })
     : null;
+  // In a cluster the table lives in NATS KV (cluster-config.ts): the loaded files only seed an empty bucket.
+  const clusterStore = opts.cluster ? new ClusterConfigStore(local, { send: (m) => children.send(CLUSTER_CHILD, m), log }) : null;
+  const store = clusterStore ?? local;
   try {
-    const n = store.load({ config: opts.configFile, markRules: opts.markRulesFile }, deps.parseRules);
+    const n = local.load({ config: opts.configFile, markRules: opts.markRulesFile }, deps.parseRules);
     if (opts.configFile !== undefined) log('config: loaded', { file: opts.configFile, rules: n, epoch: table.epoch });
   } catch (e) {
     throw new DaemonStartError((e as Error).message);
@@ -432,12 +436,17 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
 
   const children = new ChildSupervisor({
     message: (name, msg) => {
-      // Status answers bypass the queue: the admin request waiting for one holds the queue.
+      // Status answers bypass the queue: the admin request waiting for one holds the queue. So do config answers
+      // and revisions (an edit's revision is applied before its answer resolves the admin request).
+      if (name === CLUSTER_CHILD && clusterStore?.intercept(msg)) return;
       if (name === CLUSTER_CHILD && link?.intercept(msg)) return;
       if (name === HEALTH_CHILD && healthLink?.intercept(msg)) return;
       void queue.push({ kind: 'child-message', name, msg }).catch(() => {});
     },
-    exited: (name, how, restartInMs) => void queue.push({ kind: 'child-exit', name, how, restartInMs }).catch(() => {}),
+    exited: (name, how, restartInMs) => {
+      if (name === CLUSTER_CHILD) clusterStore?.onAgentExit();
+      void queue.push({ kind: 'child-exit', name, how, restartInMs }).catch(() => {});
+    },
   });
   const ownership = deps.ownership ?? link ?? new AllTableVips();
   const healthLink = opts.keepalived
@@ -451,6 +460,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     await http?.close();
     rings?.close();
     healthLink?.close();
+    clusterStore?.stop();
     ownership.stop();
     if (syncTimer) clearInterval(syncTimer);
     await children.stop();
