@@ -289,6 +289,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     if (opts.cluster) {
       try {
         syncRings = new SyncRings(shm.dir, opts.workers, DEFAULT_SYNC_RING_RECORDS, f.backend === 'nfqueue' ? 'all' : 'client');
+        syncRings.gated = true; // opened by the first cluster revision in force (see the 'config' event)
       } catch (e) {
         own.stop();
         shm.remove();
@@ -374,6 +375,14 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         return handleAdmin(e.env, ctx);
       case 'config':
         reconciler.setConfig(e.change);
+        // In a cluster, peers' connections are installed only once the cluster's table is in the workers.
+        if (syncRings?.gated && clusterStore && clusterStore.revision > 0) {
+          const rings = syncRings;
+          void reconciler.applied(e.change.seq).then(() => {
+            rings.gated = false;
+            log('cluster: table in force, installing peers\' connections', { rev: clusterStore.revision });
+          });
+        }
         control('config-applied', { 'lvs.table.epoch': table.epoch });
         return undefined;
       case 'ownership':
