@@ -38,6 +38,7 @@ import { DataShm } from './shm.ts';
 import { StatsModel } from './stats.ts';
 import { IpCommandVips, VipSet, type VipHost } from './vips.ts';
 import { WorkerPool } from './workers.ts';
+import { VrrpVips, type VrrpVipSpec } from './vrrp-vips.ts';
 
 /** How often the trash is checked for dests idle long enough to free, in ms (the kernel's timer period). */
 const TRASH_CHECK_MS = 60_000;
@@ -100,6 +101,11 @@ export interface DaemonOptions {
   cluster?: ClusterCli;
   /** A floating inside address owned on the server interface while this director owns the VIPs (the real servers' gateway). Needs `forward`. */
   gatewayVip?: string;
+  /**
+   * The keepalived.conf's virtual_ipaddress addresses (shared/keepalived/vrrp.ts): owned beside the table's VIPs
+   * whenever this director owns VIPs (it leads, or runs alone), each on its interface. Needs `forward`.
+   */
+  vrrpVips?: readonly VrrpVipSpec[];
 }
 
 /** The name this director gives itself in decision records, spans and the monitor page. */
@@ -247,6 +253,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   let fw: Forwarding | undefined;
   let leased: LeasedIpVips | null = null;
   let gwLeased: LeasedIpVips | null = null;
+  let vrrp: VrrpVips | null = null;
   let reconciler: Reconciler;
   // Events are queued from here on; the queue's handler needs the reconciler, made just below.
   const queue = new EventQueue<DaemonEvent, Handled | undefined>((e) => handle(e), (e) => PRIORITY[e.kind]);
@@ -294,6 +301,9 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       gwRecorded.removeLeftovers();
       gateway = new VipSet(gwRecorded, log);
     }
+    if (opts.vrrpVips && opts.vrrpVips.length > 0) {
+      vrrp = new VrrpVips({ specs: opts.vrrpVips, clientIf: f.clientIf, exclude: opts.gatewayVip === undefined ? [] : [opts.gatewayVip], socketPath: opts.socketPath, leased: opts.cluster !== undefined, log, host: deps.vipHost });
+    }
     fw = { shm, pool, kernel: new KernelRules({ log, clientIf: f.clientIf }), vips: new VipSet(recorded, log), gateway, own };
     const fwd = fw;
     stats = new StatsModel(table, {
@@ -308,7 +318,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     const targets: ReconcileTargets = {
       publish: (t: FwdTable) => fwd.pool.publish(t),
       kernel: fwd.kernel,
-      vips: fwd.vips,
+      vips: vrrp ? { sync: (want) => fwd.vips.sync(vrrp!.withClient(want)) } : fwd.vips,
       ownAddrs: () => fwd.own.list(),
       trashDestIds: () => table.trash().map((t) => t.destId),
     };
@@ -319,6 +329,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     stats = new StatsModel(table);
     reconciler = new Reconciler({ compiler, targets: null, host: { clientIf: '', serverIf: '', localTun: LOCAL_TUN }, log });
     log('forwarding: off (no --client-if): the table is kept for tsvsadm, no packet is forwarded');
+    if (opts.vrrpVips && opts.vrrpVips.length > 0) log('keepalived: virtual_ipaddress not owned: no --client-if', { vips: opts.vrrpVips.map((v) => v.addr).join(',') });
   }
   const st = stats;
   // `healthLink` is made below, before the first admin request can arrive.
@@ -342,6 +353,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         return undefined;
       case 'ownership':
         log('ownership: VIP grant', { grant: e.grant.kind === 'all' ? 'all' : e.grant.vips.join(',') });
+        vrrp?.follow(e.grant);
         reconciler.setGrant(e.grant);
         // The gateway address follows the VIPs: owned with a grant of the table's VIPs, released with none.
         fw?.gateway?.sync(e.grant.kind === 'all' || e.grant.vips.length > 0 ? [opts.gatewayVip!] : []);
@@ -427,6 +439,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       fw.kernel.remove();
       fw.vips.releaseAll();
       fw.gateway?.releaseAll();
+      vrrp?.stop();
       leased?.stop();
       gwLeased?.stop();
       fw.own.stop();
