@@ -41,6 +41,7 @@ import { DataShm } from './shm.ts';
 import { StatsModel } from './stats.ts';
 import { IpCommandVips, VipSet, type VipHost } from './vips.ts';
 import { WorkerPool } from './workers.ts';
+import { VrrpVips, type VrrpVipSpec } from './vrrp-vips.ts';
 
 /** How often tsvsd moves sync records between the workers' rings and the cluster agent, ms. */
 const SYNC_PUMP_MS = 2;
@@ -106,6 +107,11 @@ export interface DaemonOptions {
   cluster?: ClusterCli;
   /** A floating inside address owned on the server interface while this director owns the VIPs (the real servers' gateway). Needs `forward`. */
   gatewayVip?: string;
+  /**
+   * The keepalived.conf's virtual_ipaddress addresses (shared/keepalived/vrrp.ts): owned beside the table's VIPs
+   * whenever this director owns VIPs (it leads, or runs alone), each on its interface. Needs `forward`.
+   */
+  vrrpVips?: readonly VrrpVipSpec[];
 }
 
 /** The name this director gives itself in decision records, spans and the monitor page. */
@@ -269,6 +275,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   let fw: Forwarding | undefined;
   let leased: LeasedIpVips | null = null;
   let gwLeased: LeasedIpVips | null = null;
+  let vrrp: VrrpVips | null = null;
   let reconciler: Reconciler;
   // Events are queued from here on; the queue's handler needs the reconciler, made just below.
   const queue = new EventQueue<DaemonEvent, Handled | undefined>((e) => handle(e), (e) => PRIORITY[e.kind]);
@@ -326,6 +333,9 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       gwRecorded.removeLeftovers();
       gateway = new VipSet(gwRecorded, log);
     }
+    if (opts.vrrpVips && opts.vrrpVips.length > 0) {
+      vrrp = new VrrpVips({ specs: opts.vrrpVips, clientIf: f.clientIf, exclude: opts.gatewayVip === undefined ? [] : [opts.gatewayVip], socketPath: opts.socketPath, leased: opts.cluster !== undefined, log, host: deps.vipHost });
+    }
     fw = { shm, pool, kernel: new KernelRules({ log, clientIf: f.clientIf }), vips: new VipSet(recorded, log), gateway, own };
     const fwd = fw;
     stats = new StatsModel(table, {
@@ -340,7 +350,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     const targets: ReconcileTargets = {
       publish: (t: FwdTable) => fwd.pool.publish(t),
       kernel: fwd.kernel,
-      vips: fwd.vips,
+      vips: vrrp ? { sync: (want) => fwd.vips.sync(vrrp!.withClient(want)) } : fwd.vips,
       ownAddrs: () => fwd.own.list(),
       trashDestIds: () => table.trash().map((t) => t.destId),
     };
@@ -351,6 +361,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     stats = new StatsModel(table);
     reconciler = new Reconciler({ compiler, targets: null, host: { clientIf: '', serverIf: '', localTun: LOCAL_TUN }, log });
     log('forwarding: off (no --client-if): the table is kept for tsvsadm, no packet is forwarded');
+    if (opts.vrrpVips && opts.vrrpVips.length > 0) log('keepalived: virtual_ipaddress not owned: no --client-if', { vips: opts.vrrpVips.map((v) => v.addr).join(',') });
   }
   const st = stats;
   // `healthLink` is made below, before the first admin request can arrive.
@@ -387,6 +398,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         return undefined;
       case 'ownership':
         log('ownership: VIP grant', { grant: e.grant.kind === 'all' ? 'all' : e.grant.vips.join(',') });
+        vrrp?.follow(e.grant);
         reconciler.setGrant(e.grant);
         // The gateway address follows the VIPs: owned with a grant of the table's VIPs, released with none.
         fw?.gateway?.sync(e.grant.kind === 'all' || e.grant.vips.length > 0 ? [opts.gatewayVip!] : []);
@@ -479,6 +491,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       fw.kernel.remove();
       fw.vips.releaseAll();
       fw.gateway?.releaseAll();
+      vrrp?.stop();
       leased?.stop();
       gwLeased?.stop();
       fw.own.stop();
