@@ -13,7 +13,7 @@ import type { FromTelemetry, TelemetryStats, ToTelemetry } from '../../shared/pr
 import { decodeTraces, type DecodedSpan } from './telemetry-otlp.ts';
 
 const MAIN = resolve(import.meta.dirname, '../../services/telemetry/main.ts');
-const PORT = 46010;
+const PORT = 45010;
 
 // ---- the receiver ----
 let server: Server;

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 const root = resolve(import.meta.dirname, '../..');
 const TSVSD = join(root, 'ops/bin/tsvsd');
 const TSVSADM = join(root, 'ops/bin/tsvsadm');
-const PORT = 46040;
+const PORT = 45040;
 const URL_ = `http://127.0.0.1:${PORT}`;
 
 let dir = '';
