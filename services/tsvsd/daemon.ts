@@ -498,7 +498,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         opts.http,
         {
           director: directorName(opts),
-          read: () => ({ ...st.view(), telemetry, cluster: observer.cluster(), health: observer.health(), vipsHeld: fw ? [...fw.vips.held, ...(fw.gateway?.held ?? [])] : undefined }),
+          read: () => ({ ...st.view(), telemetry, cluster: observer.cluster(), health: observer.health(), vipsHeld: fw ? [...fw.vips.held, ...(fw.gateway?.held ?? [])] : undefined, floating: opts.gatewayVip !== undefined ? [opts.gatewayVip] : undefined }),
           decisions: rings ? (max, filter) => rings.recent(max, filter) : undefined,
         },
         { log },

@@ -48,8 +48,10 @@ export interface StatsView {
   cluster?: ClusterView | null;
   /** Health of the checked real servers (polled; absent without a checker). */
   health?: HealthServerView[] | null;
-  /** VIPs this director holds on its interfaces now (absent without a data plane). */
+  /** VIPs this director holds on its interfaces now, the gateway address included (absent without a data plane). */
   vipsHeld?: string[];
+  /** Floating addresses that follow the VIPs besides the table's (the real servers' gateway, --gateway-vip). */
+  floating?: string[];
 }
 
 /**

@@ -176,7 +176,7 @@ export function monitorFrame(t: number, director: string, m: MetricsInput, decis
 /** Every VIP of the table (and any other held) with its holder: this director, the leader, or '' when unknown. */
 function vipOwners(director: string, m: MetricsInput): Array<{ vip: string; owner: string }> {
   const held = new Set(m.vipsHeld ?? []);
-  const vips = new Set<string>(held);
+  const vips = new Set<string>([...held, ...(m.floating ?? [])]);
   for (const s of m.table.services) if (s.fwmark === 0) vips.add(s.addr);
   const other = m.cluster && m.cluster.leader !== m.cluster.self ? m.cluster.leader : '';
   return [...vips].sort().map((vip) => ({ vip, owner: held.has(vip) ? director : m.vipsHeld === undefined ? '' : other }));

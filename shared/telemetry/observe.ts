@@ -18,14 +18,19 @@ export interface RoleSeen {
   leader: string;
 }
 
-/** The read model's cluster view from an agent status answer taken at `at` (wall-clock ms). */
-export function clusterView(s: ClusterStatus, role: RoleSeen, at: number): ClusterView {
+/**
+ * The read model's cluster view from an agent status answer taken at `at` (wall-clock ms). The role is the one the
+ * answer implies (leader when it names this director, else backup), so the view is one moment's; `role` (what the
+ * link heard, which may lag an answer that overtook it in tsvsd's queue) is not used here.
+ */
+export function clusterView(s: ClusterStatus, _role: RoleSeen, at: number): ClusterView {
   return {
     self: s.self,
     cluster: s.cluster,
-    role: role.role,
+    role: s.leader !== '' && s.leader === s.self ? 'leader' : 'backup',
     leader: s.leader,
-    term: Math.max(s.term, role.term),
+    // The agent's confirmed term (as `tsvsadm cluster` prints it), not a term it may be trying to take.
+    term: s.term,
     nats: s.nats,
     natsServer: s.nats_server,
     ready: s.ready,

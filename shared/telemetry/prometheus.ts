@@ -26,6 +26,8 @@ export interface MetricsInput {
   health?: HealthServerView[] | null;
   /** VIPs this director holds now: `tsvs_vip_owned{vip}` is 1 for them, 0 for the table's other VIPs. */
   vipsHeld?: string[];
+  /** Floating addresses that follow the VIPs (the gateway): listed by `tsvs_vip_owned` whoever holds them. */
+  floating?: string[];
 }
 
 /** States every health gauge family lists (one series per state, 1 for the current one). */
@@ -176,7 +178,7 @@ export function formatMetrics(m: MetricsInput): string {
   }
   if (m.vipsHeld) {
     const held = new Set(m.vipsHeld);
-    const vips = new Set<string>(m.vipsHeld);
+    const vips = new Set<string>([...m.vipsHeld, ...(m.floating ?? [])]);
     for (const s of svcs) if (s.fwmark === 0) vips.add(s.addr);
     x.family('tsvs_vip_owned', 'gauge', '1 while this director holds the VIP on its interface (the table\'s VIPs and the ones it holds).', [...vips].sort().map((v) => [{ vip: v }, held.has(v) ? 1 : 0]));
   }
