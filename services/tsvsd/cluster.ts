@@ -77,6 +77,8 @@ export interface ClusterLinkDeps {
   install?(words: Uint32Array): number;
   /** Told of role changes and VIP grants/releases as they happen (control-event spans). Default: nobody. */
   event?(e: ClusterLinkEvent): void;
+  /** Calls `done` once every record handed to {@link install} so far is in the workers' tables. Default: at once. */
+  whenInstalled?(done: () => void): void;
 }
 
 /** What the link tells {@link ClusterLinkDeps.event}: this director's role changed, or it got or lost the VIPs. */
@@ -188,7 +190,10 @@ export class ClusterLink implements OwnershipSource {
       }
       case 'snapshot-done':
         this.#deps.log('cluster: snapshot pulled', { from: m.from, entries: m.entries, ms: m.ms });
-        this.#deps.send({ type: 'installed' });
+        // The agent may lead only once the snapshot is in the workers' tables (a VIP raised before the state is
+        // installed would answer the moved connections with resets).
+        if (this.#deps.whenInstalled) this.#deps.whenInstalled(() => this.#deps.send({ type: 'installed' }));
+        else this.#deps.send({ type: 'installed' });
         return;
       case 'snapshot-request': {
         const words = this.#deps.snapshot?.() ?? new Uint32Array(0);

@@ -205,6 +205,15 @@ export function formatMetrics(m: MetricsInput): string {
     x.family('tsvs_sync_lag_seconds', 'summary', 'Sync lag (sender to installed) over recently received batches, by quantile (the agent keeps no sum or count).', [[{ quantile: '0.5' }, y.lag_p50_ms / 1000], [{ quantile: '0.99' }, y.lag_p99_ms / 1000]]);
     x.family('tsvs_sync_snapshot_entries', 'gauge', 'Entries in the last snapshot pulled from a peer.', [[{}, y.snapshot_entries]]);
     x.family('tsvs_sync_snapshot_seconds', 'gauge', 'Time the last snapshot pull took.', [[{}, y.snapshot_ms / 1000]]);
+    const w = y.workers;
+    if (w) {
+      x.family('tsvs_sync_records_written_total', 'counter', 'Connection-sync records the workers wrote (new, changed, removed entries).', [[{}, w.written]]);
+      x.family('tsvs_sync_records_write_dropped_total', 'counter', 'Connection-sync records a worker could not write (outbound ring full).', [[{}, w.write_dropped]]);
+      x.family('tsvs_sync_records_installed_total', 'counter', 'Peers\' connection-sync records installed in the workers, by outcome.', [[{ outcome: 'created' }, w.created], [{ outcome: 'updated' }, w.updated], [{ outcome: 'removed' }, w.removed]]);
+      x.family('tsvs_sync_records_refused_total', 'counter', 'Peers\' connection-sync records not installed, by reason.', [[{ reason: 'malformed' }, w.malformed], [{ reason: 'no_service' }, w.no_service], [{ reason: 'no_dest' }, w.no_dest], [{ reason: 'table_full' }, w.table_full], [{ reason: 'pending_full' }, w.pending_dropped]]);
+      x.family('tsvs_sync_records_pending', 'gauge', 'Peers\' records waiting for a worker to install them.', [[{}, w.pending]]);
+      x.family('tsvs_sync_segments_held_total', 'counter', 'Mid-flow segments held for their synced entry, by outcome.', [[{ outcome: 'held' }, w.held], [{ outcome: 'released' }, w.hold_released], [{ outcome: 'timeout' }, w.hold_timeout]]);
+    }
   }
   const h = m.health;
   if (h) {

@@ -61,6 +61,8 @@ describe('telemetry prometheus', () => {
     expect(lines(t, 'tsvs_sync_resyncs_total')).toEqual(['tsvs_sync_resyncs_total 0']);
     expect(lines(t, 'tsvs_sync_lag_seconds')).toEqual(['tsvs_sync_lag_seconds{quantile="0.5"} 0.003', 'tsvs_sync_lag_seconds{quantile="0.99"} 0.0125']);
     expect(lines(t, 'tsvs_sync_snapshot_entries')).toEqual(['tsvs_sync_snapshot_entries 42']);
+    expect(lines(t, 'tsvs_sync_records_written_total')).toEqual(['tsvs_sync_records_written_total 11']);
+    expect(lines(t, 'tsvs_sync_records_installed_total')).toEqual(['tsvs_sync_records_installed_total{outcome="created"} 5', 'tsvs_sync_records_installed_total{outcome="updated"} 3', 'tsvs_sync_records_installed_total{outcome="removed"} 1']);
     const b = 'local_address="10.200.0.10",local_port="80",remote_address="10.200.1.101",remote_port="80",proto="TCP",local_mark=""';
     expect(lines(t, 'tsvs_backend_check_status')).toEqual([`tsvs_backend_check_status{${b},state="up"} 0`, `tsvs_backend_check_status{${b},state="down"} 1`]);
     expect(lines(t, 'tsvs_backend_check_duration_seconds')).toEqual([`tsvs_backend_check_duration_seconds{${b}} 0.012`]);

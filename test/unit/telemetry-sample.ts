@@ -53,7 +53,8 @@ export function sampleCluster(): ClusterView {
     self: 'd1', cluster: 'tsvs', role: 'leader', leader: 'd1', term: 4, nats: 'up', natsServer: 'nats://10.200.2.1:4222', ready: true,
     members: [{ name: 'd1', state: 'leader', priority: 200 }, { name: 'd2', state: 'backup', priority: 190 }],
     vips: ['10.200.0.10'],
-    sync: { sent: 10, received: 9, gaps: 1, resyncs: 0, lost: 0, stale: 2, foreign: 0, malformed: 0, lag_p50_ms: 3, lag_p99_ms: 12.5, snapshot_entries: 42, snapshot_ms: 250 },
+    sync: { sent: 10, received: 9, gaps: 1, resyncs: 0, lost: 0, stale: 2, foreign: 0, malformed: 0, lag_p50_ms: 3, lag_p99_ms: 12.5, snapshot_entries: 42, snapshot_ms: 250,
+      workers: { written: 11, write_dropped: 0, created: 5, updated: 3, removed: 1, malformed: 0, no_service: 0, no_dest: 0, table_full: 0, pending: 2, pending_dropped: 0, held: 4, hold_released: 4, hold_timeout: 0 } },
     statusAt: 1_700_000_000_000, error: '',
   };
 }
