@@ -95,9 +95,17 @@ export interface ClusterLinkDeps {
   snapshot?(): Uint32Array;
   /** Records from peers to install in the owning workers; returns how many were taken. Default: none taken. */
   install?(words: Uint32Array): number;
+  /** Told of role changes and VIP grants/releases as they happen (control-event spans). Default: nobody. */
+  event?(e: ClusterLinkEvent): void;
   /** Calls `done` once every record handed to {@link install} so far is in the workers' tables. Default: at once. */
   whenInstalled?(done: () => void): void;
 }
+
+/** What the link tells {@link ClusterLinkDeps.event}: this director's role changed, or it got or lost the VIPs. */
+export type ClusterLinkEvent =
+  | { kind: 'role'; from: ClusterRole; to: ClusterRole }
+  | { kind: 'grant'; term: number; vips: string[] }
+  | { kind: 'release'; term: number; reason: string };
 
 /** The agent's view as tsvsd last heard it. */
 export interface ClusterRole {
@@ -182,12 +190,13 @@ export class ClusterLink implements OwnershipSource {
     switch (m.type) {
       case 'role':
         if (m.role !== this.#role.role || m.term !== this.#role.term || m.leader !== this.#role.leader) this.#deps.log('cluster: role', { role: m.role, term: m.term, leader: m.leader });
-        this.#role = { role: m.role, term: m.term, leader: m.leader };
+        this.#setRole({ role: m.role, term: m.term, leader: m.leader });
         return;
       case 'vip-grant':
         this.#granted = true;
-        this.#role = { role: 'leader', term: m.term, leader: this.#role.leader };
+        this.#setRole({ role: 'leader', term: m.term, leader: this.#role.leader });
         this.#deps.log('cluster: leader, VIPs granted', { term: m.term });
+        this.#deps.event?.({ kind: 'grant', term: m.term, vips: Array.isArray(m.vips) ? [...m.vips] : [] });
         this.#emit?.({ kind: 'all' });
         return;
       case 'vip-release':
@@ -222,7 +231,7 @@ export class ClusterLink implements OwnershipSource {
 
   /** The agent exited (crash, kill): release at once; the supervisor restarts it and it rejoins from scratch. */
   onAgentExit(how: string): void {
-    this.#role = { role: 'none', term: this.#role.term, leader: '' };
+    this.#setRole({ role: 'none', term: this.#role.term, leader: '' });
     this.#release(`cluster agent exited (${how})`);
   }
 
@@ -256,8 +265,17 @@ export class ClusterLink implements OwnershipSource {
     this.#release('stopping');
   }
 
+  #setRole(to: ClusterRole): void {
+    const from = this.#role;
+    this.#role = to;
+    if (from.role !== to.role) this.#deps.event?.({ kind: 'role', from, to });
+  }
+
   #release(reason: string): void {
-    if (this.#granted) this.#deps.log('cluster: VIPs released', { reason });
+    if (this.#granted) {
+      this.#deps.log('cluster: VIPs released', { reason });
+      this.#deps.event?.({ kind: 'release', term: this.#role.term, reason });
+    }
     this.#granted = false;
     this.#emit?.(NO_VIPS);
   }

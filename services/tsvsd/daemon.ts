@@ -39,6 +39,7 @@ import { Reconciler, type ReconcileTargets } from './reconciler.ts';
 import { parseRequestLine } from './request.ts';
 import { DataShm } from './shm.ts';
 import { StatsModel } from './stats.ts';
+import { clusterControlEvent, Observer } from './observer.ts';
 import { IpCommandVips, VipSet, type VipHost } from './vips.ts';
 import { WorkerPool } from './workers.ts';
 import { VrrpVips, type VrrpVipSpec } from './vrrp-vips.ts';
@@ -114,9 +115,9 @@ export interface DaemonOptions {
   vrrpVips?: readonly VrrpVipSpec[];
 }
 
-/** The name this director gives itself in decision records, spans and the monitor page. */
-function directorName(): string {
-  return process.env.TSVS_DIRECTOR || hostname();
+/** The name this director gives itself in decision records, spans and the monitor page: its cluster node name (--node), else $TSVS_DIRECTOR, else the host name. */
+export function directorName(opts: Pick<DaemonOptions, 'cluster'>, env: NodeJS.ProcessEnv = process.env): string {
+  return opts.cluster?.node || env.TSVS_DIRECTOR || hostname();
 }
 
 /**
@@ -211,10 +212,10 @@ interface Forwarding {
   own: OwnAddresses;
 }
 
-function workerArgs(f: ForwardOptions, shmDir: string, trace: DaemonOptions['trace'], syncRing: number): string[] {
+function workerArgs(f: ForwardOptions, shmDir: string, trace: DaemonOptions['trace'], syncRing: number, director: string): string[] {
   const a = ['--shm-dir', shmDir, '--client-if', f.clientIf, '--server-if', f.serverIf ?? f.clientIf];
   if (syncRing > 0) a.push('--sync-ring', String(syncRing));
-  if (trace) a.push('--decisions', String(trace.records ?? DEFAULT_RING_RECORDS), '--director', directorName());
+  if (trace) a.push('--decisions', String(trace.records ?? DEFAULT_RING_RECORDS), '--director', director);
   if (f.capacity) a.push('--capacity', String(f.capacity));
   if (f.ring) a.push('--ring', f.ring);
   if (f.spinUs !== undefined) a.push('--spin-us', String(f.spinUs));
@@ -250,6 +251,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         snapshot: () => (fw && syncRings ? fw.shm.withShards((b) => SyncRings.snapshot(b, reconciler.fwd() ?? null, Date.now(), onShardError), onShardError) : new Uint32Array(0)),
         install: (words) => syncRings?.install(words) ?? 0,
         whenInstalled: (done) => (syncRings ? syncRings.whenInstalled(done) : done()),
+        event: (e) => sendControl(clusterControlEvent(e, directorName(opts), Date.now())),
       })
     : null;
   // In a cluster the table lives in NATS KV (cluster-config.ts): the loaded files only seed an empty bucket.
@@ -307,7 +309,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       count: opts.workers,
       cpus: f.cpus,
       entry: `${ROOT}services/worker/main.ts`,
-      args: workerArgs(f, shm.dir, opts.trace, syncRings ? syncRings.capacity : 0),
+      args: workerArgs(f, shm.dir, opts.trace, syncRings ? syncRings.capacity : 0, directorName(opts)),
       // TSVS_WORKER_NODE_ARGS: extra Node flags for the workers only (diagnostics: --trace-gc, --cpu-prof, ...).
       nodeArgs: (process.env.TSVS_WORKER_NODE_ARGS ?? '').split(/\s+/).filter((x) => x !== ''),
       log: (line) => log(`workers: ${line}`),
@@ -374,11 +376,12 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   // Tracing: the exporter child's latest counters (for /metrics), and control events sent to it as spans.
   const tracing = opts.trace !== undefined && fw !== undefined;
   let telemetry: TelemetryStats | null = null;
-  const control = (name: string, attributes?: ControlEvent['attributes'], error?: boolean): void => {
+  const control = (name: string, attributes?: ControlEvent['attributes'], error?: boolean): void => sendControl({ name, timeMs: Date.now(), attributes, error });
+  function sendControl(event: ControlEvent): void {
     if (!tracing) return;
-    const m: ToTelemetry = { type: 'control-event', event: { name, timeMs: Date.now(), attributes, error } };
+    const m: ToTelemetry = { type: 'control-event', event };
     children.send('telemetry', m);
-  };
+  }
 
   async function handle(e: DaemonEvent): Promise<Handled | undefined> {
     switch (e.kind) {
@@ -402,7 +405,8 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         reconciler.setGrant(e.grant);
         // The gateway address follows the VIPs: owned with a grant of the table's VIPs, released with none.
         fw?.gateway?.sync(e.grant.kind === 'all' || e.grant.vips.length > 0 ? [opts.gatewayVip!] : []);
-        control('vip-grant', { 'lvs.vips': e.grant.kind === 'all' ? 'all' : e.grant.vips.join(',') });
+        // In a cluster the link reports grants and releases itself, with term and reason.
+        if (!link) control('vip-grant', { 'lvs.vips': e.grant.kind === 'all' ? 'all' : e.grant.vips.join(',') });
         return undefined;
       case 'health':
         reconciler.setHealth(e.view);
@@ -431,6 +435,8 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         const m = e.msg;
         if (e.name === HEALTH_CHILD && healthLink) {
           await healthLink.onMessage(m);
+          // A batch of transitions: read the checker's states soon, for the health-transition spans.
+          if (typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'transitions') observer.poke();
           return undefined;
         }
         if (isChildEnvelope(m)) {
@@ -474,10 +480,20 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     ? new HealthLink(opts.keepalived.file, opts.keepalived.config, { children, table: () => table.compiled(), apply: (op) => store.apply(op), log })
     : null;
   store.onChange((change) => void queue.push({ kind: 'config', change }).catch(() => {}));
+  // The cluster's and the checker's status, polled for the read model (outside the queue) and turned into control events.
+  const observer = new Observer({
+    node: directorName(opts),
+    // The agent's status with the workers' side of sync added (as tsvsadm cluster shows it); the role as heard.
+    cluster: link ? { status: () => clusterStatus(), get role() { return link.role; } } : undefined,
+    health: healthLink ? () => healthLink.status() : undefined,
+    control: sendControl,
+    log,
+  });
 
   const rings = tracing ? new DecisionRings(fw!.shm.dir) : null;
   let http: RunningHttp | null = null;
   const undo = async (): Promise<void> => {
+    observer.stop();
     await http?.close();
     rings?.close();
     healthLink?.close();
@@ -529,6 +545,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     }
     await reconciler.applied(0);
     st.start();
+    observer.start();
     const logBad = rateLimited(log, 10);
     server = await startAdminServer({
       path: opts.socketPath,
@@ -554,7 +571,11 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     try {
       http = await startHttp(
         opts.http,
-        { director: directorName(), read: () => ({ ...st.view(), telemetry }), decisions: rings ? (max, filter) => rings.recent(max, filter) : undefined },
+        {
+          director: directorName(opts),
+          read: () => ({ ...st.view(), telemetry, cluster: observer.cluster(), health: observer.health(), vipsHeld: fw ? [...fw.vips.held, ...(fw.gateway?.held ?? [])] : undefined, floating: opts.gatewayVip !== undefined ? [opts.gatewayVip] : undefined }),
+          decisions: rings ? (max, filter) => rings.recent(max, filter) : undefined,
+        },
         { log },
       );
     } catch (e) {
