@@ -21,6 +21,8 @@ import { handleAdmin, type Handled } from './admin-handlers.ts';
 import { startAdminServer, type AdminServer } from './admin-server.ts';
 import { ChildSupervisor } from './children.ts';
 import { CLUSTER_CHILD, ClusterLink, clusterChildSpec, type ClusterCli } from './cluster.ts';
+import { ActiveActiveLink, LoopbackVips, ProbeResponder, quietArp } from './active-active.ts';
+import type { SysctlSet } from '../../shared/sys/sysctl.ts';
 import { LeasedIpVips, RecordedVipHost, vipRecordPath } from './cluster-vips.ts';
 import { LocalConfigStore, type ConfigChange, type RulesParser } from './config-store.ts';
 import { EventPriority, EventQueue } from './event-queue.ts';
@@ -100,6 +102,8 @@ export interface DaemonOptions {
   cluster?: ClusterCli;
   /** A floating inside address owned on the server interface while this director owns the VIPs (the real servers' gateway). Needs `forward`. */
   gatewayVip?: string;
+  /** Active-active behind an ECMP router (services/tsvsd/active-active.ts). Needs `forward`. */
+  activeActive?: { probePort: number; node: string };
 }
 
 /** The name this director gives itself in decision records, spans and the monitor page. */
@@ -226,7 +230,13 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const table = new IpvsTable({ clock, boundConns: (id) => stats?.boundConns(id) ?? 0 });
   const store = new LocalConfigStore(table);
   // The cluster link sends through the supervisor made further down (only once started).
-  const link = opts.cluster ? new ClusterLink({ send: (m) => children.send(CLUSTER_CHILD, m), log }) : null;
+  if (opts.activeActive && !opts.forward) throw new DaemonStartError('--active-active needs --client-if', 2);
+  const aa = opts.activeActive;
+  const linkDeps = { send: (m: Parameters<typeof children.send>[1]) => children.send(CLUSTER_CHILD, m), log };
+  const link = opts.cluster ? (aa ? new ActiveActiveLink(linkDeps) : new ClusterLink(linkDeps)) : null;
+  let aaVips: LoopbackVips | null = null;
+  let aaArp: SysctlSet | null = null;
+  let probe: ProbeResponder | null = null;
   try {
     const n = store.load({ config: opts.configFile, markRules: opts.markRulesFile }, deps.parseRules);
     if (opts.configFile !== undefined) log('config: loaded', { file: opts.configFile, rules: n, epoch: table.epoch });
@@ -278,9 +288,19 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     // would answer ARP beside the cluster's new owner; this one removes them before anything else.
     // In a cluster the addresses also carry a lifetime this process renews: a director whose processes all died
     // stops answering for the VIP within it, even though nothing removes the address.
-    leased = !deps.vipHost && opts.cluster ? new LeasedIpVips(f.clientIf, log) : null;
+    leased = !deps.vipHost && opts.cluster && !aa ? new LeasedIpVips(f.clientIf, log) : null;
     leased?.start();
-    const recorded = new RecordedVipHost(deps.vipHost ?? leased ?? new IpCommandVips(f.clientIf, log), vipRecordPath(dirname(opts.socketPath), f.clientIf), log);
+    // Active-active: the VIPs on lo (routed to this director, never ARPed for), the client interface quiet in ARP.
+    if (aa && !deps.vipHost) {
+      aaVips = new LoopbackVips(log, opts.cluster !== undefined);
+      aaVips.start();
+      try {
+        aaArp = quietArp(f.clientIf);
+      } catch (e) {
+        log('active-active: cannot make the client interface quiet in ARP', { error: (e as Error).message });
+      }
+    }
+    const recorded = new RecordedVipHost(deps.vipHost ?? aaVips ?? leased ?? new IpCommandVips(f.clientIf, log), vipRecordPath(dirname(opts.socketPath), aa ? 'lo' : f.clientIf), log);
     recorded.removeLeftovers();
     let gateway: VipSet | null = null;
     if (opts.gatewayVip !== undefined) {
@@ -416,6 +436,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const rings = tracing ? new DecisionRings(fw!.shm.dir) : null;
   let http: RunningHttp | null = null;
   const undo = async (): Promise<void> => {
+    probe?.close();
     await http?.close();
     rings?.close();
     healthLink?.close();
@@ -429,6 +450,9 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       fw.gateway?.releaseAll();
       leased?.stop();
       gwLeased?.stop();
+      aaVips?.stop();
+      const r = aaArp?.restore();
+      if (r?.failed.length) log('active-active: sysctls not restored', { failed: r.failed.join('; ') });
       fw.own.stop();
       fw.shm.remove();
     }
@@ -453,6 +477,13 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       children.start({ name: 'telemetry', kind: ChildKind.telemetry, entry: `${ROOT}services/telemetry/main.ts`, args });
     }
     await reconciler.applied(0);
+    if (aa) {
+      // Up while this director forwards the VIPs: alone, always; in a cluster, while the agent says it is ready.
+      const aaLink = link instanceof ActiveActiveLink ? link : null;
+      probe = new ProbeResponder(aa.node, () => (aaLink ? aaLink.serving : true));
+      await probe.listen(aa.probePort);
+      log('active-active: answering nexthop probes', { port: aa.probePort, node: aa.node });
+    }
     st.start();
     const logBad = rateLimited(log, 10);
     server = await startAdminServer({

@@ -85,6 +85,7 @@ try {
       forward: o.clientIf ? { clientIf: o.clientIf, serverIf: o.serverIf, cpus: o.cpus, ring: o.ring, backend: o.backend, spinUs: o.spinUs, busyPoll: o.busyPoll, capacity: o.capacity, guard: o.guard } : undefined,
       http: o.http,
       cluster: o.cluster,
+      activeActive: o.activeActive,
       gatewayVip: o.gatewayVip,
       // Tracing is on with --otlp, --trace-ratio or an OTLP endpoint in the environment.
       trace: o.otlp !== undefined || o.traceRatio !== undefined || process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? { otlp: o.otlp, ratio: o.traceRatio } : undefined,
