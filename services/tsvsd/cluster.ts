@@ -75,6 +75,8 @@ export interface ClusterLinkDeps {
   snapshot?(): Uint32Array;
   /** Records from peers to install in the owning workers; returns how many were taken. Default: none taken. */
   install?(words: Uint32Array): number;
+  /** Calls `done` once every record handed to {@link install} so far is in the workers' tables. Default: at once. */
+  whenInstalled?(done: () => void): void;
 }
 
 /** The agent's view as tsvsd last heard it. */
@@ -179,7 +181,10 @@ export class ClusterLink implements OwnershipSource {
       }
       case 'snapshot-done':
         this.#deps.log('cluster: snapshot pulled', { from: m.from, entries: m.entries, ms: m.ms });
-        this.#deps.send({ type: 'installed' });
+        // The agent may lead only once the snapshot is in the workers' tables (a VIP raised before the state is
+        // installed would answer the moved connections with resets).
+        if (this.#deps.whenInstalled) this.#deps.whenInstalled(() => this.#deps.send({ type: 'installed' }));
+        else this.#deps.send({ type: 'installed' });
         return;
       case 'snapshot-request': {
         const words = this.#deps.snapshot?.() ?? new Uint32Array(0);

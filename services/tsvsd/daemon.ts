@@ -15,12 +15,14 @@ import type { ControlEvent, TelemetryStats, ToTelemetry } from '../../shared/pro
 import { DEFAULT_RING_RECORDS } from '../../shared/telemetry/decision-ring.ts';
 import { DecisionRings } from './http/decisions.ts';
 import { startHttp, type RunningHttp } from './http/server.ts';
-import { LOCAL_TUN } from '../../shared/proto/worker.ts';
+import { DEFAULT_SYNC_RING_RECORDS, LOCAL_TUN } from '../../shared/proto/worker.ts';
+import { SyncRings, workerSyncStatus } from './sync-rings.ts';
+import type { ClusterStatus } from '../../shared/proto/cluster.ts';
 import { DesiredCompiler, type HealthView, type VipGrant } from '../../shared/rules/desired.ts';
 import { handleAdmin, type Handled } from './admin-handlers.ts';
 import { startAdminServer, type AdminServer } from './admin-server.ts';
 import { ChildSupervisor } from './children.ts';
-import { CLUSTER_CHILD, ClusterLink, clusterChildSpec, type ClusterCli } from './cluster.ts';
+import { CLUSTER_CHILD, ClusterLink, clusterChildSpec, type ClusterCli, type ClusterLinkDeps } from './cluster.ts';
 import { ActiveActiveLink, LoopbackVips, ProbeResponder, quietArp } from './active-active.ts';
 import type { SysctlSet } from '../../shared/sys/sysctl.ts';
 import { LeasedIpVips, RecordedVipHost, vipRecordPath } from './cluster-vips.ts';
@@ -40,6 +42,9 @@ import { DataShm } from './shm.ts';
 import { StatsModel } from './stats.ts';
 import { IpCommandVips, VipSet, type VipHost } from './vips.ts';
 import { WorkerPool } from './workers.ts';
+
+/** How often tsvsd moves sync records between the workers' rings and the cluster agent, ms. */
+const SYNC_PUMP_MS = 2;
 
 /** How often the trash is checked for dests idle long enough to free, in ms (the kernel's timer period). */
 const TRASH_CHECK_MS = 60_000;
@@ -203,8 +208,9 @@ interface Forwarding {
   own: OwnAddresses;
 }
 
-function workerArgs(f: ForwardOptions, shmDir: string, trace: DaemonOptions['trace']): string[] {
+function workerArgs(f: ForwardOptions, shmDir: string, trace: DaemonOptions['trace'], syncRing: number): string[] {
   const a = ['--shm-dir', shmDir, '--client-if', f.clientIf, '--server-if', f.serverIf ?? f.clientIf];
+  if (syncRing > 0) a.push('--sync-ring', String(syncRing));
   if (trace) a.push('--decisions', String(trace.records ?? DEFAULT_RING_RECORDS), '--director', directorName());
   if (f.capacity) a.push('--capacity', String(f.capacity));
   if (f.ring) a.push('--ring', f.ring);
@@ -229,10 +235,21 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   let stats: StatsModel | undefined;
   const table = new IpvsTable({ clock, boundConns: (id) => stats?.boundConns(id) ?? 0 });
   const store = new LocalConfigStore(table);
+  // Connection sync: the workers' rings (made with the shared memory below, when forwarding in a cluster).
+  let syncRings: SyncRings | null = null;
+  let syncTimer: NodeJS.Timeout | null = null;
+  const onShardError = (w: number, e: Error): void => log('conns: cannot read shard', { worker: w, error: e.message });
   // The cluster link sends through the supervisor made further down (only once started).
   if (opts.activeActive && !opts.forward) throw new DaemonStartError('--active-active needs --client-if', 2);
   const aa = opts.activeActive;
-  const linkDeps = { send: (m: Parameters<typeof children.send>[1]) => children.send(CLUSTER_CHILD, m), log };
+  const linkDeps: ClusterLinkDeps = {
+    send: (m) => children.send(CLUSTER_CHILD, m),
+    log,
+    snapshot: () => (fw && syncRings ? fw.shm.withShards((b) => SyncRings.snapshot(b, reconciler.fwd() ?? null, Date.now(), onShardError), onShardError) : new Uint32Array(0)),
+    install: (words) => syncRings?.install(words) ?? 0,
+    whenInstalled: (done) => (syncRings ? syncRings.whenInstalled(done) : done()),
+  };
+  // Active-active: every ready director forwards (services/tsvsd/active-active.ts); else only the leader.
   const link = opts.cluster ? (aa ? new ActiveActiveLink(linkDeps) : new ClusterLink(linkDeps)) : null;
   let aaVips: LoopbackVips | null = null;
   let aaArp: SysctlSet | null = null;
@@ -274,11 +291,20 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       own.stop();
       throw new DaemonStartError(`shared memory: ${(e as Error).message}`);
     }
+    if (opts.cluster) {
+      try {
+        syncRings = new SyncRings(shm.dir, opts.workers, DEFAULT_SYNC_RING_RECORDS, f.backend === 'nfqueue' ? 'all' : 'client');
+      } catch (e) {
+        own.stop();
+        shm.remove();
+        throw new DaemonStartError(`sync rings: ${(e as Error).message}`);
+      }
+    }
     const pool = new WorkerPool({
       count: opts.workers,
       cpus: f.cpus,
       entry: `${ROOT}services/worker/main.ts`,
-      args: workerArgs(f, shm.dir, opts.trace),
+      args: workerArgs(f, shm.dir, opts.trace, syncRings ? syncRings.capacity : 0),
       // TSVS_WORKER_NODE_ARGS: extra Node flags for the workers only (diagnostics: --trace-gc, --cpu-prof, ...).
       nodeArgs: (process.env.TSVS_WORKER_NODE_ARGS ?? '').split(/\s+/).filter((x) => x !== ''),
       log: (line) => log(`workers: ${line}`),
@@ -322,7 +348,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       destSlots: compiler.destSlots,
       fwd: () => reconciler.fwd(),
       workers: () => pool.status(),
-      onShardError: (w, e) => log('conns: cannot read shard', { worker: w, error: e.message }),
+      onShardError,
     });
     table.setCounterProvider(stats.counterProvider() ?? null);
     const targets: ReconcileTargets = {
@@ -342,7 +368,12 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   }
   const st = stats;
   // `healthLink` is made below, before the first admin request can arrive.
-  const ctx = { store, stats: st, log, forwarding: f !== undefined, cluster: link ? () => link.status() : undefined, health: opts.keepalived ? () => healthLink!.status() : undefined };
+  const clusterStatus = async (): Promise<ClusterStatus> => {
+    const s = await link!.status();
+    if (syncRings && fw) s.sync.workers = workerSyncStatus(fw.shm.counters, syncRings.stats());
+    return s;
+  };
+  const ctx = { store, stats: st, log, forwarding: f !== undefined, cluster: link ? clusterStatus : undefined, health: opts.keepalived ? () => healthLink!.status() : undefined };
   // Tracing: the exporter child's latest counters (for /metrics), and control events sent to it as spans.
   const tracing = opts.trace !== undefined && fw !== undefined;
   let telemetry: TelemetryStats | null = null;
@@ -441,6 +472,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     rings?.close();
     healthLink?.close();
     ownership.stop();
+    if (syncTimer) clearInterval(syncTimer);
     await children.stop();
     await queue.close();
     if (fw) {
@@ -454,6 +486,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       const r = aaArp?.restore();
       if (r?.failed.length) log('active-active: sysctls not restored', { failed: r.failed.join('; ') });
       fw.own.stop();
+      syncRings?.close();
       fw.shm.remove();
     }
     st.stop();
@@ -467,6 +500,15 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     if (opts.cluster) {
       children.start(clusterChildSpec(ROOT, opts.cluster));
       log('cluster: agent started', { node: opts.cluster.node, nats: opts.cluster.nats });
+    }
+    if (syncRings) {
+      // What the workers changed goes to the agent to publish; peers' records wait here for room in the rings.
+      const rings = syncRings;
+      syncTimer = setInterval(() => {
+        const words = rings.drain();
+        if (words) children.send(CLUSTER_CHILD, { type: 'publish', words });
+        rings.pump();
+      }, SYNC_PUMP_MS);
     }
     healthLink?.start(`${ROOT}services/health/main.ts`);
     if (tracing) {
