@@ -22,7 +22,9 @@ import { DesiredCompiler, type HealthView, type VipGrant } from '../../shared/ru
 import { handleAdmin, type Handled } from './admin-handlers.ts';
 import { startAdminServer, type AdminServer } from './admin-server.ts';
 import { ChildSupervisor } from './children.ts';
-import { CLUSTER_CHILD, ClusterLink, clusterChildSpec, type ClusterCli } from './cluster.ts';
+import { CLUSTER_CHILD, ClusterLink, clusterChildSpec, type ClusterCli, type ClusterLinkDeps } from './cluster.ts';
+import { ActiveActiveLink, LoopbackVips, ProbeResponder, quietArp } from './active-active.ts';
+import type { SysctlSet } from '../../shared/sys/sysctl.ts';
 import { LeasedIpVips, RecordedVipHost, vipRecordPath } from './cluster-vips.ts';
 import { ClusterConfigStore } from './cluster-config.ts';
 import { LocalConfigStore, type ConfigChange, type RulesParser } from './config-store.ts';
@@ -113,6 +115,8 @@ export interface DaemonOptions {
    * whenever this director owns VIPs (it leads, or runs alone), each on its interface. Needs `forward`.
    */
   vrrpVips?: readonly VrrpVipSpec[];
+  /** Active-active behind an ECMP router (services/tsvsd/active-active.ts). Needs `forward`. */
+  activeActive?: { probePort: number; node: string };
 }
 
 /** The name this director gives itself in decision records, spans and the monitor page: its cluster node name (--node), else $TSVS_DIRECTOR, else the host name. */
@@ -244,16 +248,21 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   let syncTimer: NodeJS.Timeout | null = null;
   const onShardError = (w: number, e: Error): void => log('conns: cannot read shard', { worker: w, error: e.message });
   // The cluster link sends through the supervisor made further down (only once started).
-  const link = opts.cluster
-    ? new ClusterLink({
-        send: (m) => children.send(CLUSTER_CHILD, m),
-        log,
-        snapshot: () => (fw && syncRings ? fw.shm.withShards((b) => SyncRings.snapshot(b, reconciler.fwd() ?? null, Date.now(), onShardError), onShardError) : new Uint32Array(0)),
-        install: (words) => syncRings?.install(words) ?? 0,
-        whenInstalled: (done) => (syncRings ? syncRings.whenInstalled(done) : done()),
-        event: (e) => sendControl(clusterControlEvent(e, directorName(opts), Date.now())),
-      })
-    : null;
+  if (opts.activeActive && !opts.forward) throw new DaemonStartError('--active-active needs --client-if', 2);
+  const aa = opts.activeActive;
+  const linkDeps: ClusterLinkDeps = {
+    send: (m) => children.send(CLUSTER_CHILD, m),
+    log,
+    snapshot: () => (fw && syncRings ? fw.shm.withShards((b) => SyncRings.snapshot(b, reconciler.fwd() ?? null, Date.now(), onShardError), onShardError) : new Uint32Array(0)),
+    install: (words) => syncRings?.install(words) ?? 0,
+    whenInstalled: (done) => (syncRings ? syncRings.whenInstalled(done) : done()),
+    event: (e) => sendControl(clusterControlEvent(e, directorName(opts), Date.now())),
+  };
+  // Active-active: every ready director forwards (services/tsvsd/active-active.ts); else only the leader.
+  const link = opts.cluster ? (aa ? new ActiveActiveLink(linkDeps) : new ClusterLink(linkDeps)) : null;
+  let aaVips: LoopbackVips | null = null;
+  let aaArp: SysctlSet | null = null;
+  let probe: ProbeResponder | null = null;
   // In a cluster the table lives in NATS KV (cluster-config.ts): the loaded files only seed an empty bucket.
   const clusterStore = opts.cluster ? new ClusterConfigStore(local, { send: (m) => children.send(CLUSTER_CHILD, m), log }) : null;
   const store = clusterStore ?? local;
@@ -319,9 +328,19 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     // would answer ARP beside the cluster's new owner; this one removes them before anything else.
     // In a cluster the addresses also carry a lifetime this process renews: a director whose processes all died
     // stops answering for the VIP within it, even though nothing removes the address.
-    leased = !deps.vipHost && opts.cluster ? new LeasedIpVips(f.clientIf, log) : null;
+    leased = !deps.vipHost && opts.cluster && !aa ? new LeasedIpVips(f.clientIf, log) : null;
     leased?.start();
-    const recorded = new RecordedVipHost(deps.vipHost ?? leased ?? new IpCommandVips(f.clientIf, log), vipRecordPath(dirname(opts.socketPath), f.clientIf), log);
+    // Active-active: the VIPs on lo (routed to this director, never ARPed for), the client interface quiet in ARP.
+    if (aa && !deps.vipHost) {
+      aaVips = new LoopbackVips(log, opts.cluster !== undefined);
+      aaVips.start();
+      try {
+        aaArp = quietArp(f.clientIf);
+      } catch (e) {
+        log('active-active: cannot make the client interface quiet in ARP', { error: (e as Error).message });
+      }
+    }
+    const recorded = new RecordedVipHost(deps.vipHost ?? aaVips ?? leased ?? new IpCommandVips(f.clientIf, log), vipRecordPath(dirname(opts.socketPath), aa ? 'lo' : f.clientIf), log);
     recorded.removeLeftovers();
     let gateway: VipSet | null = null;
     if (opts.gatewayVip !== undefined) {
@@ -494,6 +513,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   let http: RunningHttp | null = null;
   const undo = async (): Promise<void> => {
     observer.stop();
+    probe?.close();
     await http?.close();
     rings?.close();
     healthLink?.close();
@@ -510,6 +530,9 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       vrrp?.stop();
       leased?.stop();
       gwLeased?.stop();
+      aaVips?.stop();
+      const r = aaArp?.restore();
+      if (r?.failed.length) log('active-active: sysctls not restored', { failed: r.failed.join('; ') });
       fw.own.stop();
       syncRings?.close();
       fw.shm.remove();
@@ -544,6 +567,13 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       children.start({ name: 'telemetry', kind: ChildKind.telemetry, entry: `${ROOT}services/telemetry/main.ts`, args });
     }
     await reconciler.applied(0);
+    if (aa) {
+      // Up while this director forwards the VIPs: alone, always; in a cluster, while the agent says it is ready.
+      const aaLink = link instanceof ActiveActiveLink ? link : null;
+      probe = new ProbeResponder(aa.node, () => (aaLink ? aaLink.serving : true));
+      await probe.listen(aa.probePort);
+      log('active-active: answering nexthop probes', { port: aa.probePort, node: aa.node });
+    }
     st.start();
     observer.start();
     const logBad = rateLimited(log, 10);

@@ -106,6 +106,7 @@ try {
       http: o.http,
       cluster,
       vrrpVips,
+      activeActive: o.activeActive,
       gatewayVip: o.gatewayVip,
       // Tracing is on with --otlp, --trace-ratio or an OTLP endpoint in the environment.
       trace: o.otlp !== undefined || o.traceRatio !== undefined || process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? { otlp: o.otlp, ratio: o.traceRatio } : undefined,
