@@ -307,7 +307,9 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     if (opts.cluster) {
       try {
         syncRings = new SyncRings(shm.dir, opts.workers, DEFAULT_SYNC_RING_RECORDS, f.backend === 'nfqueue' ? 'all' : 'client');
-        syncRings.gated = true; // opened by the first cluster revision in force (see the 'config' event)
+        // Peers' connections are installed only once the cluster's table is in the workers (else they would be
+        // dropped as unknown services), and the agent is told 'installed' only then.
+        syncRings.gated = true;
       } catch (e) {
         own.stop();
         shm.remove();
@@ -408,14 +410,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         return handleAdmin(e.env, ctx);
       case 'config':
         reconciler.setConfig(e.change);
-        // In a cluster, peers' connections are installed only once the cluster's table is in the workers.
-        if (syncRings?.gated && clusterStore && clusterStore.revision > 0) {
-          const rings = syncRings;
-          void reconciler.applied(e.change.seq).then(() => {
-            rings.gated = false;
-            log('cluster: table in force, installing peers\' connections', { rev: clusterStore.revision });
-          });
-        }
+
         control('config-applied', { 'lvs.table.epoch': table.epoch });
         return undefined;
       case 'ownership':
@@ -499,6 +494,15 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     ? new HealthLink(opts.keepalived.file, opts.keepalived.config, { children, table: () => table.compiled(), apply: (op) => store.apply(op), log })
     : null;
   store.onChange((change) => void queue.push({ kind: 'config', change }).catch(() => {}));
+  if (clusterStore && syncRings) {
+    const rings = syncRings;
+    clusterStore.whenInForce(() => {
+      void reconciler.applied(local.current().seq).then(() => {
+        rings.gated = false;
+        log('cluster: the cluster\'s table is in force: installing peers\' connections', { rev: clusterStore.revision });
+      });
+    });
+  }
   // The cluster's and the checker's status, polled for the read model (outside the queue) and turned into control events.
   const observer = new Observer({
     node: directorName(opts),
