@@ -35,8 +35,8 @@ export interface ConnTrack {
   resetWhy: string;
   /** Echoes that did not match what was sent. */
   corrupt: number;
-  /** Per mark: epoch ms of the first echo of a message sent at or after the mark (0 = not yet). */
-  recoveredAt: number[];
+  /** Epoch ms each echo arrived, index = sequence number (marks may come in late: recovery is computed from these). */
+  echoAt: number[];
 }
 
 /** A moment the test marked (a failure, a heal), epoch ms. */
@@ -88,23 +88,33 @@ export interface StreamSummary {
 }
 
 /** A fresh track for a connection. */
-export function newTrack(marks: number): ConnTrack {
-  return { openedAt: 0, sentAt: [], acked: 0, maxStallMs: 0, maxStallFrom: 0, resetAt: 0, resetWhy: '', corrupt: 0, recoveredAt: new Array<number>(marks).fill(0) };
+export function newTrack(): ConnTrack {
+  return { openedAt: 0, sentAt: [], echoAt: [], acked: 0, maxStallMs: 0, maxStallFrom: 0, resetAt: 0, resetWhy: '', corrupt: 0 };
 }
 
-/** Records the echo of the next owed message at `now`; `marks` are the run's marks so far. */
-export function onEcho(t: ConnTrack, now: number, marks: readonly StreamMark[]): void {
+/** Records the echo of the next owed message at `now`. */
+export function onEcho(t: ConnTrack, now: number): void {
   const sent = t.sentAt[t.acked];
   const stall = now - sent;
   if (stall > t.maxStallMs) {
     t.maxStallMs = stall;
     t.maxStallFrom = sent;
   }
-  for (let m = 0; m < marks.length; m++) {
-    if (t.recoveredAt[m] === undefined) t.recoveredAt[m] = 0;
-    if (t.recoveredAt[m] === 0 && sent >= marks[m].at) t.recoveredAt[m] = now;
-  }
+  t.echoAt[t.acked] = now;
   t.acked++;
+}
+
+/** Epoch ms of the first echo of a message of `t` sent at or after `at`; 0 when there is none (yet). */
+export function recoveredAfter(t: ConnTrack, at: number): number {
+  // sentAt is in order: the first message sent at or after `at`, then its echo (echoes come in order too).
+  let lo = 0;
+  let hi = t.sentAt.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (t.sentAt[mid] < at) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < t.acked ? t.echoAt[lo] : 0;
 }
 
 /** The longest stall of `t` counting a message still owed at `end`. */
@@ -151,12 +161,12 @@ export function summarize(tracks: readonly ConnTrack[], ports: readonly number[]
     if (s.ms > stallLimitMs) stalls.push({ conn: i, port: ports[i] ?? 0, from: s.from, ms: s.ms });
   }
   stalls.sort((a, b) => b.ms - a.ms);
-  const markSummaries: MarkSummary[] = marks.map((m, k) => {
+  const markSummaries: MarkSummary[] = marks.map((m) => {
     const rec: number[] = [];
     let unrecovered = 0;
     for (const t of tracks) {
       if (!t.openedAt || t.openedAt > m.at || (t.resetAt && t.resetAt <= m.at)) continue;
-      const r = t.recoveredAt[k] ?? 0;
+      const r = recoveredAfter(t, m.at);
       if (r) rec.push(r - m.at);
       else unrecovered++;
     }
@@ -366,7 +376,7 @@ async function run(args: string[]): Promise<void> {
   const readyTimeoutMs = num(args, '--ready-timeout-ms', 15_000);
   const startedAt = Date.now();
   const marks: StreamMark[] = [];
-  const tracks: ConnTrack[] = Array.from({ length: n }, () => newTrack(0));
+  const tracks: ConnTrack[] = Array.from({ length: n }, () => newTrack());
   const socks: (Socket | null)[] = new Array<Socket | null>(n).fill(null);
   const ports: number[] = new Array<number>(n).fill(0);
   let stopping = false;
@@ -410,7 +420,7 @@ async function run(args: string[]): Promise<void> {
         const ok = pending.readUInt32BE(off) === MAGIC && pending.readUInt32BE(off + 4) === i && pending.readUInt32BE(off + 8) === t.acked
           && pending.readUInt32BE(off + 12) === ((t.acked ^ i ^ CHECK) >>> 0) && t.acked < t.sentAt.length;
         if (!ok) t.corrupt++;
-        if (t.acked < t.sentAt.length) onEcho(t, now, marks);
+        if (t.acked < t.sentAt.length) onEcho(t, now);
         off += MSG_BYTES;
       }
       pending = pending.subarray(off);
@@ -455,10 +465,7 @@ async function run(args: string[]): Promise<void> {
   createInterface({ input: process.stdin }).on('line', (line) => {
     const c = parseCommand(line, Date.now());
     if (c?.type === 'stop') stop();
-    else if (c?.type === 'mark') {
-      marks.push(c.mark);
-      for (const t of tracks) t.recoveredAt.push(0);
-    }
+    else if (c?.type === 'mark') marks.push(c.mark);
   });
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
