@@ -18,6 +18,8 @@ import type { ConfigDoc, ConfigEditErrno, FromClusterAgent } from '../../shared/
 /** The key holding the table. */
 export const CONFIG_KEY = 'table';
 const WRONG_LAST_SEQUENCE = 10071;
+/** An edit fails at once when the NATS connection has been down this long, ms. */
+const FAIL_FAST_AFTER_MS = 1000;
 
 /** The KV as an edit needs it (the NATS bucket in production, a map in unit tests). */
 export interface ConfigBackend {
@@ -129,11 +131,15 @@ export class ConfigKv {
   #watching = false;
   /** Edits run one after the other: this agent never conflicts with itself, contention is between directors only. */
   #queue: Promise<void> = Promise.resolve();
+  readonly #nc: NatsConnection;
+  /** When the NATS connection went down (performance.now ms), null while up. */
+  #downSince: number | null = null;
 
   constructor(nc: NatsConnection, opts: ConfigKvOptions, send: (m: FromClusterAgent) => void, log: (line: string) => void) {
     this.bucket = `tsvs_${opts.cluster}_config`;
     this.#opts = opts;
     // Kvm ignores its own timeout option: the JetStream context's is the one used (reference/nats-otel-notes.md).
+    this.#nc = nc;
     this.#js = jetstream(nc, { timeout: opts.timeoutMs });
     this.#kvm = new Kvm(this.#js);
     this.#send = send;
@@ -142,6 +148,7 @@ export class ConfigKv {
 
   /** Starts polling (which opens the bucket, reads the key, and starts the watch once it can). */
   start(): void {
+    void this.#followStatus();
     const tick = (): void => {
       if (this.#stopped) return;
       void this.#check().finally(() => {
@@ -177,6 +184,13 @@ export class ConfigKv {
   }
 
   async #runOne(id: number, op: TableOp): Promise<void> {
+    // Cut off from NATS for more than a reconnect takes: fail at once rather than after the deadline (tsvsd's queue
+    // waits for the answer). A reconnect to another server (tens of ms) still gets the whole deadline.
+    const down = this.#downSince === null ? 0 : performance.now() - this.#downSince;
+    if (down > FAIL_FAST_AFTER_MS) {
+      this.#send({ type: 'config-answer', id, ok: false, errno: 'EAGAIN', detail: `cluster config store unreachable: no NATS connection for ${Math.round(down)} ms; the table in force is unchanged` });
+      return;
+    }
     const r = await runEdit(this.#backend(), op, { by: this.#opts.node, edit: this.#editId() }, {
       deadlineMs: this.#opts.editDeadlineMs ?? 3000, retryMs: 100, now: () => performance.now(), sleep: (ms) => new Promise((res) => setTimeout(res, ms)),
     });
@@ -186,6 +200,14 @@ export class ConfigKv {
       this.#send({ type: 'config-answer', id, ok: true, rev: r.rev });
     } else {
       this.#send({ type: 'config-answer', id, ok: false, errno: r.errno, detail: r.detail });
+    }
+  }
+
+  async #followStatus(): Promise<void> {
+    for await (const s of this.#nc.status()) {
+      if (this.#stopped) return;
+      if (s.type === 'disconnect') this.#downSince ??= performance.now();
+      else if (s.type === 'reconnect') this.#downSince = null;
     }
   }
 

@@ -175,6 +175,13 @@ describe('cluster-config: three directors, one table in NATS KV', () => {
     process.stderr.write(`cluster-config: edit with NATS down refused after ${ms} ms: ${r.err.split('\n')[1]}\n`);
     expect(ms).toBeLessThan(8000);
     expect(save(d1)).toBe(before);
+    // still cut off a second later: the agent fails the edit at once instead of waiting for the deadline
+    const t2 = Date.now();
+    const again = adm(d1, '-a', '-t', `${VIP}:80`, '-r', '10.77.1.60:80');
+    expect(again.code).toBe(255);
+    expect(again.err).toMatch(/cluster config store unreachable: no NATS connection for \d+ ms/);
+    process.stderr.write(`cluster-config: next edit with NATS down refused after ${Date.now() - t2} ms\n`);
+    expect(Date.now() - t2).toBeLessThan(2000);
     // -Z is per director: it still works
     expect(adm(d1, '-Z').code).toBe(0);
     for (let i = 0; i < 3; i++) await nats.start(i);
