@@ -262,8 +262,21 @@ export class ClusterAgent {
         this.natsUp = true;
         this.step({ type: 'nats', up: true });
         this.log(`NATS reconnected to ${s.server}`);
+        this.resyncAfterReconnect();
       }
     }
+  }
+
+  /**
+   * Back on NATS while not leading: what peers changed meanwhile may be missing here (a partition, a long hang), so
+   * this node is not ready — it may not take leadership back — until it has pulled a snapshot again.
+   */
+  private resyncAfterReconnect(): void {
+    if (this.stopping || this.readyState !== 'ready' || this.vips.length > 0) return;
+    this.step({ type: 'unready' });
+    this.readyState = 'waiting';
+    this.log('reconnected while not leading: pulling the state again before leading');
+    setTimeout(() => void this.startupSnapshot(), this.opts.startupWaitMs);
   }
 
   private onTick(): void {

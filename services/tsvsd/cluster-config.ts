@@ -38,6 +38,8 @@ export class ClusterConfigStore implements ConfigStore {
   readonly name = 'cluster';
   readonly #local: LocalConfigStore;
   readonly #deps: ClusterConfigDeps;
+  #inForce = false;
+  #inForceWaiters: (() => void)[] = [];
   #rev = 0;
   #nextId = 1;
   readonly #waiting = new Map<number, { resolve: (r: StoreResult) => void; timer: NodeJS.Timeout }>();
@@ -118,9 +120,27 @@ export class ClusterConfigStore implements ConfigStore {
         const doc = isEmptyTable(t) ? null : docOfTable(t, { prev: 0, by: '', edit: '' });
         this.#deps.log(doc ? 'config: the cluster has no table: seeding it with this director\'s' : 'config: the cluster has no table, nor has this director');
         this.#deps.send({ type: 'config-seed', doc });
+        if (!doc) this.#markInForce(); // the cluster has no table and neither has this director: the empty one is it
         return true;
       }
     }
+  }
+
+  /**
+   * Calls `fn` once this director's table is the cluster's: a revision applied, or the cluster found to have no table
+   * while this director has none either. At once when that already happened.
+   */
+  whenInForce(fn: () => void): void {
+    if (this.#inForce) fn();
+    else this.#inForceWaiters.push(fn);
+  }
+
+  #markInForce(): void {
+    if (this.#inForce) return;
+    this.#inForce = true;
+    const w = this.#inForceWaiters;
+    this.#inForceWaiters = [];
+    for (const f of w) f();
   }
 
   /** The agent exited: edits waiting for it fail with EAGAIN (the restarted agent pushes the latest revision). */
@@ -168,6 +188,7 @@ export class ClusterConfigStore implements ConfigStore {
       how = 'rebuilt';
     }, doc.op?.op ?? 'revision');
     this.#rev = rev;
+    this.#markInForce();
     if (how !== 'unchanged') this.counts[how]++;
     this.#deps.log('config: cluster revision applied', { rev, by: doc.by || undefined, op: doc.op?.op, how, epoch: this.table.epoch });
   }

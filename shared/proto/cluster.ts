@@ -57,6 +57,32 @@ export interface ClusterSyncStatus {
   lag_p99_ms: number;
   snapshot_entries: number;
   snapshot_ms: number;
+  /** The workers' side (tsvsd adds it; absent when the director does not forward). */
+  workers?: WorkerSyncStatus;
+}
+
+/** Connection sync as this director's workers did it (sums over workers, cumulative). */
+export interface WorkerSyncStatus {
+  /** Records the workers wrote (new, changed, removed entries). */
+  written: number;
+  /** Records a worker could not write (its outbound ring was full). */
+  write_dropped: number;
+  /** Peers' records installed: entries created, updated, removed. */
+  created: number;
+  updated: number;
+  removed: number;
+  /** Peers' records not installed, by reason. */
+  malformed: number;
+  no_service: number;
+  no_dest: number;
+  table_full: number;
+  /** Peers' records waiting for a worker, and dropped because a worker's queue was full. */
+  pending: number;
+  pending_dropped: number;
+  /** Mid-flow segments held for their entry; sent on once it came; dropped after the hold time. */
+  held: number;
+  hold_released: number;
+  hold_timeout: number;
 }
 
 /** `tsvsadm cluster --json`. */
