@@ -1,6 +1,7 @@
 // tsvsd's side of the cluster: the agent child's command line, and the link that turns the agent's messages into
 // VIP ownership (leader → the table's VIPs, anything else → none), answers its snapshot requests and status asks.
 import { parseClusterArgs } from '../../shared/cluster/options.ts';
+import type { VrrpCluster } from '../../shared/keepalived/vrrp.ts';
 import type { VipGrant } from '../../shared/rules/desired.ts';
 import { ChildKind, type ChildSpec } from '../../shared/proto/child.ts';
 import type { ClusterStatus, FromClusterAgent, ToClusterAgent } from '../../shared/proto/cluster.ts';
@@ -53,6 +54,25 @@ export function clusterAgentArgs(c: ClusterCli): string[] {
   opt('--kv-replicas', c.kvReplicas);
   parseClusterArgs(a);
   return a;
+}
+
+/**
+ * The cluster options with what a keepalived.conf's vrrp_instance says (shared/keepalived/vrrp.ts) filling the
+ * ones not given on the command line: explicit tsvsd options win over the file. `--nopreempt` cannot be undone by
+ * the file, and the file's nopreempt applies when the command line does not say it. Heartbeat timers are never
+ * taken from the file (advert_int is reported, not mapped). Throws (ClusterOptionsError) as {@link clusterAgentArgs}.
+ */
+export function mergeVrrpCluster(c: ClusterCli, m: VrrpCluster): ClusterCli {
+  if (m.from === null) return c;
+  const merged: ClusterCli = {
+    ...c,
+    cluster: c.cluster ?? m.cluster ?? undefined,
+    priority: c.priority ?? (m.priority === null ? undefined : String(m.priority)),
+    nopreempt: c.nopreempt || m.nopreempt,
+    preemptDelay: c.preemptDelay ?? (m.preemptDelayMs === null ? undefined : String(m.preemptDelayMs)),
+  };
+  clusterAgentArgs(merged);
+  return merged;
 }
 
 /** How tsvsd runs the agent: services/cluster/main.ts with structured-clone IPC (records travel as Uint32Array). */

@@ -22,8 +22,11 @@ import { DesiredCompiler, type HealthView, type VipGrant } from '../../shared/ru
 import { handleAdmin, type Handled } from './admin-handlers.ts';
 import { startAdminServer, type AdminServer } from './admin-server.ts';
 import { ChildSupervisor } from './children.ts';
-import { CLUSTER_CHILD, ClusterLink, clusterChildSpec, type ClusterCli } from './cluster.ts';
+import { CLUSTER_CHILD, ClusterLink, clusterChildSpec, type ClusterCli, type ClusterLinkDeps } from './cluster.ts';
+import { ActiveActiveLink, LoopbackVips, ProbeResponder, quietArp } from './active-active.ts';
+import type { SysctlSet } from '../../shared/sys/sysctl.ts';
 import { LeasedIpVips, RecordedVipHost, vipRecordPath } from './cluster-vips.ts';
+import { ClusterConfigStore } from './cluster-config.ts';
 import { LocalConfigStore, type ConfigChange, type RulesParser } from './config-store.ts';
 import { EventPriority, EventQueue } from './event-queue.ts';
 import { HEALTH_CHILD, HealthLink } from './health.ts';
@@ -41,6 +44,7 @@ import { StatsModel } from './stats.ts';
 import { clusterControlEvent, Observer } from './observer.ts';
 import { IpCommandVips, VipSet, type VipHost } from './vips.ts';
 import { WorkerPool } from './workers.ts';
+import { VrrpVips, type VrrpVipSpec } from './vrrp-vips.ts';
 
 /** How often tsvsd moves sync records between the workers' rings and the cluster agent, ms. */
 const SYNC_PUMP_MS = 2;
@@ -106,6 +110,13 @@ export interface DaemonOptions {
   cluster?: ClusterCli;
   /** A floating inside address owned on the server interface while this director owns the VIPs (the real servers' gateway). Needs `forward`. */
   gatewayVip?: string;
+  /**
+   * The keepalived.conf's virtual_ipaddress addresses (shared/keepalived/vrrp.ts): owned beside the table's VIPs
+   * whenever this director owns VIPs (it leads, or runs alone), each on its interface. Needs `forward`.
+   */
+  vrrpVips?: readonly VrrpVipSpec[];
+  /** Active-active behind an ECMP router (services/tsvsd/active-active.ts). Needs `forward`. */
+  activeActive?: { probePort: number; node: string };
 }
 
 /** The name this director gives itself in decision records, spans and the monitor page: its cluster node name (--node), else $TSVS_DIRECTOR, else the host name. */
@@ -231,24 +242,32 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const clock = deps.clock ?? (() => performance.now());
   let stats: StatsModel | undefined;
   const table = new IpvsTable({ clock, boundConns: (id) => stats?.boundConns(id) ?? 0 });
-  const store = new LocalConfigStore(table);
+  const local = new LocalConfigStore(table);
   // Connection sync: the workers' rings (made with the shared memory below, when forwarding in a cluster).
   let syncRings: SyncRings | null = null;
   let syncTimer: NodeJS.Timeout | null = null;
   const onShardError = (w: number, e: Error): void => log('conns: cannot read shard', { worker: w, error: e.message });
   // The cluster link sends through the supervisor made further down (only once started).
-  const link = opts.cluster
-    ? new ClusterLink({
-        send: (m) => children.send(CLUSTER_CHILD, m),
-        log,
-        snapshot: () => (fw && syncRings ? fw.shm.withShards((b) => SyncRings.snapshot(b, reconciler.fwd() ?? null, Date.now(), onShardError), onShardError) : new Uint32Array(0)),
-        install: (words) => syncRings?.install(words) ?? 0,
-        whenInstalled: (done) => (syncRings ? syncRings.whenInstalled(done) : done()),
-        event: (e) => sendControl(clusterControlEvent(e, directorName(opts), Date.now())),
-      })
-    : null;
+  if (opts.activeActive && !opts.forward) throw new DaemonStartError('--active-active needs --client-if', 2);
+  const aa = opts.activeActive;
+  const linkDeps: ClusterLinkDeps = {
+    send: (m) => children.send(CLUSTER_CHILD, m),
+    log,
+    snapshot: () => (fw && syncRings ? fw.shm.withShards((b) => SyncRings.snapshot(b, reconciler.fwd() ?? null, Date.now(), onShardError), onShardError) : new Uint32Array(0)),
+    install: (words) => syncRings?.install(words) ?? 0,
+    whenInstalled: (done) => (syncRings ? syncRings.whenInstalled(done) : done()),
+    event: (e) => sendControl(clusterControlEvent(e, directorName(opts), Date.now())),
+  };
+  // Active-active: every ready director forwards (services/tsvsd/active-active.ts); else only the leader.
+  const link = opts.cluster ? (aa ? new ActiveActiveLink(linkDeps) : new ClusterLink(linkDeps)) : null;
+  let aaVips: LoopbackVips | null = null;
+  let aaArp: SysctlSet | null = null;
+  let probe: ProbeResponder | null = null;
+  // In a cluster the table lives in NATS KV (cluster-config.ts): the loaded files only seed an empty bucket.
+  const clusterStore = opts.cluster ? new ClusterConfigStore(local, { send: (m) => children.send(CLUSTER_CHILD, m), log }) : null;
+  const store = clusterStore ?? local;
   try {
-    const n = store.load({ config: opts.configFile, markRules: opts.markRulesFile }, deps.parseRules);
+    const n = local.load({ config: opts.configFile, markRules: opts.markRulesFile }, deps.parseRules);
     if (opts.configFile !== undefined) log('config: loaded', { file: opts.configFile, rules: n, epoch: table.epoch });
   } catch (e) {
     throw new DaemonStartError((e as Error).message);
@@ -267,6 +286,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   let fw: Forwarding | undefined;
   let leased: LeasedIpVips | null = null;
   let gwLeased: LeasedIpVips | null = null;
+  let vrrp: VrrpVips | null = null;
   let reconciler: Reconciler;
   // Events are queued from here on; the queue's handler needs the reconciler, made just below.
   const queue = new EventQueue<DaemonEvent, Handled | undefined>((e) => handle(e), (e) => PRIORITY[e.kind]);
@@ -287,6 +307,9 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     if (opts.cluster) {
       try {
         syncRings = new SyncRings(shm.dir, opts.workers, DEFAULT_SYNC_RING_RECORDS, f.backend === 'nfqueue' ? 'all' : 'client');
+        // Peers' connections are installed only once the cluster's table is in the workers (else they would be
+        // dropped as unknown services), and the agent is told 'installed' only then.
+        syncRings.gated = true;
       } catch (e) {
         own.stop();
         shm.remove();
@@ -307,9 +330,19 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     // would answer ARP beside the cluster's new owner; this one removes them before anything else.
     // In a cluster the addresses also carry a lifetime this process renews: a director whose processes all died
     // stops answering for the VIP within it, even though nothing removes the address.
-    leased = !deps.vipHost && opts.cluster ? new LeasedIpVips(f.clientIf, log) : null;
+    leased = !deps.vipHost && opts.cluster && !aa ? new LeasedIpVips(f.clientIf, log) : null;
     leased?.start();
-    const recorded = new RecordedVipHost(deps.vipHost ?? leased ?? new IpCommandVips(f.clientIf, log), vipRecordPath(dirname(opts.socketPath), f.clientIf), log);
+    // Active-active: the VIPs on lo (routed to this director, never ARPed for), the client interface quiet in ARP.
+    if (aa && !deps.vipHost) {
+      aaVips = new LoopbackVips(log, opts.cluster !== undefined);
+      aaVips.start();
+      try {
+        aaArp = quietArp(f.clientIf);
+      } catch (e) {
+        log('active-active: cannot make the client interface quiet in ARP', { error: (e as Error).message });
+      }
+    }
+    const recorded = new RecordedVipHost(deps.vipHost ?? aaVips ?? leased ?? new IpCommandVips(f.clientIf, log), vipRecordPath(dirname(opts.socketPath), aa ? 'lo' : f.clientIf), log);
     recorded.removeLeftovers();
     let gateway: VipSet | null = null;
     if (opts.gatewayVip !== undefined) {
@@ -322,6 +355,9 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       const gwRecorded = new RecordedVipHost(gwHost, vipRecordPath(dirname(opts.socketPath), `gw-${serverIf}`), log);
       gwRecorded.removeLeftovers();
       gateway = new VipSet(gwRecorded, log);
+    }
+    if (opts.vrrpVips && opts.vrrpVips.length > 0) {
+      vrrp = new VrrpVips({ specs: opts.vrrpVips, clientIf: f.clientIf, exclude: opts.gatewayVip === undefined ? [] : [opts.gatewayVip], socketPath: opts.socketPath, leased: opts.cluster !== undefined, log, host: deps.vipHost });
     }
     fw = { shm, pool, kernel: new KernelRules({ log, clientIf: f.clientIf }), vips: new VipSet(recorded, log), gateway, own };
     const fwd = fw;
@@ -337,7 +373,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     const targets: ReconcileTargets = {
       publish: (t: FwdTable) => fwd.pool.publish(t),
       kernel: fwd.kernel,
-      vips: fwd.vips,
+      vips: vrrp ? { sync: (want) => fwd.vips.sync(vrrp!.withClient(want)) } : fwd.vips,
       ownAddrs: () => fwd.own.list(),
       trashDestIds: () => table.trash().map((t) => t.destId),
     };
@@ -348,6 +384,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     stats = new StatsModel(table);
     reconciler = new Reconciler({ compiler, targets: null, host: { clientIf: '', serverIf: '', localTun: LOCAL_TUN }, log });
     log('forwarding: off (no --client-if): the table is kept for tsvsadm, no packet is forwarded');
+    if (opts.vrrpVips && opts.vrrpVips.length > 0) log('keepalived: virtual_ipaddress not owned: no --client-if', { vips: opts.vrrpVips.map((v) => v.addr).join(',') });
   }
   const st = stats;
   // `healthLink` is made below, before the first admin request can arrive.
@@ -373,10 +410,12 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         return handleAdmin(e.env, ctx);
       case 'config':
         reconciler.setConfig(e.change);
+
         control('config-applied', { 'lvs.table.epoch': table.epoch });
         return undefined;
       case 'ownership':
         log('ownership: VIP grant', { grant: e.grant.kind === 'all' ? 'all' : e.grant.vips.join(',') });
+        vrrp?.follow(e.grant);
         reconciler.setGrant(e.grant);
         // The gateway address follows the VIPs: owned with a grant of the table's VIPs, released with none.
         fw?.gateway?.sync(e.grant.kind === 'all' || e.grant.vips.length > 0 ? [opts.gatewayVip!] : []);
@@ -438,18 +477,32 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
 
   const children = new ChildSupervisor({
     message: (name, msg) => {
-      // Status answers bypass the queue: the admin request waiting for one holds the queue.
+      // Status answers bypass the queue: the admin request waiting for one holds the queue. So do config answers
+      // and revisions (an edit's revision is applied before its answer resolves the admin request).
+      if (name === CLUSTER_CHILD && clusterStore?.intercept(msg)) return;
       if (name === CLUSTER_CHILD && link?.intercept(msg)) return;
       if (name === HEALTH_CHILD && healthLink?.intercept(msg)) return;
       void queue.push({ kind: 'child-message', name, msg }).catch(() => {});
     },
-    exited: (name, how, restartInMs) => void queue.push({ kind: 'child-exit', name, how, restartInMs }).catch(() => {}),
+    exited: (name, how, restartInMs) => {
+      if (name === CLUSTER_CHILD) clusterStore?.onAgentExit();
+      void queue.push({ kind: 'child-exit', name, how, restartInMs }).catch(() => {});
+    },
   });
   const ownership = deps.ownership ?? link ?? new AllTableVips();
   const healthLink = opts.keepalived
     ? new HealthLink(opts.keepalived.file, opts.keepalived.config, { children, table: () => table.compiled(), apply: (op) => store.apply(op), log })
     : null;
   store.onChange((change) => void queue.push({ kind: 'config', change }).catch(() => {}));
+  if (clusterStore && syncRings) {
+    const rings = syncRings;
+    clusterStore.whenInForce(() => {
+      void reconciler.applied(local.current().seq).then(() => {
+        rings.gated = false;
+        log('cluster: the cluster\'s table is in force: installing peers\' connections', { rev: clusterStore.revision });
+      });
+    });
+  }
   // The cluster's and the checker's status, polled for the read model (outside the queue) and turned into control events.
   const observer = new Observer({
     node: directorName(opts),
@@ -464,9 +517,11 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   let http: RunningHttp | null = null;
   const undo = async (): Promise<void> => {
     observer.stop();
+    probe?.close();
     await http?.close();
     rings?.close();
     healthLink?.close();
+    clusterStore?.stop();
     ownership.stop();
     if (syncTimer) clearInterval(syncTimer);
     await children.stop();
@@ -476,8 +531,12 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       fw.kernel.remove();
       fw.vips.releaseAll();
       fw.gateway?.releaseAll();
+      vrrp?.stop();
       leased?.stop();
       gwLeased?.stop();
+      aaVips?.stop();
+      const r = aaArp?.restore();
+      if (r?.failed.length) log('active-active: sysctls not restored', { failed: r.failed.join('; ') });
       fw.own.stop();
       syncRings?.close();
       fw.shm.remove();
@@ -512,6 +571,13 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       children.start({ name: 'telemetry', kind: ChildKind.telemetry, entry: `${ROOT}services/telemetry/main.ts`, args });
     }
     await reconciler.applied(0);
+    if (aa) {
+      // Up while this director forwards the VIPs: alone, always; in a cluster, while the agent says it is ready.
+      const aaLink = link instanceof ActiveActiveLink ? link : null;
+      probe = new ProbeResponder(aa.node, () => (aaLink ? aaLink.serving : true));
+      await probe.listen(aa.probePort);
+      log('active-active: answering nexthop probes', { port: aa.probePort, node: aa.node });
+    }
     st.start();
     observer.start();
     const logBad = rateLimited(log, 10);
