@@ -81,9 +81,16 @@ Runs the tsvs director's control process in the foreground and logs to stderr.
                   checkers (TCP_CHECK, HTTP_GET, ...) in a health child that edits the table as keepalived
                   does: a failed server removed (weight 0 with inhibit_on_failure), the sorry server when quorum
                   is lost; unsupported keywords are warnings with file:line in the log (docs/health.md).
-                  SIGHUP reads the file again: unchanged real servers keep their state, nothing is flushed
+                  SIGHUP reads the file again: unchanged real servers keep their state, nothing is flushed.
+                  Its vrrp_instance configures the cluster (docs/keepalived.md): virtual_router_id → --cluster
+                  vrrp-ID, priority → --priority (state MASTER is a hint only), nopreempt, preempt_delay (s) →
+                  --preempt-delay (ms); advert_int is not mapped (tsvs's heartbeat detects); the leader (or a
+                  director alone) owns the virtual_ipaddress addresses beside the table's VIPs. Cluster options
+                  given on this command line win over the file. Without --nats a vrrp_instance is a warning:
+                  the director runs alone and owns those VIPs itself. Read at start only (SIGHUP keeps them)
   --check         with --keepalived: validate the file, print every problem as file:line (errors, then
-                  warnings) and exit 1 on any error, 0 otherwise, starting nothing (as keepalived -t)
+                  warnings) and the cluster settings its vrrp_instance maps to (with the command line's cluster
+                  options applied), and exit 1 on any error, 0 otherwise, starting nothing (as keepalived -t)
   --pidfile FILE  write the process id here; removed on exit
   --workers N     forwarding workers, 1..16 (default: one per core less one, at least one)
   --client-if IF  forward: clients' packets arrive on IF and the VIPs are added there; without it,
@@ -107,6 +114,7 @@ ${GUARD_USAGE}  --http ADDR:PORT  serve /metrics (Prometheus), /api/* (JSON) and
   --trace-ratio R  export this share (0..1) of successful decisions; failures always (docs/observability.md)
   --gateway-vip ADDR  own ADDR on the server interface whenever this director owns the VIPs: the real servers'
                   gateway follows the VIPs' owner (NAT replies; keepalived's gateway-VIP pattern)
+Cluster options (a --keepalived file's vrrp_instance fills those not given here):
   --nats URLS     join a cluster over these NATS servers (comma-separated; default $TSVS_NATS_URL): tsvsd runs
                   the cluster agent as a child; only the leader owns the VIPs (docs/cluster.md). Without NATS,
                   this director runs alone and owns every VIP of its table

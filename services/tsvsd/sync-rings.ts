@@ -54,6 +54,7 @@ export class SyncRings {
   #delivered = 0;
   #inDropped = 0;
   #waiters: (() => void)[] = [];
+  #gated = false;
 
   /** Maps and formats `workers` segments of `capacity` records each way under `dir`. Throws SysError. */
   constructor(dir: string, workers: number, capacity: number, steer: 'client' | 'all') {
@@ -70,6 +71,19 @@ export class SyncRings {
       this.close();
       throw e;
     }
+  }
+
+  /**
+   * While gated, peers' records wait in the pending queues and nobody is told they are installed: a director whose
+   * table is not in force yet (the cluster's table still on its way from KV) would drop them as unknown services.
+   */
+  set gated(g: boolean) {
+    this.#gated = g;
+    if (!g) this.pump();
+  }
+
+  get gated(): boolean {
+    return this.#gated;
   }
 
   /** Everything the workers wrote since the last call, as one array of records (null when none). */
@@ -136,6 +150,7 @@ export class SyncRings {
 
   /** Moves pending records into the inbound rings as far as they have room; wakes install waiters when all are read. */
   pump(): void {
+    if (this.#gated) return;
     for (const r of this.#rings) {
       while (r.pending.length > 0) {
         const chunk = r.pending[0];
@@ -163,9 +178,9 @@ export class SyncRings {
     return n;
   }
 
-  /** Calls `done` once every record handed over so far has been read by its worker (checked on each pump). */
+  /** Calls `done` once every record handed over so far has been read by its worker, and not before the gate opens. */
   whenInstalled(done: () => void): void {
-    if (this.waiting === 0) done();
+    if (!this.#gated && this.waiting === 0) done();
     else this.#waiters.push(done);
   }
 

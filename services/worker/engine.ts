@@ -254,7 +254,8 @@ export class Engine {
    */
   syncDrain(max = SYNC_DRAIN_BATCH): number {
     const r = this.syncIn;
-    if (r === null) return 0;
+    // Before its first table the worker knows no service: peers' records wait in the ring until it has one.
+    if (r === null || this.epoch < 0) return 0;
     const n = Math.min(r.available(), max);
     if (n === 0) return 0;
     const now = this.nowMs;
