@@ -98,8 +98,8 @@ export interface ArpWatch {
 }
 
 /**
- * Starts tcpdump (ARP about `ip` on `dev`) and, after tcpdump is listening, arping asking for `ip` by broadcast
- * every `everyMs` (≥ 10) in lab node `node`. Rejects if tcpdump does not start within 5 s.
+ * Starts tcpdump (ARP about `ip` on `dev`) and, after tcpdump is listening, a loop asking for `ip` by broadcast
+ * (arping) every `everyMs` (≥ 10) in lab node `node`; stop() kills the loop (its last arpings end within 1 s). Rejects if tcpdump does not start within 5 s.
  */
 export async function startArpWatch(node: string, dev: string, ip: string, everyMs = 20): Promise<ArpWatch> {
   const ns = netnsOf(node);
@@ -130,9 +130,10 @@ export async function startArpWatch(node: string, dev: string, ip: string, every
       reject(new Error(`arp watch: tcpdump in ${node} exited ${code}: ${err}`));
     });
   });
-  const interval = Math.max(10, everyMs) / 1000;
-  // -b: keep broadcasting (iputils arping goes unicast after the first reply, which would hide a second owner).
-  const asker: ChildProcess = spawn('ip', ['netns', 'exec', ns, 'arping', '-b', '-q', '-I', dev, '-i', String(interval), '-c', '1000000', ip], { stdio: 'ignore' });
+  // iputils arping takes whole seconds for -i: one arping per request instead, in the background every `everyMs`, each
+  // quitting at its first reply (-f) or after 1 s; -b broadcasts (a unicast request would hide a second owner).
+  const sleepS = (Math.max(10, everyMs) / 1000).toFixed(3);
+  const asker: ChildProcess = spawn('ip', ['netns', 'exec', ns, 'sh', '-c', `while :; do arping -q -f -b -c 1 -w 1 -I ${dev} ${ip} & sleep ${sleepS}; done`], { stdio: 'ignore' });
   const killed = (p: ChildProcess): Promise<void> => new Promise((r) => {
     if (p.exitCode !== null || p.signalCode !== null) return r();
     p.once('exit', () => r());

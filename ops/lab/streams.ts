@@ -68,6 +68,8 @@ export interface StreamSummary {
   reset: number;
   /** Connections whose longest stall was over the stall limit (default 1000 ms). */
   stalled_over_1s: number;
+  /** Connections lost: reset, or still owing an echo older than the stall limit when the run ended (stuck). */
+  lost: number;
   stall_limit_ms: number;
   max_stall_ms: number;
   /** Connections that received a wrong echo. */
@@ -130,6 +132,7 @@ export function summarize(tracks: readonly ConnTrack[], ports: readonly number[]
   const resets: StreamSummary['resets'] = [];
   const stalls: StreamSummary['stalls'] = [];
   let reset = 0;
+  let lost = 0;
   for (let i = 0; i < tracks.length; i++) {
     const t = tracks[i];
     if (!t.openedAt) continue;
@@ -141,6 +144,8 @@ export function summarize(tracks: readonly ConnTrack[], ports: readonly number[]
       reset++;
       resets.push({ conn: i, port: ports[i] ?? 0, at: t.resetAt, why: t.resetWhy });
     }
+    const stuck = !t.resetAt && t.acked < t.sentAt.length && end - t.sentAt[t.acked] > stallLimitMs;
+    if ((t.resetAt && t.resetAt <= end) || stuck) lost++;
     const s = t.resetAt ? { ms: t.maxStallMs, from: t.maxStallFrom } : stallAt(t, end);
     if (s.ms > maxStall) maxStall = s.ms;
     if (s.ms > stallLimitMs) stalls.push({ conn: i, port: ports[i] ?? 0, from: s.from, ms: s.ms });
@@ -165,6 +170,7 @@ export function summarize(tracks: readonly ConnTrack[], ports: readonly number[]
     failed_to_open: tracks.length - opened,
     reset,
     stalled_over_1s: stalls.length,
+    lost,
     stall_limit_ms: stallLimitMs,
     max_stall_ms: maxStall,
     corrupt,

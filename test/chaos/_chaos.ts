@@ -77,7 +77,7 @@ export interface AddrWatch {
 }
 
 /**
- * Watches `addr`/32 on `dev` in every node of `nodes` with ONE `ip -o monitor address all-nsid` in the root namespace
+ * Watches `addr`/32 on `dev` in every node of `nodes` with ONE `ip -ts -o monitor address all-nsid` in the root namespace
  * (exact events, no polling interval; outside the directors, so `fail --how kill` of a director does not kill it):
  * each director's namespace gets a netns id (`ip netns set NAME auto`) so that its events reach the root's monitor.
  * Then reads the current state. Kills the monitor by pid on stop().
@@ -93,16 +93,20 @@ export async function watchAddr(nodes: string[], addr = VIP, dev = 'front'): Pro
   }
   const missing = nodes.filter((n) => ![...byId.values()].includes(n));
   if (missing.length) throw new Error(`watchAddr: no netns id for ${missing.join(', ')} (ip netns set tsvs-NODE auto failed)`);
-  const p = spawn('ip', ['-o', 'monitor', 'address', 'all-nsid'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const p = spawn('ip', ['-ts', '-o', 'monitor', 'address', 'all-nsid'], { stdio: ['ignore', 'pipe', 'ignore'] });
   createInterface({ input: p.stdout }).on('line', (line) => {
-    const m = /^\[nsid (\d+)\](Deleted )?\d+: (\S+)\s+inet (\S+) /.exec(line);
-    if (!m || m[3] !== dev || m[4] !== `${addr}/32`) return;
-    const node = byId.get(m[1]);
+    // "[nsid 0]Deleted 2: ifb0    inet 10.200.0.10/32 scope global dynamic front\  valid_lft ...": the device name is
+    // resolved in the root namespace (wrong); the label before the backslash is the namespace's own name.
+    // -ts: the kernel event's time as ip saw it (local time, µs), not when this process got around to the line.
+    const m = /^\[(\d{4}-\d\d-\d\dT[\d:.]+)\] \[nsid (\d+)\](Deleted )?\d+: \S+\s+inet (\S+) ([^\\]*)\\/.exec(line);
+    if (!m || m[4] !== `${addr}/32` || m[5].trim().split(/\s+/).at(-1) !== dev) return;
+    const node = byId.get(m[2]);
     if (!node) return;
-    const present = m[2] === undefined;
+    const present = m[3] === undefined;
     if (state.get(node) === present) return;
     state.set(node, present);
-    events.push({ node, at: Date.now(), present });
+    const at = new Date(m[1]).getTime();
+    events.push({ node, at: Number.isFinite(at) ? at : Date.now(), present });
   });
   const procs = [p];
   await new Promise((r) => setTimeout(r, 150));

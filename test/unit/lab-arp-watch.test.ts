@@ -13,6 +13,8 @@ describe('lab arp watch', () => {
   it('arp watch: parses tcpdump -e -tt requests, replies and gratuitous announcements about the address', () => {
     expect(parseTcpdumpArp(`1796500000.123456 ${C} > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has ${VIP} tell 10.200.0.100, length 28`, VIP))
       .toEqual({ at: 1796500000123, kind: 'request', mac: C, from: '10.200.0.100' });
+    expect(parseTcpdumpArp(`1796500000.123456 ${C} > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 42: Request who-has ${VIP} (ff:ff:ff:ff:ff:ff) tell 10.200.0.100, length 28`, VIP))
+      .toEqual({ at: 1796500000123, kind: 'request', mac: C, from: '10.200.0.100' });
     expect(parseTcpdumpArp(`1796500000.124000 ${D1} > ${C}, ethertype ARP (0x0806), length 42: Reply ${VIP} is-at ${D1}, length 28`, VIP))
       .toEqual({ at: 1796500000124, kind: 'reply', mac: D1 });
     expect(parseTcpdumpArp(`1796500000.200000 ${D2} > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), length 60: Request who-has ${VIP} tell ${VIP}, length 46`, VIP))

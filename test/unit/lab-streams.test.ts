@@ -31,7 +31,7 @@ describe('lab streams: bookkeeping', () => {
     lateReset.resetAt = 9000;
     const never = newTrack(0);
     const s = summarize([ok, stalled, reset, lateReset, never], [40001, 40002, 40003, 40004, 0], [], 2400, 900);
-    expect(s).toMatchObject({ conns: 5, opened: 4, failed_to_open: 1, reset: 1, stalled_over_1s: 1, max_stall_ms: 1200, sent: 6, echoed: 6, corrupt: 0, recovery_p50_ms: null });
+    expect(s).toMatchObject({ conns: 5, opened: 4, failed_to_open: 1, reset: 1, stalled_over_1s: 1, lost: 1, max_stall_ms: 1200, sent: 6, echoed: 6, corrupt: 0, recovery_p50_ms: null });
     expect(s.resets).toEqual([{ conn: 2, port: 40003, at: 1500, why: 'ECONNRESET' }]);
     expect(s.stalls).toEqual([{ conn: 1, port: 40002, from: 1100, ms: 1200 }]);
   });
@@ -44,6 +44,8 @@ describe('lab streams: bookkeeping', () => {
     const c = track(1000, [4999, 5099], [], marks);
     const s = summarize([a, b, c], [1, 2, 3], marks, 6000, 1000);
     expect(s.marks).toEqual([{ name: 'fail', at: 5000, recovery_first_ms: 300, recovery_p50_ms: 300, recovery_max_ms: 401, unrecovered: 1 }]);
+    // c still owes the echo of 4999 at 6000 (> 1 s): stuck, lost
+    expect(s.lost).toBe(1);
     expect(s.recovery_p50_ms).toBe(300);
     expect(s.recovery_max_ms).toBe(401);
   });
