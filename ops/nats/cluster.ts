@@ -39,6 +39,11 @@ export interface NatsCluster {
   metaLeader(): Promise<string | null>;
   /** The node name holding the raft leader of stream `stream` (null while none). */
   streamLeader(stream: string): Promise<string | null>;
+  /**
+   * True when stream `stream` has a raft leader and every other replica is current and online, as a running
+   * node reports it: after a node was frozen or killed, the group is whole again (another failure keeps a quorum).
+   */
+  streamHealthy(stream: string, replicas: number): Promise<boolean>;
   /** Kills every node and removes the store dirs. */
   stop(): Promise<void>;
 }
@@ -140,6 +145,27 @@ export async function startNatsCluster(opts: { base?: number; timeoutMs?: number
         for (const a of j.account_details ?? []) for (const s of a.stream_detail ?? []) if (s.name === stream && s.cluster?.leader) return s.cluster.leader;
       }
       return null;
+    },
+    async streamHealthy(stream, replicas) {
+      // Only the leader's own report counts: it is the one that knows whether its followers are current.
+      type Detail = { name: string; cluster?: { leader?: string; replicas?: { name: string; current: boolean; offline?: boolean }[] } };
+      for (const n of nodes) {
+        if (!n.proc || n.paused) continue;
+        let j: { account_details?: { stream_detail?: Detail[] }[] };
+        try {
+          j = (await getJson(n.httpPort, '/jsz?streams=true')) as typeof j;
+        } catch {
+          continue;
+        }
+        for (const a of j.account_details ?? []) {
+          for (const s of a.stream_detail ?? []) {
+            if (s.name !== stream || s.cluster?.leader !== n.name) continue;
+            const r = s.cluster.replicas ?? [];
+            return r.length === replicas - 1 && r.every((x) => x.current && !x.offline);
+          }
+        }
+      }
+      return false;
     },
     async stop() {
       for (const n of nodes) await killNode(n);

@@ -62,8 +62,18 @@ export class ClusterAgent {
   private snapshotMs = 0;
   private stopping = false;
   private casLogAt = -Infinity;
-  private casUnavailable = 0;
+  private logNextRead = false;
+  /** Since when every CAS found the store unavailable (-1: the last one did not). */
+  private casFailingSince = -1;
   private forcedReconnectAt = -Infinity;
+  /** Own heartbeat last echoed, and the (re)connect moment (performance.now ms). */
+  private lastEchoAt = -1;
+  private upAt = 0;
+  /** NATS servers (host:port) not to reconnect to before the given moment: they stopped carrying our messages. */
+  private readonly suspect = new Map<string, number>();
+  private stepDownAt = -Infinity;
+  private admin: NatsConnection | null = null;
+  private adminConnecting: Promise<NatsConnection | null> | null = null;
 
   constructor(opts: ClusterOptions, parent: ParentPort) {
     this.opts = opts;
@@ -86,6 +96,11 @@ export class ClusterAgent {
       servers: this.opts.nats, name: `tsvs-cluster-${this.opts.node}`, maxReconnectAttempts: -1, reconnectTimeWait: 50, reconnectJitter: 20,
       pingInterval: 1000, maxPingOut: 2, timeout: 1000, waitOnFirstConnect: true, noEcho: false,
       authenticator: this.opts.creds ? credsAuthenticator(readFileSync(this.opts.creds)) : undefined,
+      // Never back to a server that just stopped carrying our heartbeats (a hung server keeps accepting TCP).
+      reconnectToServer: (pool) => {
+        const t = performance.now();
+        return pool.find((srv) => !((this.suspect.get(srv.listen) ?? 0) > t)) ?? pool[0] ?? null;
+      },
     });
     this.nc = nc;
     this.store = new KvTermStore(nc, this.opts.cluster, this.opts.kvReplicas, this.opts.kvTimeoutMs);
@@ -97,9 +112,10 @@ export class ClusterAgent {
     nc.subscribe(this.subj.snapshot(this.opts.node), { callback: (_e, m) => this.onWire(m) });
     await nc.flush();
     this.natsUp = true;
+    this.upAt = performance.now();
     this.step({ type: 'nats', up: true });
     this.log(`connected to ${nc.getServer()}`);
-    void this.store.open().catch(() => undefined);
+    void this.ensureBucket();
     this.config = new ConfigKv(nc, {
       cluster: this.opts.cluster, node: this.opts.node, replicas: this.opts.kvReplicas, timeoutMs: this.opts.kvTimeoutMs, attached: this.parent.attached, epoch: this.codec.epoch,
     }, (m) => this.parent.send(m), (line) => this.log(line));
@@ -179,7 +195,11 @@ export class ClusterAgent {
           setTimeout(() => this.step({ type: 'term-read', record: null }), this.opts.heartbeatMs);
           break;
         }
-        this.store.read().then((record) => this.step({ type: 'term-read', record }), () => this.step({ type: 'term-read', record: null }));
+        this.store.read().then((record) => {
+          if (this.logNextRead) this.log(`term record read: term ${record.term} by ${record.holder || 'nobody'}, revision ${record.rev}`);
+          this.logNextRead = false;
+          this.step({ type: 'term-read', record });
+        }, () => this.step({ type: 'term-read', record: null }));
         break;
       case 'cas': {
         const store = this.store;
@@ -190,9 +210,11 @@ export class ClusterAgent {
         store.cas(fx.expectRev, fx.term, fx.holder).then((result) => {
           if (!result.ok && performance.now() - this.casLogAt > 1000) {
             this.casLogAt = performance.now();
-            this.log(`term ${fx.term} CAS on revision ${fx.expectRev}: ${result.conflict ? 'conflict (re-reading)' : `store unavailable (${result.error ?? 'no detail'}; retrying)`}`);
+            this.logNextRead = result.conflict;
+            this.log(`term ${fx.term} CAS on revision ${fx.expectRev}: ${result.conflict ? `conflict (${result.error ?? 'no detail'}; re-reading)` : `store unavailable (${result.error ?? 'no detail'}; retrying)`}`);
           }
-          this.casUnavailable = result.ok || result.conflict ? 0 : this.casUnavailable + 1;
+          if (result.ok || result.conflict) this.casFailingSince = -1;
+          else if (this.casFailingSince < 0) this.casFailingSince = performance.now();
           this.maybeForceReconnect();
           this.step({ type: 'cas-result', term: fx.term, result });
         });
@@ -202,6 +224,7 @@ export class ClusterAgent {
         this.vips = [...fx.vips];
         this.parent.send({ type: 'vip-grant', vips: [...fx.vips], term: fx.term });
         this.log(`leader of term ${fx.term}: VIPs granted`);
+        void this.keepTermLeaderAway();
         break;
       case 'release-vips':
         this.vips = [];
@@ -224,18 +247,84 @@ export class ClusterAgent {
   }
 
   /**
-   * Seen on nats-server 2.9.10 after the term stream's leader server was frozen: every KV request of a connection
-   * that stayed up kept timing out after the stream had a new leader, while a freshly (re)connected client's
-   * succeeded. After 3 unavailable CAS results in a row on a live connection, reconnect (at most every 5 s).
+   * The KV kept answering "unavailable" for longer than a JetStream stream-leader election takes (4–9 s on 2.9.10)
+   * although heartbeats flow: the server this agent is on may be the problem (a broken route). Reconnect
+   * elsewhere, at most every 10 s.
    */
   private maybeForceReconnect(): void {
+    const now = performance.now();
+    if (this.casFailingSince < 0 || now - this.casFailingSince < 10_000) return;
+    this.casFailingSince = now;
+    this.reconnectElsewhere('the term store has been unavailable for 10 s', 10_000);
+  }
+
+  /** Forces a reconnect to another server of the pool; the current one is avoided for `avoidMs`. */
+  private reconnectElsewhere(why: string, avoidMs: number): void {
     const nc = this.nc;
     const now = performance.now();
-    if (!nc || nc.isClosed() || !this.natsUp || this.casUnavailable < 3 || now - this.forcedReconnectAt < 5000) return;
+    if (!nc || nc.isClosed() || !this.natsUp || now - this.forcedReconnectAt < 1000) return;
     this.forcedReconnectAt = now;
-    this.casUnavailable = 0;
-    this.log('KV keeps timing out on a live connection: forcing a reconnect');
+    const cur = nc.getServer();
+    this.suspect.set(cur, now + avoidMs);
+    this.log(`${why}: reconnecting away from ${cur}`);
     nc.reconnect().catch(() => undefined);
+  }
+
+  /**
+   * Own heartbeats stopped coming back on a connection that looks up: the server hangs (SIGSTOP, overload) or
+   * its links are cut. The election releases the VIPs at isolationMs; the client would notice only through pings
+   * (seconds). Reconnect to another server now, so this node is back — as a candidate — within tens of ms.
+   */
+  private checkOwnEcho(now: number): void {
+    if (!this.natsUp || this.lastEchoAt < 0 || now - this.upAt <= this.opts.isolationMs) return;
+    if (now - this.lastEchoAt > this.opts.isolationMs) this.reconnectElsewhere('own heartbeats no longer come back', 10_000);
+  }
+
+  /**
+   * While leading: keep the raft leader of the term stream off the NATS server this agent is connected to. If
+   * both sat on one server and it hung, this leader would be cut off *and* no peer could win the next term until
+   * JetStream elected another stream leader (4–9 s); with the two apart, a peer's CAS succeeds at once. Checked
+   * on grant and every 5 s; a step-down moves the stream leader to another replica (a KV pause of tens of ms that
+   * no healthy leader notices: it does not write the store).
+   */
+  private async keepTermLeaderAway(): Promise<void> {
+    const nc = this.nc;
+    const store = this.store;
+    if (!nc || !store || !this.opts.termLeaderAway || !this.election.isLeader) return;
+    this.stepDownAt = performance.now();
+    const admin = await this.adminConnection();
+    if (!admin) return;
+    const mine = nc.info?.server_name ?? '';
+    const leader = await store.streamLeader(admin);
+    if (!mine || leader !== mine || !this.election.isLeader) return;
+    const ok = await store.stepDownStreamLeader(admin);
+    this.log(`the term stream's leader was on ${mine}, this leader's server: ${ok ? 'asked it to step down' : 'step-down refused or timed out'}`);
+  }
+
+  /** The connection for JetStream admin requests (never the heartbeat connection, see KvTermStore.streamLeader). */
+  private async adminConnection(): Promise<NatsConnection | null> {
+    if (this.admin && !this.admin.isClosed()) return this.admin;
+    this.adminConnecting ??= connect({
+      servers: this.opts.nats, name: `tsvs-cluster-${this.opts.node}-admin`, maxReconnectAttempts: -1, reconnectTimeWait: 50, pingInterval: 1000,
+      maxPingOut: 2, timeout: 1000, authenticator: this.opts.creds ? credsAuthenticator(readFileSync(this.opts.creds)) : undefined,
+    }).then((c) => {
+      if (this.stopping) void c.close();
+      else this.admin = c;
+      return this.admin;
+    }, () => null).finally(() => (this.adminConnecting = null));
+    return this.adminConnecting;
+  }
+
+  /** Creates the term bucket if needed, retrying every 500 ms until JetStream answers. */
+  private async ensureBucket(): Promise<void> {
+    while (!this.stopping && this.store) {
+      try {
+        await this.store.ensure();
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
   }
 
   private async finish(): Promise<void> {
@@ -244,6 +333,7 @@ export class ClusterAgent {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     for (const s of this.served.values()) if (s.timer) clearTimeout(s.timer);
     try {
+      await this.admin?.close();
       await this.nc?.flush();
       await this.nc?.close();
     } catch {
@@ -260,6 +350,7 @@ export class ClusterAgent {
         this.log(`NATS disconnected from ${s.server}`);
       } else if (s.type === 'reconnect') {
         this.natsUp = true;
+        this.upAt = performance.now();
         this.step({ type: 'nats', up: true });
         this.log(`NATS reconnected to ${s.server}`);
         this.resyncAfterReconnect();
@@ -283,6 +374,8 @@ export class ClusterAgent {
     if (this.stopping) return;
     const now = performance.now();
     this.step({ type: 'tick' });
+    this.checkOwnEcho(now);
+    if (this.election.isLeader && now - this.stepDownAt >= 5000) void this.keepTermLeaderAway();
     this.receiverEffects(this.receiver.tick(now));
     this.flushSync(false);
   }
@@ -293,7 +386,10 @@ export class ClusterAgent {
     const d = this.codec.decode(m.data);
     if (!d.ok) {
       if (d.reason === DropReason.SELF) {
-        if (m.subject === this.subj.heartbeat && m.data.length > 0) this.step({ type: 'echo' });
+        if (m.subject === this.subj.heartbeat && m.data.length > 0) {
+          this.lastEchoAt = performance.now();
+          this.step({ type: 'echo' });
+        }
       } else if (d.reason === DropReason.FOREIGN) this.drops.foreign++;
       else if (d.reason === DropReason.VERSION) this.drops.version++;
       else this.drops.malformed++;

@@ -35,6 +35,7 @@ if (cli.kind === 'error') {
 let keepalived: { file: string; config: NonNullable<ReturnType<typeof readKeepalivedFile>['config']> } | undefined;
 let cluster = cli.opts.cluster;
 let vrrpVips: VrrpVipSpec[] | undefined;
+let vrrpAtStart = '';
 if (cli.opts.keepalived !== undefined) {
   const file = cli.opts.keepalived;
   const r = readKeepalivedFile(file);
@@ -63,6 +64,19 @@ if (cli.opts.keepalived !== undefined) {
   if (vrrp) for (const l of formatVrrpCluster(vrrp, cli.opts.cluster ?? null)) log(`keepalived: ${l}`);
   keepalived = { file, config: r.config };
   vrrpVips = vrrp?.vips.map((v) => ({ addr: v.addr, dev: v.dev }));
+  vrrpAtStart = vrrpKey(vrrp);
+}
+
+/** What of a vrrp mapping tsvsd acts on (cluster options and VIPs), to tell a reload that changed it. */
+function vrrpKey(m: ReturnType<typeof vrrpToCluster> | null): string {
+  return m === null ? '' : JSON.stringify([m.cluster, m.priority, m.nopreempt, m.preemptDelayMs, m.vips.map((v) => [v.addr, v.dev])]);
+}
+
+/** After a SIGHUP: the vrrp settings are read at start only; say so when the file's changed. */
+function vrrpReloadNote(file: string): void {
+  const r = readKeepalivedFile(file);
+  const now = r.config ? vrrpKey(vrrpToCluster(r.config, { clustered: cluster !== undefined })) : vrrpAtStart;
+  if (now !== vrrpAtStart) log('reload: the vrrp_instance settings (cluster options, virtual_ipaddress) changed: they apply when tsvsd restarts; the running ones stay');
 }
 
 // Handlers go in before anything starts, so a signal during start-up is never the default (abrupt) exit.
@@ -80,6 +94,7 @@ process.on('SIGHUP', () => {
   void daemon.reload().then((r) => {
     for (const l of r.lines) log(`reload: ${l}`);
     log(r.taken ? 'reload: done' : 'reload: file not taken, the running configuration stays');
+    if (r.taken && keepalived) vrrpReloadNote(keepalived.file);
   });
 });
 process.on('uncaughtException', (e) => {

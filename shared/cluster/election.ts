@@ -206,9 +206,13 @@ export class Election {
       case 'term-read':
         this.readInFlight = false;
         if (input.record) {
+          // The store's revision is what the next CAS must name; the term to write must exceed every term known.
+          // A record can hold a lower term than one already heard of at a newer revision (seen on nats-server
+          // 2.9.10 after repeated freezes of the stream leader's server: an old write reappeared at a new
+          // revision); ignoring its revision would CAS on a stale one, conflict, re-read, forever.
           this.termKnown = true;
-          if (input.record.term >= this.term) {
-            this.term = input.record.term;
+          if (input.record.rev >= this.rev || input.record.term >= this.term) {
+            this.term = Math.max(this.term, input.record.term);
             this.rev = input.record.rev;
           }
         } else {

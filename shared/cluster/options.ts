@@ -22,8 +22,10 @@ export interface ClusterOptions {
   startupWaitMs: number;
   /** Replicas of the term bucket (3 on a 3-node NATS cluster). */
   kvReplicas: number;
-  /** Timeout of every KV operation, ms. */
+  /** Timeout of every KV operation, ms (a takeover retries its CAS at this pace while the store is unavailable). */
   kvTimeoutMs: number;
+  /** While leading, keep the term stream's raft leader off this node's NATS server (see the agent). */
+  termLeaderAway: boolean;
   /** Sync batching: records per batch and longest wait, ms. */
   batchRecords: number;
   batchDelayMs: number;
@@ -37,7 +39,7 @@ export interface ClusterOptions {
 export function clusterDefaults(): ClusterOptions {
   return {
     nats: [], creds: '', node: '', cluster: 'tsvs', priority: 100, nopreempt: false, preemptDelayMs: 0, heartbeatMs: 50, missBeats: 3,
-    isolationMs: 0, startupWaitMs: 0, kvReplicas: 3, kvTimeoutMs: 800, batchRecords: 1024, batchDelayMs: 2, resendEntries: 262_144,
+    isolationMs: 0, startupWaitMs: 0, kvReplicas: 3, kvTimeoutMs: 300, termLeaderAway: true, batchRecords: 1024, batchDelayMs: 2, resendEntries: 262_144,
     snapshotChunk: 16_384, vips: [],
   };
 }
@@ -65,7 +67,8 @@ export const CLUSTER_USAGE = `usage: cluster-agent --nats URL[,URL...] --node NA
   --isolation MS         own heartbeats missing this long = cut off, release (default heartbeat × (miss-beats − 0.5))
   --startup-wait MS      listen for peers before leading (default heartbeat × miss-beats × 2)
   --kv-replicas N        replicas of the term bucket (default 3)
-  --kv-timeout MS        KV operation timeout (default 800)
+  --kv-timeout MS        KV operation timeout (default 300)
+  --term-leader-anywhere do not move the term stream's raft leader off the leader's own NATS server
   --batch N              records per sync batch (default 1024)
   --batch-delay MS       longest batching delay (default 2)
   --resend-entries N     resend queue size (default 262144)
@@ -105,6 +108,7 @@ export function parseClusterArgs(argv: readonly string[]): ClusterOptions {
       case '--startup-wait': o.startupWaitMs = num(a, v, 0, 600_000); startupSet = true; i++; break;
       case '--kv-replicas': o.kvReplicas = num(a, v, 1, 5); i++; break;
       case '--kv-timeout': o.kvTimeoutMs = num(a, v, 50, 60_000); i++; break;
+      case '--term-leader-anywhere': o.termLeaderAway = false; break;
       case '--batch': o.batchRecords = num(a, v, 1, 16_384); i++; break;
       case '--batch-delay': o.batchDelayMs = num(a, v, 0, 1000); i++; break;
       case '--resend-entries': o.resendEntries = num(a, v, 1, 1 << 24); i++; break;

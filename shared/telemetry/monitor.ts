@@ -60,6 +60,24 @@ export interface MonitorDecision {
   candidates: string[];
 }
 
+/** A checked real server as the page's health panel lists it (also when the checker took it out of the table). */
+export interface MonitorCheck {
+  /** The keepalived virtual server id and the real server's address:port. */
+  vs: string;
+  server: string;
+  state: string;
+  /** Weight in the table now, null when the checker took it out. */
+  weight: number | null;
+  check: string;
+  lastError: string | null;
+  checks: number;
+  failures: number;
+  ups: number;
+  downs: number;
+  /** Wall-clock ms of the last state change, null if never. */
+  lastChange: number | null;
+}
+
 /** One tick of the monitor: everything the page shows. */
 export interface MonitorFrame {
   t: number;
@@ -73,6 +91,8 @@ export interface MonitorFrame {
   cluster: ClusterView | null;
   /** The VIPs and who holds them as this director sees it: itself when it holds one, else the cluster's leader. */
   vips: Array<{ vip: string; owner: string }>;
+  /** Every checked real server (one per keepalived real_server), null without a checker. */
+  checks: MonitorCheck[] | null;
   telemetry: TelemetryStats | null;
 }
 
@@ -169,8 +189,23 @@ export function monitorFrame(t: number, director: string, m: MetricsInput, decis
     decisions: decisions.map(decisionSummary),
     cluster: m.cluster ?? null,
     vips: vipOwners(director, m),
+    checks: m.health ? checks(m.health) : null,
     telemetry: m.telemetry ?? null,
   };
+}
+
+function checks(h: HealthServerView[]): MonitorCheck[] {
+  const seen = new Set<string>();
+  const out: MonitorCheck[] = [];
+  for (const x of h) {
+    if (seen.has(x.rs)) continue;
+    seen.add(x.rs);
+    out.push({
+      vs: x.vs, server: `${x.remoteAddress.includes(':') ? `[${x.remoteAddress}]` : x.remoteAddress}:${x.remotePort}`, state: x.state, weight: x.tableWeight,
+      check: x.check, lastError: x.lastError, checks: x.checks, failures: x.failures, ups: x.upTransitions, downs: x.downTransitions, lastChange: x.lastChange,
+    });
+  }
+  return out;
 }
 
 /** Every VIP of the table (and any other held) with its holder: this director, the leader, or '' when unknown. */

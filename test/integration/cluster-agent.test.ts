@@ -2,147 +2,23 @@
 // with an IPC channel, this test acting as their parent tsvsd (it keeps each director's table, answers snapshot
 // requests, confirms installs). Election, failover timing, NATS server failures, isolation, sync, gap repair and
 // refusal of forged/foreign batches. Needs /usr/sbin/nats-server (installed with apt-get by ops/nats if missing);
-// run it under `flock /tmp/tsvs-lab.lock` (ports 44001-44023).
+// run it under `flock /tmp/tsvs-lab.lock` (ports 43501-43523).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { fork, type ChildProcess } from 'node:child_process';
-import { join, resolve } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startNatsCluster, type NatsCluster } from '../../ops/nats/cluster.ts';
 import { ClusterCodec, recordBytes, subjects } from '../../shared/cluster/codec.ts';
-import type { ClusterStatus, FromClusterAgent, ToClusterAgent } from '../../shared/proto/cluster.ts';
-import { RECORD_WORDS, RecordOp, recordKey, writeRecord } from '../../shared/sync/record.ts';
+import { RecordOp } from '../../shared/sync/record.ts';
+import { Agent, holders as holdersOf, now, overlaps as overlapsOf, records, sleep, waitFor } from './cluster-agent-harness.ts';
 
-const root = resolve(import.meta.dirname, '../..');
-const nodeBin = join(root, 'node_modules/.bin/node');
-const agentMain = join(root, 'services/cluster/main.ts');
 const CLUSTER = 'itest';
 let nats: NatsCluster;
-const now = (): number => performance.timeOrigin + performance.now();
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** One agent process and the parent-side state this test keeps for it. */
-class Agent {
-  readonly name: string;
-  readonly proc: ChildProcess;
-  readonly events: { t: number; m: FromClusterAgent }[] = [];
-  readonly table = new Map<string, Uint32Array>();
-  readonly logs: string[] = [];
-  private statusWaiters = new Map<number, (s: ClusterStatus) => void>();
-  private nextId = 1;
-  exited = false;
-
-  constructor(name: string, args: string[]) {
-    this.name = name;
-    this.proc = fork(agentMain, ['--node', name, '--cluster', CLUSTER, '--vip', '10.9.0.10', ...args], {
-      execPath: nodeBin, serialization: 'advanced', stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    });
-    this.proc.stderr?.on('data', (d: Buffer) => this.logs.push(String(d)));
-    this.proc.on('exit', () => (this.exited = true));
-    this.proc.on('message', (m: FromClusterAgent) => this.onMessage(m));
-  }
-
-  private onMessage(m: FromClusterAgent): void {
-    this.events.push({ t: now(), m });
-    switch (m.type) {
-      case 'install':
-        for (let off = 0; off < m.words.length; off += RECORD_WORDS) {
-          const k = recordKey(m.words, off);
-          if ((m.words[off] & 0xff) === RecordOp.CLOSE) this.table.delete(k);
-          else this.table.set(k, m.words.slice(off, off + RECORD_WORDS));
-        }
-        break;
-      case 'snapshot-done':
-        this.send({ type: 'installed' });
-        break;
-      case 'snapshot-request': {
-        const all = [...this.table.values()];
-        const w = new Uint32Array(all.length * RECORD_WORDS);
-        all.forEach((r, i) => w.set(r, i * RECORD_WORDS));
-        this.send({ type: 'snapshot-data', id: m.id, words: w, last: true });
-        break;
-      }
-      case 'status':
-        this.statusWaiters.get(m.id)?.(m.status);
-        this.statusWaiters.delete(m.id);
-        break;
-      case 'log':
-        this.logs.push(m.line);
-        break;
-      default:
-        break;
-    }
-  }
-
-  send(m: ToClusterAgent): void {
-    if (!this.exited && this.proc.connected) this.proc.send(m);
-  }
-
-  /** Publishes records as this director's own changes (and keeps them in its table, as tsvsd would). */
-  publish(words: Uint32Array): void {
-    for (let off = 0; off < words.length; off += RECORD_WORDS) {
-      if ((words[off] & 0xff) === RecordOp.CLOSE) this.table.delete(recordKey(words, off));
-      else this.table.set(recordKey(words, off), words.slice(off, off + RECORD_WORDS));
-    }
-    this.send({ type: 'publish', words });
-  }
-
-  status(): Promise<ClusterStatus> {
-    const id = this.nextId++;
-    return new Promise((res, rej) => {
-      this.statusWaiters.set(id, res);
-      this.send({ type: 'status-request', id });
-      setTimeout(() => rej(new Error(`${this.name}: no status`)), 2000);
-    });
-  }
-
-  /** True while this agent holds the VIPs (last grant not followed by a release). */
-  holdsVips(): boolean {
-    for (let i = this.events.length - 1; i >= 0; i--) {
-      const t = this.events[i].m.type;
-      if (t === 'vip-grant') return true;
-      if (t === 'vip-release') return false;
-    }
-    return false;
-  }
-
-  grantsAfter(t: number): number[] {
-    return this.events.filter((e) => e.t >= t && e.m.type === 'vip-grant').map((e) => e.t);
-  }
-  releasesAfter(t: number): number[] {
-    return this.events.filter((e) => e.t >= t && e.m.type === 'vip-release').map((e) => e.t);
-  }
-
-  kill9(): Promise<void> {
-    if (this.exited) return Promise.resolve();
-    const p = new Promise<void>((r) => this.proc.once('exit', () => r()));
-    this.proc.kill('SIGKILL');
-    return p;
-  }
-
-  async stopGracefully(): Promise<void> {
-    if (this.exited) return;
-    const p = new Promise<void>((r) => this.proc.once('exit', () => r()));
-    this.send({ type: 'stop' });
-    await p;
-  }
-}
 
 let agents: Agent[] = [];
 
 function spawnAgent(name: string, priority: number, extra: string[] = [], urls = nats.urls): Agent {
-  const a = new Agent(name, ['--nats', urls.join(','), '--priority', String(priority), ...extra]);
+  const a = new Agent(name, CLUSTER, ['--nats', urls.join(','), '--priority', String(priority), ...extra]);
   agents.push(a);
   return a;
-}
-
-async function waitFor<T>(what: string, f: () => T | Promise<T>, timeoutMs = 10_000): Promise<NonNullable<T>> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await f();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 /** Waits until every live agent has its snapshot installed (ready), so later records come through sync. */
@@ -150,34 +26,8 @@ async function allReady(): Promise<void> {
   await waitFor('all agents ready', async () => (await Promise.all(agents.filter((a) => !a.exited).map((a) => a.status()))).every((s) => s.ready), 20_000);
 }
 
-const holders = (): string[] => agents.filter((a) => !a.exited && a.holdsVips()).map((a) => a.name);
-
-/** Moments where two live agents held the VIPs at once, from their event timelines. */
-function overlaps(): number {
-  const ev: { t: number; who: string; on: boolean }[] = [];
-  for (const a of agents) for (const e of a.events) if (e.m.type === 'vip-grant' || e.m.type === 'vip-release') ev.push({ t: e.t, who: a.name, on: e.m.type === 'vip-grant' });
-  ev.sort((x, y) => x.t - y.t);
-  const on = new Set<string>();
-  let bad = 0;
-  for (const e of ev) {
-    if (e.on) on.add(e.who);
-    else on.delete(e.who);
-    if (on.size > 1) bad++;
-  }
-  return bad;
-}
-
-function records(n: number, start: number, op: number = RecordOp.NEW): Uint32Array {
-  const w = new Uint32Array(n * RECORD_WORDS);
-  for (let i = 0; i < n; i++) {
-    const j = start + i;
-    writeRecord(w, i * RECORD_WORDS, {
-      op: op as 1, proto: 6, state: 1, flags: 0x0100, shard: 0, caddr: 0xc6330000 + (j >>> 16), cport: j & 0xffff, vaddr: 0x0a09000a, vport: 80,
-      daddr: 0x0a090165, dport: 80, fwmark: 0, timeoutMs: 900_000, remainingMs: 899_000,
-    });
-  }
-  return w;
-}
+const holders = (): string[] => holdersOf(agents);
+const overlaps = (): number => overlapsOf(agents);
 
 async function stopAll(): Promise<void> {
   await Promise.all(agents.map((a) => a.kill9()));
@@ -185,7 +35,7 @@ async function stopAll(): Promise<void> {
 }
 
 beforeAll(async () => {
-  nats = await startNatsCluster({ base: 44000 });
+  nats = await startNatsCluster({ base: 43500 });
 }, 60_000);
 
 afterEach(async () => {
@@ -275,46 +125,7 @@ describe('cluster agents: election and failover', () => {
     const st = await d1.status();
     expect(st.leader).toBe('d1');
   }, 120_000);
-
-  it('cluster: a leader cut off from NATS (its server SIGSTOPped, the term stream leader too) releases within 1 s; never two owners; one owner once the server resumes', async () => {
-    // Worst case on purpose: the leader's only server also holds the term stream's raft leader, so the takeover CAS
-    // must wait for JetStream to elect another stream leader (4–9 s on 2.9.10); the release must not wait.
-    // Known defect (docs/cluster.md, issue 8's note): the peer's takeover in this case is not reliable yet — its KV
-    // requests through one server kept timing out after the new stream leader was elected (3 of 5 runs), and the old
-    // leader won the term back once its server resumed. So the takeover is measured and printed, not asserted here;
-    // what is asserted is what holds in every run: the release, no overlap, a single owner afterwards.
-    const boot = spawnAgent('boot', 10);
-    await waitFor('boot leads', () => boot.holdsVips(), 20_000);
-    const sl = await waitFor('the term stream leader', () => nats.streamLeader(`KV_tsvs_${CLUSTER}_term`), 10_000);
-    await boot.stopGracefully();
-    const li = nats.nodes.findIndex((n) => n.name === sl);
-    const others = nats.nodes.filter((_, i) => i !== li).map((n) => n.url);
-    const d1 = spawnAgent('d1', 150, [], [nats.urls[li]]); // no other server to reconnect to
-    const d2 = spawnAgent('d2', 100, [], others);
-    await waitFor('d1 leads', () => d1.holdsVips(), 20_000);
-    await sleep(300);
-    const t0 = now();
-    nats.pause(li);
-    await waitFor('d1 releases', () => d1.releasesAfter(t0).length > 0, 5_000);
-    const rel = d1.releasesAfter(t0)[0];
-    expect(rel - t0).toBeLessThan(1000);
-    let took = false;
-    try {
-      await waitFor('d2 takes over', () => d2.grantsAfter(t0).length > 0, 15_000);
-      took = true;
-    } catch {
-      // the known defect above: measured, reported
-    }
-    const grant = took ? d2.grantsAfter(t0)[0] : NaN;
-    process.stdout.write(`cluster isolation (leader's server = term stream leader, SIGSTOPped): d1 released after ${(rel - t0).toFixed(1)} ms; d2 ${took ? `granted after ${(grant - t0).toFixed(1)} ms` : 'did not take over within 15 s (known defect)'}\n`);
-    if (took) expect(rel).toBeLessThan(grant);
-    expect(overlaps()).toBe(0);
-    nats.resume(li);
-    await waitFor('one owner after the server resumes', () => holders().length === 1, 20_000);
-    await sleep(1000);
-    expect(holders().length).toBe(1);
-    expect(overlaps()).toBe(0);
-  }, 120_000);
+  // The leader's server SIGSTOPped (with and without the term stream's leader on it): cluster-agent-freeze.test.ts.
 });
 
 describe('cluster agents: connection sync', () => {

@@ -33,7 +33,7 @@ function model(): MetricsInput {
   b.activeConns = 4;
   m.table.services[0].rate.cps = a.rate.cps + b.rate.cps;
   m.dataplane.events.drop_no_dest = 2 + tick;
-  m.health = [...sampleHealth().map((h) => ({ ...h, state: 'up' as const, lastError: null })), ...sampleHealth().map((h) => ({ ...h, remoteAddress: '10.200.1.102', remotePort: 8080 }))];
+  m.health = [...sampleHealth().map((h) => ({ ...h, state: 'up' as const, lastError: null })), ...sampleHealth().map((h) => ({ ...h, rs: `${h.vs} -> 10.200.1.102:8080`, remoteAddress: '10.200.1.102', remotePort: 8080, check: 'TCP_CHECK 10.200.1.102:8080' }))];
   m.cluster = sampleCluster();
   m.vipsHeld = ['10.200.0.10'];
   return m;
@@ -97,7 +97,11 @@ describe('monitor page (real chromium, real listener)', () => {
     expect(await page.locator('#vip-owners').textContent()).toBe('VIP 10.200.0.10 → d1');
     expect(await page.locator('#sync').textContent()).toMatch(/^sync: 10 records out, 9 in, 1 gaps, 0 resyncs, 0 lost, lag p50 3 ms \/ p99 12\.5 ms, snapshot 42 entries/);
     expect(await page.locator('#health-summary').textContent()).toBe('health: 2 checked, 1 up, 1 down');
-    expect(await page.locator('.svc').first().locator('tr.dest[data-addr="10.200.1.102:8080"] td.health').getAttribute('title')).toMatch(/^TCP_CHECK .*: connection refused, 3 of 40 failed/);
+    expect(await page.locator('#health-body tr.hc').evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-addr'), r.getAttribute('data-state'), r.querySelector('td.check')?.textContent]))).toEqual([
+      ['10.200.1.101:80', 'up', 'TCP_CHECK 10.200.1.101:80'],
+      ['10.200.1.102:8080', 'down', 'TCP_CHECK 10.200.1.102:8080connection refused'],
+    ]);
+    expect(await page.locator('.svc').first().locator('tr.dest[data-addr="10.200.1.102:8080"] td.health').getAttribute('title')).toMatch(/^TCP_CHECK 10\.200\.1\.102:8080: connection refused, 3 of 40 failed/);
     expect(await page.locator('#workers').textContent()).toContain('worker 1 cpu 1 down (2 restarts)');
     await page.screenshot({ path: SHOT, fullPage: true });
     expect(foreign).toEqual([]);

@@ -176,6 +176,26 @@ describe('cluster election', () => {
     expect(s.leaders()).toEqual(['d2']);
   });
 
+  it('election: a store record with a lower term at a newer revision (an old write reappearing) does not stall a takeover', () => {
+    const s = three();
+    s.kill(s.nodes[0]);
+    s.run(1000);
+    expect(s.leaders()).toEqual(['d2']);
+    const known = s.store.term;
+    expect(known).toBe(2);
+    // The store now holds an older term at a newer revision than the nodes know.
+    s.store.seq += 20;
+    s.store = { term: 1, holder: 'd1', rev: s.store.seq, seq: s.store.seq };
+    const t0 = s.now;
+    s.kill(s.nodes[1]);
+    s.run(2000);
+    expect(s.leaders()).toEqual(['d3']);
+    expect(s.grantAfter(t0)!.t - t0).toBeLessThan(500);
+    expect(s.store.holder).toBe('d3');
+    expect(s.store.term).toBeGreaterThan(known);
+    expect(s.overlaps).toEqual([]);
+  });
+
   it('election: a leader cut off from NATS releases its VIPs before a peer can take them', () => {
     const s = three();
     const t0 = s.now;

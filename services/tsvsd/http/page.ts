@@ -133,9 +133,22 @@ function renderDirectors(f) {
   }
   const vipBox = $('vip-owners');
   vipBox.replaceChildren(...f.vips.map((v) => el('span', { class: 'vip ' + (v.owner ? 'ok' : 'dim'), 'data-vip': v.vip, style: 'margin-right:12px' }, 'VIP ' + v.vip + ' → ' + (v.owner || 'unknown'))));
-  const hs = [];
-  for (const s of f.services) for (const d of s.dests) if (d.health !== null) hs.push(d.health);
-  $('health-summary').textContent = hs.length === 0 ? 'health: no checker' : 'health: ' + hs.length + ' checked, ' + hs.filter((h) => h === 'up').length + ' up, ' + hs.filter((h) => h !== 'up').length + ' down';
+  const hs = f.checks || [];
+  $('health-summary').textContent = f.checks === null ? 'health: no checker' : 'health: ' + hs.length + ' checked, ' + hs.filter((h) => h.state === 'up').length + ' up, ' + hs.filter((h) => h.state !== 'up').length + ' down';
+}
+function renderChecks(f) {
+  const box = $('checks');
+  box.replaceChildren();
+  if (f.checks === null) { box.append(el('p', { class: 'empty' }, 'No health checker (tsvsd --keepalived FILE runs one).')); return; }
+  box.append(el('table', {}, el('thead', {}, el('tr', {}, ...['Real server', 'State', 'Weight', 'Check', 'Failed / run', 'Up / down', 'Since'].map((h) => el('th', {}, h)))),
+    el('tbody', { id: 'health-body' }, ...f.checks.map((c) => el('tr', { class: 'hc', 'data-addr': c.server, 'data-state': c.state },
+      el('td', {}, c.server, el('div', { class: 'dim' }, c.vs)),
+      el('td', { class: 'state ' + (c.state === 'up' ? 'ok' : 'bad') }, c.state),
+      el('td', { class: 'n' }, c.weight === null ? 'out' : c.weight),
+      el('td', { class: 'check' }, c.check, c.lastError ? el('div', { class: 'bad' }, c.lastError) : ''),
+      el('td', { class: 'n' }, c.failures + ' / ' + c.checks),
+      el('td', { class: 'n' }, c.ups + ' / ' + c.downs),
+      el('td', { class: 'dim' }, c.lastChange ? new Date(c.lastChange).toLocaleTimeString('en-GB') : '—'))))));
   const wb = $('workers');
   wb.replaceChildren(...(f.workers.length === 0 ? [el('span', { class: 'dim' }, f.forwarding ? 'no workers' : 'not forwarding (no --client-if)')] :
     f.workers.map((w) => el('span', { class: w.alive ? 'ok' : 'bad', style: 'margin-right:12px' }, 'worker ' + w.index + ' cpu ' + w.cpu + (w.alive ? ' up' : ' down') + (w.restarts ? ' (' + w.restarts + ' restarts)' : '')))));
@@ -161,7 +174,7 @@ function renderDrops(f) {
 function render(f) {
   $('director').textContent = f.director;
   $('updated').textContent = 'updated ' + new Date(f.t).toLocaleTimeString('en-GB') + ' · table epoch ' + f.epoch;
-  renderDirectors(f); renderServices(f); renderDecisions(f); renderDrops(f);
+  renderDirectors(f); renderServices(f); renderChecks(f); renderDecisions(f); renderDrops(f);
 }
 function point(f) {
   const d = {}, s = {};
@@ -204,6 +217,7 @@ export const MONITOR_PAGE = `<!doctype html>
 <main>
   <div>
     <section class="panel"><h2>Virtual services</h2><div id="services"><p class="empty">Waiting for data…</p></div></section>
+    <section class="panel"><h2>Health checks</h2><div id="checks"></div></section>
   </div>
   <div>
     <section class="panel"><h2>Directors</h2>
