@@ -1,20 +1,30 @@
-// npm run bench -- failover [--runs N] [--how kill|link] [--interval-ms N]: how long the VIP is dark when its owner
+// npm run bench -- failover [--runs N] [--how kill|link] [--interval-ms N] [--conns N]: how long the VIP is dark when its owner
 // fails. The reference is Debian's keepalived (VRRP only, no IPVS) in the same lab, with the same failure, at its
 // defaults (VRRPv2, advert_int 1) and at the shortest advert_int it accepts (VRRPv3, 0.01 s). A UDP prober in the
 // client sends a numbered datagram every 2 ms to the VIP; a responder in each director answers with its name; the
 // outage is from the failure (`lab fail d1`) to the first answer from d2.
 // The tsvs contender: tsvsd on both directors with its cluster agent over the lab's 3-node NATS (`up --nats`, d1
 // priority 200, d2 190, default timers: 50 ms heartbeats, 3 missed = dead), the VIP in both tables (a UDP service on
-// another port, loaded with --config), so the leader owns it; same probe, same failure.
+// another port, loaded with --config), so the leader owns it; same probe, same failure. Through every tsvs run,
+// --conns (default 1000) long-lived TCP connections (ops/lab/streams.ts: a message every 100 ms each, echoed by rs1
+// through a DR service) stream from before the failure until d1 has taken leadership back after the heal;
+// `conns_lost` counts the ones reset or stuck (an echo owed for over 1 s at the end), summed over the runs.
+// keepalived's `conns_lost` is null: in this lab it moves the VIP only (no IPVS, no connection sync).
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NODE, ROOT, VIP, inNs, lab, log, median, sleep, table } from './_lib.ts';
 import type { ProbeResult } from './_probe.ts';
+import { startEchoServer, startStreamClient } from '../lab/streams.ts';
+import type { StreamSummary } from '../lab/streams.ts';
 
 const PROBE = `${ROOT}ops/bench/_probe.ts`;
 const PROBE_PORT = 9000;
+/** The long-lived streams' TCP service (a DR service to rs1 in the tsvs runs). */
+const STREAM_PORT = 42000;
+/** Why keepalived's runs have no `conns_lost`. */
+const KEEPALIVED_NO_CONNS = 'keepalived moves the VIP only in this lab (VRRP, no IPVS, no connection sync): there are no connections to keep';
 
 /** One keepalived setting under test. */
 interface VrrpSetting {
@@ -123,35 +133,67 @@ function failedAt(out: string): number {
   return Number(m[1]);
 }
 
+/** What the tsvs runs measured: the outages, and the long-lived connections lost over all runs. */
+interface TsvsResult {
+  ms: number[];
+  connsLost: number | null;
+  summaries: StreamSummary[];
+}
+
 /** The tsvs cluster: how long the VIP is dark when d1 (the leader) fails. The lab is up with --nats. */
-async function measureTsvs(runs: number, how: 'kill' | 'link', intervalMs: number): Promise<number[]> {
+async function measureTsvs(runs: number, how: 'kill' | 'link', intervalMs: number, conns: number): Promise<TsvsResult> {
   const pids: Record<string, number[]> = { d1: [], d2: [] };
   const out: number[] = [];
+  const summaries: StreamSummary[] = [];
   pids.d1.push(startResponder('d1'));
   pids.d2.push(startResponder('d2'));
+  const echo = conns > 0 ? await startEchoServer('rs1', STREAM_PORT) : null;
   try {
     for (let i = 0; i < runs; i++) {
       await waitFor('d1 to lead and own the VIP alone', () => owns('d1') && !owns('d2'), 30_000);
-      await sleep(300);
-      const probing = probe(4000, intervalMs);
-      await sleep(500);
-      const t = failedAt(lab('fail', 'd1', '--how', how));
-      const r = await probing;
-      const o = outageOf(r, t, 'd2');
-      if (!o) throw new Error(`tsvs run ${i + 1}: d2 never answered after the failure (${r.replies.length} replies of ${r.sent}); d2 owns the VIP: ${owns('d2')}`);
-      out.push(o.ms);
-      log(`tsvs cluster, ${how}: run ${i + 1}/${runs}: dark ${o.ms} ms, ${o.lost} probes lost`);
-      // heal: a killed d1 restarts tsvsd (which removes the VIP its predecessor left, pulls the state, preempts)
-      lab('heal', 'd1');
-      if (how === 'kill') {
-        pids.d1 = [];
-        pids.d1.push(startResponder('d1'));
+      const streams = conns > 0 ? startStreamClient('client', VIP, STREAM_PORT, { conns }) : null;
+      try {
+        if (streams) {
+          const ready = await streams.ready;
+          if (ready.opened !== conns) log(`tsvs run ${i + 1}: only ${ready.opened} of ${conns} connections opened`);
+          // Let the new connections' sync reach d2 before the failure.
+          await sleep(1000);
+        }
+        await sleep(300);
+        const probing = probe(4000, intervalMs);
+        await sleep(500);
+        const t = failedAt(lab('fail', 'd1', '--how', how));
+        streams?.mark('fail', t);
+        const r = await probing;
+        const o = outageOf(r, t, 'd2');
+        if (!o) throw new Error(`tsvs run ${i + 1}: d2 never answered after the failure (${r.replies.length} replies of ${r.sent}); d2 owns the VIP: ${owns('d2')}`);
+        out.push(o.ms);
+        // heal: a killed d1 restarts tsvsd (which removes the VIP its predecessor left, pulls the state, preempts)
+        lab('heal', 'd1');
+        if (how === 'kill') {
+          pids.d1 = [];
+          pids.d1.push(startResponder('d1'));
+        }
+        let streamNote = '';
+        if (streams) {
+          await waitFor('d1 to take leadership back', () => owns('d1') && !owns('d2'), 30_000);
+          streams.mark('handback');
+          await sleep(1500);
+          const s = await streams.stop();
+          summaries.push(s);
+          streamNote = `; ${s.opened} connections: ${s.lost} lost (${s.reset} reset, ${s.stalled_over_1s} stalled > 1 s, max stall ${s.max_stall_ms} ms), `
+            + `traffic again ${s.marks[0]?.recovery_first_ms ?? '-'} ms after the failure, per connection p50 ${s.recovery_p50_ms ?? '-'} ms, max ${s.recovery_max_ms ?? '-'} ms`;
+        }
+        log(`tsvs cluster, ${how}: run ${i + 1}/${runs}: dark ${o.ms} ms, ${o.lost} probes lost${streamNote}`);
+      } finally {
+        await streams?.stop(2000).catch(() => undefined);
       }
     }
   } finally {
     for (const pid of [...pids.d1, ...pids.d2]) killPid(pid);
+    await echo?.stop();
   }
-  return out;
+  return { ms: out, connsLost: conns > 0 ? summaries.reduce((a, s) => a + s.lost, 0) : null, summaries };
 }
 
 async function measure(s: VrrpSetting, runs: number, how: 'kill' | 'link', intervalMs: number, dir: string): Promise<number[]> {
@@ -216,25 +258,28 @@ export async function main(args: string[]): Promise<void> {
   let how: 'kill' | 'link' = 'kill';
   let intervalMs = 2;
   let only: string[] = ['v2', 'v3', 'tsvs'];
+  let conns = 1000;
   for (let i = 0; i < args.length; i++) {
     const v = args[i + 1];
     if (args[i] === '--runs') (runs = Number(v)), i++;
     else if (args[i] === '--how' && (v === 'kill' || v === 'link')) (how = v), i++;
     else if (args[i] === '--interval-ms') (intervalMs = Number(v)), i++;
     else if (args[i] === '--settings') (only = (v ?? '').split(',')), i++;
-    else throw new Error(`failover bench: unknown option ${args[i]} (use --runs N, --how kill|link, --interval-ms N, --settings v2,v3,tsvs)`);
+    else if (args[i] === '--conns') (conns = Number(v)), i++;
+    else throw new Error(`failover bench: unknown option ${args[i]} (use --runs N, --how kill|link, --interval-ms N, --settings v2,v3,tsvs, --conns N)`);
   }
   if (!Number.isInteger(runs) || runs < 1) throw new Error('failover bench: --runs must be a positive integer');
+  if (!Number.isInteger(conns) || conns < 0 || conns > 5000) throw new Error('failover bench: --conns must be an integer 0..5000 (0: no long-lived connections)');
   const vrrp = SETTINGS.filter((x) => only.includes(`v${x.version}`));
   if (vrrp.length && spawnSync('keepalived', ['--version'], { stdio: 'ignore' }).status !== 0) throw new Error('failover bench needs Debian\'s keepalived (bash ops/setup.sh installs it)');
   log(`conditions: lab --directors 2 --servers 1 --mode dr; failure: lab fail d1 --how ${how}; UDP probe every ${intervalMs} ms from the client to ${VIP}:${PROBE_PORT}; ${runs} runs per setting; outage = failure → first answer from d2`);
   const dir = mkdtempSync(join(tmpdir(), 'tsvs-failover-'));
-  const results: { name: string; key: string; ms: number[] }[] = [];
+  const results: { name: string; key: string; ms: number[]; connsLost: number | null }[] = [];
   try {
     if (vrrp.length) {
       lab('up', '--directors', '2', '--servers', '1', '--mode', 'dr');
       try {
-        for (const s of vrrp) results.push({ name: s.name, key: s.version === 2 ? 'keepalived_v2' : 'keepalived_v3_min_advert', ms: await measure(s, runs, how, intervalMs, dir) });
+        for (const s of vrrp) results.push({ name: s.name, key: s.version === 2 ? 'keepalived_v2' : 'keepalived_v3_min_advert', ms: await measure(s, runs, how, intervalMs, dir), connsLost: null });
       } finally {
         lab('down');
       }
@@ -242,10 +287,11 @@ export async function main(args: string[]): Promise<void> {
     if (only.includes('tsvs')) {
       // The VIP must be in the table for the leader to own it: a UDP service on a port the probe does not use.
       const rules = join(dir, 'tsvs-rules.txt');
-      writeFileSync(rules, `-A -u ${VIP}:${PROBE_PORT + 1} -s rr\n`);
+      writeFileSync(rules, `-A -u ${VIP}:${PROBE_PORT + 1} -s rr\n-A -t ${VIP}:${STREAM_PORT} -s rr\n-a -t ${VIP}:${STREAM_PORT} -r 10.200.1.101:${STREAM_PORT} -g -w 1\n`);
       lab('up', '--directors', '2', '--servers', '1', '--mode', 'dr', '--nats', '--workers', '1', '--tsvsd-args', `--config ${rules}`);
       try {
-        results.push({ name: 'tsvs cluster (50 ms heartbeats, 3 missed)', key: 'tsvs', ms: await measureTsvs(runs, how, intervalMs) });
+        const t = await measureTsvs(runs, how, intervalMs, conns);
+        results.push({ name: 'tsvs cluster (50 ms heartbeats, 3 missed)', key: 'tsvs', ms: t.ms, connsLost: t.connsLost });
       } finally {
         lab('down');
       }
@@ -253,18 +299,25 @@ export async function main(args: string[]): Promise<void> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const rows: (string | number)[][] = [['setting', 'runs', 'p50 ms', 'max ms', 'min ms']];
-  for (const r of results) rows.push([r.name, r.ms.length, median(r.ms), Math.max(...r.ms), Math.min(...r.ms)]);
+  const rows: (string | number)[][] = [['setting', 'runs', 'p50 ms', 'max ms', 'min ms', 'conns lost']];
+  for (const r of results) rows.push([r.name, r.ms.length, median(r.ms), Math.max(...r.ms), Math.min(...r.ms), r.connsLost === null ? 'n/a' : `${r.connsLost} of ${conns * r.ms.length}`]);
   table(rows);
-  const json: Record<string, string | number> = { how, runs };
+  const json: Record<string, string | number | null> = { how, runs, conns_per_run: conns };
   for (const r of results) {
     json[`${r.key}_p50_ms`] = median(r.ms);
     json[`${r.key}_max_ms`] = Math.max(...r.ms);
+    json[`${r.key}_conns_lost`] = r.connsLost;
+    if (r.key !== 'tsvs') json[`${r.key}_conns_lost_reason`] = KEEPALIVED_NO_CONNS;
   }
   const t = results.find((r) => r.key === 'tsvs');
   if (t) {
     json.failover_p50_ms = median(t.ms);
     json.failover_max_ms = Math.max(...t.ms);
+    json.conns_lost = t.connsLost;
+    if (t.connsLost === null) json.conns_lost_reason = 'run with --conns 0: no long-lived connections';
+  } else {
+    json.conns_lost = null;
+    json.conns_lost_reason = KEEPALIVED_NO_CONNS;
   }
   process.stdout.write(`${JSON.stringify(json)}\n`);
 }

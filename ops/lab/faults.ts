@@ -5,7 +5,7 @@ import { LabError } from './lab.ts';
 import { netnsPids } from './netns.ts';
 import { LAN_NETNS, LabUsageError, LANS, netnsOf, plan } from './plan.ts';
 import type { LabNode, LanName } from './plan.ts';
-import { adminSocketOf, startDnsmasq, startNats, startNginx, startRsAgent, startTsvsd, waitReady } from './services.ts';
+import { adminSocketOf, startDnsmasq, startNats, startNexthopWatch, startNginx, startRsAgent, startTsvsd, waitReady } from './services.ts';
 import { run } from './sh.ts';
 import { isAlive, readState, writeState } from './state.ts';
 import type { LabFault, LabProcess, LabState } from './state.ts';
@@ -122,7 +122,8 @@ export function fail(args: FaultArgs): FailResult {
 function restart(state: LabState, n: LabNode, name: string): LabProcess {
   const o = state.options;
   switch (name) {
-    case 'tsvsd': return startTsvsd(n, o.nats, o.workers, o.backend, o.cpus, o.tsvsdArgs, o.directors);
+    case 'tsvsd': return startTsvsd(n, o.nats, o.workers, o.backend, o.cpus, o.tsvsdArgs, o.directors, o.router);
+    case 'nexthop-watch': return startNexthopWatch(n, o);
     case 'nats-server': return startNats(n);
     case 'nginx': return startNginx(n);
     case 'dnsmasq': return startDnsmasq(n);

@@ -8,7 +8,7 @@ import { DEFAULT_OPTIONS, LAN_NETNS, NETNS_PREFIX, formatOptions, netnsOf, plan,
 import type { LabOptions, LabPlan } from './plan.ts';
 import { addNetns, buildLan, buildNode, delNetns, listNetns, netnsPids } from './netns.ts';
 import {
-  adminSocketOf, haveService, labEnv, removeAdminDir, startDnsmasq, startNats, startNginx, startRsAgent, startTsvsd, stopProcesses, tail, waitReady,
+  adminSocketOf, haveService, labEnv, removeAdminDir, startDnsmasq, startNats, startNexthopWatch, startNginx, startRsAgent, startTsvsd, stopProcesses, tail, waitReady,
 } from './services.ts';
 import { haveCommand, run } from './sh.ts';
 import type { RunResult } from './sh.ts';
@@ -152,7 +152,7 @@ async function build(p: LabPlan, state: LabState, log: LabLog): Promise<void> {
   if (haveService('tsvsd')) {
     log(`lab: starting tsvsd on ${directors.map((n) => n.name).join(', ')} ...`);
     await Promise.all(directors.map(async (n) => {
-      const d = started(startTsvsd(n, o.nats, o.workers, o.backend, o.cpus, o.tsvsdArgs, o.directors));
+      const d = started(startTsvsd(n, o.nats, o.workers, o.backend, o.cpus, o.tsvsdArgs, o.directors, o.router));
       const sock = adminSocketOf(n.name);
       try {
         await waitReady(d, [], 10_000, () => existsSync(sock));
@@ -161,6 +161,13 @@ async function build(p: LabPlan, state: LabState, log: LabLog): Promise<void> {
         warn(state, log, `tsvsd on ${n.name} is not serving ${sock}: ${(e as Error).message}`);
       }
     }));
+    const router = p.nodes.find((n) => n.role === 'router');
+    if (router) {
+      log(`lab: starting the nexthop watcher on ${router.name} (ECMP route follows the directors' probes) ...`);
+      const w = started(startNexthopWatch(router, o));
+      await sleep(300);
+      if (!isAlive(w)) throw new Error(`lab: nexthop-watch in ${router.netns} exited (log ${w.log}):\n${tail(w.log)}`);
+    }
   } else {
     warn(state, log, 'services/tsvsd/main.ts does not exist yet: directors run no daemon (the kernel forwards between LANs)');
   }

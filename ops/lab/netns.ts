@@ -1,5 +1,5 @@
 // Building and removing the lab's network: namespaces, bridges in tsvs-lan, veth pairs, addresses, routes, sysctls.
-import { LAN_NETNS, LANS } from './plan.ts';
+import { LAN_NETNS, LANS, NEXTHOP_GROUP_ARGS } from './plan.ts';
 import type { LabNode, LabPlan } from './plan.ts';
 import { run } from './sh.ts';
 
@@ -63,7 +63,19 @@ export function buildNode(n: LabNode): void {
   for (const a of n.loopbackAddresses) run(['ip', '-n', n.netns, 'addr', 'add', a, 'dev', 'lo', 'label', 'lo:0']);
   applySysctls(n.netns, n.sysctls);
   for (const r of n.routes) {
+    if (r.group !== undefined) {
+      const dev = n.links.find((l) => l.addresses.some((a) => sameSubnet24(a, r.via[0])))?.name;
+      r.via.forEach((v, i) => run(['ip', '-n', n.netns, 'nexthop', 'add', 'id', String(r.group! + 1 + i), 'via', v, ...(dev ? ['dev', dev] : [])]));
+      run(['ip', '-n', n.netns, 'nexthop', 'add', 'id', String(r.group), 'group', r.via.map((_, i) => r.group! + 1 + i).join('/'), ...NEXTHOP_GROUP_ARGS]);
+      run(['ip', '-n', n.netns, 'route', 'add', r.dst, 'nhid', String(r.group)]);
+      continue;
+    }
     const via = r.via.length === 1 ? ['via', r.via[0]] : r.via.flatMap((v) => ['nexthop', 'via', v]);
     run(['ip', '-n', n.netns, 'route', 'add', r.dst, ...via]);
   }
+}
+
+/** True when `cidr` ("10.200.0.1/24") and `addr` share the first three octets (the lab's subnets are /24). */
+function sameSubnet24(cidr: string, addr: string): boolean {
+  return cidr.split('/')[0].split('.').slice(0, 3).join('.') === addr.split('.').slice(0, 3).join('.');
 }

@@ -64,7 +64,23 @@ export interface LabLink {
 export interface LabRoute {
   dst: string;
   via: string[];
+  /**
+   * Multipath through a resilient nexthop group (`ip nexthop ... type resilient`) of this id; the i-th via is
+   * nexthop `group + 1 + i`. Removing a nexthop moves only its own flows (hash-threshold multipath would move
+   * others' too); the nexthop watcher edits the group's members (ops/lab/nexthops.ts).
+   */
+  group?: number;
 }
+
+/** Nexthop group of the router's VIP route (members 101.., one per director). */
+export const VIP_NEXTHOP_GROUP = 100;
+/** Nexthop group of a NAT real server's default route with a router (members 201.., one per director's DIP). */
+export const RS_NEXTHOP_GROUP = 200;
+/**
+ * Resilient group settings: 128 buckets; a bucket idle for 2 s may move to a returning nexthop (the kernel's default
+ * 120 s would keep a healed director without new flows for minutes); a busy bucket never is (unbalanced_timer 0).
+ */
+export const NEXTHOP_GROUP_ARGS = ['type', 'resilient', 'buckets', '128', 'idle_timer', '2', 'unbalanced_timer', '0'] as const;
 
 /** A namespace of the lab and everything `up` configures in it. */
 export interface LabNode {
@@ -221,7 +237,7 @@ export function plan(options: LabOptions): LabPlan {
     add(
       'router', 'router', 0,
       [link('router', 'client', 'client', ['10.200.9.1/24']), link('router', 'front', 'front', ['10.200.0.1/24']), link('router', 'back', 'back', ['10.200.1.1/24'])],
-      [{ dst: `${VIP}/32`, via: Array.from({ length: o.directors }, (_, k) => directorFrontIp(k + 1)) }],
+      [{ dst: `${VIP}/32`, via: Array.from({ length: o.directors }, (_, k) => directorFrontIp(k + 1)), group: VIP_NEXTHOP_GROUP }],
       [...FORWARDING, ['net.ipv4.conf.all.send_redirects', '0'], ['net.ipv4.fib_multipath_hash_policy', '1']],
     );
   } else {
@@ -248,9 +264,14 @@ export function plan(options: LabOptions): LabPlan {
   }
 
   const rsGateway = o.mode !== 'nat' && o.router ? '10.200.1.1' : directorsGateway(o.directors);
+  // Active-active NAT (a router, several directors): the replies go back over every director, flow by flow.
+  const rsRoute: LabRoute = o.mode === 'nat' && o.router && o.directors > 1
+    ? { dst: 'default', via: Array.from({ length: o.directors }, (_, k) => directorDip(k + 1)), group: RS_NEXTHOP_GROUP }
+    : { dst: 'default', via: [rsGateway] };
   for (let j = 1; j <= o.servers; j++) {
     const name = `rs${j}`;
-    const arp: [string, string][] = o.mode === 'nat' ? [] : [
+    const hash: [string, string][] = rsRoute.group !== undefined ? [['net.ipv4.fib_multipath_hash_policy', '1']] : [];
+    const arp: [string, string][] = o.mode === 'nat' ? hash : [
       ['net.ipv4.conf.all.arp_ignore', '1'],
       ['net.ipv4.conf.all.arp_announce', '2'],
       ['net.ipv4.conf.lo.arp_ignore', '1'],
@@ -259,7 +280,7 @@ export function plan(options: LabOptions): LabPlan {
       ['net.ipv4.conf.eth0.arp_announce', '2'],
       ['net.ipv4.conf.lo.rp_filter', '0'],
     ];
-    add(name, 'server', j, [link(name, 'back', 'eth0', [`${realServerIp(j)}/24`])], [{ dst: 'default', via: [rsGateway] }], arp, o.mode === 'nat' ? [] : [`${VIP}/32`]);
+    add(name, 'server', j, [link(name, 'back', 'eth0', [`${realServerIp(j)}/24`])], [{ ...rsRoute, via: [...rsRoute.via] }], arp, o.mode === 'nat' ? [] : [`${VIP}/32`]);
   }
 
   if (o.nats) {

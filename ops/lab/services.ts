@@ -6,7 +6,8 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultAdminSocketPath } from '../../shared/proto/admin.ts';
 import { GATEWAY_VIP, VIP, natsIp, netnsOf } from './plan.ts';
-import type { LabNode } from './plan.ts';
+import type { LabNode, LabOptions } from './plan.ts';
+import { DEFAULT_PROBE_PORT } from '../../shared/proto/nexthop-probe.ts';
 import { isAlive, labDir, procStartTime } from './state.ts';
 import type { LabProcess } from './state.ts';
 import { shmDir } from '../../shared/proto/worker.ts';
@@ -211,8 +212,13 @@ export function labPriority(i: number): number {
   return Math.max(1, 210 - 10 * i);
 }
 
-/** Starts ops/bin/tsvsd in a director's namespace with `--pidfile`, forwarding between `front` (clients, VIP) and `back` (real servers); env TSVS_LAB_NODE (and TSVS_NATS_URL and `--priority` {@link labPriority} with --nats). */
-export function startTsvsd(node: LabNode, nats: boolean, workers?: number, backend?: string, cpus?: string, extra?: string, directors = 1): LabProcess {
+/**
+ * Starts ops/bin/tsvsd in a director's namespace with `--pidfile`, forwarding between `front` (clients, VIP) and
+ * `back` (real servers); env TSVS_LAB_NODE (and TSVS_NATS_URL and `--priority` {@link labPriority} with --nats).
+ * With a router: `--active-active` (every ready director forwards; the nexthop watcher probes it); without one and
+ * several directors: `--gateway-vip`.
+ */
+export function startTsvsd(node: LabNode, nats: boolean, workers?: number, backend?: string, cpus?: string, extra?: string, directors = 1, router = false): LabProcess {
   const dir = nodeDir(node.name);
   // The namespace is new, so nothing in it serves this path: a socket there is left from an earlier namespace with
   // the same inode, and would both fool the readiness check and make the daemon's bind fail.
@@ -221,8 +227,18 @@ export function startTsvsd(node: LabNode, nats: boolean, workers?: number, backe
   // In a cluster d1 has the highest priority (then d2, ...); --tsvsd-args may override it (the last one counts).
   const priority = nats ? ['--priority', String(labPriority(node.index))] : [];
   // More than one director: the real servers' gateway is a floating address the VIP's owner holds on `back`.
-  if (directors > 1) priority.push('--gateway-vip', GATEWAY_VIP);
+  if (router) priority.push('--active-active', '--probe-port', String(DEFAULT_PROBE_PORT));
+  else if (directors > 1) priority.push('--gateway-vip', GATEWAY_VIP);
   return startProcess(node.name, 'tsvsd', [join(REPO_ROOT, 'ops/bin/tsvsd'), '--pidfile', join(dir, 'tsvsd.pid'), '--client-if', 'front', '--server-if', 'back', ...priority, ...(workers !== undefined ? ['--workers', String(workers)] : []), ...(backend !== undefined ? ['--backend', backend] : []), ...(cpus !== undefined ? ['--cpus', cpus] : []), ...(extra ?? '').split(' ').filter((x) => x !== '')], env);
+}
+
+/**
+ * Starts the router's nexthop watcher (ops/lab/nexthop-watch.ts) in tsvs-router: it probes every director's tsvsd and
+ * keeps the VIP's ECMP route (and NAT real servers' default routes) on those that answer up.
+ */
+export function startNexthopWatch(router: LabNode, o: LabOptions): LabProcess {
+  return startProcess(router.name, 'nexthop-watch', [join(REPO_ROOT, 'node_modules/.bin/node'), join(REPO_ROOT, 'ops/lab/nexthop-watch.ts'),
+    '--directors', String(o.directors), '--servers', String(o.servers), '--mode', o.mode, '--probe-port', String(DEFAULT_PROBE_PORT)]);
 }
 
 /**

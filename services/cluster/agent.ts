@@ -10,6 +10,7 @@ import type { ClusterOptions } from '../../shared/cluster/options.ts';
 import { LagHistogram, SyncReceiver, SyncSender, type ReceiverEffects } from '../../shared/cluster/sync.ts';
 import type { ClusterStatus, FromClusterAgent, ToClusterAgent } from '../../shared/proto/cluster.ts';
 import { RECORD_WORDS } from '../../shared/sync/record.ts';
+import { ConfigKv } from './config-kv.ts';
 import { KvTermStore } from './term-store.ts';
 
 /** The agent's link to its parent (process IPC in production). */
@@ -47,6 +48,8 @@ export class ClusterAgent {
   private readonly subj: ReturnType<typeof subjects>;
   private nc: NatsConnection | null = null;
   private store: KvTermStore | null = null;
+  /** The cluster-wide table in KV (config-kv.ts); null until connected. */
+  private config: ConfigKv | null = null;
   private tickTimer: NodeJS.Timeout | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
   private turnFlush: NodeJS.Immediate | null = null;
@@ -117,6 +120,10 @@ export class ClusterAgent {
     this.step({ type: 'nats', up: true });
     this.log(`connected to ${nc.getServer()}`);
     void this.ensureBucket();
+    this.config = new ConfigKv(nc, {
+      cluster: this.opts.cluster, node: this.opts.node, replicas: this.opts.kvReplicas, timeoutMs: this.opts.kvTimeoutMs, attached: this.parent.attached, epoch: this.codec.epoch,
+    }, (m) => this.parent.send(m), (line) => this.log(line));
+    this.config.start();
     setTimeout(() => void this.startupSnapshot(), this.opts.startupWaitMs);
   }
 
@@ -137,6 +144,13 @@ export class ClusterAgent {
         break;
       case 'stop':
         void this.stop();
+        break;
+      case 'config-edit':
+        if (this.config) void this.config.edit(m.id, m.op);
+        else this.parent.send({ type: 'config-answer', id: m.id, ok: false, errno: 'EAGAIN', detail: 'cluster config store unreachable: not connected to NATS yet' });
+        break;
+      case 'config-seed':
+        void this.config?.seed(m.doc);
         break;
     }
   }
@@ -319,6 +333,7 @@ export class ClusterAgent {
 
   private async finish(): Promise<void> {
     if (this.tickTimer) clearInterval(this.tickTimer);
+    this.config?.stop();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.turnFlush) clearImmediate(this.turnFlush);
     for (const s of this.served.values()) if (s.timer) clearTimeout(s.timer);
@@ -343,8 +358,21 @@ export class ClusterAgent {
         this.upAt = performance.now();
         this.step({ type: 'nats', up: true });
         this.log(`NATS reconnected to ${s.server}`);
+        this.resyncAfterReconnect();
       }
     }
+  }
+
+  /**
+   * Back on NATS while not leading: what peers changed meanwhile may be missing here (a partition, a long hang), so
+   * this node is not ready — it may not take leadership back — until it has pulled a snapshot again.
+   */
+  private resyncAfterReconnect(): void {
+    if (this.stopping || this.readyState !== 'ready' || this.vips.length > 0) return;
+    this.step({ type: 'unready' });
+    this.readyState = 'waiting';
+    this.log('reconnected while not leading: pulling the state again before leading');
+    setTimeout(() => void this.startupSnapshot(), this.opts.startupWaitMs);
   }
 
   private onTick(): void {

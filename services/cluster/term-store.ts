@@ -1,5 +1,8 @@
 // The election's TermStore over a replicated NATS KV bucket (R3 by default): one key "term" holding
-// {"term":N,"holder":"name"}; compare-and-set with kv.create (revision 0) and kv.update(rev). Per the NATS notes:
+// {"term":N,"holder":"name"}; compare-and-set with kv.create (revision 0), else a publish that expects the stream's
+// last sequence to be `rev` (not kv.update, whose key-sequence check a clustered stream on nats-server 2.9.x makes
+// before the raft proposal only: two candidates CASing on one revision could both win — nats-server#4320; the
+// bucket holds one key, so the stream's last sequence is the key's revision). Per the NATS notes:
 // the KV is built over `jetstream(nc, {timeout})` (Kvm ignores its own timeout option), errors other than
 // "wrong last sequence" (10071) are transient (a stream leader election answers "jetstream is not enabled").
 //
@@ -11,7 +14,7 @@
 // JetStream meta leader — often on the same frozen server) failed for the same seconds. Writes, and reads of
 // `$JS.API.STREAM.MSG.GET` (answered by the stream leader only), succeed as soon as a new leader is elected.
 import type { NatsConnection } from '@nats-io/transport-node';
-import { jetstream, JetStreamApiError } from '@nats-io/jetstream';
+import { jetstream, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { TermRecord, TermStore } from '../../shared/cluster/election.ts';
 
@@ -22,6 +25,7 @@ const WRONG_LAST_SEQUENCE = 10071;
 export class KvTermStore implements TermStore {
   readonly bucket: string;
   private readonly kvm: Kvm;
+  private readonly js: JetStreamClient;
   private readonly replicas: number;
   private readonly timeoutMs: number;
   private readonly deadlineMs: number;
@@ -32,7 +36,8 @@ export class KvTermStore implements TermStore {
   /** `timeoutMs`: every KV request's timeout; an operation settles within 2 × that at the latest. */
   constructor(nc: NatsConnection, cluster: string, replicas: number, timeoutMs: number) {
     this.bucket = `tsvs_${cluster}_term`;
-    this.kvm = new Kvm(jetstream(nc, { timeout: timeoutMs }));
+    this.js = jetstream(nc, { timeout: timeoutMs });
+    this.kvm = new Kvm(this.js);
     this.replicas = replicas;
     this.timeoutMs = timeoutMs;
     this.deadlineMs = 2 * timeoutMs;
@@ -86,8 +91,9 @@ export class KvTermStore implements TermStore {
     try {
       const kv = await this.handle();
       const data = JSON.stringify({ term, holder });
-      const rev = expectRev === 0 ? await kv.create(KEY, data) : await kv.update(KEY, data, expectRev);
-      return { ok: true, rev };
+      if (expectRev === 0) return { ok: true, rev: await kv.create(KEY, data) };
+      const ack = await this.js.publish(`$KV.${this.bucket}.${KEY}`, data, { expect: { lastSequence: expectRev } });
+      return { ok: true, rev: ack.seq };
     } catch (e) {
       const conflict = e instanceof JetStreamApiError && e.code === WRONG_LAST_SEQUENCE;
       return { ok: false, conflict, error: (e as Error).message };

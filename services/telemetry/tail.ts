@@ -1,5 +1,6 @@
-// Tails the decision rings of a director's workers: maps each ring segment read-only in spirit (the reader never
-// writes), polls them, and hands the records on. Rings that do not exist yet (a worker still starting) are retried.
+// Tails the decision rings of a director's workers as their consumer: maps each ring segment, polls it, hands the
+// records on and commits how far it got in the ring's header (the only words it writes), so a restarted exporter
+// resumes there and a first one starts from the oldest record the ring holds. Rings not there yet are retried.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { mapShared, type SharedSegment } from '../../shared/sys/shm.ts';
@@ -53,7 +54,10 @@ export class RingTail {
         const size = statSync(p).size;
         const seg = mapShared(p, size);
         try {
-          this.open.set(p, { seg, reader: new DecisionReader(seg.buffer) });
+          const reader = new DecisionReader(seg.buffer, { from: 'consumer' });
+          this.open.set(p, { seg, reader });
+          const back = (reader.head - reader.cursor) >>> 0;
+          if (back > 0) this.log(`ring ${p}: ${reader.consumed === null ? 'first attach' : 'resuming'}, ${back} record(s) to catch up`);
         } catch (e) {
           seg.unmap();
           throw e;
@@ -79,6 +83,9 @@ export class RingTail {
       if (lost > 0 || torn > 0) onLoss(lost, torn);
       if (skipped > 0) onSkip?.(skipped);
       for (const r of records) onRecord(r);
+      // Handed on (queued for export): a restart resumes after them. Spans still queued when the process dies are
+      // lost with it (at most the export queue, about one export delay's worth).
+      t.reader.commit();
       n += records.length;
     }
     return n;

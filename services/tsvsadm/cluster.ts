@@ -18,6 +18,11 @@ export function formatCluster(s: ClusterStatus): string {
   const y = s.sync;
   lines.push(`sync: sent ${y.sent}, received ${y.received}, gaps ${y.gaps}, resyncs ${y.resyncs}, lost ${y.lost}, stale ${y.stale}, foreign ${y.foreign}, malformed ${y.malformed}`);
   lines.push(`      lag p50 ${y.lag_p50_ms} ms, p99 ${y.lag_p99_ms} ms; last snapshot ${y.snapshot_entries} entries in ${y.snapshot_ms} ms`);
+  const w = y.workers;
+  if (w) {
+    lines.push(`workers: wrote ${w.written} (ring full ${w.write_dropped}); installed ${w.created} new, ${w.updated} updated, ${w.removed} removed; pending ${w.pending} (dropped ${w.pending_dropped})`);
+    lines.push(`         not installed: malformed ${w.malformed}, no service ${w.no_service}, no real server ${w.no_dest}, table full ${w.table_full}; held ${w.held} (sent on ${w.hold_released}, timed out ${w.hold_timeout})`);
+  }
   return lines.join('\n') + '\n';
 }
 

@@ -117,6 +117,8 @@ async function execute(cmd: Command, io: RunIo, client: AdminClient): Promise<nu
       const r = await send(client, req);
       if (r.ok) return 0;
       io.stderr(ipvsStrerror(call, r.errno) + '\n');
+      // ipvsadm never gets EAGAIN from the kernel; tsvsd answers it when the cluster config store is unreachable
+      if (r.errno === 'EAGAIN' && 'detail' in r && r.detail) io.stderr(`${io.program ?? 'ipvsadm'}: ${r.detail}\n`);
       return EXIT_KERNEL;
     }
   }

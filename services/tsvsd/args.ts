@@ -1,13 +1,14 @@
 // tsvsd command line: `tsvsd [--socket PATH] [--config FILE] [--keepalived FILE [--check]] [--pidfile FILE] [--workers N] [--client-if IF
 // [--server-if IF] [--cpus LIST] [--ring MODE] [--mark-rules FILE] [--backend B] [--spin-us US | --busy-poll]
 // [--capacity N] [guard flags] [--gateway-vip ADDR]] [--http ADDR:PORT] [--otlp URL] [--trace-ratio R]
-// [--nats URLS [cluster options]] [-h]`.
+// [--nats URLS [cluster options]] [--active-active [--probe-port N]] [-h]`.
 import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseListen } from './http/server.ts';
 import { parseRatio } from '../../shared/telemetry/attributes.ts';
 import { GUARD_ARG_SPECS, GUARD_USAGE, parseGuardFlags, type GuardOptions } from '../../shared/fwd/guard.ts';
 import { clusterAgentArgs, CLUSTER_FLAGS, type ClusterCli } from './cluster.ts';
+import { DEFAULT_PROBE_PORT } from '../../shared/proto/nexthop-probe.ts';
 
 /** What the command line asks for. Absent paths are undefined; the daemon resolves defaults. */
 export interface CliOptions {
@@ -52,6 +53,11 @@ export interface CliOptions {
   gatewayVip?: string;
   /** Cluster membership (NATS configured): the agent child's options; absent = this director runs alone. */
   cluster?: ClusterCli;
+  /**
+   * Active-active behind an ECMP router (services/tsvsd/active-active.ts): every ready director forwards, the VIPs
+   * go on lo, a UDP probe on `probePort` answers whether this director (`node`) forwards now.
+   */
+  activeActive?: { probePort: number; node: string };
 }
 
 /** One worker per core, less one core left to the kernel's receive work; at least one. */
@@ -65,7 +71,8 @@ export const USAGE = `Usage: tsvsd [--socket PATH] [--config FILE] [--keepalived
              [--backend afpacket|nfqueue] [--spin-us US | --busy-poll] [--capacity N] [GUARD...]
              [--gateway-vip ADDR]] [--http ADDR:PORT] [--otlp URL] [--trace-ratio R]
              [--nats URLS [--nats-creds FILE] [--node NAME] [--cluster NAME] [--priority N] [--nopreempt]
-             [--preempt-delay MS] [--heartbeat MS] [--miss-beats N] [--startup-wait MS] [--kv-replicas N]] [-h]
+             [--preempt-delay MS] [--heartbeat MS] [--miss-beats N] [--startup-wait MS] [--kv-replicas N]]
+             [--active-active [--probe-port N]] [-h]
 
 Runs the tsvs director's control process in the foreground and logs to stderr.
   --socket PATH   admin socket (default: $TSVS_ADMIN_SOCKET, else /run/tsvs/ns-<netns inode>/tsvsd.sock)
@@ -74,9 +81,16 @@ Runs the tsvs director's control process in the foreground and logs to stderr.
                   checkers (TCP_CHECK, HTTP_GET, ...) in a health child that edits the table as keepalived
                   does: a failed server removed (weight 0 with inhibit_on_failure), the sorry server when quorum
                   is lost; unsupported keywords are warnings with file:line in the log (docs/health.md).
-                  SIGHUP reads the file again: unchanged real servers keep their state, nothing is flushed
+                  SIGHUP reads the file again: unchanged real servers keep their state, nothing is flushed.
+                  Its vrrp_instance configures the cluster (docs/keepalived.md): virtual_router_id → --cluster
+                  vrrp-ID, priority → --priority (state MASTER is a hint only), nopreempt, preempt_delay (s) →
+                  --preempt-delay (ms); advert_int is not mapped (tsvs's heartbeat detects); the leader (or a
+                  director alone) owns the virtual_ipaddress addresses beside the table's VIPs. Cluster options
+                  given on this command line win over the file. Without --nats a vrrp_instance is a warning:
+                  the director runs alone and owns those VIPs itself. Read at start only (SIGHUP keeps them)
   --check         with --keepalived: validate the file, print every problem as file:line (errors, then
-                  warnings) and exit 1 on any error, 0 otherwise, starting nothing (as keepalived -t)
+                  warnings) and the cluster settings its vrrp_instance maps to (with the command line's cluster
+                  options applied), and exit 1 on any error, 0 otherwise, starting nothing (as keepalived -t)
   --pidfile FILE  write the process id here; removed on exit
   --workers N     forwarding workers, 1..16 (default: one per core less one, at least one)
   --client-if IF  forward: clients' packets arrive on IF and the VIPs are added there; without it,
@@ -100,6 +114,7 @@ ${GUARD_USAGE}  --http ADDR:PORT  serve /metrics (Prometheus), /api/* (JSON) and
   --trace-ratio R  export this share (0..1) of successful decisions; failures always (docs/observability.md)
   --gateway-vip ADDR  own ADDR on the server interface whenever this director owns the VIPs: the real servers'
                   gateway follows the VIPs' owner (NAT replies; keepalived's gateway-VIP pattern)
+Cluster options (a --keepalived file's vrrp_instance fills those not given here):
   --nats URLS     join a cluster over these NATS servers (comma-separated; default $TSVS_NATS_URL): tsvsd runs
                   the cluster agent as a child; only the leader owns the VIPs (docs/cluster.md). Without NATS,
                   this director runs alone and owns every VIP of its table
@@ -112,6 +127,12 @@ ${GUARD_USAGE}  --http ADDR:PORT  serve /metrics (Prometheus), /api/* (JSON) and
   --heartbeat MS  cluster heartbeat interval (default 50); --miss-beats N (default 3) missed = dead
   --startup-wait MS  listen for peers (and pull their state) this long before leading (default 2 x detection)
   --kv-replicas N  replicas of the leadership term bucket (default 3: a 3-node NATS cluster)
+  --active-active  behind an ECMP router (or BGP): every ready director forwards the VIPs, not only the leader
+                  (with --nats: once its snapshot is installed and while NATS reaches it). The VIPs go on lo,
+                  not on the client interface, which stops answering ARP for them (arp_ignore=1,
+                  arp_announce=2); no gratuitous ARP; needs --client-if (docs/cluster.md, Active-active)
+  --probe-port N  with --active-active: answer nexthop probes on UDP port N, up while this director forwards
+                  the VIPs (default ${DEFAULT_PROBE_PORT}); a router drops a director that answers down or not at all
   -h, --help      this text
 SIGHUP: reload the --keepalived file (an unreadable or broken file is logged and the running one kept).
 SIGTERM or SIGINT: clean exit (workers stopped; socket, pidfile, kernel rules, VIPs and shared memory removed).
@@ -212,9 +233,18 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     }
     cluster = c;
   }
+  let activeActive: CliOptions['activeActive'];
+  if (v.values['probe-port'] !== undefined && !v.values['active-active']) return { kind: 'error', message: '--probe-port needs --active-active' };
+  if (v.values['active-active']) {
+    if (v.values['client-if'] === undefined) return { kind: 'error', message: '--active-active needs --client-if' };
+    if (gatewayVip !== undefined) return { kind: 'error', message: '--active-active and --gateway-vip do not go together: every director forwards, so no single one can be the real servers\' gateway (route them over every director)' };
+    const probePort = v.values['probe-port'] === undefined ? DEFAULT_PROBE_PORT : Number(v.values['probe-port']);
+    if (!Number.isInteger(probePort) || probePort < 1 || probePort > 65535) return { kind: 'error', message: `--probe-port: want 1..65535, got '${v.values['probe-port']}'` };
+    activeActive = { probePort, node: cluster?.node ?? defaultNodeName(env) };
+  }
   return {
     kind: 'run',
-    opts: { cluster, gatewayVip, socket: v.values.socket, config: v.values.config, keepalived: v.values.keepalived, check: v.values.check === true ? true : undefined, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring, markRules: v.values['mark-rules'], backend, spinUs, busyPoll, http, otlp, traceRatio, capacity, guard: Object.keys(guard).length > 0 ? guard : undefined },
+    opts: { cluster, activeActive, gatewayVip, socket: v.values.socket, config: v.values.config, keepalived: v.values.keepalived, check: v.values.check === true ? true : undefined, pidfile: v.values.pidfile, workers, clientIf: v.values['client-if'], serverIf: v.values['server-if'], cpus, ring, markRules: v.values['mark-rules'], backend, spinUs, busyPoll, http, otlp, traceRatio, capacity, guard: Object.keys(guard).length > 0 ? guard : undefined },
   };
 }
 
@@ -261,6 +291,8 @@ function parse(argv: readonly string[]) {
       'miss-beats': { type: 'string' },
       'startup-wait': { type: 'string' },
       'kv-replicas': { type: 'string' },
+      'active-active': { type: 'boolean' },
+      'probe-port': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

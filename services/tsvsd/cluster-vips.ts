@@ -83,6 +83,9 @@ export class RecordedVipHost implements VipHost {
   }
 }
 
+/** When a granted VIP is announced, ms after the grant: two frames 1 s apart, and the same again 3 s later. */
+export const GARP_SCHEDULE_MS: readonly number[] = [0, 1000, 3000, 4000];
+
 /**
  * VIPs added with a lifetime (`valid_lft`/`preferred_lft`, seconds) and renewed while this process runs: if every
  * process of the director is killed (or hangs), the kernel itself removes the address within the lifetime, so a
@@ -126,11 +129,20 @@ export class LeasedIpVips implements VipHost {
     spawnSync('ip', ['addr', 'del', `${vip}/32`, 'dev', this.#iface], { encoding: 'utf8' });
   }
 
-  /** keepalived's pattern: a burst of gratuitous ARP now, and again a few seconds later (if still held). */
+  /**
+   * keepalived's pattern: a burst of gratuitous ARP now, and again a few seconds later ({@link GARP_SCHEDULE_MS}).
+   * Each frame goes only while the VIP is still held: a director that released it (a preempted or cut-off leader)
+   * must not announce it beside the new owner.
+   */
   announce(vip: string): void {
-    const send = (): void => void sendGratuitousArp(this.#iface, vip, { count: 2 }).catch((e: Error) => this.#log('vips: gratuitous ARP not sent', { vip, error: e.message }));
-    send();
-    setTimeout(() => this.#held.has(vip) && send(), 3000).unref();
+    const send = (): void => {
+      if (!this.#held.has(vip)) return;
+      void sendGratuitousArp(this.#iface, vip, { count: 1 }).catch((e: Error) => this.#log('vips: gratuitous ARP not sent', { vip, error: e.message }));
+    };
+    for (const at of GARP_SCHEDULE_MS) {
+      if (at === 0) send();
+      else setTimeout(send, at).unref();
+    }
   }
 
   #replace(vip: string): boolean {

@@ -1,6 +1,7 @@
 // tsvsd's side of the cluster: the agent child's command line, and the link that turns the agent's messages into
 // VIP ownership (leader → the table's VIPs, anything else → none), answers its snapshot requests and status asks.
 import { parseClusterArgs } from '../../shared/cluster/options.ts';
+import type { VrrpCluster } from '../../shared/keepalived/vrrp.ts';
 import type { VipGrant } from '../../shared/rules/desired.ts';
 import { ChildKind, type ChildSpec } from '../../shared/proto/child.ts';
 import type { ClusterStatus, FromClusterAgent, ToClusterAgent } from '../../shared/proto/cluster.ts';
@@ -55,6 +56,25 @@ export function clusterAgentArgs(c: ClusterCli): string[] {
   return a;
 }
 
+/**
+ * The cluster options with what a keepalived.conf's vrrp_instance says (shared/keepalived/vrrp.ts) filling the
+ * ones not given on the command line: explicit tsvsd options win over the file. `--nopreempt` cannot be undone by
+ * the file, and the file's nopreempt applies when the command line does not say it. Heartbeat timers are never
+ * taken from the file (advert_int is reported, not mapped). Throws (ClusterOptionsError) as {@link clusterAgentArgs}.
+ */
+export function mergeVrrpCluster(c: ClusterCli, m: VrrpCluster): ClusterCli {
+  if (m.from === null) return c;
+  const merged: ClusterCli = {
+    ...c,
+    cluster: c.cluster ?? m.cluster ?? undefined,
+    priority: c.priority ?? (m.priority === null ? undefined : String(m.priority)),
+    nopreempt: c.nopreempt || m.nopreempt,
+    preemptDelay: c.preemptDelay ?? (m.preemptDelayMs === null ? undefined : String(m.preemptDelayMs)),
+  };
+  clusterAgentArgs(merged);
+  return merged;
+}
+
 /** How tsvsd runs the agent: services/cluster/main.ts with structured-clone IPC (records travel as Uint32Array). */
 export function clusterChildSpec(root: string, c: ClusterCli): ChildSpec {
   return { name: CLUSTER_CHILD, kind: ChildKind.cluster, entry: `${root}services/cluster/main.ts`, args: clusterAgentArgs(c), serialization: 'advanced', minBackoffMs: 100, maxBackoffMs: 2000, graceMs: 1000 };
@@ -75,7 +95,17 @@ export interface ClusterLinkDeps {
   snapshot?(): Uint32Array;
   /** Records from peers to install in the owning workers; returns how many were taken. Default: none taken. */
   install?(words: Uint32Array): number;
+  /** Told of role changes and VIP grants/releases as they happen (control-event spans). Default: nobody. */
+  event?(e: ClusterLinkEvent): void;
+  /** Calls `done` once every record handed to {@link install} so far is in the workers' tables. Default: at once. */
+  whenInstalled?(done: () => void): void;
 }
+
+/** What the link tells {@link ClusterLinkDeps.event}: this director's role changed, or it got or lost the VIPs. */
+export type ClusterLinkEvent =
+  | { kind: 'role'; from: ClusterRole; to: ClusterRole }
+  | { kind: 'grant'; term: number; vips: string[] }
+  | { kind: 'release'; term: number; reason: string };
 
 /** The agent's view as tsvsd last heard it. */
 export interface ClusterRole {
@@ -160,12 +190,13 @@ export class ClusterLink implements OwnershipSource {
     switch (m.type) {
       case 'role':
         if (m.role !== this.#role.role || m.term !== this.#role.term || m.leader !== this.#role.leader) this.#deps.log('cluster: role', { role: m.role, term: m.term, leader: m.leader });
-        this.#role = { role: m.role, term: m.term, leader: m.leader };
+        this.#setRole({ role: m.role, term: m.term, leader: m.leader });
         return;
       case 'vip-grant':
         this.#granted = true;
-        this.#role = { role: 'leader', term: m.term, leader: this.#role.leader };
+        this.#setRole({ role: 'leader', term: m.term, leader: this.#role.leader });
         this.#deps.log('cluster: leader, VIPs granted', { term: m.term });
+        this.#deps.event?.({ kind: 'grant', term: m.term, vips: Array.isArray(m.vips) ? [...m.vips] : [] });
         this.#emit?.({ kind: 'all' });
         return;
       case 'vip-release':
@@ -179,7 +210,10 @@ export class ClusterLink implements OwnershipSource {
       }
       case 'snapshot-done':
         this.#deps.log('cluster: snapshot pulled', { from: m.from, entries: m.entries, ms: m.ms });
-        this.#deps.send({ type: 'installed' });
+        // The agent may lead only once the snapshot is in the workers' tables (a VIP raised before the state is
+        // installed would answer the moved connections with resets).
+        if (this.#deps.whenInstalled) this.#deps.whenInstalled(() => this.#deps.send({ type: 'installed' }));
+        else this.#deps.send({ type: 'installed' });
         return;
       case 'snapshot-request': {
         const words = this.#deps.snapshot?.() ?? new Uint32Array(0);
@@ -197,7 +231,7 @@ export class ClusterLink implements OwnershipSource {
 
   /** The agent exited (crash, kill): release at once; the supervisor restarts it and it rejoins from scratch. */
   onAgentExit(how: string): void {
-    this.#role = { role: 'none', term: this.#role.term, leader: '' };
+    this.#setRole({ role: 'none', term: this.#role.term, leader: '' });
     this.#release(`cluster agent exited (${how})`);
   }
 
@@ -231,8 +265,17 @@ export class ClusterLink implements OwnershipSource {
     this.#release('stopping');
   }
 
+  #setRole(to: ClusterRole): void {
+    const from = this.#role;
+    this.#role = to;
+    if (from.role !== to.role) this.#deps.event?.({ kind: 'role', from, to });
+  }
+
   #release(reason: string): void {
-    if (this.#granted) this.#deps.log('cluster: VIPs released', { reason });
+    if (this.#granted) {
+      this.#deps.log('cluster: VIPs released', { reason });
+      this.#deps.event?.({ kind: 'release', term: this.#role.term, reason });
+    }
     this.#granted = false;
     this.#emit?.(NO_VIPS);
   }

@@ -1,6 +1,6 @@
 // tsvsd's config store: where table changes and mark rules are kept. A request goes to the store; the daemon
-// applies the store's change events. Today's store is local (the IPVS table + the rules file loaded at start);
-// a cluster store (NATS KV) implements the same interface, so every director applies the same changes the same way.
+// applies the store's change events. The local store is the IPVS table + the rules file loaded at start; with
+// --nats the cluster store (cluster-config.ts, NATS KV) wraps it, so every director applies the same table.
 import { readFileSync } from 'node:fs';
 import type { MarkRule } from '../../shared/fwd/classifier.ts';
 import { parseMarkRules } from '../../shared/fwd/mark-rules.ts';
@@ -15,12 +15,15 @@ export interface ConfigChange {
   seq: number;
   table: CompiledTable;
   marks: readonly MarkRule[];
-  /** What changed: a table operation, the mark rules, or the initial load. */
-  cause: TableOp['op'] | 'marks' | 'load';
+  /** What changed: a table operation, the mark rules, the initial load, or a cluster revision taken whole. */
+  cause: TableOp['op'] | 'marks' | 'load' | 'revision';
 }
 
-/** A stored change's sequence number, or why the store refused it (nothing changed then). */
-export type StoreResult = { ok: true; seq: number } | { ok: false; errno: TableErrno; detail: string };
+/**
+ * A stored change's sequence number, or why the store refused it (nothing changed then): the table's errno, or
+ * EAGAIN when the store cannot be reached (the cluster store without NATS).
+ */
+export type StoreResult = { ok: true; seq: number } | { ok: false; errno: TableErrno | 'EAGAIN'; detail: string };
 
 /**
  * Where the config lives. `apply` and `setMarks` resolve once the change is stored; every stored change is then
@@ -135,6 +138,16 @@ export class LocalConfigStore implements ConfigStore {
 
   onChange(listener: (c: ConfigChange) => void): void {
     this.#listener = listener;
+  }
+
+  /**
+   * Changes the table by `edit` (several operations, e.g. a cluster revision) and announces one change if the table's
+   * epoch moved. Returns the sequence number of that change (or of the last one when nothing changed).
+   */
+  change(edit: (table: IpvsTable) => void, cause: ConfigChange['cause']): number {
+    const before = this.table.epoch;
+    edit(this.table);
+    return this.table.epoch === before ? this.#seq : this.#emit(cause);
   }
 
   /** The current state as a change (the daemon's first reconcile). */

@@ -15,13 +15,18 @@ import type { ControlEvent, TelemetryStats, ToTelemetry } from '../../shared/pro
 import { DEFAULT_RING_RECORDS } from '../../shared/telemetry/decision-ring.ts';
 import { DecisionRings } from './http/decisions.ts';
 import { startHttp, type RunningHttp } from './http/server.ts';
-import { LOCAL_TUN } from '../../shared/proto/worker.ts';
+import { DEFAULT_SYNC_RING_RECORDS, LOCAL_TUN } from '../../shared/proto/worker.ts';
+import { SyncRings, workerSyncStatus } from './sync-rings.ts';
+import type { ClusterStatus } from '../../shared/proto/cluster.ts';
 import { DesiredCompiler, type HealthView, type VipGrant } from '../../shared/rules/desired.ts';
 import { handleAdmin, type Handled } from './admin-handlers.ts';
 import { startAdminServer, type AdminServer } from './admin-server.ts';
 import { ChildSupervisor } from './children.ts';
-import { CLUSTER_CHILD, ClusterLink, clusterChildSpec, type ClusterCli } from './cluster.ts';
+import { CLUSTER_CHILD, ClusterLink, clusterChildSpec, type ClusterCli, type ClusterLinkDeps } from './cluster.ts';
+import { ActiveActiveLink, LoopbackVips, ProbeResponder, quietArp } from './active-active.ts';
+import type { SysctlSet } from '../../shared/sys/sysctl.ts';
 import { LeasedIpVips, RecordedVipHost, vipRecordPath } from './cluster-vips.ts';
+import { ClusterConfigStore } from './cluster-config.ts';
 import { LocalConfigStore, type ConfigChange, type RulesParser } from './config-store.ts';
 import { EventPriority, EventQueue } from './event-queue.ts';
 import { HEALTH_CHILD, HealthLink } from './health.ts';
@@ -36,8 +41,13 @@ import { Reconciler, type ReconcileTargets } from './reconciler.ts';
 import { parseRequestLine } from './request.ts';
 import { DataShm } from './shm.ts';
 import { StatsModel } from './stats.ts';
+import { clusterControlEvent, Observer } from './observer.ts';
 import { IpCommandVips, VipSet, type VipHost } from './vips.ts';
 import { WorkerPool } from './workers.ts';
+import { VrrpVips, type VrrpVipSpec } from './vrrp-vips.ts';
+
+/** How often tsvsd moves sync records between the workers' rings and the cluster agent, ms. */
+const SYNC_PUMP_MS = 2;
 
 /** How often the trash is checked for dests idle long enough to free, in ms (the kernel's timer period). */
 const TRASH_CHECK_MS = 60_000;
@@ -100,11 +110,18 @@ export interface DaemonOptions {
   cluster?: ClusterCli;
   /** A floating inside address owned on the server interface while this director owns the VIPs (the real servers' gateway). Needs `forward`. */
   gatewayVip?: string;
+  /**
+   * The keepalived.conf's virtual_ipaddress addresses (shared/keepalived/vrrp.ts): owned beside the table's VIPs
+   * whenever this director owns VIPs (it leads, or runs alone), each on its interface. Needs `forward`.
+   */
+  vrrpVips?: readonly VrrpVipSpec[];
+  /** Active-active behind an ECMP router (services/tsvsd/active-active.ts). Needs `forward`. */
+  activeActive?: { probePort: number; node: string };
 }
 
-/** The name this director gives itself in decision records, spans and the monitor page. */
-function directorName(): string {
-  return process.env.TSVS_DIRECTOR || hostname();
+/** The name this director gives itself in decision records, spans and the monitor page: its cluster node name (--node), else $TSVS_DIRECTOR, else the host name. */
+export function directorName(opts: Pick<DaemonOptions, 'cluster'>, env: NodeJS.ProcessEnv = process.env): string {
+  return opts.cluster?.node || env.TSVS_DIRECTOR || hostname();
 }
 
 /**
@@ -199,9 +216,10 @@ interface Forwarding {
   own: OwnAddresses;
 }
 
-function workerArgs(f: ForwardOptions, shmDir: string, trace: DaemonOptions['trace']): string[] {
+function workerArgs(f: ForwardOptions, shmDir: string, trace: DaemonOptions['trace'], syncRing: number, director: string): string[] {
   const a = ['--shm-dir', shmDir, '--client-if', f.clientIf, '--server-if', f.serverIf ?? f.clientIf];
-  if (trace) a.push('--decisions', String(trace.records ?? DEFAULT_RING_RECORDS), '--director', directorName());
+  if (syncRing > 0) a.push('--sync-ring', String(syncRing));
+  if (trace) a.push('--decisions', String(trace.records ?? DEFAULT_RING_RECORDS), '--director', director);
   if (f.capacity) a.push('--capacity', String(f.capacity));
   if (f.ring) a.push('--ring', f.ring);
   if (f.spinUs !== undefined) a.push('--spin-us', String(f.spinUs));
@@ -224,11 +242,32 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const clock = deps.clock ?? (() => performance.now());
   let stats: StatsModel | undefined;
   const table = new IpvsTable({ clock, boundConns: (id) => stats?.boundConns(id) ?? 0 });
-  const store = new LocalConfigStore(table);
+  const local = new LocalConfigStore(table);
+  // Connection sync: the workers' rings (made with the shared memory below, when forwarding in a cluster).
+  let syncRings: SyncRings | null = null;
+  let syncTimer: NodeJS.Timeout | null = null;
+  const onShardError = (w: number, e: Error): void => log('conns: cannot read shard', { worker: w, error: e.message });
   // The cluster link sends through the supervisor made further down (only once started).
-  const link = opts.cluster ? new ClusterLink({ send: (m) => children.send(CLUSTER_CHILD, m), log }) : null;
+  if (opts.activeActive && !opts.forward) throw new DaemonStartError('--active-active needs --client-if', 2);
+  const aa = opts.activeActive;
+  const linkDeps: ClusterLinkDeps = {
+    send: (m) => children.send(CLUSTER_CHILD, m),
+    log,
+    snapshot: () => (fw && syncRings ? fw.shm.withShards((b) => SyncRings.snapshot(b, reconciler.fwd() ?? null, Date.now(), onShardError), onShardError) : new Uint32Array(0)),
+    install: (words) => syncRings?.install(words) ?? 0,
+    whenInstalled: (done) => (syncRings ? syncRings.whenInstalled(done) : done()),
+    event: (e) => sendControl(clusterControlEvent(e, directorName(opts), Date.now())),
+  };
+  // Active-active: every ready director forwards (services/tsvsd/active-active.ts); else only the leader.
+  const link = opts.cluster ? (aa ? new ActiveActiveLink(linkDeps) : new ClusterLink(linkDeps)) : null;
+  let aaVips: LoopbackVips | null = null;
+  let aaArp: SysctlSet | null = null;
+  let probe: ProbeResponder | null = null;
+  // In a cluster the table lives in NATS KV (cluster-config.ts): the loaded files only seed an empty bucket.
+  const clusterStore = opts.cluster ? new ClusterConfigStore(local, { send: (m) => children.send(CLUSTER_CHILD, m), log }) : null;
+  const store = clusterStore ?? local;
   try {
-    const n = store.load({ config: opts.configFile, markRules: opts.markRulesFile }, deps.parseRules);
+    const n = local.load({ config: opts.configFile, markRules: opts.markRulesFile }, deps.parseRules);
     if (opts.configFile !== undefined) log('config: loaded', { file: opts.configFile, rules: n, epoch: table.epoch });
   } catch (e) {
     throw new DaemonStartError((e as Error).message);
@@ -247,6 +286,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   let fw: Forwarding | undefined;
   let leased: LeasedIpVips | null = null;
   let gwLeased: LeasedIpVips | null = null;
+  let vrrp: VrrpVips | null = null;
   let reconciler: Reconciler;
   // Events are queued from here on; the queue's handler needs the reconciler, made just below.
   const queue = new EventQueue<DaemonEvent, Handled | undefined>((e) => handle(e), (e) => PRIORITY[e.kind]);
@@ -264,11 +304,23 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       own.stop();
       throw new DaemonStartError(`shared memory: ${(e as Error).message}`);
     }
+    if (opts.cluster) {
+      try {
+        syncRings = new SyncRings(shm.dir, opts.workers, DEFAULT_SYNC_RING_RECORDS, f.backend === 'nfqueue' ? 'all' : 'client');
+        // Peers' connections are installed only once the cluster's table is in the workers (else they would be
+        // dropped as unknown services), and the agent is told 'installed' only then.
+        syncRings.gated = true;
+      } catch (e) {
+        own.stop();
+        shm.remove();
+        throw new DaemonStartError(`sync rings: ${(e as Error).message}`);
+      }
+    }
     const pool = new WorkerPool({
       count: opts.workers,
       cpus: f.cpus,
       entry: `${ROOT}services/worker/main.ts`,
-      args: workerArgs(f, shm.dir, opts.trace),
+      args: workerArgs(f, shm.dir, opts.trace, syncRings ? syncRings.capacity : 0, directorName(opts)),
       // TSVS_WORKER_NODE_ARGS: extra Node flags for the workers only (diagnostics: --trace-gc, --cpu-prof, ...).
       nodeArgs: (process.env.TSVS_WORKER_NODE_ARGS ?? '').split(/\s+/).filter((x) => x !== ''),
       log: (line) => log(`workers: ${line}`),
@@ -278,9 +330,19 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     // would answer ARP beside the cluster's new owner; this one removes them before anything else.
     // In a cluster the addresses also carry a lifetime this process renews: a director whose processes all died
     // stops answering for the VIP within it, even though nothing removes the address.
-    leased = !deps.vipHost && opts.cluster ? new LeasedIpVips(f.clientIf, log) : null;
+    leased = !deps.vipHost && opts.cluster && !aa ? new LeasedIpVips(f.clientIf, log) : null;
     leased?.start();
-    const recorded = new RecordedVipHost(deps.vipHost ?? leased ?? new IpCommandVips(f.clientIf, log), vipRecordPath(dirname(opts.socketPath), f.clientIf), log);
+    // Active-active: the VIPs on lo (routed to this director, never ARPed for), the client interface quiet in ARP.
+    if (aa && !deps.vipHost) {
+      aaVips = new LoopbackVips(log, opts.cluster !== undefined);
+      aaVips.start();
+      try {
+        aaArp = quietArp(f.clientIf);
+      } catch (e) {
+        log('active-active: cannot make the client interface quiet in ARP', { error: (e as Error).message });
+      }
+    }
+    const recorded = new RecordedVipHost(deps.vipHost ?? aaVips ?? leased ?? new IpCommandVips(f.clientIf, log), vipRecordPath(dirname(opts.socketPath), aa ? 'lo' : f.clientIf), log);
     recorded.removeLeftovers();
     let gateway: VipSet | null = null;
     if (opts.gatewayVip !== undefined) {
@@ -294,6 +356,9 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       gwRecorded.removeLeftovers();
       gateway = new VipSet(gwRecorded, log);
     }
+    if (opts.vrrpVips && opts.vrrpVips.length > 0) {
+      vrrp = new VrrpVips({ specs: opts.vrrpVips, clientIf: f.clientIf, exclude: opts.gatewayVip === undefined ? [] : [opts.gatewayVip], socketPath: opts.socketPath, leased: opts.cluster !== undefined, log, host: deps.vipHost });
+    }
     fw = { shm, pool, kernel: new KernelRules({ log, clientIf: f.clientIf }), vips: new VipSet(recorded, log), gateway, own };
     const fwd = fw;
     stats = new StatsModel(table, {
@@ -302,13 +367,13 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       destSlots: compiler.destSlots,
       fwd: () => reconciler.fwd(),
       workers: () => pool.status(),
-      onShardError: (w, e) => log('conns: cannot read shard', { worker: w, error: e.message }),
+      onShardError,
     });
     table.setCounterProvider(stats.counterProvider() ?? null);
     const targets: ReconcileTargets = {
       publish: (t: FwdTable) => fwd.pool.publish(t),
       kernel: fwd.kernel,
-      vips: fwd.vips,
+      vips: vrrp ? { sync: (want) => fwd.vips.sync(vrrp!.withClient(want)) } : fwd.vips,
       ownAddrs: () => fwd.own.list(),
       trashDestIds: () => table.trash().map((t) => t.destId),
     };
@@ -319,18 +384,25 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     stats = new StatsModel(table);
     reconciler = new Reconciler({ compiler, targets: null, host: { clientIf: '', serverIf: '', localTun: LOCAL_TUN }, log });
     log('forwarding: off (no --client-if): the table is kept for tsvsadm, no packet is forwarded');
+    if (opts.vrrpVips && opts.vrrpVips.length > 0) log('keepalived: virtual_ipaddress not owned: no --client-if', { vips: opts.vrrpVips.map((v) => v.addr).join(',') });
   }
   const st = stats;
   // `healthLink` is made below, before the first admin request can arrive.
-  const ctx = { store, stats: st, log, forwarding: f !== undefined, cluster: link ? () => link.status() : undefined, health: opts.keepalived ? () => healthLink!.status() : undefined };
+  const clusterStatus = async (): Promise<ClusterStatus> => {
+    const s = await link!.status();
+    if (syncRings && fw) s.sync.workers = workerSyncStatus(fw.shm.counters, syncRings.stats());
+    return s;
+  };
+  const ctx = { store, stats: st, log, forwarding: f !== undefined, cluster: link ? clusterStatus : undefined, health: opts.keepalived ? () => healthLink!.status() : undefined };
   // Tracing: the exporter child's latest counters (for /metrics), and control events sent to it as spans.
   const tracing = opts.trace !== undefined && fw !== undefined;
   let telemetry: TelemetryStats | null = null;
-  const control = (name: string, attributes?: ControlEvent['attributes'], error?: boolean): void => {
+  const control = (name: string, attributes?: ControlEvent['attributes'], error?: boolean): void => sendControl({ name, timeMs: Date.now(), attributes, error });
+  function sendControl(event: ControlEvent): void {
     if (!tracing) return;
-    const m: ToTelemetry = { type: 'control-event', event: { name, timeMs: Date.now(), attributes, error } };
+    const m: ToTelemetry = { type: 'control-event', event };
     children.send('telemetry', m);
-  };
+  }
 
   async function handle(e: DaemonEvent): Promise<Handled | undefined> {
     switch (e.kind) {
@@ -338,14 +410,17 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         return handleAdmin(e.env, ctx);
       case 'config':
         reconciler.setConfig(e.change);
+
         control('config-applied', { 'lvs.table.epoch': table.epoch });
         return undefined;
       case 'ownership':
         log('ownership: VIP grant', { grant: e.grant.kind === 'all' ? 'all' : e.grant.vips.join(',') });
+        vrrp?.follow(e.grant);
         reconciler.setGrant(e.grant);
         // The gateway address follows the VIPs: owned with a grant of the table's VIPs, released with none.
         fw?.gateway?.sync(e.grant.kind === 'all' || e.grant.vips.length > 0 ? [opts.gatewayVip!] : []);
-        control('vip-grant', { 'lvs.vips': e.grant.kind === 'all' ? 'all' : e.grant.vips.join(',') });
+        // In a cluster the link reports grants and releases itself, with term and reason.
+        if (!link) control('vip-grant', { 'lvs.vips': e.grant.kind === 'all' ? 'all' : e.grant.vips.join(',') });
         return undefined;
       case 'health':
         reconciler.setHealth(e.view);
@@ -374,6 +449,8 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         const m = e.msg;
         if (e.name === HEALTH_CHILD && healthLink) {
           await healthLink.onMessage(m);
+          // A batch of transitions: read the checker's states soon, for the health-transition spans.
+          if (typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'transitions') observer.poke();
           return undefined;
         }
         if (isChildEnvelope(m)) {
@@ -400,26 +477,53 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
 
   const children = new ChildSupervisor({
     message: (name, msg) => {
-      // Status answers bypass the queue: the admin request waiting for one holds the queue.
+      // Status answers bypass the queue: the admin request waiting for one holds the queue. So do config answers
+      // and revisions (an edit's revision is applied before its answer resolves the admin request).
+      if (name === CLUSTER_CHILD && clusterStore?.intercept(msg)) return;
       if (name === CLUSTER_CHILD && link?.intercept(msg)) return;
       if (name === HEALTH_CHILD && healthLink?.intercept(msg)) return;
       void queue.push({ kind: 'child-message', name, msg }).catch(() => {});
     },
-    exited: (name, how, restartInMs) => void queue.push({ kind: 'child-exit', name, how, restartInMs }).catch(() => {}),
+    exited: (name, how, restartInMs) => {
+      if (name === CLUSTER_CHILD) clusterStore?.onAgentExit();
+      void queue.push({ kind: 'child-exit', name, how, restartInMs }).catch(() => {});
+    },
   });
   const ownership = deps.ownership ?? link ?? new AllTableVips();
   const healthLink = opts.keepalived
     ? new HealthLink(opts.keepalived.file, opts.keepalived.config, { children, table: () => table.compiled(), apply: (op) => store.apply(op), log })
     : null;
   store.onChange((change) => void queue.push({ kind: 'config', change }).catch(() => {}));
+  if (clusterStore && syncRings) {
+    const rings = syncRings;
+    clusterStore.whenInForce(() => {
+      void reconciler.applied(local.current().seq).then(() => {
+        rings.gated = false;
+        log('cluster: the cluster\'s table is in force: installing peers\' connections', { rev: clusterStore.revision });
+      });
+    });
+  }
+  // The cluster's and the checker's status, polled for the read model (outside the queue) and turned into control events.
+  const observer = new Observer({
+    node: directorName(opts),
+    // The agent's status with the workers' side of sync added (as tsvsadm cluster shows it); the role as heard.
+    cluster: link ? { status: () => clusterStatus(), get role() { return link.role; } } : undefined,
+    health: healthLink ? () => healthLink.status() : undefined,
+    control: sendControl,
+    log,
+  });
 
   const rings = tracing ? new DecisionRings(fw!.shm.dir) : null;
   let http: RunningHttp | null = null;
   const undo = async (): Promise<void> => {
+    observer.stop();
+    probe?.close();
     await http?.close();
     rings?.close();
     healthLink?.close();
+    clusterStore?.stop();
     ownership.stop();
+    if (syncTimer) clearInterval(syncTimer);
     await children.stop();
     await queue.close();
     if (fw) {
@@ -427,9 +531,14 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       fw.kernel.remove();
       fw.vips.releaseAll();
       fw.gateway?.releaseAll();
+      vrrp?.stop();
       leased?.stop();
       gwLeased?.stop();
+      aaVips?.stop();
+      const r = aaArp?.restore();
+      if (r?.failed.length) log('active-active: sysctls not restored', { failed: r.failed.join('; ') });
       fw.own.stop();
+      syncRings?.close();
       fw.shm.remove();
     }
     st.stop();
@@ -444,6 +553,15 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       children.start(clusterChildSpec(ROOT, opts.cluster));
       log('cluster: agent started', { node: opts.cluster.node, nats: opts.cluster.nats });
     }
+    if (syncRings) {
+      // What the workers changed goes to the agent to publish; peers' records wait here for room in the rings.
+      const rings = syncRings;
+      syncTimer = setInterval(() => {
+        const words = rings.drain();
+        if (words) children.send(CLUSTER_CHILD, { type: 'publish', words });
+        rings.pump();
+      }, SYNC_PUMP_MS);
+    }
     healthLink?.start(`${ROOT}services/health/main.ts`);
     if (tracing) {
       const t = opts.trace!;
@@ -453,7 +571,15 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
       children.start({ name: 'telemetry', kind: ChildKind.telemetry, entry: `${ROOT}services/telemetry/main.ts`, args });
     }
     await reconciler.applied(0);
+    if (aa) {
+      // Up while this director forwards the VIPs: alone, always; in a cluster, while the agent says it is ready.
+      const aaLink = link instanceof ActiveActiveLink ? link : null;
+      probe = new ProbeResponder(aa.node, () => (aaLink ? aaLink.serving : true));
+      await probe.listen(aa.probePort);
+      log('active-active: answering nexthop probes', { port: aa.probePort, node: aa.node });
+    }
     st.start();
+    observer.start();
     const logBad = rateLimited(log, 10);
     server = await startAdminServer({
       path: opts.socketPath,
@@ -479,7 +605,11 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     try {
       http = await startHttp(
         opts.http,
-        { director: directorName(), read: () => ({ ...st.view(), telemetry }), decisions: rings ? (max, filter) => rings.recent(max, filter) : undefined },
+        {
+          director: directorName(opts),
+          read: () => ({ ...st.view(), telemetry, cluster: observer.cluster(), health: observer.health(), vipsHeld: fw ? [...fw.vips.held, ...(fw.gateway?.held ?? [])] : undefined, floating: opts.gatewayVip !== undefined ? [opts.gatewayVip] : undefined }),
+          decisions: rings ? (max, filter) => rings.recent(max, filter) : undefined,
+        },
         { log },
       );
     } catch (e) {

@@ -3,6 +3,10 @@ import { readFileSync } from 'node:fs';
 import { FALLBACK_SERVICES, parseEtcHosts, parseEtcServices, tableResolver } from '../../shared/ipvsadm/names.ts';
 import { parseCli, USAGE } from './args.ts';
 import { DaemonStartError, resolveSocketPath, startDaemon, type RunningDaemon } from './daemon.ts';
+import { warningLine } from '../../shared/keepalived/check.ts';
+import { formatVrrpCluster, vrrpToCluster } from '../../shared/keepalived/vrrp.ts';
+import { mergeVrrpCluster } from './cluster.ts';
+import type { VrrpVipSpec } from './vrrp-vips.ts';
 import { readKeepalivedFile } from './health.ts';
 import { createLogger } from './log.ts';
 import { ipvsadmRulesParser } from './rules.ts';
@@ -26,23 +30,53 @@ if (cli.kind === 'error') {
   process.exit(2);
 }
 
-// --keepalived FILE: read and checked before anything starts; --check stops there (keepalived -t).
+// --keepalived FILE: read and checked before anything starts; --check stops there (keepalived -t). Its
+// vrrp_instance blocks fill the cluster options not given on the command line and name the VIPs the leader owns.
 let keepalived: { file: string; config: NonNullable<ReturnType<typeof readKeepalivedFile>['config']> } | undefined;
+let cluster = cli.opts.cluster;
+let vrrpVips: VrrpVipSpec[] | undefined;
+let vrrpAtStart = '';
 if (cli.opts.keepalived !== undefined) {
   const file = cli.opts.keepalived;
   const r = readKeepalivedFile(file);
+  const vrrp = r.config ? vrrpToCluster(r.config, { clustered: cluster !== undefined }) : null;
+  const lines = [...r.lines, ...(vrrp?.warnings ?? []).map(warningLine)];
+  if (vrrp && cluster) {
+    try {
+      cluster = mergeVrrpCluster(cluster, vrrp);
+    } catch (e) {
+      process.stderr.write(`tsvsd: --keepalived ${file}: ${(e as Error).message}\n`);
+      process.exit(2);
+    }
+  }
   if (cli.opts.check) {
-    for (const l of r.lines) process.stdout.write(`${l}\n`);
-    process.stdout.write(`${file}: ${r.errors} error(s), ${r.warnings} warning(s)\n`);
+    for (const l of lines) process.stdout.write(`${l}\n`);
+    if (vrrp) for (const l of formatVrrpCluster(vrrp, cli.opts.cluster ?? null)) process.stdout.write(`${l}\n`);
+    process.stdout.write(`${file}: ${r.errors} error(s), ${r.warnings + (vrrp?.warnings.length ?? 0)} warning(s)\n`);
     process.exit(r.errors > 0 ? 1 : 0);
   }
   if (!r.config) {
-    for (const l of r.lines) log(`keepalived: ${l}`);
+    for (const l of lines) log(`keepalived: ${l}`);
     log('failed to start', { error: `--keepalived ${file}: ${r.errors} error(s)` });
     process.exit(1);
   }
-  for (const l of r.lines) log(`keepalived: ${l}`);
+  for (const l of lines) log(`keepalived: ${l}`);
+  if (vrrp) for (const l of formatVrrpCluster(vrrp, cli.opts.cluster ?? null)) log(`keepalived: ${l}`);
   keepalived = { file, config: r.config };
+  vrrpVips = vrrp?.vips.map((v) => ({ addr: v.addr, dev: v.dev }));
+  vrrpAtStart = vrrpKey(vrrp);
+}
+
+/** What of a vrrp mapping tsvsd acts on (cluster options and VIPs), to tell a reload that changed it. */
+function vrrpKey(m: ReturnType<typeof vrrpToCluster> | null): string {
+  return m === null ? '' : JSON.stringify([m.cluster, m.priority, m.nopreempt, m.preemptDelayMs, m.vips.map((v) => [v.addr, v.dev])]);
+}
+
+/** After a SIGHUP: the vrrp settings are read at start only; say so when the file's changed. */
+function vrrpReloadNote(file: string): void {
+  const r = readKeepalivedFile(file);
+  const now = r.config ? vrrpKey(vrrpToCluster(r.config, { clustered: cluster !== undefined })) : vrrpAtStart;
+  if (now !== vrrpAtStart) log('reload: the vrrp_instance settings (cluster options, virtual_ipaddress) changed: they apply when tsvsd restarts; the running ones stay');
 }
 
 // Handlers go in before anything starts, so a signal during start-up is never the default (abrupt) exit.
@@ -60,6 +94,7 @@ process.on('SIGHUP', () => {
   void daemon.reload().then((r) => {
     for (const l of r.lines) log(`reload: ${l}`);
     log(r.taken ? 'reload: done' : 'reload: file not taken, the running configuration stays');
+    if (r.taken && keepalived) vrrpReloadNote(keepalived.file);
   });
 });
 process.on('uncaughtException', (e) => {
@@ -84,7 +119,9 @@ try {
       workers: o.workers,
       forward: o.clientIf ? { clientIf: o.clientIf, serverIf: o.serverIf, cpus: o.cpus, ring: o.ring, backend: o.backend, spinUs: o.spinUs, busyPoll: o.busyPoll, capacity: o.capacity, guard: o.guard } : undefined,
       http: o.http,
-      cluster: o.cluster,
+      cluster,
+      vrrpVips,
+      activeActive: o.activeActive,
       gatewayVip: o.gatewayVip,
       // Tracing is on with --otlp, --trace-ratio or an OTLP endpoint in the environment.
       trace: o.otlp !== undefined || o.traceRatio !== undefined || process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? { otlp: o.otlp, ratio: o.traceRatio } : undefined,

@@ -67,6 +67,11 @@ export class VipSet {
     }
   }
 
+  /** The VIPs this process holds now, sorted. */
+  get held(): string[] {
+    return [...this.#held].sort();
+  }
+
   /** Removes every VIP this process added. */
   releaseAll(): void {
     this.sync([]);

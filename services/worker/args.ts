@@ -23,12 +23,14 @@ export interface WorkerOptions {
   decisions: number;
   /** Director name written into decision records (default: the host name). */
   director?: string;
+  /** Records per connection-sync ring (a cluster): 0 = no sync, else the capacity tsvsd created the rings with. */
+  syncRing: number;
   /** Dead destinations and flood defence (shared/fwd/guard.ts): only the flags given; the rest take the defaults. */
   guard: Partial<GuardOptions>;
 }
 
 export const WORKER_USAGE =
-  'usage: worker --index I --workers N --shm-dir DIR --client-if IF [--server-if IF] [--cpu C] [--capacity N] [--ring adaptive|v2|v3] [--backend afpacket|nfqueue [--queue-base Q]] [--spin-us US | --busy-poll] [--decisions N [--director NAME]] [--expire-nodest-conn 0|1] [--expire-quiescent-template 0|1] [--nodest-tcp rst|drop] [--syn-pressure PCT] [--syn-pressure-timeout MS] [--new-conn-rate N [--new-conn-burst N]]';
+  'usage: worker --index I --workers N --shm-dir DIR --client-if IF [--server-if IF] [--cpu C] [--capacity N] [--ring adaptive|v2|v3] [--backend afpacket|nfqueue [--queue-base Q]] [--spin-us US | --busy-poll] [--decisions N [--director NAME]] [--sync-ring N] [--expire-nodest-conn 0|1] [--expire-quiescent-template 0|1] [--nodest-tcp rst|drop] [--syn-pressure PCT] [--syn-pressure-timeout MS] [--new-conn-rate N [--new-conn-burst N]]';
 
 /** Parses `argv` (without node and script); returns the options or a one-line error. Never throws. */
 export function parseWorkerArgs(argv: string[]): WorkerOptions | { error: string } {
@@ -51,6 +53,7 @@ export function parseWorkerArgs(argv: string[]): WorkerOptions | { error: string
         'queue-base': { type: 'string', default: '0' },
         decisions: { type: 'string', default: '0' },
         director: { type: 'string' },
+        'sync-ring': { type: 'string', default: '0' },
         ...GUARD_ARG_SPECS,
       },
     }).values;
@@ -75,10 +78,12 @@ export function parseWorkerArgs(argv: string[]): WorkerOptions | { error: string
   if (!(queueBase >= 0 && queueBase <= 0xffff)) return { error: `bad --queue-base ${a['queue-base']}` };
   const decisions = int(a.decisions);
   if (!Number.isInteger(decisions) || (decisions > 0 && (decisions < 2 || (decisions & (decisions - 1)) !== 0))) return { error: `--decisions ${a.decisions}: 0 (off) or a power of two >= 2` };
+  const syncRing = int(a['sync-ring']);
+  if (!Number.isInteger(syncRing) || (syncRing > 0 && (syncRing < 2 || (syncRing & (syncRing - 1)) !== 0))) return { error: `--sync-ring ${a['sync-ring']}: 0 (off) or a power of two >= 2` };
   const guard = parseGuardFlags(a);
   if ('error' in guard) return guard;
   return {
     index, workers, cpu, shmDir: a['shm-dir'], clientIf: a['client-if'], serverIf: a['server-if'] ?? a['client-if'], capacity,
-    ring: a.ring, backend: a.backend, spinUs, busyPoll: a['busy-poll'] === true, queueBase, decisions, director: a.director, guard,
+    ring: a.ring, backend: a.backend, spinUs, busyPoll: a['busy-poll'] === true, queueBase, decisions, director: a.director, syncRing, guard,
   };
 }

@@ -20,6 +20,10 @@ import type { TxPort, VerdictPort } from './io/port.ts';
 import { apGet, buildState, emptyState, type AddrPortMap, type SvcState, type TableState } from './state.ts';
 import { Outcome, TemplateUse, noneReason, schedulerIndex } from '../../shared/telemetry/decision-ring.ts';
 import type { DecisionWriter } from '../../shared/telemetry/decision-ring.ts';
+import { RecordOp } from '../../shared/sync/record.ts';
+import type { SyncRing } from '../../shared/sync/ring.ts';
+import { installRecord, writeEntryRecord, type SyncResolver, type SyncService } from '../../shared/sync/conn-sync.ts';
+import { SyncHold } from './sync-hold.ts';
 
 /** What the engine did with a frame. */
 export const Verdict = {
@@ -84,7 +88,15 @@ export interface EngineOptions {
   decisions?: DecisionWriter | null;
   /** Dead destinations and flood defence (shared/fwd/guard.ts); unset fields take defaultGuard()'s values. */
   guard?: Partial<GuardOptions>;
+  /**
+   * Connection sync (a cluster): this worker's rings (shared/sync/ring.ts). Every new, changed and removed
+   * connection and template is written to `outbound`; peers' records in `inbound` are installed into the shard.
+   */
+  sync?: { outbound: SyncRing; inbound: SyncRing; shard: number } | null;
 }
+
+/** Records installed per drain at most (a batch end); a lookup miss drains everything that is waiting. */
+const SYNC_DRAIN_BATCH = 4096;
 
 
 const VNET_NEEDS_CSUM = 1;
@@ -144,6 +156,24 @@ export class Engine {
   private readonly pressureOff: number;
   private readonly synRecvMs: number;
   private pressure = false;
+  private readonly syncOut: SyncRing | null;
+  private readonly syncIn: SyncRing | null;
+  private readonly syncShard: number;
+  /** Table time (ms) each entry was last written to the outbound ring, by entry index. */
+  private readonly lastSync: Uint32Array;
+  /** The connection being created: its first packet's state change is part of its NEW record. */
+  private fresh = -1;
+  /** Services as the sync installer sees them, by service id (rebuilt on every table swap). */
+  private syncSvcs: SyncService[] = [];
+  private readonly syncResolver: SyncResolver;
+  /** Mid-flow TCP segments waiting for their synced entry (AF_PACKET only), replayed between batches. */
+  private readonly hold: SyncHold | null;
+  private readonly holdFrame: Uint8Array;
+  private readonly holdMeta = new Float64Array(2);
+  private replaying = false;
+  private holdAgain = false;
+  /** Records were installed since held frames were last replayed (a batch end replays only then). */
+  private installedSinceReplay = false;
 
   constructor(o: EngineOptions) {
     this.ct = o.conns;
@@ -163,6 +193,18 @@ export class Engine {
     this.pressureOn = Math.max(1, Math.floor((this.ct.capacity * this.g.pressurePct) / 100));
     this.pressureOff = Math.floor((this.pressureOn * 7) / 8);
     this.synRecvMs = this.ct.timeouts.tcp[TcpState.SYN_RECV];
+    this.syncOut = o.sync?.outbound ?? null;
+    this.syncIn = o.sync?.inbound ?? null;
+    this.syncShard = o.sync?.shard ?? 0;
+    this.lastSync = new Uint32Array(o.sync ? this.ct.capacity : 0);
+    this.hold = o.sync ? new SyncHold() : null;
+    this.holdFrame = new Uint8Array(this.hold !== null ? this.hold.opts.slotBytes : 0);
+    this.syncResolver = {
+      service: (proto, vaddr, vport, fwmark) => {
+        const st = fwmark !== 0 ? this.byFwmark.get(fwmark) : (apGet(this.byKey, proto, vaddr, vport) ?? apGet(this.byKey, proto, vaddr, 0));
+        return st === undefined ? undefined : this.syncSvcs[st.svc.id];
+      },
+    };
   }
 
   get tableEpoch(): number {
@@ -195,14 +237,135 @@ export class Engine {
       for (let i = 0; i < st.byId.length; i++) if (st.byId[i] !== undefined) idx[i] = schedulerIndex(st.byId[i].svc.scheduler);
       this.schedIdx = idx;
     }
+    if (this.syncIn !== null) {
+      const svcs: SyncService[] = [];
+      for (const s of t.services) {
+        svcs[s.id] = { id: s.id, netmask: s.netmask, persistMs: s.persistMs, fwmark: s.fwmark, vport: s.vport, persistent: (s.flags & SvcFlag.PERSISTENT) !== 0, dests: s.dests };
+      }
+      this.syncSvcs = svcs;
+    }
     this.nowMs = this.now();
     this.ev[Ev.table_swaps]++;
+  }
+
+  /**
+   * Installs peers' records waiting in the inbound ring (at most `max`) into this shard; each outcome is counted
+   * (sync_created + Install code). Returns how many were taken. Between batches, and on a lookup miss.
+   */
+  syncDrain(max = SYNC_DRAIN_BATCH): number {
+    const r = this.syncIn;
+    // Before its first table the worker knows no service: peers' records wait in the ring until it has one.
+    if (r === null || this.epoch < 0) return 0;
+    const n = Math.min(r.available(), max);
+    if (n === 0) return 0;
+    const now = this.nowMs;
+    const words = r.words;
+    for (let i = 0; i < n; i++) this.ev[Ev.sync_created + installRecord(this.ct, words, r.offsetAt(i), this.syncResolver, now)]++;
+    r.release(n);
+    this.installedSinceReplay = true;
+    return n;
+  }
+
+  /** Idle path (a timer): refreshes the clock and installs what peers sent. */
+  syncPoll(): number {
+    if (this.syncIn === null) return 0;
+    const held = this.hold !== null && this.hold.size > 0;
+    if (this.syncIn.available() === 0 && !held) return 0;
+    this.nowMs = this.now();
+    const n = this.syncDrain();
+    if (held) this.replayHeld();
+    return n;
+  }
+
+  /**
+   * Holds a frame that found no entry while a peer's record for it may be on its way (AF_PACKET, in a cluster);
+   * during a replay it marks the frame to wait on. False when it cannot wait (no sync, NFQUEUE, queue full).
+   */
+  private holdForSync(buf: Uint8Array, off: number, len: number, partial: boolean, now: number): boolean {
+    if (this.hold === null || this.l3 !== null) return false;
+    if (this.replaying) {
+      this.holdAgain = true;
+      return true;
+    }
+    if (!this.hold.put(buf, off, len, partial, now)) return false;
+    this.ev[Ev.sync_held]++;
+    return true;
+  }
+
+  /**
+   * Between batches: every held frame is handled again; one whose entry has arrived is forwarded (counted
+   * released), one still without an entry waits on until its hold time is over (then dropped, counted).
+   */
+  private replayHeld(): void {
+    const h = this.hold as SyncHold;
+    if (this.replaying) return;
+    this.replaying = true;
+    this.installedSinceReplay = false;
+    const now = this.nowMs;
+    const f = this.holdFrame;
+    const meta = this.holdMeta;
+    for (let k = h.size; k > 0; k--) {
+      const len = h.take(f, meta);
+      if (len < 0) break;
+      if (now - meta[0] > h.opts.holdMs) {
+        this.ev[Ev.sync_hold_timeout]++;
+        continue;
+      }
+      this.holdAgain = false;
+      this.dispatch(f, 0, len, meta[1] === 1, parseFrame(f, len, this.m, 0));
+      if (this.holdAgain) h.put(f, 0, len, meta[1] === 1, meta[0]);
+      else this.ev[Ev.sync_hold_released]++;
+    }
+    this.replaying = false;
+  }
+
+  /** Writes entry `e` to the outbound ring as `op` (a full ring counts the record as dropped). No allocation. */
+  private syncEmit(op: number, e: number, now: number): void {
+    const r = this.syncOut as SyncRing;
+    const off = r.reserve();
+    if (off < 0) {
+      this.ev[Ev.sync_out_dropped]++;
+      return;
+    }
+    const ct = this.ct;
+    const st = this.byId[ct.service(e)];
+    writeEntryRecord(r.words, off, ct, e, op, this.syncShard, st === undefined ? 0 : st.svc.fwmark, this.stateTimeout(e, st), now);
+    r.commit();
+    this.lastSync[e] = now >>> 0;
+    this.ev[Ev.sync_sent]++;
+  }
+
+  /** The full timeout of entry `e`'s current state, ms (a template: its service's persistence timeout). */
+  private stateTimeout(e: number, st: SvcState | undefined): number {
+    const ct = this.ct;
+    if (ct.isTemplate(e)) return st === undefined ? 0 : st.svc.persistMs;
+    return ct.proto(e) === IpProto.TCP ? ct.timeouts.tcp[ct.state(e)] : ct.timeouts.udp;
+  }
+
+  /**
+   * After a packet of entry `e` (state `before` → `after`): a state change is synced at once; an entry whose state
+   * stays is synced again once an eighth of its timeout (at least 1 s) has passed since it last was, so a peer's
+   * copy never expires while the flow is alive here (IPVS's sync_refresh_period idea).
+   */
+  private syncTouch(e: number, before: number, after: number, now: number): void {
+    if (e === this.fresh) return;
+    if (before !== after) {
+      this.syncEmit(RecordOp.UPDATE, e, now);
+      return;
+    }
+    const t = this.stateTimeout(e, this.byId[this.ct.service(e)]);
+    const every = t >>> 3 > 1000 ? t >>> 3 : 1000;
+    if (((now - this.lastSync[e]) >>> 0) >= every) this.syncEmit(RecordOp.UPDATE, e, now);
   }
 
   /** After each RX batch: expire due connections (bounded work). */
   endBatch(): void {
     this.ev[Ev.batches]++;
     this.nowMs = this.now();
+    if (this.syncIn !== null) {
+      this.syncDrain();
+      if (this.installedSinceReplay && this.hold !== null && this.hold.size > 0) this.replayHeld();
+    }
     const n = this.ct.expire(this.nowMs, 4096);
     if (n > 0) this.ev[Ev.conns_expired] += n;
     // Under pressure (secure_tcp's idea, keyed on the table's fill): new embryonic entries get a short SYN_RECV
@@ -266,15 +429,25 @@ export class Engine {
       const now = this.nowMs;
       let e = this.ct.lookupIn(proto, m.saddr, m.sport, m.daddr, m.dport);
       if (e >= 0 && proto === IpProto.TCP && (m.tcpFlags & TcpFlag.SYN) !== 0 && this.reusable(e)) {
+        if (this.syncOut !== null) this.syncEmit(RecordOp.CLOSE, e, now);
         this.ct.remove(e);
         e = -1;
       }
       if (e >= 0) return this.inbound(buf, off, len, partial, e, now);
       e = this.ct.lookupOut(proto, m.daddr, m.dport, m.saddr, m.sport);
       if (e >= 0) return this.outbound(buf, off, len, partial, e, now);
+      // A flow this shard does not know may be one a peer synced a moment ago (a takeover, a flow that moved in
+      // active-active): install what is waiting and look again before scheduling it afresh or dropping it.
+      if (this.syncIn !== null && this.syncIn.available() > 0 && this.syncDrain(0x7fffffff) > 0) {
+        e = this.ct.lookupIn(proto, m.saddr, m.sport, m.daddr, m.dport);
+        if (e >= 0) return this.inbound(buf, off, len, partial, e, now);
+        e = this.ct.lookupOut(proto, m.daddr, m.dport, m.saddr, m.sport);
+        if (e >= 0) return this.outbound(buf, off, len, partial, e, now);
+      }
       const st = this.findService(proto, m.daddr, m.dport);
       if (st === undefined) {
         if (this.isNatReplyCandidate()) {
+          if (this.holdForSync(buf, off, len, partial, now)) return Verdict.DROP;
           this.ev[Ev.orphan_replies]++;
           return Verdict.DROP;
         }
@@ -349,6 +522,8 @@ export class Engine {
     const m = this.m;
     const svc = st.svc;
     if (m.proto === IpProto.TCP && ((m.tcpFlags & TcpFlag.SYN) === 0 || (m.tcpFlags & TcpFlag.RST) !== 0)) {
+      // In a cluster, a segment in the middle of a flow may have outrun its synced entry: it waits for it (bounded).
+      if ((m.tcpFlags & TcpFlag.RST) === 0 && this.holdForSync(buf, off, len, partial, now)) return Verdict.DROP;
       this.ev[Ev.drop_no_conn]++;
       return Verdict.DROP;
     }
@@ -388,10 +563,14 @@ export class Engine {
         if (pos >= 0) {
           const d = st.dests[pos];
           tmpl = this.ct.insertTemplate(tproto, caddr, tvaddr, tvport, d.addr, tvport === 0 ? 0 : d.port, destConnFlags(d.method), d.id, svc.id, svc.persistMs, now);
-          if (tmpl >= 0) this.ev[Ev.templates_created]++;
+          if (tmpl >= 0) {
+            this.ev[Ev.templates_created]++;
+            if (this.syncOut !== null) this.syncEmit(RecordOp.NEW, tmpl, now);
+          }
         }
       } else {
         this.ct.rearm(tmpl, now, svc.persistMs);
+        if (this.syncOut !== null) this.syncTouch(tmpl, 0, 0, now);
       }
       if (pos >= 0 && m.dport === svc.vport && svc.fwmark === 0) dport = st.dests[pos].port || m.dport;
     } else {
@@ -426,8 +605,11 @@ export class Engine {
     this.ev[Ev.conns_created]++;
     this.row.svcStats[svc.id * Stat.width + Stat.conns]++;
     this.row.destStats[d.id * Stat.width + Stat.conns]++;
+    this.fresh = e;
     const v = this.inbound(buf, off, len, partial, e, now);
+    this.fresh = -1;
     if ((flags & ConnFlag.ONE_PACKET) !== 0) this.ct.remove(e);
+    else if (this.syncOut !== null && this.ct.isLive(e)) this.syncEmit(RecordOp.NEW, e, now);
     return v;
   }
 
@@ -478,6 +660,7 @@ export class Engine {
    */
   private nodest(buf: Uint8Array, off: number, len: number, partial: boolean, e: number, now: number): number {
     const m = this.m;
+    if (this.syncOut !== null) this.syncEmit(RecordOp.CLOSE, e, now);
     this.ct.remove(e);
     this.ev[Ev.nodest_expired]++;
     const syn = m.proto === IpProto.TCP && (m.tcpFlags & (TcpFlag.SYN | TcpFlag.RST)) === TcpFlag.SYN;
@@ -529,7 +712,12 @@ export class Engine {
     const fwd = ct.flags(e) & ConnFlag.FWD_MASK;
     const daddr = ct.daddr(e);
     const dport = ct.dport(e);
-    ct.onPacket(e, Dir.INPUT, m.tcpFlags, now);
+    if (this.syncOut !== null) {
+      const before = ct.state(e);
+      this.syncTouch(e, before, ct.onPacket(e, Dir.INPUT, m.tcpFlags, now), now);
+    } else {
+      ct.onPacket(e, Dir.INPUT, m.tcpFlags, now);
+    }
     const bytes = m.totalLen;
     const svc = ct.service(e);
     if (this.l3 !== null) {
@@ -669,7 +857,12 @@ export class Engine {
       this.ev[Ev.not_ours]++;
       return Verdict.NOT_OURS;
     }
-    ct.onPacket(e, Dir.OUTPUT, m.tcpFlags, now);
+    if (this.syncOut !== null) {
+      const before = ct.state(e);
+      this.syncTouch(e, before, ct.onPacket(e, Dir.OUTPUT, m.tcpFlags, now), now);
+    } else {
+      ct.onPacket(e, Dir.OUTPUT, m.tcpFlags, now);
+    }
     const caddr = ct.caddr(e);
     if (this.l3 !== null) {
       const bytes = m.totalLen;

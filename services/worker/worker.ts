@@ -1,7 +1,8 @@
 // A forwarding worker, composed: its shard of shared memory, routes and neighbours from rtnetlink, the packet
 // ports of its backend, the engine, the run loop, and the control messages tsvsd sends (tables between batches).
 import { Engine } from './engine.ts';
-import { LOCAL_TUN, fanoutGroup, type FromWorker, type ToWorker } from '../../shared/proto/worker.ts';
+import { LOCAL_TUN, fanoutGroup, syncPath, type FromWorker, type ToWorker } from '../../shared/proto/worker.ts';
+import { workerSyncBytes, workerSyncRings } from '../../shared/sync/ring.ts';
 import { allocNative, munmap, view } from '../../shared/sys/libc.ts';
 import { NeighTable } from '../../shared/sys/neigh.ts';
 import { nlProblems, nlStats } from '../../shared/sys/rtnl-codec.ts';
@@ -56,6 +57,11 @@ export function startWorker(o: WorkerOptions, send: (m: FromWorker) => void): Ru
         })
       : null;
 
+  // Connection sync (a cluster): the rings tsvsd created for this worker; the engine writes its entries' changes to the
+  // outbound ring and installs peers' records from the inbound ring.
+  const syncSeg = o.syncRing > 0 ? mapShared(syncPath(o.shmDir, o.index), workerSyncBytes(o.syncRing)) : null;
+  const sync = syncSeg !== null ? { ...workerSyncRings(syncSeg.buffer, o.syncRing, false), shard: o.index } : null;
+
   // L3 and L2 from rtnetlink, each kept current by a subscription.
   const routes = new RouteTable();
   const routeSync = RouteSync.open(routes);
@@ -85,7 +91,7 @@ export function startWorker(o: WorkerOptions, send: (m: FromWorker) => void): Ru
   }
   const resolver = new Resolver({ routes, neigh, ports: txPorts, queue, now: () => Date.now(), log });
   neigh.watch((ifindex, ip, mac) => resolver.onNeighbour(ifindex, ip, mac));
-  const engine = new Engine({ conns, counters, worker: o.index, l2: resolver, ports: txPorts, now: tableNow, local, decisions, guard: o.guard });
+  const engine = new Engine({ conns, counters, worker: o.index, l2: resolver, ports: txPorts, now: tableNow, local, decisions, guard: o.guard, sync });
 
   let stopPolling = (): void => {};
   if (o.backend === 'afpacket') {
@@ -158,11 +164,16 @@ export function startWorker(o: WorkerOptions, send: (m: FromWorker) => void): Ru
     }
   }, 250);
 
+  // Peers' records are installed every 10 ms even when no packet arrives (a backup is idle until it takes over);
+  // a packet that misses the table installs what is waiting at once (engine).
+  const syncTimer = sync !== null ? setInterval(() => engine.syncPoll(), 10) : null;
+
   let stopped = false;
   const stop = (): void => {
     if (stopped) return;
     stopped = true;
     clearInterval(housekeeping);
+    if (syncTimer !== null) clearInterval(syncTimer);
     stopPolling();
     for (const p of ports) p.flush();
     for (const p of ports) p.close();
@@ -170,6 +181,7 @@ export function startWorker(o: WorkerOptions, send: (m: FromWorker) => void): Ru
     routeSync.close();
     neigh.close();
     shard.close();
+    syncSeg?.unmap();
     if (holdMem !== 0n) munmap(holdMem, holdBytes);
   };
 

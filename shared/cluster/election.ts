@@ -81,6 +81,8 @@ export type ElectionInput =
   | { type: 'bye'; from: string; term: number; rev: number }
   | { type: 'nats'; up: boolean }
   | { type: 'ready' }
+  /** The node's state is stale (it was cut off while not leading): it may not lead or preempt until ready again. */
+  | { type: 'unready' }
   | { type: 'term-read'; record: TermRecord | null }
   | { type: 'cas-result'; term: number; result: { ok: true; rev: number } | { ok: false; conflict: boolean } }
   | { type: 'stop' };
@@ -193,6 +195,12 @@ export class Election {
         if (!this.ready) {
           this.ready = true;
           this.readySince = now;
+        }
+        break;
+      case 'unready':
+        if (!this.leading) {
+          this.ready = false;
+          this.preemptSince = -1;
         }
         break;
       case 'term-read':

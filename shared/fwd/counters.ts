@@ -49,13 +49,30 @@ export const WorkerEvent = [
   'nodest_rescheduled',
   'nodest_rst_sent',
   'quiescent_templates_expired',
+  // Connection sync (shared/sync/conn-sync.ts): records written to the outbound ring, refused by a full ring, and
+  // what installing a peer's record did — in Install code order (sync_created + code).
+  'sync_sent',
+  'sync_out_dropped',
+  'sync_created',
+  'sync_updated',
+  'sync_removed',
+  'sync_malformed',
+  'sync_no_service',
+  'sync_no_dest',
+  'sync_table_full',
+  // Mid-flow TCP segments with no entry held for their synced entry (services/worker/sync-hold.ts): held, sent on
+  // once it arrived, dropped after the hold time (or when the queue was full: drop_no_conn).
+  'sync_held',
+  'sync_hold_released',
+  'sync_hold_timeout',
   ...NET_VERDICT_NAMES.map((n) => `net_${n.toLowerCase()}` as const),
 ] as const;
 /** Index of the first `net_*` slot: `NET_EVENT_BASE + verdict code`. */
 export const NET_EVENT_BASE: number = (WorkerEvent as readonly string[]).indexOf('net_ok');
 export type WorkerEventName = (typeof WorkerEvent)[number] | `net_${string}`;
 export const Ev = Object.fromEntries(WorkerEvent.map((n, i) => [n, i])) as { readonly [K in WorkerEventName]: number };
-const EVENT_SLOTS = 64;
+const EVENT_SLOTS = 96;
+if (WorkerEvent.length > EVENT_SLOTS) throw new Error(`counters: ${WorkerEvent.length} worker events do not fit ${EVENT_SLOTS} slots`);
 
 const HEADER = 64;
 const CONN_BYTES = Limits.dests * ConnCount.width * 4;

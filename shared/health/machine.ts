@@ -29,6 +29,9 @@ export interface CheckerState {
   lastDurationMs: number | null;
   /** Weight set by MISC_CHECK misc_dynamic (exit status − 2), null when never set. */
   dynWeight: number | null;
+  /** Checks completed and checks failed since the checker was created (kept across reloads that keep its state). */
+  checks: number;
+  failures: number;
 }
 
 export interface RealServerState {
@@ -38,6 +41,9 @@ export interface RealServerState {
   /** Configured weight, or the last misc_dynamic weight. */
   weight: number;
   lastChangeAt: number | null;
+  /** Transitions to alive / to not alive since the checker started (cumulative, kept across reloads). */
+  ups: number;
+  downs: number;
 }
 
 export interface VirtualServerState {
@@ -108,6 +114,9 @@ export interface CheckerStatus {
   readonly lastChange: number | null;
   readonly lastResult: number | null;
   readonly lastDurationMs: number | null;
+  /** Checks completed / failed since the checker was created (cumulative; absent from older checkers). */
+  readonly checks?: number;
+  readonly failures?: number;
 }
 
 export interface RealServerStatus {
@@ -119,6 +128,9 @@ export interface RealServerStatus {
   readonly configuredWeight: number;
   readonly lastChange: number | null;
   readonly checkers: readonly CheckerStatus[];
+  /** Transitions to alive / to not alive since the checker started (cumulative; absent from older checkers). */
+  readonly ups?: number;
+  readonly downs?: number;
 }
 
 export interface VirtualServerStatus {
@@ -129,6 +141,8 @@ export interface VirtualServerStatus {
   readonly hysteresis: number;
   readonly sorryActive: boolean;
   readonly realServers: readonly RealServerStatus[];
+  /** The IPVS services this virtual server stands for (absent from older checkers). */
+  readonly services?: readonly ServiceKey[];
 }
 
 /** The table the checker wants: per virtual server, its IPVS services and the dests they hold. */
@@ -158,6 +172,8 @@ function newChecker(plan: CheckerPlan, now: number, rand: () => number): Checker
     lastResultAt: null,
     lastDurationMs: null,
     dynWeight: null,
+    checks: 0,
+    failures: 0,
   };
 }
 
@@ -246,7 +262,7 @@ function build(plan: HealthPlan, now: number, rand: () => number, old: HealthSta
   const realServers = new Map<string, RealServerState>();
   for (const p of plan.realServers) {
     const prev = old?.realServers.get(p.id);
-    realServers.set(p.id, { plan: p, alive: aliveOf(p, checkers), weight: weightOf(p, checkers), lastChangeAt: prev?.lastChangeAt ?? null });
+    realServers.set(p.id, { plan: p, alive: aliveOf(p, checkers), weight: weightOf(p, checkers), lastChangeAt: prev?.lastChangeAt ?? null, ups: prev?.ups ?? 0, downs: prev?.downs ?? 0 });
   }
   const state: HealthState = { plan, checkers, realServers, virtualServers: new Map(), nextSeq: old?.nextSeq ?? 1 };
   for (const p of plan.virtualServers) {
@@ -283,6 +299,8 @@ export function reloadHealth(old: HealthState, plan: HealthPlan, now: number, ra
     const prev = old.realServers.get(rs.plan.id);
     if (prev && prev.alive !== rs.alive) {
       rs.lastChangeAt = now;
+      if (rs.alive) rs.ups++;
+      else rs.downs++;
       notifyRs(rs, effects);
     }
   }
@@ -332,6 +350,8 @@ export function checkResult(state: HealthState, r: CheckResult, now: number): He
   c.running = false;
   c.lastResultAt = now;
   c.lastDurationMs = r.durationMs;
+  c.checks++;
+  if (!r.ok) c.failures++;
   const t = c.plan.timing;
   const fx: HealthEffect[] = [];
   const wasUp = c.up;
@@ -369,6 +389,8 @@ export function checkResult(state: HealthState, r: CheckResult, now: number): He
   if (alive !== rs.alive) {
     rs.alive = alive;
     rs.lastChangeAt = now;
+    if (alive) rs.ups++;
+    else rs.downs++;
     fx.push({ type: 'log', text: `${alive ? 'Adding' : rs.plan.inhibitOnFailure ? 'Disabling' : 'Removing'} service ${rs.plan.id}` });
     notifyRs(rs, fx);
   }
@@ -409,6 +431,7 @@ export function healthStatus(state: HealthState): VirtualServerStatus[] {
     quorum: vs.plan.quorum,
     hysteresis: vs.plan.hysteresis,
     sorryActive: !vs.quorumUp && vs.plan.sorry !== null,
+    services: vs.plan.services,
     realServers: vs.plan.rsIds.flatMap((id) => {
       const rs = state.realServers.get(id);
       if (!rs) return [];
@@ -420,6 +443,8 @@ export function healthStatus(state: HealthState): VirtualServerStatus[] {
         tableWeight: inTable ? inTable.weight : null,
         configuredWeight: rs.plan.dest.weight,
         lastChange: rs.lastChangeAt,
+        ups: rs.ups,
+        downs: rs.downs,
         checkers: rs.plan.checkerIds.flatMap((cid) => {
           const c = state.checkers.get(cid);
           if (!c) return [];
@@ -428,6 +453,7 @@ export function healthStatus(state: HealthState): VirtualServerStatus[] {
             target: c.plan.checker.kind === 'MISC_CHECK' ? c.plan.checker.path : c.plan.af === 6 ? `[${c.plan.host}]:${c.plan.port}` : `${c.plan.host}:${c.plan.port}`,
             state: c.up ? 'up' : 'down', running: c.running, okInRow: c.okInRow, failInRow: c.failInRow, lastError: c.lastError,
             lastChange: c.lastChangeAt, lastResult: c.lastResultAt, lastDurationMs: c.lastDurationMs,
+            checks: c.checks, failures: c.failures,
           } satisfies CheckerStatus];
         }),
       } satisfies RealServerStatus];

@@ -19,7 +19,6 @@ export function healthWarnings(cfg: KeepalivedConfig): KeepalivedWarning[] {
       }
     }
   }
-  for (const v of cfg.vrrpInstances) out.push(warning(v, `vrrp_instance ${v.name}: VRRP is not run by tsvs's checker (the cluster does failover)`));
   if (cfg.globalDefs.lvsSyncDaemon && cfg.globalDefs.node) out.push(warning(cfg.globalDefs.node, 'lvs_sync_daemon is not run by tsvs\'s checker (the cluster syncs connections)'));
   for (const n of cfg.other) out.push(warning(n, `${n.keyword}: read but not acted on by tsvs`));
   return out;

@@ -21,6 +21,11 @@ function tag(message: string, file: string, line: number, kind: 'error' | 'warni
   return message.startsWith(head) ? `${head}${kind}: ${message.slice(head.length)}` : `${kind}: ${message}`;
 }
 
+/** A warning as `--check` prints it: `file:line: warning: ...`. */
+export function warningLine(w: KeepalivedWarning): string {
+  return tag(w.message, w.file, w.line, 'warning');
+}
+
 /**
  * Reads `path` through `fs` and reports every problem. `extraWarnings` adds what the caller does not act on (the
  * health checker's {@link healthWarnings}). Never throws for a bad configuration; only bugs throw.

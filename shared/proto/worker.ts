@@ -26,6 +26,14 @@ export function conntabPath(dir: string, index: number): string {
   return `${dir}/conntab-${index}`;
 }
 
+/** Connection-sync segment of worker `index` (its outbound and inbound rings, shared/sync/ring.ts); tsvsd creates it. */
+export function syncPath(dir: string, index: number): string {
+  return `${dir}/sync-${index}`;
+}
+
+/** Records per sync ring (each way, per worker): 65536 × 48 B = 3 MiB. */
+export const DEFAULT_SYNC_RING_RECORDS = 1 << 16;
+
 /** Counters segment. */
 export function countersPath(dir: string): string {
   return `${dir}/counters`;

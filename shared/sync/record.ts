@@ -102,7 +102,7 @@ export function readRecord(words: Uint32Array, off: number): SyncRecord {
 const MAX_STATE = 10;
 
 /**
- * Checks the record at `off` for a receiver: known op, TCP/UDP/SCTP protocol, state in range, remaining ≤
+ * Checks the record at `off` for a receiver: known op, TCP/UDP/SCTP protocol (0 for fwmark templates), state in range, remaining ≤
  * timeout, reserved bits zero. Returns null when valid, else the reason (a counted drop, never an exception).
  */
 export function recordProblem(words: Uint32Array, off: number): string | null {
@@ -110,7 +110,8 @@ export function recordProblem(words: Uint32Array, off: number): string | null {
   const op = w0 & 0xff;
   if (op < RecordOp.NEW || op > RecordOp.CLOSE) return 'op';
   const proto = (w0 >>> 8) & 0xff;
-  if (proto !== 6 && proto !== 17 && proto !== 132) return 'proto';
+  // Protocol 0 only for a fwmark service's template (its key carries the mark, not a protocol).
+  if (proto !== 6 && proto !== 17 && proto !== 132 && !(proto === 0 && (words[off + 1] & RECORD_TEMPLATE_FLAG) !== 0)) return 'proto';
   if (((w0 >>> 16) & 0xff) > MAX_STATE) return 'state';
   if (w0 >>> 24 !== 0 || words[off + 6] >>> 16 !== 0 || words[off + 10] !== 0 || words[off + 11] !== 0) return 'reserved';
   if (words[off + 9] > words[off + 8]) return 'remaining';

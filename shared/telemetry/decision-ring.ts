@@ -51,6 +51,13 @@ const H_HEAD = 20;
 const H_EPOCH = 24;
 const H_DIRLEN = 32;
 const H_DIRECTOR = 36;
+/**
+ * The consumer's words, owned by the one exporting reader (never the writer, which only zeroes them when it
+ * formats the ring): {@link CONSUMER_MAGIC} once a consumer has committed, then the last sequence number it consumed.
+ */
+const H_CONSUMER = 104;
+const H_CONSUMED = 108;
+const CONSUMER_MAGIC = 0x74736463; // "tsdc"
 
 // Record layout.
 const R_SEQ = 0; // uint32: 0 while being written, else the record's sequence number
@@ -358,8 +365,14 @@ export class DecisionReader {
   /** Last sequence number consumed by {@link poll}. */
   cursor: number;
 
-  /** Throws DecisionRingError when `buffer` holds no ring. Starts at the current head (only new records). */
-  constructor(buffer: ArrayBuffer) {
+  /**
+   * Throws DecisionRingError when `buffer` holds no ring. By default starts at the current head (only new records:
+   * a tail, a "where did this go" lookup). With `from: 'consumer'` it is the ring's consumer (one per ring: the
+   * exporter): it resumes after the last sequence a consumer {@link commit}ted to the ring's header, or, when none
+   * ever did, from the oldest record the ring still holds, so a decision written before the exporter attached is
+   * still exported, and one exported before a restart is not exported again.
+   */
+  constructor(buffer: ArrayBuffer, opts: { from?: 'head' | 'consumer' } = {}) {
     this.dv = new DataView(buffer);
     if (buffer.byteLength < RING_HEADER_BYTES || this.dv.getUint32(H_MAGIC, true) !== MAGIC) throw new DecisionRingError('decision ring: no ring header (magic) in this segment');
     if (this.dv.getUint32(H_VERSION, true) !== VERSION) throw new DecisionRingError(`decision ring: version ${this.dv.getUint32(H_VERSION, true)}, this reader knows ${VERSION}`);
@@ -367,8 +380,25 @@ export class DecisionReader {
     if (RING_HEADER_BYTES + this.records * RECORD_BYTES > buffer.byteLength) throw new DecisionRingError('decision ring: header capacity exceeds the segment');
     this.u32 = new Uint32Array(buffer, 0, buffer.byteLength >>> 2);
     this.bytes = new Uint8Array(buffer);
-    this.cursor = this.head;
+    const head = this.head;
+    if (opts.from !== 'consumer') this.cursor = head;
+    else if (Atomics.load(this.u32, H_CONSUMER >>> 2) === CONSUMER_MAGIC) this.cursor = Atomics.load(this.u32, H_CONSUMED >>> 2);
+    else this.cursor = head > this.records - 1 ? head - (this.records - 1) : 0;
     this.refresh();
+  }
+
+  /** The sequence a consumer last committed to the header, or null when none has. */
+  get consumed(): number | null {
+    return Atomics.load(this.u32, H_CONSUMER >>> 2) === CONSUMER_MAGIC ? Atomics.load(this.u32, H_CONSUMED >>> 2) : null;
+  }
+
+  /**
+   * Records in the ring's header that everything up to {@link cursor} is consumed (the consumer calls it after
+   * handing a poll's records on): the next consumer to attach resumes after it. Only the consumer may call it.
+   */
+  commit(): void {
+    Atomics.store(this.u32, H_CONSUMED >>> 2, this.cursor);
+    Atomics.store(this.u32, H_CONSUMER >>> 2, CONSUMER_MAGIC);
   }
 
   /** Re-reads the header's worker, director and epoch (a restarted writer may change them). */

@@ -3,7 +3,8 @@
 import type { TableSnapshot } from '../model/ipvs.ts';
 import { serviceKeyString } from '../model/ipvs.ts';
 import type { TelemetryStats } from '../proto/telemetry.ts';
-import type { ClusterFigures, HealthFigure, MetricsInput } from './prometheus.ts';
+import type { ClusterView, HealthServerView } from '../proto/stats.ts';
+import type { MetricsInput } from './prometheus.ts';
 import type { DecisionRecord } from './decision-ring.ts';
 import { serviceLabel } from './attributes.ts';
 
@@ -24,6 +25,8 @@ export interface MonitorDest {
   outpps: number;
   /** Health state from the health hook, or null when nothing checks this server. */
   health: string | null;
+  /** The deciding checker and its last error, with the check counts ("TCP_CHECK 10.0.1.2:80: refused, 3 of 40 failed"). */
+  healthDetail: string;
 }
 
 export interface MonitorService {
@@ -57,6 +60,24 @@ export interface MonitorDecision {
   candidates: string[];
 }
 
+/** A checked real server as the page's health panel lists it (also when the checker took it out of the table). */
+export interface MonitorCheck {
+  /** The keepalived virtual server id and the real server's address:port. */
+  vs: string;
+  server: string;
+  state: string;
+  /** Weight in the table now, null when the checker took it out. */
+  weight: number | null;
+  check: string;
+  lastError: string | null;
+  checks: number;
+  failures: number;
+  ups: number;
+  downs: number;
+  /** Wall-clock ms of the last state change, null if never. */
+  lastChange: number | null;
+}
+
 /** One tick of the monitor: everything the page shows. */
 export interface MonitorFrame {
   t: number;
@@ -67,7 +88,11 @@ export interface MonitorFrame {
   services: MonitorService[];
   drops: Array<{ reason: string; count: number }>;
   decisions: MonitorDecision[];
-  cluster: ClusterFigures | null;
+  cluster: ClusterView | null;
+  /** The VIPs and who holds them as this director sees it: itself when it holds one, else the cluster's leader. */
+  vips: Array<{ vip: string; owner: string }>;
+  /** Every checked real server (one per keepalived real_server), null without a checker. */
+  checks: MonitorCheck[] | null;
   telemetry: TelemetryStats | null;
 }
 
@@ -84,9 +109,13 @@ function healthKey(proto: string, laddr: string, lport: number, mark: number, ra
   return `${proto}|${laddr}|${lport}|${mark}|${raddr}|${rport}`;
 }
 
-function services(table: TableSnapshot, health: HealthFigure[] | null | undefined): MonitorService[] {
-  const hmap = new Map<string, string>();
-  for (const h of health ?? []) hmap.set(healthKey(h.proto.toUpperCase(), h.localAddress, h.localPort, h.localMark, h.remoteAddress, h.remotePort), h.state);
+function healthDetail(h: HealthServerView): string {
+  return `${h.check}${h.lastError !== null ? `: ${h.lastError}` : ''}, ${h.failures} of ${h.checks} failed, ${h.upTransitions} up / ${h.downTransitions} down`;
+}
+
+function services(table: TableSnapshot, health: HealthServerView[] | null | undefined): MonitorService[] {
+  const hmap = new Map<string, HealthServerView>();
+  for (const h of health ?? []) hmap.set(healthKey(h.proto.toUpperCase(), h.localAddress, h.localPort, h.localMark, h.remoteAddress, h.remotePort), h);
   return table.services.map((s) => {
     const key = serviceKeyString(s);
     const fw = s.fwmark > 0;
@@ -102,22 +131,26 @@ function services(table: TableSnapshot, health: HealthFigure[] | null | undefine
       outpps: s.rate.outpps,
       inbps: s.rate.inbps,
       outbps: s.rate.outbps,
-      dests: s.dests.map((d) => ({
-        key: `${key}>${d.addr}:${d.port}`,
-        address: d.addr,
-        port: d.port,
-        method: METHOD_LABEL[d.method] ?? d.method,
-        weight: d.weight,
-        active: d.activeConns,
-        inactive: d.inactConns,
-        persistent: d.persistConns,
-        overloaded: d.overloaded,
-        conns: d.stats.conns,
-        cps: d.rate.cps,
-        inpps: d.rate.inpps,
-        outpps: d.rate.outpps,
-        health: hmap.get(healthKey(proto, fw ? '' : s.addr, fw ? 0 : s.port, s.fwmark, d.addr, d.port)) ?? null,
-      })),
+      dests: s.dests.map((d) => {
+        const h = hmap.get(healthKey(proto, fw ? '' : s.addr, fw ? 0 : s.port, s.fwmark, d.addr, d.port));
+        return {
+          key: `${key}>${d.addr}:${d.port}`,
+          address: d.addr,
+          port: d.port,
+          method: METHOD_LABEL[d.method] ?? d.method,
+          weight: d.weight,
+          active: d.activeConns,
+          inactive: d.inactConns,
+          persistent: d.persistConns,
+          overloaded: d.overloaded,
+          conns: d.stats.conns,
+          cps: d.rate.cps,
+          inpps: d.rate.inpps,
+          outpps: d.rate.outpps,
+          health: h?.state ?? null,
+          healthDetail: h ? healthDetail(h) : '',
+        };
+      }),
     };
   });
 }
@@ -155,8 +188,33 @@ export function monitorFrame(t: number, director: string, m: MetricsInput, decis
     drops,
     decisions: decisions.map(decisionSummary),
     cluster: m.cluster ?? null,
+    vips: vipOwners(director, m),
+    checks: m.health ? checks(m.health) : null,
     telemetry: m.telemetry ?? null,
   };
+}
+
+function checks(h: HealthServerView[]): MonitorCheck[] {
+  const seen = new Set<string>();
+  const out: MonitorCheck[] = [];
+  for (const x of h) {
+    if (seen.has(x.rs)) continue;
+    seen.add(x.rs);
+    out.push({
+      vs: x.vs, server: `${x.remoteAddress.includes(':') ? `[${x.remoteAddress}]` : x.remoteAddress}:${x.remotePort}`, state: x.state, weight: x.tableWeight,
+      check: x.check, lastError: x.lastError, checks: x.checks, failures: x.failures, ups: x.upTransitions, downs: x.downTransitions, lastChange: x.lastChange,
+    });
+  }
+  return out;
+}
+
+/** Every VIP of the table (and any other held) with its holder: this director, the leader, or '' when unknown. */
+function vipOwners(director: string, m: MetricsInput): Array<{ vip: string; owner: string }> {
+  const held = new Set(m.vipsHeld ?? []);
+  const vips = new Set<string>([...held, ...(m.floating ?? [])]);
+  for (const s of m.table.services) if (s.fwmark === 0) vips.add(s.addr);
+  const other = m.cluster && m.cluster.leader !== m.cluster.self ? m.cluster.leader : '';
+  return [...vips].sort().map((vip) => ({ vip, owner: held.has(vip) ? director : m.vipsHeld === undefined ? '' : other }));
 }
 
 /** The plotted figures of a frame. */

@@ -2,46 +2,10 @@
 // labels first, so existing IPVS dashboards work unchanged, then tsvs_* metrics for everything IPVS has no name for.
 import type { ServiceSnapshot, TableSnapshot } from '../model/ipvs.ts';
 import type { TelemetryStats } from '../proto/telemetry.ts';
-import type { DataplaneStatus } from '../proto/stats.ts';
+import type { ClusterView, DataplaneStatus, HealthServerView } from '../proto/stats.ts';
 
 /** The data plane part of the read model. */
 export type MetricsDataplane = DataplaneStatus;
-
-/** Cluster figures (the cluster issue fills them; absent on a lone director). */
-export interface ClusterFigures {
-  /** This director's name. */
-  node: string;
-  leader: boolean;
-  /** Current leadership term. */
-  term: number;
-  /** Directors seen alive, this one included. */
-  peers: number;
-  /** VIPs this director owns now. */
-  vipsOwned: number;
-  syncSent: number;
-  syncReceived: number;
-  syncGaps: number;
-  resyncs: number;
-  /** Age of the newest sync batch received, seconds. */
-  syncLagSeconds: number;
-}
-
-/** One real server's health (the health issue fills them), HAProxy's style. */
-export interface HealthFigure {
-  proto: string;
-  localAddress: string;
-  localPort: number;
-  localMark: number;
-  remoteAddress: string;
-  remotePort: number;
-  /** Current state, e.g. 'up', 'down', 'unknown'. */
-  state: string;
-  /** Duration of the last check, seconds. */
-  checkDurationSeconds: number;
-  checkFailures: number;
-  upTransitions: number;
-  downTransitions: number;
-}
 
 /** Connection-table figures. */
 export interface ConntabFigures {
@@ -58,12 +22,20 @@ export interface MetricsInput {
   dataplane: MetricsDataplane;
   conntab?: ConntabFigures;
   telemetry?: TelemetryStats | null;
-  cluster?: ClusterFigures | null;
-  health?: HealthFigure[] | null;
+  cluster?: ClusterView | null;
+  health?: HealthServerView[] | null;
+  /** VIPs this director holds now: `tsvs_vip_owned{vip}` is 1 for them, 0 for the table's other VIPs. */
+  vipsHeld?: string[];
+  /** Floating addresses that follow the VIPs (the gateway): listed by `tsvs_vip_owned` whoever holds them. */
+  floating?: string[];
 }
 
 /** States every health gauge family lists (one series per state, 1 for the current one). */
-export const HEALTH_STATES = ['up', 'down', 'unknown'] as const;
+export const HEALTH_STATES = ['up', 'down'] as const;
+/** Member states every `tsvs_cluster_members{state}` lists. */
+export const MEMBER_STATES = ['leader', 'backup', 'dead', 'left', 'isolated'] as const;
+/** This director's roles `tsvs_cluster_role{role}` lists. */
+export const ROLES = ['leader', 'backup', 'none'] as const;
 
 type Labels = Record<string, string | number>;
 
@@ -87,7 +59,7 @@ class Exposition {
   private readonly out: string[] = [];
   private readonly seen = new Set<string>();
 
-  family(name: string, type: 'counter' | 'gauge', help: string, samples: Array<[Labels, number]>): void {
+  family(name: string, type: 'counter' | 'gauge' | 'summary', help: string, samples: Array<[Labels, number]>): void {
     if (this.seen.has(name)) throw new Error(`metrics: family ${name} written twice (bug)`);
     this.seen.add(name);
     this.out.push(`# HELP ${name} ${escHelp(help)}`, `# TYPE ${name} ${type}`);
@@ -204,21 +176,48 @@ export function formatMetrics(m: MetricsInput): string {
     x.family('tsvs_trace_spans_exported_total', 'counter', 'Spans the OTLP endpoint accepted.', [[{}, t.exported]]);
     x.family('tsvs_control_events_total', 'counter', 'Control events exported as spans.', [[{}, t.controlEvents]]);
   }
+  if (m.vipsHeld) {
+    const held = new Set(m.vipsHeld);
+    const vips = new Set<string>([...m.vipsHeld, ...(m.floating ?? [])]);
+    for (const s of svcs) if (s.fwmark === 0) vips.add(s.addr);
+    x.family('tsvs_vip_owned', 'gauge', '1 while this director holds the VIP on its interface (the table\'s VIPs and the ones it holds).', [...vips].sort().map((v) => [{ vip: v }, held.has(v) ? 1 : 0]));
+  }
   const c = m.cluster;
   if (c) {
-    x.family('tsvs_cluster_leader', 'gauge', '1 while this director is the leader.', [[{ node: c.node }, c.leader ? 1 : 0]]);
+    const nodes = new Set<string>([c.self, ...c.members.map((p) => p.name)]);
+    if (c.leader !== '') nodes.add(c.leader);
+    x.family('tsvs_cluster_leader', 'gauge', 'Per director: 1 for the one this director sees as leader.', [...nodes].sort().map((n) => [{ node: n }, n === c.leader ? 1 : 0]));
+    x.family('tsvs_cluster_role', 'gauge', 'This director\'s role: one series per role, 1 for the current one.', ROLES.map((r) => [{ role: r }, c.role === r ? 1 : 0]));
     x.family('tsvs_cluster_term', 'gauge', 'Current leadership term.', [[{}, c.term]]);
-    x.family('tsvs_cluster_peers', 'gauge', 'Directors seen alive, this one included.', [[{}, c.peers]]);
-    x.family('tsvs_cluster_vips_owned', 'gauge', 'VIPs this director owns.', [[{}, c.vipsOwned]]);
-    x.family('tsvs_sync_messages_sent_total', 'counter', 'Connection-sync batches sent.', [[{}, c.syncSent]]);
-    x.family('tsvs_sync_messages_received_total', 'counter', 'Connection-sync batches received.', [[{}, c.syncReceived]]);
-    x.family('tsvs_sync_gaps_total', 'counter', 'Sequence gaps detected in received sync.', [[{}, c.syncGaps]]);
-    x.family('tsvs_sync_resyncs_total', 'counter', 'Full resyncs requested.', [[{}, c.resyncs]]);
-    x.family('tsvs_sync_lag_seconds', 'gauge', 'Age of the newest sync batch received.', [[{}, c.syncLagSeconds]]);
+    x.family('tsvs_cluster_members', 'gauge', 'Directors of the cluster by state, as this director sees them.', MEMBER_STATES.map((st) => [{ state: st }, c.members.filter((p) => p.state === st).length]));
+    x.family('tsvs_cluster_member_priority', 'gauge', 'Leadership priority of each director.', c.members.map((p) => [{ node: p.name }, p.priority]));
+    x.family('tsvs_cluster_ready', 'gauge', '1 once the agent has installed its snapshot and may lead.', [[{}, c.ready ? 1 : 0]]);
+    x.family('tsvs_cluster_nats_up', 'gauge', '1 while the cluster agent is connected to NATS.', [[{}, c.nats === 'up' ? 1 : 0]]);
+    x.family('tsvs_cluster_status_up', 'gauge', '1 when the cluster agent answered tsvsd\'s last status poll.', [[{}, c.error === '' ? 1 : 0]]);
+    x.family('tsvs_cluster_vips_granted', 'gauge', 'VIPs the cluster agent grants this director (the leader\'s).', [[{}, c.vips.length]]);
+    const y = c.sync;
+    x.family('tsvs_sync_records_sent_total', 'counter', 'Connection-sync records this director published.', [[{}, y.sent]]);
+    x.family('tsvs_sync_records_received_total', 'counter', 'Connection-sync records received from peers.', [[{}, y.received]]);
+    x.family('tsvs_sync_records_lost_total', 'counter', 'Connection-sync records known lost (gaps no resend could fill).', [[{}, y.lost]]);
+    x.family('tsvs_sync_messages_dropped_total', 'counter', 'Sync messages dropped on receipt, by reason.', [[{ reason: 'stale' }, y.stale], [{ reason: 'foreign' }, y.foreign], [{ reason: 'malformed' }, y.malformed]]);
+    x.family('tsvs_sync_gaps_total', 'counter', 'Sequence gaps detected in received sync.', [[{}, y.gaps]]);
+    x.family('tsvs_sync_resyncs_total', 'counter', 'Full resyncs requested.', [[{}, y.resyncs]]);
+    x.family('tsvs_sync_lag_seconds', 'summary', 'Sync lag (sender to installed) over recently received batches, by quantile (the agent keeps no sum or count).', [[{ quantile: '0.5' }, y.lag_p50_ms / 1000], [{ quantile: '0.99' }, y.lag_p99_ms / 1000]]);
+    x.family('tsvs_sync_snapshot_entries', 'gauge', 'Entries in the last snapshot pulled from a peer.', [[{}, y.snapshot_entries]]);
+    x.family('tsvs_sync_snapshot_seconds', 'gauge', 'Time the last snapshot pull took.', [[{}, y.snapshot_ms / 1000]]);
+    const w = y.workers;
+    if (w) {
+      x.family('tsvs_sync_records_written_total', 'counter', 'Connection-sync records the workers wrote (new, changed, removed entries).', [[{}, w.written]]);
+      x.family('tsvs_sync_records_write_dropped_total', 'counter', 'Connection-sync records a worker could not write (outbound ring full).', [[{}, w.write_dropped]]);
+      x.family('tsvs_sync_records_installed_total', 'counter', 'Peers\' connection-sync records installed in the workers, by outcome.', [[{ outcome: 'created' }, w.created], [{ outcome: 'updated' }, w.updated], [{ outcome: 'removed' }, w.removed]]);
+      x.family('tsvs_sync_records_refused_total', 'counter', 'Peers\' connection-sync records not installed, by reason.', [[{ reason: 'malformed' }, w.malformed], [{ reason: 'no_service' }, w.no_service], [{ reason: 'no_dest' }, w.no_dest], [{ reason: 'table_full' }, w.table_full], [{ reason: 'pending_full' }, w.pending_dropped]]);
+      x.family('tsvs_sync_records_pending', 'gauge', 'Peers\' records waiting for a worker to install them.', [[{}, w.pending]]);
+      x.family('tsvs_sync_segments_held_total', 'counter', 'Mid-flow segments held for their synced entry, by outcome.', [[{ outcome: 'held' }, w.held], [{ outcome: 'released' }, w.hold_released], [{ outcome: 'timeout' }, w.hold_timeout]]);
+    }
   }
   const h = m.health;
   if (h) {
-    const key = (f: HealthFigure): Labels => ({
+    const key = (f: HealthServerView): Labels => ({
       local_address: f.localAddress,
       local_port: f.localPort,
       remote_address: f.remoteAddress,
@@ -227,9 +226,11 @@ export function formatMetrics(m: MetricsInput): string {
       local_mark: f.localMark > 0 ? f.localMark.toString(16).toUpperCase().padStart(8, '0') : '',
     });
     x.family('tsvs_backend_check_status', 'gauge', 'Health check state of the real server: one series per state, 1 for the current one.', h.flatMap((f) => HEALTH_STATES.map((st): [Labels, number] => [{ ...key(f), state: st }, f.state === st ? 1 : 0])));
-    x.family('tsvs_backend_check_duration_seconds', 'gauge', 'Duration of the last health check.', h.map((f) => [key(f), f.checkDurationSeconds]));
-    x.family('tsvs_backend_check_failures_total', 'counter', 'Failed health checks.', h.map((f) => [key(f), f.checkFailures]));
-    x.family('tsvs_backend_check_up_down_total', 'counter', 'Health transitions, by direction.', h.flatMap((f): Array<[Labels, number]> => [[{ ...key(f), direction: 'up' }, f.upTransitions], [{ ...key(f), direction: 'down' }, f.downTransitions]]));
+    x.family('tsvs_backend_check_duration_seconds', 'gauge', 'Duration of the last health check (the slowest of the server\'s checkers).', h.filter((f) => f.lastCheckSeconds !== null).map((f) => [key(f), f.lastCheckSeconds!]));
+    x.family('tsvs_backend_checks_total', 'counter', 'Health checks run.', h.map((f) => [key(f), f.checks]));
+    x.family('tsvs_backend_check_failures_total', 'counter', 'Failed health checks.', h.map((f) => [key(f), f.failures]));
+    x.family('tsvs_backend_check_up_transitions_total', 'counter', 'Transitions of the real server to up.', h.map((f) => [key(f), f.upTransitions]));
+    x.family('tsvs_backend_check_down_transitions_total', 'counter', 'Transitions of the real server to down.', h.map((f) => [key(f), f.downTransitions]));
   }
   return x.text();
 }

@@ -46,8 +46,8 @@ async function leaderIs(node: string, other: string): Promise<void> {
 const RULES_NAT = '/tmp/tsvs-wire-cluster-rules-nat.txt';
 writeFileSync(RULES_NAT, `-A -t ${VIP}:80 -s rr\n-a -t ${VIP}:80 -r ${realServerIp(1)}:80 -m -w 1\n-a -t ${VIP}:80 -r ${realServerIp(2)}:80 -m -w 1\n`);
 
-// Every tsvsd loads the same rules at start (cluster-wide configuration is not in NATS yet), so a restarted
-// director has its table before it may lead.
+// Every tsvsd loads the same rules at start: the first seeds the cluster's table in NATS KV, the others take it
+// (a restarted director has its table before it may lead).
 writeFileSync(RULES, `-A -t ${VIP}:80 -s rr\n-a -t ${VIP}:80 -r ${realServerIp(1)}:80 -g -w 1\n-a -t ${VIP}:80 -r ${realServerIp(2)}:80 -g -w 1\n`);
 
 describe('cluster-tsvsd: two directors, DR, a real NATS cluster', () => {

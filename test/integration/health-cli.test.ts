@@ -25,7 +25,7 @@ describe('health cli', () => {
     try {
       files = readdirSync(COMPAT).map((f) => join(COMPAT, f));
     } catch {
-      files = readdirSync(FIXTURES).map((f) => join(FIXTURES, f)); // a fresh clone has the copies under test/fixtures
+      files = readdirSync(FIXTURES, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(FIXTURES, e.name)); // a fresh clone has the copies under test/fixtures
     }
     expect(files.length).toBeGreaterThanOrEqual(9);
     for (const f of files) {

@@ -8,9 +8,9 @@ import { startHttp, type RunningHttp } from '../../services/tsvsd/http/server.ts
 import { DecisionReader, DecisionWriter, Outcome, TemplateUse, decisionRingBytes, noneReason, schedulerIndex } from '../../shared/telemetry/decision-ring.ts';
 import type { MetricsInput } from '../../shared/telemetry/prometheus.ts';
 import type { DestView } from '../../shared/sched/types.ts';
-import { sampleMetricsInput } from '../unit/telemetry-sample.ts';
+import { sampleCluster, sampleHealth, sampleMetricsInput } from '../unit/telemetry-sample.ts';
 
-const PORT = 46030;
+const PORT = 45030;
 const CHROMIUM = '/usr/bin/chromium';
 const SHOT = '/tmp/tsvs-monitor.png';
 
@@ -33,7 +33,9 @@ function model(): MetricsInput {
   b.activeConns = 4;
   m.table.services[0].rate.cps = a.rate.cps + b.rate.cps;
   m.dataplane.events.drop_no_dest = 2 + tick;
-  m.health = [{ proto: 'TCP', localAddress: '10.200.0.10', localPort: 80, localMark: 0, remoteAddress: '10.200.1.101', remotePort: 80, state: 'up', checkDurationSeconds: 0.002, checkFailures: 0, upTransitions: 1, downTransitions: 0 }];
+  m.health = [...sampleHealth().map((h) => ({ ...h, state: 'up' as const, lastError: null })), ...sampleHealth().map((h) => ({ ...h, rs: `${h.vs} -> 10.200.1.102:8080`, remoteAddress: '10.200.1.102', remotePort: 8080, check: 'TCP_CHECK 10.200.1.102:8080' }))];
+  m.cluster = sampleCluster();
+  m.vipsHeld = ['10.200.0.10'];
   return m;
 }
 
@@ -76,7 +78,8 @@ describe('monitor page (real chromium, real listener)', () => {
     await expect.poll(() => row.locator('td.weight').textContent()).toBe('1');
     await expect.poll(() => row.locator('td.active').textContent()).toBe('4');
     expect(await page.locator('.svc').first().locator('tr.dest[data-addr="10.200.1.101:80"] td.weight').textContent()).toBe('3');
-    expect(await page.locator('.svc').first().locator('tr.dest[data-addr="10.200.1.101:80"] td.ok').textContent()).toBe('up');
+    expect(await page.locator('.svc').first().locator('tr.dest[data-addr="10.200.1.101:80"] td.health').textContent()).toBe('up');
+    expect(await page.locator('.svc').first().locator('tr.dest[data-addr="10.200.1.102:8080"] td.health.bad').textContent()).toBe('down');
     // The charts fill as frames arrive: lines for both real servers with several points.
     decide(40003, views, 0);
     decide(40004, [{ ...views[0], weight: 0 }, { ...views[1], weight: 0 }], -1);
@@ -87,7 +90,18 @@ describe('monitor page (real chromium, real listener)', () => {
     await expect.poll(() => page.locator('tr.decision td.outcome').allTextContents()).toEqual(['quiescent', '→ 10.200.1.101:80', '→ 10.200.1.102:8080', '→ 10.200.1.101:80']);
     expect(await page.locator('tr.decision td.client .addr').first().textContent()).toBe('10.200.0.100:40004');
     await expect.poll(async () => Number((await page.locator('#drops div').filter({ hasText: 'no_dest' }).textContent())?.split(' ')[0].replace(/,/g, ''))).toBeGreaterThan(5);
-    expect(await page.locator('#directors-body').textContent()).toContain('d1');
+    // The cluster: both directors with their state and priority, the leader, the term, who holds the VIP, sync health.
+    expect(await page.locator('#directors-body tr.member').evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-node'), r.getAttribute('data-state'), r.querySelector('td.vips')?.textContent]))).toEqual([['d1', 'leader', '10.200.0.10'], ['d2', 'backup', '']]);
+    expect(await page.locator('#leader').textContent()).toBe('d1');
+    expect(await page.locator('#term').textContent()).toBe('4');
+    expect(await page.locator('#vip-owners').textContent()).toBe('VIP 10.200.0.10 → d1');
+    expect(await page.locator('#sync').textContent()).toMatch(/^sync: 10 records out, 9 in, 1 gaps, 0 resyncs, 0 lost, lag p50 3 ms \/ p99 12\.5 ms, snapshot 42 entries/);
+    expect(await page.locator('#health-summary').textContent()).toBe('health: 2 checked, 1 up, 1 down');
+    expect(await page.locator('#health-body tr.hc').evaluateAll((rows) => rows.map((r) => [r.getAttribute('data-addr'), r.getAttribute('data-state'), r.querySelector('td.check')?.textContent]))).toEqual([
+      ['10.200.1.101:80', 'up', 'TCP_CHECK 10.200.1.101:80'],
+      ['10.200.1.102:8080', 'down', 'TCP_CHECK 10.200.1.102:8080connection refused'],
+    ]);
+    expect(await page.locator('.svc').first().locator('tr.dest[data-addr="10.200.1.102:8080"] td.health').getAttribute('title')).toMatch(/^TCP_CHECK 10\.200\.1\.102:8080: connection refused, 3 of 40 failed/);
     expect(await page.locator('#workers').textContent()).toContain('worker 1 cpu 1 down (2 restarts)');
     await page.screenshot({ path: SHOT, fullPage: true });
     expect(foreign).toEqual([]);

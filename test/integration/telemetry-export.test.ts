@@ -13,7 +13,7 @@ import type { FromTelemetry, TelemetryStats, ToTelemetry } from '../../shared/pr
 import { decodeTraces, type DecodedSpan } from './telemetry-otlp.ts';
 
 const MAIN = resolve(import.meta.dirname, '../../services/telemetry/main.ts');
-const PORT = 46010;
+const PORT = 45010;
 
 // ---- the receiver ----
 let server: Server;
@@ -57,7 +57,7 @@ let child: ChildProcess | null = null;
 let lastStats: TelemetryStats | null = null;
 const epochMs = Date.now();
 
-function setup(ratio: string, extra: string[] = []): Promise<DecisionWriter> {
+function setup(ratio: string, extra: string[] = [], before?: (w: DecisionWriter) => void): Promise<DecisionWriter> {
   dir = mkdtempSync(join(tmpdir(), 'tsvs-telemetry-'));
   const path = join(dir, 'decisions-0');
   seg = mapShared(path, decisionRingBytes(1024), { create: true });
@@ -65,6 +65,12 @@ function setup(ratio: string, extra: string[] = []): Promise<DecisionWriter> {
   received.length = 0;
   contentTypes = [];
   lastStats = null;
+  before?.(w);
+  return startChild(path, ratio, extra).then(() => w);
+}
+
+/** Forks the exporter child on the ring at `path` and resolves once it says ready. */
+function startChild(path: string, ratio: string, extra: string[] = []): Promise<void> {
   const c = fork(MAIN, ['--ring', path, '--otlp', `http://127.0.0.1:${PORT}`, '--trace-ratio', ratio, '--export-delay-ms', '50', '--stats-ms', '50', ...extra], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -75,7 +81,7 @@ function setup(ratio: string, extra: string[] = []): Promise<DecisionWriter> {
   return new Promise((ok, bad) => {
     c.once('exit', (code) => bad(new Error(`telemetry child exited ${code}`)));
     c.on('message', (m: FromTelemetry) => {
-      if (m.type === 'ready') ok(w);
+      if (m.type === 'ready') ok();
     });
   });
 }
@@ -169,6 +175,29 @@ describe('telemetry export (real child process, OTLP over loopback)', () => {
     } finally {
       answerDelayMs = 0;
     }
+  });
+
+  it('telemetry export: decisions written before the exporter attached are exported; a restarted exporter resumes where it stopped, none twice', async () => {
+    const views = [view(0, '10.200.1.101', 1)];
+    const w = await setup('1', [], (wr) => {
+      for (let i = 0; i < 5; i++) decide(wr, 44001 + i, views, 0, 'rr');
+    });
+    const ports = (): number[] => received.filter((x) => x.name === 'lvs.schedule').map((x) => Number(x.attributes['client.port'])).sort((a, b) => a - b);
+    await until('the 5 early decisions', () => ports().length >= 5);
+    // Written while the exporter runs, then it is killed -9 (no flush, no goodbye) and decisions keep coming.
+    decide(w, 44006, views, 0, 'rr');
+    await until('the 6th', () => ports().length >= 6);
+    const c = child!;
+    const gone = new Promise((ok) => c.once('exit', ok));
+    c.kill('SIGKILL');
+    await gone;
+    for (let i = 0; i < 3; i++) decide(w, 44007 + i, views, 0, 'rr');
+    await startChild(join(dir, 'decisions-0'), '1');
+    await until('the 3 written while no exporter ran', () => ports().length >= 9);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(ports()).toEqual([44001, 44002, 44003, 44004, 44005, 44006, 44007, 44008, 44009]);
+    await until('stats of the new child', () => lastStats !== null && lastStats.decisionsRead === 3 && lastStats);
+    expect(lastStats).toMatchObject({ decisionsRead: 3, ringLost: 0 });
   });
 
   it('telemetry export: a bad --trace-ratio is refused with exit status 2', async () => {

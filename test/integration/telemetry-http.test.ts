@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const PORT = 46020;
+const PORT = 45020;
 let http: RunningHttp;
 let model: MetricsInput;
 const buf = new ArrayBuffer(decisionRingBytes(64));

@@ -77,8 +77,8 @@ describe('telemetry lab: NAT wrr, tracing at ratio 1', () => {
     tsvsadm('-A', '-t', `${VIP}:80`, '-s', 'wrr');
     for (const [n, w] of [[3, 1], [2, 1], [1, 3]] as const) tsvsadm('-a', '-t', `${VIP}:80`, '-r', `${realServerIp(n)}:80`, '-m', '-w', String(w));
     await settle();
-    // The exporter child reads each ring from where it finds it: traffic before it has attached is not exported.
-    // Warm up (other client ports) until a first decision span arrives, so the measured connections come after.
+    // Warm up (other client ports) until a first decision span arrives: the exporter is up and exporting. (It reads
+    // each ring from the oldest record it still holds, so earlier traffic would be exported too.)
     let warm = 0;
     await waitFor('the exporter attached (a first decision span)', () => {
       curlFrom(41100 + (warm++ % 100));

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { formatMetrics } from '../../shared/telemetry/prometheus.ts';
-import { sampleMetricsInput } from '../unit/telemetry-sample.ts';
+import { sampleCluster, sampleHealth, sampleMetricsInput } from '../unit/telemetry-sample.ts';
 
 const PROMTOOL = '/usr/bin/promtool';
 
@@ -23,8 +23,9 @@ describe('telemetry promtool', () => {
 
   it('telemetry promtool: with the cluster and health hooks filled it still passes', () => {
     const m = sampleMetricsInput();
-    m.cluster = { node: 'd1', leader: false, term: 9, peers: 3, vipsOwned: 0, syncSent: 1, syncReceived: 2, syncGaps: 0, resyncs: 1, syncLagSeconds: 0.25 };
-    m.health = [{ proto: 'UDP', localAddress: '10.200.0.10', localPort: 53, localMark: 0, remoteAddress: '10.200.1.102', remotePort: 53, state: 'up', checkDurationSeconds: 0.001, checkFailures: 0, upTransitions: 1, downTransitions: 0 }];
+    m.cluster = sampleCluster();
+    m.health = sampleHealth();
+    m.vipsHeld = ['10.200.0.10', '10.200.1.10'];
     const r = promtool(formatMetrics(m));
     expect(r.out).toBe('');
     expect(r.status).toBe(0);

@@ -8,9 +8,9 @@ export const keepalivedCompatDir = resolve(import.meta.dirname, '../fixtures/kee
 
 const MARKER = '# ---- verbatim below ----\n';
 
-/** The compat file names, sorted. */
+/** The compat file names, sorted (files only: vrrp-pair/ holds tsvs's own samples). */
 export function keepalivedCompatFiles(): string[] {
-  return readdirSync(keepalivedCompatDir).sort();
+  return readdirSync(keepalivedCompatDir, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name).sort();
 }
 
 /** A compat file's verbatim part (everything after the marker line). */

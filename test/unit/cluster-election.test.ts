@@ -268,6 +268,29 @@ describe('cluster election', () => {
     expect(s.overlaps).toEqual([]);
   });
 
+  it('election: a higher-priority node made unready (back from a partition) does not preempt until it is ready again', () => {
+    const s = new Sim();
+    const d2 = s.add('d2', { priority: 100 });
+    s.run(1000);
+    const d1 = s.add('d1', { priority: 150, preemptDelayMs: 500 }, false);
+    s.run(1000);
+    expect(s.leaders()).toEqual(['d2']);
+    s.feed(d1, { type: 'ready' });
+    s.run(200); // within preempt_delay: it wants to preempt
+    s.feed(d1, { type: 'unready' });
+    s.run(3000);
+    expect(s.leaders()).toEqual(['d2']);
+    expect(d2.vips).toBe(true);
+    s.feed(d1, { type: 'ready' });
+    s.run(1000);
+    expect(s.leaders()).toEqual(['d1']);
+    // A leader is never made unready: it keeps leading.
+    s.feed(d1, { type: 'unready' });
+    s.run(1000);
+    expect(s.leaders()).toEqual(['d1']);
+    expect(s.overlaps).toEqual([]);
+  });
+
   it('election: nopreempt keeps a live lower-priority leader', () => {
     const s = new Sim();
     s.add('d2', { priority: 100 });

@@ -67,6 +67,21 @@ describe('health machine', () => {
     expect(st.checkers[0]).toMatchObject({ state: 'down', failInRow: 3, okInRow: 0, lastError: 'refused', lastChange: 15_000 });
   });
 
+  it('health: cumulative counters — checks, failures, up and down transitions — survive a reload that keeps the checker', () => {
+    const text = vs(' delay_loop 1', rsBlock('10.0.0.2', 'TCP_CHECK {\n retry 0\n warmup 0\n }'));
+    const { state: s } = startHealth(plan(text), 0, zero);
+    const answers = [true, false, false, true, false, true];
+    let t = 0;
+    for (const ok of answers) step(s, (t = nextDueAt(s)), () => ok);
+    const vsSt = healthStatus(s)[0];
+    expect(vsSt.services).toEqual([{ af: 4, protocol: 'tcp', addr: '10.0.0.1', port: 80, fwmark: 0 }]);
+    const rs = vsSt.realServers[0];
+    expect(rs).toMatchObject({ alive: true, ups: 2, downs: 2 });
+    expect(rs.checkers[0]).toMatchObject({ checks: 6, failures: 3 });
+    const r = reloadHealth(s, plan(text), t, zero).state;
+    expect(healthStatus(r)[0].realServers[0]).toMatchObject({ ups: 2, downs: 2, checkers: [expect.objectContaining({ checks: 6, failures: 3 })] });
+  });
+
   it('health: a success while retrying resets the retries', () => {
     const { state: s } = startHealth(plan(vs(' delay_loop 1', rsBlock('10.0.0.2', 'TCP_CHECK {\n retry 1\n delay_before_retry 0.5\n warmup 0\n }'))), 0, zero);
     step(s, 1000, () => true);

@@ -21,10 +21,19 @@ describe('lab plan', () => {
     expect(j.nodes.client.addresses).toEqual(['10.200.9.100/24']);
     expect(j.nodes.router.addresses).toEqual(['10.200.9.1/24', '10.200.0.1/24', '10.200.1.1/24']);
     const router = p.nodes.find((n) => n.name === 'router')!;
-    expect(router.routes).toEqual([{ dst: '10.200.0.10/32', via: ['10.200.0.11', '10.200.0.12', '10.200.0.13'] }]);
+    expect(router.routes).toEqual([{ dst: '10.200.0.10/32', via: ['10.200.0.11', '10.200.0.12', '10.200.0.13'], group: 100 }]);
     expect(router.sysctls).toContainEqual(['net.ipv4.fib_multipath_hash_policy', '1']);
     // dr with a router: real servers reply straight through the router.
     expect(p.nodes.find((n) => n.name === 'rs1')!.routes).toEqual([{ dst: 'default', via: ['10.200.1.1'] }]);
+  });
+
+  it('lab plan: nat with a router and several directors: the real servers\' default route is multipath over every DIP, L4 hash', () => {
+    const p = plan(parseLabArgs(['--router', '--directors', '3']).options);
+    const rs = p.nodes.find((n) => n.name === 'rs2')!;
+    expect(rs.routes).toEqual([{ dst: 'default', via: ['10.200.1.11', '10.200.1.12', '10.200.1.13'], group: 200 }]);
+    expect(rs.sysctls).toContainEqual(['net.ipv4.fib_multipath_hash_policy', '1']);
+    const one = plan(parseLabArgs(['--router']).options).nodes.find((n) => n.name === 'rs1')!;
+    expect(one.routes).toEqual([{ dst: 'default', via: ['10.200.1.11'] }]);
   });
 
   it('lab plan: nat real servers route via d1, dr ones without a router too, with the VIP on lo and ARP sysctls', () => {

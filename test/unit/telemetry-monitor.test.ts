@@ -3,13 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { History, historyPoint, monitorFrame } from '../../shared/telemetry/monitor.ts';
 import { DecisionReader, DecisionWriter, Outcome, TemplateUse, decisionRingBytes, schedulerIndex } from '../../shared/telemetry/decision-ring.ts';
 import { parseListen, HttpListenError } from '../../services/tsvsd/http/server.ts';
-import { sampleMetricsInput } from './telemetry-sample.ts';
+import { sampleCluster, sampleMetricsInput, sampleHealth } from './telemetry-sample.ts';
 import { parseCli, USAGE } from '../../services/tsvsd/args.ts';
 
 describe('telemetry monitor', () => {
   it('telemetry monitor: a frame lists services, real servers with health, drops by count, decisions', () => {
     const m = sampleMetricsInput();
-    m.health = [{ proto: 'TCP', localAddress: '10.200.0.10', localPort: 80, localMark: 0, remoteAddress: '10.200.1.102', remotePort: 8080, state: 'down', checkDurationSeconds: 0, checkFailures: 1, upTransitions: 0, downTransitions: 1 }];
+    m.health = sampleHealth().map((h) => ({ ...h, remoteAddress: '10.200.1.102', remotePort: 8080 }));
     const buf = new ArrayBuffer(decisionRingBytes(8));
     const w = new DecisionWriter(buf, { init: true, worker: 0, director: 'd1', epochMs: 0 });
     w.begin(5, 6, 0x0ac80064, 40000, 0x0ac8000a, 80, 0, 0);
@@ -21,9 +21,20 @@ describe('telemetry monitor', () => {
       ['10.200.1.101', 80, 'Masq', 3, null],
       ['10.200.1.102', 8080, 'Masq', 1, 'down'],
     ]);
+    expect(f.services[0].dests[1].healthDetail).toBe('TCP_CHECK 10.200.1.101:80: connection refused, 3 of 40 failed, 1 up / 2 down');
     expect(f.drops).toEqual([{ reason: 'orphan_replies', count: 4 }, { reason: 'no_dest', count: 2 }, { reason: 'net_bad_csum', count: 1 }]);
     expect(f.decisions).toEqual([{ seq: 1, timeMs: 5, worker: 0, director: 'd1', client: '10.200.0.100:40000', service: 'TCP 10.200.0.10:80', scheduler: 'wrr', outcome: 'scheduled', template: 'none', dest: '10.200.1.101:80', candidates: ['10.200.1.101:80 w=3 a=1 i=0 o=0 *'] }]);
     expect(historyPoint(f).d['tcp|4|10.200.0.10|80>10.200.1.101:80']).toEqual([6, 2, 5, 24]);
+  });
+
+  it('telemetry monitor: the frame carries the cluster and who holds each VIP (this director, else the leader)', () => {
+    const m = { ...sampleMetricsInput(), cluster: sampleCluster(), vipsHeld: ['10.200.0.10'] };
+    const f = monitorFrame(1000, 'd1', m, []);
+    expect(f.cluster).toMatchObject({ self: 'd1', leader: 'd1', term: 4, role: 'leader' });
+    expect(f.vips).toEqual([{ vip: '10.200.0.10', owner: 'd1' }]);
+    const backup = { ...m, cluster: { ...sampleCluster(), self: 'd2', role: 'backup' as const }, vipsHeld: [] };
+    expect(monitorFrame(1000, 'd2', backup, []).vips).toEqual([{ vip: '10.200.0.10', owner: 'd1' }]);
+    expect(monitorFrame(1000, 'd1', sampleMetricsInput(), []).vips).toEqual([{ vip: '10.200.0.10', owner: '' }]);
   });
 
   it('telemetry monitor: history keeps the window and a bounded number of points', () => {

@@ -1,7 +1,7 @@
 // telemetry metrics: the read model as Prometheus text, with node_exporter's IPVS names and labels.
 import { describe, expect, it } from 'vitest';
 import { formatMetrics, type MetricsInput } from '../../shared/telemetry/prometheus.ts';
-import { sampleMetricsInput } from './telemetry-sample.ts';
+import { sampleCluster, sampleHealth, sampleMetricsInput } from './telemetry-sample.ts';
 
 function lines(text: string, prefix: string): string[] {
   return text.split('\n').filter((l) => l.startsWith(prefix + '{') || l.startsWith(prefix + ' '));
@@ -46,15 +46,34 @@ describe('telemetry prometheus', () => {
   it('telemetry prometheus: hooks for cluster and health add their families only when present', () => {
     const base = sampleMetricsInput();
     expect(formatMetrics(base)).not.toContain('tsvs_cluster_leader');
-    const m: MetricsInput = {
-      ...base,
-      cluster: { node: 'd1', leader: true, term: 4, peers: 2, vipsOwned: 1, syncSent: 10, syncReceived: 9, syncGaps: 1, resyncs: 0, syncLagSeconds: 0.004 },
-      health: [{ proto: 'TCP', localAddress: '10.200.0.10', localPort: 80, localMark: 0, remoteAddress: '10.200.1.101', remotePort: 80, state: 'down', checkDurationSeconds: 0.012, checkFailures: 3, upTransitions: 1, downTransitions: 2 }],
-    };
+    expect(formatMetrics(base)).not.toContain('tsvs_vip_owned');
+    const m: MetricsInput = { ...base, cluster: sampleCluster(), health: sampleHealth(), vipsHeld: ['10.200.0.10'] };
     const t = formatMetrics(m);
-    expect(lines(t, 'tsvs_cluster_leader')).toEqual(['tsvs_cluster_leader{node="d1"} 1']);
-    expect(lines(t, 'tsvs_sync_lag_seconds')).toEqual(['tsvs_sync_lag_seconds 0.004']);
-    expect(lines(t, 'tsvs_backend_check_status').map((l) => l.replace(/.*state="(\w+)"} (\d)/, '$1=$2'))).toEqual(['up=0', 'down=1', 'unknown=0']);
+    expect(lines(t, 'tsvs_cluster_leader')).toEqual(['tsvs_cluster_leader{node="d1"} 1', 'tsvs_cluster_leader{node="d2"} 0']);
+    expect(lines(t, 'tsvs_cluster_role')).toEqual(['tsvs_cluster_role{role="leader"} 1', 'tsvs_cluster_role{role="backup"} 0', 'tsvs_cluster_role{role="none"} 0']);
+    expect(lines(t, 'tsvs_cluster_term')).toEqual(['tsvs_cluster_term 4']);
+    expect(lines(t, 'tsvs_cluster_members')).toEqual(['leader', 'backup', 'dead', 'left', 'isolated'].map((s, i) => `tsvs_cluster_members{state="${s}"} ${i < 2 ? 1 : 0}`));
+    expect(lines(t, 'tsvs_cluster_member_priority')).toEqual(['tsvs_cluster_member_priority{node="d1"} 200', 'tsvs_cluster_member_priority{node="d2"} 190']);
+    expect(lines(t, 'tsvs_vip_owned')).toEqual(['tsvs_vip_owned{vip="10.200.0.10"} 1']);
+    expect(lines(t, 'tsvs_sync_records_sent_total')).toEqual(['tsvs_sync_records_sent_total 10']);
+    expect(lines(t, 'tsvs_sync_records_received_total')).toEqual(['tsvs_sync_records_received_total 9']);
+    expect(lines(t, 'tsvs_sync_gaps_total')).toEqual(['tsvs_sync_gaps_total 1']);
+    expect(lines(t, 'tsvs_sync_resyncs_total')).toEqual(['tsvs_sync_resyncs_total 0']);
+    expect(lines(t, 'tsvs_sync_lag_seconds')).toEqual(['tsvs_sync_lag_seconds{quantile="0.5"} 0.003', 'tsvs_sync_lag_seconds{quantile="0.99"} 0.0125']);
+    expect(lines(t, 'tsvs_sync_snapshot_entries')).toEqual(['tsvs_sync_snapshot_entries 42']);
+    expect(lines(t, 'tsvs_sync_records_written_total')).toEqual(['tsvs_sync_records_written_total 11']);
+    expect(lines(t, 'tsvs_sync_records_installed_total')).toEqual(['tsvs_sync_records_installed_total{outcome="created"} 5', 'tsvs_sync_records_installed_total{outcome="updated"} 3', 'tsvs_sync_records_installed_total{outcome="removed"} 1']);
+    const b = 'local_address="10.200.0.10",local_port="80",remote_address="10.200.1.101",remote_port="80",proto="TCP",local_mark=""';
+    expect(lines(t, 'tsvs_backend_check_status')).toEqual([`tsvs_backend_check_status{${b},state="up"} 0`, `tsvs_backend_check_status{${b},state="down"} 1`]);
+    expect(lines(t, 'tsvs_backend_check_duration_seconds')).toEqual([`tsvs_backend_check_duration_seconds{${b}} 0.012`]);
+    expect(lines(t, 'tsvs_backend_check_failures_total')).toEqual([`tsvs_backend_check_failures_total{${b}} 3`]);
+    expect(lines(t, 'tsvs_backend_check_up_transitions_total')).toEqual([`tsvs_backend_check_up_transitions_total{${b}} 1`]);
+    expect(lines(t, 'tsvs_backend_check_down_transitions_total')).toEqual([`tsvs_backend_check_down_transitions_total{${b}} 2`]);
+  });
+
+  it('telemetry prometheus: a VIP of the table this director does not hold is 0 (a backup)', () => {
+    const t = formatMetrics({ ...sampleMetricsInput(), vipsHeld: [] });
+    expect(lines(t, 'tsvs_vip_owned')).toEqual(['tsvs_vip_owned{vip="10.200.0.10"} 0']);
   });
 
   it('telemetry prometheus: label values are escaped, huge counters stay exact', () => {

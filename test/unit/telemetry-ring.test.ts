@@ -151,6 +151,30 @@ describe('telemetry decision ring', () => {
     expect(p.lost).toBe(0);
   });
 
+  it('telemetry ring: the consumer starts from the oldest record still in the ring, and a new consumer resumes after the last commit', () => {
+    const { w, buf } = ring(8);
+    for (let i = 0; i < 3; i++) write(w, 100 + i, [view(0, '10.200.1.101', 80, 1)], 0);
+    // A first consumer attaching after 3 decisions still gets them; a plain reader starts at the head.
+    expect(new DecisionReader(buf).poll().records).toEqual([]);
+    const c1 = new DecisionReader(buf, { from: 'consumer' });
+    expect(c1.consumed).toBeNull();
+    expect(c1.poll().records.map((x) => x.clientPort)).toEqual([100, 101, 102]);
+    c1.commit();
+    write(w, 103, [view(0, '10.200.1.101', 80, 1)], 0);
+    // The consumer "restarts": the new one resumes after 102, never re-reading what was consumed.
+    const c2 = new DecisionReader(buf, { from: 'consumer' });
+    expect(c2.consumed).toBe(3);
+    expect(c2.poll().records.map((x) => x.clientPort)).toEqual([103]);
+    // More than the ring holds before the first consumer attaches: it starts at the oldest intact record, none counted lost.
+    const { w: w2, buf: b2 } = ring(8);
+    for (let i = 0; i < 20; i++) write(w2, 200 + i, [view(0, '10.200.1.101', 80, 1)], 0);
+    const p = new DecisionReader(b2, { from: 'consumer' }).poll();
+    expect([p.lost, p.records.map((x) => x.clientPort)]).toEqual([0, [213, 214, 215, 216, 217, 218, 219]]);
+    // A ring formatted anew (tsvsd restarted) forgets the consumer.
+    new DecisionWriter(buf, { init: true, worker: 1, director: 'd1', epochMs: 0 });
+    expect(new DecisionReader(buf, { from: 'consumer' }).consumed).toBeNull();
+  });
+
   it('telemetry ring: bad segments are refused with a typed error', () => {
     expect(() => new DecisionWriter(new ArrayBuffer(1000), { init: true, worker: 0, director: '', epochMs: 0 })).toThrow(DecisionRingError);
     expect(() => new DecisionReader(new ArrayBuffer(decisionRingBytes(8)))).toThrow(/magic/);

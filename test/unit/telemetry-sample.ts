@@ -1,6 +1,7 @@
 // A small read model (two services, three real servers, two workers) for the metrics and monitor tests.
 import type { MetricsInput } from '../../shared/telemetry/prometheus.ts';
 import type { DestSnapshot, ServiceSnapshot } from '../../shared/model/ipvs.ts';
+import type { ClusterView, HealthServerView } from '../../shared/proto/stats.ts';
 
 function dest(addr: string, port: number, weight: number, act: number, ina: number, conns: number, inpkts: number): DestSnapshot {
   return {
@@ -44,4 +45,25 @@ export function sampleMetricsInput(): MetricsInput {
     conntab: { entries: 17, capacity: 2 << 20 },
     telemetry: { decisionsRead: 13, decisionsTraced: 2, decisionsUnsampled: 11, ringLost: 0, ringTorn: 0, controlEvents: 1, queueDropped: 7, exportFailed: 0, exported: 3 },
   };
+}
+
+/** A cluster of two directors seen from d1, the leader (term 4), with some sync figures. */
+export function sampleCluster(): ClusterView {
+  return {
+    self: 'd1', cluster: 'tsvs', role: 'leader', leader: 'd1', term: 4, nats: 'up', natsServer: 'nats://10.200.2.1:4222', ready: true,
+    members: [{ name: 'd1', state: 'leader', priority: 200 }, { name: 'd2', state: 'backup', priority: 190 }],
+    vips: ['10.200.0.10'],
+    sync: { sent: 10, received: 9, gaps: 1, resyncs: 0, lost: 0, stale: 2, foreign: 0, malformed: 0, lag_p50_ms: 3, lag_p99_ms: 12.5, snapshot_entries: 42, snapshot_ms: 250,
+      workers: { written: 11, write_dropped: 0, created: 5, updated: 3, removed: 1, malformed: 0, no_service: 0, no_dest: 0, table_full: 0, pending: 2, pending_dropped: 0, held: 4, hold_released: 4, hold_timeout: 0 } },
+    statusAt: 1_700_000_000_000, error: '',
+  };
+}
+
+/** rs1 of the TCP service, down after 3 failed checks (up once, down twice). */
+export function sampleHealth(): HealthServerView[] {
+  return [{
+    vs: 'TCP 10.200.0.10:80', rs: 'TCP 10.200.0.10:80 -> 10.200.1.101:80', proto: 'TCP', localAddress: '10.200.0.10', localPort: 80, localMark: 0,
+    remoteAddress: '10.200.1.101', remotePort: 80, state: 'down', tableWeight: null, configuredWeight: 3, lastCheckSeconds: 0.012,
+    checks: 40, failures: 3, upTransitions: 1, downTransitions: 2, check: 'TCP_CHECK 10.200.1.101:80', lastError: 'connection refused', lastChange: 1_700_000_000_000,
+  }];
 }

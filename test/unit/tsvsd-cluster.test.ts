@@ -150,6 +150,12 @@ describe('tsvsd-cluster: tsvsadm cluster', () => {
     expect(out.indexOf('d1 ')).toBeLessThan(out.indexOf('d2 '));
     expect(out).toMatch(/d2\s+backup\s+190/);
     expect(formatCluster(status)).toContain('sent 5, received 2');
+    expect(formatCluster(status)).not.toContain('workers:');
+    const w = { written: 7, write_dropped: 0, created: 3, updated: 2, removed: 1, malformed: 0, no_service: 4, no_dest: 0, table_full: 0, pending: 0, pending_dropped: 0, held: 2, hold_released: 1, hold_timeout: 1 };
+    const withWorkers = formatCluster({ ...status, sync: { ...status.sync, workers: w } });
+    expect(withWorkers).toContain('workers: wrote 7 (ring full 0); installed 3 new, 2 updated, 1 removed');
+    expect(withWorkers).toContain('no service 4');
+    expect(withWorkers).toContain('held 2 (sent on 1, timed out 1)');
     out = '';
     expect(await runCluster(['--json'], client({ id: 1, ok: true, cluster: status }), (s) => void (out += s), quiet)).toBe(0);
     expect(JSON.parse(out)).toEqual(status);

@@ -7,7 +7,7 @@ describe('worker/args', () => {
   it('worker/args: the usual command line, with defaults', () => {
     expect(parseWorkerArgs(['--index', '1', '--workers', '2', '--shm-dir', '/dev/shm/tsvs-x', '--client-if', 'eth0'])).toEqual({
       index: 1, workers: 2, cpu: null, shmDir: '/dev/shm/tsvs-x', clientIf: 'eth0', serverIf: 'eth0', capacity: DEFAULT_CONNS_PER_WORKER,
-      ring: 'adaptive', backend: 'afpacket', spinUs: 100, busyPoll: false, queueBase: 0, decisions: 0, director: undefined, guard: {},
+      ring: 'adaptive', backend: 'afpacket', spinUs: 100, busyPoll: false, queueBase: 0, decisions: 0, director: undefined, syncRing: 0, guard: {},
     });
     expect(parseWorkerArgs(['--index', '0', '--workers', '1', '--shm-dir', 'd', '--client-if', 'a', '--decisions', '4096', '--director', 'd1'])).toMatchObject({ decisions: 4096, director: 'd1' });
     expect(parseWorkerArgs(['--index', '0', '--workers', '1', '--shm-dir', 'd', '--client-if', 'a', '--server-if', 'b', '--cpu', '3', '--backend', 'nfqueue', '--queue-base', '8', '--busy-poll'])).toMatchObject({

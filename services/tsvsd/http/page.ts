@@ -53,9 +53,9 @@ function svgEl(tag, attrs) {
   return e;
 }
 const fmt = (n) => (Math.round(n * 10) / 10).toLocaleString('en-US');
-function healthCell(h) {
-  if (h === null) return el('td', { class: 'dim' }, '—');
-  return el('td', { class: h === 'up' ? 'ok' : h === 'down' ? 'bad' : 'warn' }, h);
+function healthCell(h, detail) {
+  if (h === null) return el('td', { class: 'health dim' }, '—');
+  return el('td', { class: 'health ' + (h === 'up' ? 'ok' : h === 'down' ? 'bad' : 'warn'), title: detail }, h);
 }
 function chart(title, keys, idx, now) {
   const W = 600, H = 130, L = 34, B = 16, T = 14;
@@ -92,7 +92,7 @@ function renderServices(f) {
       el('td', { class: 'n cps' }, fmt(d.cps)),
       el('td', { class: 'n inpps' }, fmt(d.inpps)),
       el('td', { class: 'n conns' }, d.conns.toLocaleString('en-US')),
-      healthCell(d.health),
+      healthCell(d.health, d.healthDetail),
       el('td', {}, d.overloaded ? el('span', { class: 'bad' }, 'overloaded') : d.weight === 0 ? el('span', { class: 'warn' }, 'quiescent') : '')));
     box.append(el('div', { class: 'svc', 'data-key': s.key },
       el('h3', {}, s.label, el('span', { class: 'dim' }, s.scheduler + (s.persistent ? ' persistent' : '') + ' · ' + s.conns.toLocaleString('en-US') + ' conns · ' + fmt(s.cps) + ' conn/s · ' + fmt(s.inpps) + ' pkt/s in')),
@@ -104,13 +104,51 @@ function renderDirectors(f) {
   const tb = $('directors-body');
   tb.replaceChildren();
   const c = f.cluster;
+  const owned = (node) => f.vips.filter((v) => v.owner === node).map((v) => v.vip).join(' ');
   if (c) {
-    tb.append(el('tr', {}, el('td', {}, c.node), el('td', { class: c.leader ? 'ok' : 'dim' }, c.leader ? 'leader' : 'standby'), el('td', { class: 'n' }, c.term), el('td', { class: 'n' }, c.peers), el('td', { class: 'n' }, c.vipsOwned)));
-    $('cluster-note').textContent = 'sync: ' + c.syncReceived + ' batches in, ' + c.syncGaps + ' gaps, lag ' + fmt(c.syncLagSeconds * 1000) + ' ms';
+    const members = c.members.length > 0 ? c.members : [{ name: c.self, state: c.role === 'none' ? 'backup' : c.role, priority: 0 }];
+    for (const m of members) {
+      const cls = m.state === 'leader' ? 'ok' : m.state === 'backup' ? 'dim' : 'bad';
+      tb.append(el('tr', { class: 'member', 'data-node': m.name, 'data-state': m.state },
+        el('td', {}, m.name + (m.name === c.self ? ' (this)' : '')),
+        el('td', { class: 'state ' + cls }, m.state),
+        el('td', { class: 'n' }, m.priority || '—'),
+        el('td', { class: 'vips' }, owned(m.name))));
+    }
+    const lead = c.leader ? c.leader : 'none';
+    $('cluster-head').replaceChildren(
+      el('span', {}, 'cluster ', el('b', {}, c.cluster || '—')), ' · leader ', el('b', { id: 'leader' }, lead), ' · term ', el('b', { id: 'term' }, String(c.term)),
+      ' · this director ', el('b', { id: 'role', class: c.role === 'leader' ? 'ok' : 'dim' }, c.role),
+      ' · NATS ', el('span', { class: c.nats === 'up' ? 'ok' : 'bad' }, c.nats + (c.natsServer ? ' (' + c.natsServer + ')' : '')));
+    const y = c.sync;
+    const bad = y.gaps > 0 || y.resyncs > 0 || y.lost > 0;
+    $('cluster-note').replaceChildren(el('span', { id: 'sync', class: bad ? 'warn' : 'ok' },
+      'sync: ' + y.sent.toLocaleString('en-US') + ' records out, ' + y.received.toLocaleString('en-US') + ' in, ' + y.gaps + ' gaps, ' + y.resyncs + ' resyncs, ' + y.lost + ' lost, lag p50 ' + fmt(y.lag_p50_ms) + ' ms / p99 ' + fmt(y.lag_p99_ms) + ' ms' +
+      (y.snapshot_entries > 0 ? ', snapshot ' + y.snapshot_entries.toLocaleString('en-US') + ' entries in ' + fmt(y.snapshot_ms) + ' ms' : '')),
+      c.error ? el('div', { class: 'bad' }, 'agent: ' + c.error) : '');
   } else {
-    tb.append(el('tr', {}, el('td', {}, f.director), el('td', { class: 'ok' }, 'alone'), el('td', { class: 'n' }, '—'), el('td', { class: 'n' }, 1), el('td', { class: 'n' }, '—')));
-    $('cluster-note').textContent = 'No cluster: this director runs alone (leader, sync and health figures appear here once configured).';
+    tb.append(el('tr', { class: 'member', 'data-node': f.director, 'data-state': 'alone' }, el('td', {}, f.director), el('td', { class: 'state ok' }, 'alone'), el('td', { class: 'n' }, '—'), el('td', { class: 'vips' }, owned(f.director))));
+    $('cluster-head').textContent = '';
+    $('cluster-note').textContent = 'No cluster: this director runs alone and owns the VIPs.';
   }
+  const vipBox = $('vip-owners');
+  vipBox.replaceChildren(...f.vips.map((v) => el('span', { class: 'vip ' + (v.owner ? 'ok' : 'dim'), 'data-vip': v.vip, style: 'margin-right:12px' }, 'VIP ' + v.vip + ' → ' + (v.owner || 'unknown'))));
+  const hs = f.checks || [];
+  $('health-summary').textContent = f.checks === null ? 'health: no checker' : 'health: ' + hs.length + ' checked, ' + hs.filter((h) => h.state === 'up').length + ' up, ' + hs.filter((h) => h.state !== 'up').length + ' down';
+}
+function renderChecks(f) {
+  const box = $('checks');
+  box.replaceChildren();
+  if (f.checks === null) { box.append(el('p', { class: 'empty' }, 'No health checker (tsvsd --keepalived FILE runs one).')); return; }
+  box.append(el('table', {}, el('thead', {}, el('tr', {}, ...['Real server', 'State', 'Weight', 'Check', 'Failed / run', 'Up / down', 'Since'].map((h) => el('th', {}, h)))),
+    el('tbody', { id: 'health-body' }, ...f.checks.map((c) => el('tr', { class: 'hc', 'data-addr': c.server, 'data-state': c.state },
+      el('td', {}, c.server, el('div', { class: 'dim' }, c.vs)),
+      el('td', { class: 'state ' + (c.state === 'up' ? 'ok' : 'bad') }, c.state),
+      el('td', { class: 'n' }, c.weight === null ? 'out' : c.weight),
+      el('td', { class: 'check' }, c.check, c.lastError ? el('div', { class: 'bad' }, c.lastError) : ''),
+      el('td', { class: 'n' }, c.failures + ' / ' + c.checks),
+      el('td', { class: 'n' }, c.ups + ' / ' + c.downs),
+      el('td', { class: 'dim' }, c.lastChange ? new Date(c.lastChange).toLocaleTimeString('en-GB') : '—'))))));
   const wb = $('workers');
   wb.replaceChildren(...(f.workers.length === 0 ? [el('span', { class: 'dim' }, f.forwarding ? 'no workers' : 'not forwarding (no --client-if)')] :
     f.workers.map((w) => el('span', { class: w.alive ? 'ok' : 'bad', style: 'margin-right:12px' }, 'worker ' + w.index + ' cpu ' + w.cpu + (w.alive ? ' up' : ' down') + (w.restarts ? ' (' + w.restarts + ' restarts)' : '')))));
@@ -136,7 +174,7 @@ function renderDrops(f) {
 function render(f) {
   $('director').textContent = f.director;
   $('updated').textContent = 'updated ' + new Date(f.t).toLocaleTimeString('en-GB') + ' · table epoch ' + f.epoch;
-  renderDirectors(f); renderServices(f); renderDecisions(f); renderDrops(f);
+  renderDirectors(f); renderServices(f); renderChecks(f); renderDecisions(f); renderDrops(f);
 }
 function point(f) {
   const d = {}, s = {};
@@ -179,11 +217,15 @@ export const MONITOR_PAGE = `<!doctype html>
 <main>
   <div>
     <section class="panel"><h2>Virtual services</h2><div id="services"><p class="empty">Waiting for data…</p></div></section>
+    <section class="panel"><h2>Health checks</h2><div id="checks"></div></section>
   </div>
   <div>
     <section class="panel"><h2>Directors</h2>
-      <table><thead><tr><th>Director</th><th>Role</th><th class="n">Term</th><th class="n">Peers</th><th class="n">VIPs</th></tr></thead><tbody id="directors-body"></tbody></table>
+      <p id="cluster-head"></p>
+      <table><thead><tr><th>Director</th><th>State</th><th class="n">Priority</th><th>VIPs held</th></tr></thead><tbody id="directors-body"></tbody></table>
+      <p id="vip-owners"></p>
       <p id="cluster-note" class="dim"></p>
+      <p id="health-summary" class="dim"></p>
       <div id="workers"></div>
     </section>
     <section class="panel"><h2>Latest decisions</h2>
