@@ -137,13 +137,16 @@ export async function main(args: string[]): Promise<void> {
     // (1) throughput, flow-controlled, 0 lost
     let [a, b] = await pair(nats.urls, extra);
     procs.push(a, b);
-    const chunk = records(4096, 0);
+    // 32 chunks of distinct entries (131072, within the resend queue): a gap repaired by a resend carries the
+    // entries it missed. (One chunk sent over and over made every resend empty — each entry's latest state had
+    // already come in a later batch — and counted those updates as lost.)
+    const chunks = Array.from({ length: 32 }, (_, i) => records(4096, i * 4096));
     const cpu0 = a.cpuUs() + b.cpuUs();
     const t0 = performance.now();
     let sent = 0;
     while (performance.now() - t0 < seconds * 1000) {
       if (sent - b.installed < window) {
-        a.send({ type: 'publish', words: chunk });
+        a.send({ type: 'publish', words: chunks[(sent / 4096) % 32] });
         sent += 4096;
         if (sent % (4096 * 8) === 0) await new Promise((r) => setImmediate(r));
       } else {
