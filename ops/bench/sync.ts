@@ -1,5 +1,6 @@
-// npm run bench -- sync [--seconds 5] [--rate 50000] [--snapshot 1000000]: connection-sync figures between two
-// cluster agents (services/cluster) over a real 3-node nats-server cluster on loopback (ports 44101-44123).
+// npm run bench -- sync [--seconds 5] [--rate 50000] [--snapshot 1000000] [--base 44100] [--batch-delay MS]:
+// connection-sync figures between two cluster agents (services/cluster) over a real 3-node nats-server cluster on
+// loopback (ports base+1..base+23, default 44101-44123); --batch-delay is passed to the agents (default theirs).
 // This process is both agents' parent (as tsvsd would be): it feeds records to d1 and counts what d2 installs.
 // Phases: (1) throughput with 0 lost (flow-controlled: at most `window` records in flight), CPU µs per update of
 // both agents from /proc; (2) lag p50/p99 at a paced rate, from d2's batch-lag histogram (fresh pair); (3) a new
@@ -25,8 +26,8 @@ class BenchAgent {
   private waiters = new Map<number, (s: ClusterStatus) => void>();
   private id = 1;
 
-  constructor(name: string, priority: number, urls: string[]) {
-    this.proc = fork(`${ROOT}services/cluster/main.ts`, ['--nats', urls.join(','), '--node', name, '--cluster', 'bench', '--priority', String(priority), '--batch', '4096', '--snapshot-chunk', '16384'], {
+  constructor(name: string, priority: number, urls: string[], extra: string[] = []) {
+    this.proc = fork(`${ROOT}services/cluster/main.ts`, ['--nats', urls.join(','), '--node', name, '--cluster', 'bench', '--priority', String(priority), '--batch', '4096', '--snapshot-chunk', '16384', ...extra], {
       execPath: NODE, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.proc.on('message', (m: FromClusterAgent) => {
@@ -109,9 +110,9 @@ function records(n: number, start: number): Uint32Array {
   return w;
 }
 
-async function pair(urls: string[]): Promise<[BenchAgent, BenchAgent]> {
-  const a = new BenchAgent('d1', 150, [urls[0]]);
-  const b = new BenchAgent('d2', 100, [urls[1]]);
+async function pair(urls: string[], extra: string[]): Promise<[BenchAgent, BenchAgent]> {
+  const a = new BenchAgent('d1', 150, [urls[0]], extra);
+  const b = new BenchAgent('d2', 100, [urls[1]], extra);
   await until('d1 leads', () => a.leader, 30_000);
   await until('both ready', async () => (await a.status()).ready && (await b.status()).ready, 30_000);
   return [a, b];
@@ -126,20 +127,26 @@ export async function main(args: string[]): Promise<void> {
   const rate = arg('--rate', 50_000);
   const snapN = arg('--snapshot', 1_000_000);
   const window = arg('--window', 100_000);
-  log('starting a 3-node nats-server cluster on 127.0.0.1:44101-44103');
-  const nats: NatsCluster = await startNatsCluster({ base: 44100 });
+  const base = arg('--base', 44100);
+  const delayAt = args.indexOf('--batch-delay');
+  const extra = delayAt >= 0 ? ['--batch-delay', args[delayAt + 1]] : [];
+  log(`starting a 3-node nats-server cluster on 127.0.0.1:${base + 1}-${base + 3}${extra.length ? `; agents with ${extra.join(' ')}` : ''}`);
+  const nats: NatsCluster = await startNatsCluster({ base });
   const procs: BenchAgent[] = [];
   try {
     // (1) throughput, flow-controlled, 0 lost
-    let [a, b] = await pair(nats.urls);
+    let [a, b] = await pair(nats.urls, extra);
     procs.push(a, b);
-    const chunk = records(4096, 0);
+    // 32 chunks of distinct entries (131072, within the resend queue): a gap repaired by a resend carries the
+    // entries it missed. (One chunk sent over and over made every resend empty — each entry's latest state had
+    // already come in a later batch — and counted those updates as lost.)
+    const chunks = Array.from({ length: 32 }, (_, i) => records(4096, i * 4096));
     const cpu0 = a.cpuUs() + b.cpuUs();
     const t0 = performance.now();
     let sent = 0;
     while (performance.now() - t0 < seconds * 1000) {
       if (sent - b.installed < window) {
-        a.send({ type: 'publish', words: chunk });
+        a.send({ type: 'publish', words: chunks[(sent / 4096) % 32] });
         sent += 4096;
         if (sent % (4096 * 8) === 0) await new Promise((r) => setImmediate(r));
       } else {
@@ -160,7 +167,7 @@ export async function main(args: string[]): Promise<void> {
     await sleep(300);
 
     // (2) lag at a paced rate, fresh pair
-    [a, b] = await pair(nats.urls);
+    [a, b] = await pair(nats.urls, extra);
     procs.push(a, b);
     const small = records(100, 0);
     const t1 = performance.now();

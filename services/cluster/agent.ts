@@ -31,6 +31,9 @@ interface ServedSnapshot {
   timer: NodeJS.Timeout | null;
 }
 
+/** Records per resend message at most (48 B each: 768 KB, under NATS's default 1 MB max_payload). */
+const RESEND_RECORDS = 16_384;
+
 /** Wall-clock ms with sub-ms precision, comparable between processes of one host (batch lag). */
 const wallMs = (): number => performance.timeOrigin + performance.now();
 
@@ -49,6 +52,7 @@ export class ClusterAgent {
   private config: ConfigKv | null = null;
   private tickTimer: NodeJS.Timeout | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
+  private turnFlush: NodeJS.Immediate | null = null;
   private hbSeq = 0;
   private natsUp = false;
   private vips: string[] = [];
@@ -331,6 +335,7 @@ export class ClusterAgent {
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.config?.stop();
     if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.turnFlush) clearImmediate(this.turnFlush);
     for (const s of this.served.values()) if (s.timer) clearTimeout(s.timer);
     try {
       await this.admin?.close();
@@ -422,8 +427,15 @@ export class ClusterAgent {
       case MsgKind.NACK: {
         if (msg.to !== this.opts.node || msg.te !== this.codec.epoch) return;
         this.flushSync(true);
-        const r = this.sender.resend(msg.a, msg.b);
-        this.nc?.publish(this.subj.resend(msg.s), this.codec.encode(this.codec.resend(msg.s, msg.a, msg.b, r.ok, recordBytes(r.words, 0, r.count))));
+        // In pieces of a few batches: one answer for a wide gap would exceed NATS's 1 MB payload limit (the
+        // server refuses it, and the gap stayed open until the receiver gave up: records lost).
+        const per = Math.max(1, Math.floor(RESEND_RECORDS / this.opts.batchRecords));
+        for (let a = msg.a; a <= msg.b; a += per) {
+          const b = Math.min(msg.b, a + per - 1);
+          const r = this.sender.resend(a, b);
+          this.nc?.publish(this.subj.resend(msg.s), this.codec.encode(this.codec.resend(msg.s, a, b, r.ok, recordBytes(r.words, 0, r.count))));
+          if (!r.ok) break;
+        }
         break;
       }
       case MsgKind.RESEND:
@@ -453,15 +465,26 @@ export class ClusterAgent {
     this.flushSync(false);
   }
 
-  /** Publishes sealed batches; with `force` seals the pending one first. Arms the batching timer. */
+  /**
+   * Publishes sealed batches; with `force` seals the pending one first. Arms the batching timer — or, with a batch
+   * delay of 0, seals at the end of the current event-loop turn: every record that arrived in one turn (all the
+   * parent's messages read at once) shares a batch, and none waits for a timer (a timer's ms granularity and the
+   * loop's latency were most of the lag at a 2 ms delay).
+   */
   private flushSync(force: boolean): void {
-    this.sender.flushDue(wallMs(), force);
+    const turn = this.opts.batchDelayMs === 0;
+    if (force || !turn) this.sender.flushDue(wallMs(), force);
     const nc = this.nc;
     for (const b of this.sender.takeReady()) {
       if (nc && !nc.isClosed()) nc.publish(this.subj.sync, this.codec.encode(this.codec.batch(b.seq, b.at, recordBytes(b.words, 0, b.count))));
     }
     const due = this.sender.nextDeadline();
-    if (due >= 0 && !this.flushTimer) {
+    if (due >= 0 && turn) {
+      this.turnFlush ??= setImmediate(() => {
+        this.turnFlush = null;
+        this.flushSync(true);
+      });
+    } else if (due >= 0 && !this.flushTimer) {
       this.flushTimer = setTimeout(() => {
         this.flushTimer = null;
         this.flushSync(false);

@@ -26,7 +26,7 @@ export interface ClusterOptions {
   kvTimeoutMs: number;
   /** While leading, keep the term stream's raft leader off this node's NATS server (see the agent). */
   termLeaderAway: boolean;
-  /** Sync batching: records per batch and longest wait, ms. */
+  /** Sync batching: records per batch and longest wait, ms (0: the records of one event-loop turn form a batch). */
   batchRecords: number;
   batchDelayMs: number;
   /** Entries the resend queue keeps. */
@@ -39,7 +39,7 @@ export interface ClusterOptions {
 export function clusterDefaults(): ClusterOptions {
   return {
     nats: [], creds: '', node: '', cluster: 'tsvs', priority: 100, nopreempt: false, preemptDelayMs: 0, heartbeatMs: 50, missBeats: 3,
-    isolationMs: 0, startupWaitMs: 0, kvReplicas: 3, kvTimeoutMs: 300, termLeaderAway: true, batchRecords: 1024, batchDelayMs: 2, resendEntries: 262_144,
+    isolationMs: 0, startupWaitMs: 0, kvReplicas: 3, kvTimeoutMs: 300, termLeaderAway: true, batchRecords: 1024, batchDelayMs: 0, resendEntries: 262_144,
     snapshotChunk: 16_384, vips: [],
   };
 }
@@ -70,7 +70,7 @@ export const CLUSTER_USAGE = `usage: cluster-agent --nats URL[,URL...] --node NA
   --kv-timeout MS        KV operation timeout (default 300)
   --term-leader-anywhere do not move the term stream's raft leader off the leader's own NATS server
   --batch N              records per sync batch (default 1024)
-  --batch-delay MS       longest batching delay (default 2)
+  --batch-delay MS       longest batching delay; 0 = seal at the end of each event-loop turn (default 0)
   --resend-entries N     resend queue size (default 262144)
   --snapshot-chunk N     records per snapshot chunk (default 16384)
   --vip ADDR             a VIP the leader owns (repeatable, or comma-separated)`;

@@ -210,7 +210,7 @@ export class SyncReceiver {
     return fx;
   }
 
-  /** A resend of `a..b` from `sender` at `epoch` (ok false: the sender cannot, resync). */
+  /** A resend of `a..b` (a gap, or a piece of one) from `sender` at `epoch` (ok false: the sender cannot, resync). */
   onResend(sender: string, epoch: number, a: number, b: number, ok: boolean, words: Uint32Array, now: number): ReceiverEffects {
     const fx: ReceiverEffects = { install: null, nacks: [], resyncs: [] };
     const p = this.peers.get(sender);
@@ -218,7 +218,8 @@ export class SyncReceiver {
       this.counters.stale++;
       return fx;
     }
-    const gi = p.gaps.findIndex((g) => g.a === a && g.b === b);
+    // A sender answers a wide gap in pieces (each under NATS's payload limit): a piece fills part of a gap.
+    const gi = p.gaps.findIndex((g) => a >= g.a && b <= g.b);
     if (gi < 0) {
       this.counters.stale++;
       return fx;
@@ -228,8 +229,8 @@ export class SyncReceiver {
       this.resync(sender, p, gap, fx);
       return fx;
     }
-    p.gaps.splice(gi, 1);
-    this.counters.repaired++;
+    if (gap.a === a && gap.b === b) this.counters.repaired++;
+    this.fill(p, a, b);
     this.counters.batches++;
     fx.install = this.valid(words);
     void now;

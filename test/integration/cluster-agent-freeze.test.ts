@@ -111,11 +111,11 @@ async function freezeRuns(away: boolean, boundMs: number): Promise<{ dark: numbe
     // Whoever leads now keeps or hands over leadership (d1 has the higher priority and preempts): one owner.
     await sleep(1000);
     await waitFor('one owner after the server resumes', () => holders(agents).length === 1, 20_000);
-    if (overlaps(agents) !== 0) {
+    if (overlaps(agents, 1) !== 0) {
       dump();
       for (const a of agents) process.stdout.write(`${a.name}: ${a.events.filter((e) => e.m.type === 'vip-grant' || e.m.type === 'vip-release').map((e) => `${e.m.type}@${new Date(e.t).toISOString().slice(17, 23)}`).join(' ')}\n`);
     }
-    expect(overlaps(agents)).toBe(0);
+    expect(overlaps(agents, 1)).toBe(0);
     await Promise.all(agents.map((a) => a.kill9()));
     agents = [];
   }

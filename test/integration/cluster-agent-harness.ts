@@ -137,10 +137,20 @@ export function holders(agents: readonly Agent[]): string[] {
   return agents.filter((a) => !a.exited && a.holdsVips()).map((a) => a.name);
 }
 
-/** Moments where two agents held the VIPs at once, from their event timelines. */
-export function overlaps(agents: readonly Agent[]): number {
+/**
+ * Moments where two agents held the VIPs at once, from their event timelines (the moment this process received
+ * each agent's message). `toleranceMs`: a release received up to that much after another agent's grant counts as
+ * before it — a new leader grants only after it has heard the old one's heartbeat sent after its release, but two
+ * agents' IPC pipes are read in whatever order the scheduler gives, which can invert two messages by a few µs.
+ */
+export function overlaps(agents: readonly Agent[], toleranceMs = 0): number {
   const ev: { t: number; who: string; on: boolean }[] = [];
-  for (const a of agents) for (const e of a.events) if (e.m.type === 'vip-grant' || e.m.type === 'vip-release') ev.push({ t: e.t, who: a.name, on: e.m.type === 'vip-grant' });
+  for (const a of agents) {
+    for (const e of a.events) {
+      if (e.m.type === 'vip-grant') ev.push({ t: e.t, who: a.name, on: true });
+      else if (e.m.type === 'vip-release') ev.push({ t: e.t - toleranceMs, who: a.name, on: false });
+    }
+  }
   ev.sort((x, y) => x.t - y.t);
   const on = new Set<string>();
   let bad = 0;

@@ -50,6 +50,23 @@ describe('cluster sync', () => {
     void b2;
   });
 
+  it('sync: a wide gap answered in pieces (each under the payload limit) is repaired piece by piece', () => {
+    const snd = new SyncSender({ maxBatch: 1, maxDelayMs: 0, resendCapacity: 100 });
+    const rcv = new SyncReceiver(recvOpts);
+    snd.add(words([1, 2, 3, 4, 5, 6].map((i) => rec(i))), 0, 6, 0);
+    const b = snd.takeReady();
+    rcv.onBatch('d1', 7, b[0].seq, b[0].words, 0);
+    expect(rcv.onBatch('d1', 7, b[5].seq, b[5].words, 1).nacks).toEqual([{ to: 'd1', te: 7, a: 2, b: 5 }]);
+    expect(caddrs(rcv.onResend('d1', 7, 2, 3, true, snd.resend(2, 3).words, 2).install)).toEqual([2, 3]);
+    expect(rcv.openGaps()).toBe(1);
+    expect(caddrs(rcv.onResend('d1', 7, 4, 5, true, snd.resend(4, 5).words, 3).install)).toEqual([4, 5]);
+    expect(rcv.openGaps()).toBe(0);
+    expect(rcv.counters).toMatchObject({ gaps: 1, repaired: 1, resyncs: 0, lost: 0, records: 6, stale: 0 });
+    // A piece outside any open gap is stale.
+    expect(rcv.onResend('d1', 7, 2, 3, true, snd.resend(2, 3).words, 4).install).toBeNull();
+    expect(rcv.counters.stale).toBe(1);
+  });
+
   it('sync: the resend queue keeps only the latest state of each entry', () => {
     const snd = new SyncSender({ maxBatch: 1, maxDelayMs: 0, resendCapacity: 100 });
     snd.add(words([rec(1, 3)]), 0, 1, 0); // seq 1: entry 1 in state 3
