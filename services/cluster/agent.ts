@@ -34,6 +34,9 @@ interface ServedSnapshot {
 /** Records per resend message at most (48 B each: 768 KB, under NATS's default 1 MB max_payload). */
 const RESEND_RECORDS = 16_384;
 
+/** How long a releasing leader waits for tsvsd to confirm its VIPs are gone before it says so anyway, ms. */
+const RELEASE_CONFIRM_MS = 1000;
+
 /** Wall-clock ms with sub-ms precision, comparable between processes of one host (batch lag). */
 const wallMs = (): number => performance.timeOrigin + performance.now();
 
@@ -65,6 +68,8 @@ export class ClusterAgent {
   private snapshotEntries = 0;
   private snapshotMs = 0;
   private stopping = false;
+  /** When this node released its VIPs and tsvsd has not yet confirmed they are gone (-1: nothing pending). */
+  private releasedAt = -1;
   private casLogAt = -Infinity;
   private logNextRead = false;
   /** Since when every CAS found the store unavailable (-1: the last one did not). */
@@ -136,6 +141,9 @@ export class ClusterAgent {
       case 'snapshot-data':
         this.onSnapshotData(m.id, m.words, m.last);
         break;
+      case 'released':
+        this.releasedAt = -1;
+        break;
       case 'installed':
         if (this.readyState === 'installing') this.becomeReady();
         break;
@@ -190,7 +198,10 @@ export class ClusterAgent {
     switch (fx.type) {
       case 'heartbeat':
         if (nc && !nc.isClosed()) {
-          nc.publish(this.subj.heartbeat, this.codec.encode(this.codec.heartbeat(++this.hbSeq, fx.leader ? 1 : 0, fx.term, fx.rev, fx.follows,
+          // Until tsvsd confirms the VIPs are gone from its kernel (≤ 1 s), this node still says it leads: a peer
+          // waiting to take over (a preemption, a handback) must not add them while they are still here.
+          const holding = fx.leader || (this.releasedAt >= 0 && performance.now() - this.releasedAt < RELEASE_CONFIRM_MS);
+          nc.publish(this.subj.heartbeat, this.codec.encode(this.codec.heartbeat(++this.hbSeq, holding ? 1 : 0, fx.term, fx.rev, fx.follows,
             this.opts.priority, fx.ready, fx.wantsPreempt, wallMs())));
         }
         break;
@@ -231,6 +242,7 @@ export class ClusterAgent {
         void this.keepTermLeaderAway();
         break;
       case 'release-vips':
+        if (this.vips.length > 0 && this.parent.attached) this.releasedAt = performance.now();
         this.vips = [];
         this.parent.send({ type: 'vip-release', vips: [...fx.vips], reason: fx.reason });
         this.log(`VIPs released: ${fx.reason}`);

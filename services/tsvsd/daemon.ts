@@ -419,6 +419,8 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         reconciler.setGrant(e.grant);
         // The gateway address follows the VIPs: owned with a grant of the table's VIPs, released with none.
         fw?.gateway?.sync(e.grant.kind === 'all' || e.grant.vips.length > 0 ? [opts.gatewayVip!] : []);
+        // The agent says it stepped down only once the VIPs are out of the kernel (no two owners at a handback).
+        if (link && e.grant.kind === 'only' && e.grant.vips.length === 0) children.send(CLUSTER_CHILD, { type: 'released' });
         // In a cluster the link reports grants and releases itself, with term and reason.
         if (!link) control('vip-grant', { 'lvs.vips': e.grant.kind === 'all' ? 'all' : e.grant.vips.join(',') });
         return undefined;

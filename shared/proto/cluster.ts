@@ -10,6 +10,8 @@ export type ToClusterAgent =
   | { type: 'publish'; words: Uint32Array }
   /** A chunk of this director's state for snapshot `id` the agent asked for; `last` ends it. */
   | { type: 'snapshot-data'; id: number; words: Uint32Array; last: boolean }
+  /** After a `vip-release`: the VIPs are gone from this director's kernel (a peer may now add them). */
+  | { type: 'released' }
   /** The snapshot the agent delivered (ended by `snapshot-done`) is installed: the agent may now lead. */
   | { type: 'installed' }
   | { type: 'status-request'; id: number }
