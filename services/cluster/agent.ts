@@ -70,6 +70,8 @@ export class ClusterAgent {
   private stopping = false;
   /** When this node released its VIPs and tsvsd has not yet confirmed they are gone (-1: nothing pending). */
   private releasedAt = -1;
+  /** A grant waiting for the previous leader to let go of the VIPs. */
+  private pendingGrant: { vips: string[]; term: number; since: number } | null = null;
   private casLogAt = -Infinity;
   private logNextRead = false;
   /** Since when every CAS found the store unavailable (-1: the last one did not). */
@@ -237,11 +239,13 @@ export class ClusterAgent {
       }
       case 'grant-vips':
         this.vips = [...fx.vips];
-        this.parent.send({ type: 'vip-grant', vips: [...fx.vips], term: fx.term });
-        this.log(`leader of term ${fx.term}: VIPs granted`);
-        void this.keepTermLeaderAway();
+        // A live peer that still says it leads (a preemption or handback: it has not yet confirmed its VIPs are out
+        // of its kernel) gets up to a second to let go before this node adds them (onTick sends the grant).
+        this.pendingGrant = { vips: [...fx.vips], term: fx.term, since: performance.now() };
+        this.sendGrantWhenFree(performance.now());
         break;
       case 'release-vips':
+        this.pendingGrant = null;
         if (this.vips.length > 0 && this.parent.attached) this.releasedAt = performance.now();
         this.vips = [];
         this.parent.send({ type: 'vip-release', vips: [...fx.vips], reason: fx.reason });
@@ -387,11 +391,25 @@ export class ClusterAgent {
     setTimeout(() => void this.startupSnapshot(), this.opts.startupWaitMs);
   }
 
+  /** Sends the pending grant once no live peer claims to lead (or after {@link RELEASE_CONFIRM_MS}). */
+  private sendGrantWhenFree(now: number): void {
+    const g = this.pendingGrant;
+    if (!g) return;
+    const alive = this.opts.heartbeatMs * this.opts.missBeats;
+    const other = [...this.peers.entries()].find(([, p]) => p.leader && now - p.lastSeen <= alive);
+    if (other && now - g.since < RELEASE_CONFIRM_MS) return;
+    this.pendingGrant = null;
+    this.parent.send({ type: 'vip-grant', vips: g.vips, term: g.term });
+    this.log(`leader of term ${g.term}: VIPs granted${other ? ` (${other[0]} still said it led after ${RELEASE_CONFIRM_MS} ms)` : now - g.since >= 1 ? ` after ${Math.round(now - g.since)} ms for the previous leader to let go` : ''}`);
+    void this.keepTermLeaderAway();
+  }
+
   private onTick(): void {
     if (this.stopping) return;
     const now = performance.now();
     this.step({ type: 'tick' });
     this.checkOwnEcho(now);
+    if (this.pendingGrant) this.sendGrantWhenFree(now);
     if (this.election.isLeader && now - this.stepDownAt >= 5000) void this.keepTermLeaderAway();
     this.receiverEffects(this.receiver.tick(now));
     this.flushSync(false);
