@@ -48,6 +48,10 @@ export class Agent {
       case 'snapshot-done':
         this.send({ type: 'installed' });
         break;
+      case 'vip-release':
+        // As tsvsd does once the addresses are out of its kernel: the agent may now say it let go.
+        this.send({ type: 'released' });
+        break;
       case 'snapshot-request': {
         const all = [...this.table.values()];
         const w = new Uint32Array(all.length * RECORD_WORDS);
