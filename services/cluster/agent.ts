@@ -35,7 +35,7 @@ interface ServedSnapshot {
 const RESEND_RECORDS = 16_384;
 
 /** How long a releasing leader waits for tsvsd to confirm its VIPs are gone before it says so anyway, ms. */
-const RELEASE_CONFIRM_MS = 1000;
+const RELEASE_CONFIRM_MS = 3000;
 
 /** Wall-clock ms with sub-ms precision, comparable between processes of one host (batch lag). */
 const wallMs = (): number => performance.timeOrigin + performance.now();
@@ -200,7 +200,7 @@ export class ClusterAgent {
     switch (fx.type) {
       case 'heartbeat':
         if (nc && !nc.isClosed()) {
-          // Until tsvsd confirms the VIPs are gone from its kernel (≤ 1 s), this node still says it leads: a peer
+          // Until tsvsd confirms the VIPs are gone from its kernel (≤ 3 s), this node still says it leads: a peer
           // waiting to take over (a preemption, a handback) must not add them while they are still here.
           const holding = fx.leader || (this.releasedAt >= 0 && performance.now() - this.releasedAt < RELEASE_CONFIRM_MS);
           nc.publish(this.subj.heartbeat, this.codec.encode(this.codec.heartbeat(++this.hbSeq, holding ? 1 : 0, fx.term, fx.rev, fx.follows,
