@@ -240,7 +240,7 @@ export class ClusterAgent {
       case 'grant-vips':
         this.vips = [...fx.vips];
         // A live peer that still says it leads (a preemption or handback: it has not yet confirmed its VIPs are out
-        // of its kernel) gets up to a second to let go before this node adds them (onTick sends the grant).
+        // of its kernel) gets up to RELEASE_CONFIRM_MS to let go before this node adds them (onTick sends the grant).
         this.pendingGrant = { vips: [...fx.vips], term: fx.term, since: performance.now() };
         this.sendGrantWhenFree(performance.now());
         break;
