@@ -14,6 +14,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { editDoc, encodeDoc, parseDoc } from '../../shared/cluster/config-doc.ts';
 import type { TableOp } from '../../shared/model/ops.ts';
 import type { ConfigDoc, ConfigEditErrno, FromClusterAgent } from '../../shared/proto/cluster.ts';
+import { deadline } from './deadline.ts';
 
 /** The key holding the table. */
 export const CONFIG_KEY = 'table';
@@ -308,18 +309,4 @@ export class ConfigKv {
     this.#initialSent = true;
     this.#pushed = Math.max(this.#pushed, rev);
   }
-}
-
-/** `p`, or a rejection after `ms` (the late settlement of `p` is ignored). */
-function deadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`KV operation did not settle within ${ms} ms`)), ms);
-    p.then((v) => {
-      clearTimeout(t);
-      resolve(v);
-    }, (e: unknown) => {
-      clearTimeout(t);
-      reject(e instanceof Error ? e : new Error(String(e)));
-    });
-  });
 }

@@ -17,6 +17,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { TermRecord, TermStore } from '../../shared/cluster/election.ts';
+import { deadline } from './deadline.ts';
 
 const KEY = 'term';
 const WRONG_LAST_SEQUENCE = 10071;
@@ -126,18 +127,4 @@ export class KvTermStore implements TermStore {
       return false;
     }
   }
-}
-
-/** `p`, or a rejection after `ms` (the late settlement of `p` is ignored). */
-function deadline<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`KV operation did not settle within ${ms} ms`)), ms);
-    p.then((v) => {
-      clearTimeout(t);
-      resolve(v);
-    }, (e: unknown) => {
-      clearTimeout(t);
-      reject(e instanceof Error ? e : new Error(String(e)));
-    });
-  });
 }
