@@ -102,7 +102,10 @@ export class ClusterAgent {
   /** Connects (retrying forever), subscribes, and starts the timers. Resolves once connected. */
   async start(): Promise<void> {
     const tick = Math.max(1, Math.floor(this.opts.heartbeatMs / 5));
-    this.tickTimer = setInterval(() => this.onTick(), tick);
+    // The tick runs in the check phase, after the poll phase of the same loop turn: when this process was stalled
+    // (GC, a loaded host), the heartbeats waiting in the socket are read first, so a late tick does not find its
+    // own echo "missing" and release the VIPs of a leader that was never cut off.
+    this.tickTimer = setInterval(() => setImmediate(() => this.onTick()), tick);
     const nc = await connect({
       servers: this.opts.nats, name: `tsvs-cluster-${this.opts.node}`, maxReconnectAttempts: -1, reconnectTimeWait: 50, reconnectJitter: 20,
       pingInterval: 1000, maxPingOut: 2, timeout: 1000, waitOnFirstConnect: true, noEcho: false,

@@ -10,7 +10,7 @@ import { SysctlSet } from '../../shared/sys/sysctl.ts';
 import { ClusterLink, NO_VIPS, type ClusterLinkDeps } from './cluster.ts';
 import { LeasedIpVips } from './cluster-vips.ts';
 import type { Logger } from './log.ts';
-import { IpCommandVips, type VipHost } from './vips.ts';
+import { RtnlVips, type VipHost } from './vips.ts';
 
 /**
  * Whether a director in active-active forwards, from its agent's status: it must have installed its snapshot
@@ -127,7 +127,7 @@ export class LoopbackVips implements VipHost {
 
   constructor(log: Logger, leased: boolean) {
     this.#leased = leased ? new LeasedIpVips('lo', log) : null;
-    this.#inner = this.#leased ?? new IpCommandVips('lo', log);
+    this.#inner = this.#leased ?? new RtnlVips('lo', log);
   }
 
   start(): void {

@@ -1,12 +1,11 @@
 // VIPs a tsvsd holds, recorded in its runtime dir, so that the next tsvsd on this interface removes the ones a
 // killed instance left in the kernel (an address left behind answers ARP beside the cluster's new owner); in a
 // cluster, added with a short lifetime the running tsvsd renews, so the kernel drops them when nothing runs.
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { sendGratuitousArp } from '../../shared/sys/arp.ts';
 import type { Logger } from './log.ts';
-import type { VipHost } from './vips.ts';
+import { vipDelete, vipReplace, type VipHost } from './vips.ts';
 
 /** The record's path for a client interface: beside the admin socket's per-namespace dir. */
 export function vipRecordPath(runDir: string, clientIf: string): string {
@@ -126,7 +125,7 @@ export class LeasedIpVips implements VipHost {
 
   del(vip: string): void {
     this.#held.delete(vip);
-    spawnSync('ip', ['addr', 'del', `${vip}/32`, 'dev', this.#iface], { encoding: 'utf8' });
+    vipDelete(this.#iface, vip, this.#log);
   }
 
   /**
@@ -146,9 +145,6 @@ export class LeasedIpVips implements VipHost {
   }
 
   #replace(vip: string): boolean {
-    const lft = String(this.#lifetimeS);
-    const r = spawnSync('ip', ['addr', 'replace', `${vip}/32`, 'dev', this.#iface, 'valid_lft', lft, 'preferred_lft', lft], { encoding: 'utf8' });
-    if (r.status !== 0) this.#log('vips: ip addr replace failed', { vip, iface: this.#iface, error: (r.stderr ?? '').trim() });
-    return r.status === 0;
+    return vipReplace(this.#iface, vip, this.#log, this.#lifetimeS);
   }
 }

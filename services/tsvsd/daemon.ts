@@ -42,7 +42,7 @@ import { parseRequestLine } from './request.ts';
 import { DataShm } from './shm.ts';
 import { StatsModel } from './stats.ts';
 import { clusterControlEvent, Observer } from './observer.ts';
-import { IpCommandVips, VipSet, type VipHost } from './vips.ts';
+import { RtnlVips, VipSet, type VipHost } from './vips.ts';
 import { WorkerPool } from './workers.ts';
 import { VrrpVips, type VrrpVipSpec } from './vrrp-vips.ts';
 
@@ -164,7 +164,7 @@ export interface DaemonDeps {
   ownership?: OwnershipSource;
   /** The director's own addresses; default followed over rtnetlink (a change queues an `addresses` event). */
   ownAddrs?: OwnAddresses;
-  /** Adds/removes/announces VIPs; default `ip addr` + gratuitous ARP (shared/sys/arp.ts) on the client interface. */
+  /** Adds/removes/announces VIPs; default rtnetlink (`ip addr replace`/`del`) + gratuitous ARP (shared/sys/arp.ts) on the client interface. */
   vipHost?: VipHost;
   /** Turns a child's payload message into an event (a grant, a health view); default: logged and dropped. */
   routeChild?: (name: string, msg: unknown) => DaemonEvent | null;
@@ -342,12 +342,12 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         log('active-active: cannot make the client interface quiet in ARP', { error: (e as Error).message });
       }
     }
-    const recorded = new RecordedVipHost(deps.vipHost ?? aaVips ?? leased ?? new IpCommandVips(f.clientIf, log), vipRecordPath(dirname(opts.socketPath), aa ? 'lo' : f.clientIf), log);
+    const recorded = new RecordedVipHost(deps.vipHost ?? aaVips ?? leased ?? new RtnlVips(f.clientIf, log), vipRecordPath(dirname(opts.socketPath), aa ? 'lo' : f.clientIf), log);
     recorded.removeLeftovers();
     let gateway: VipSet | null = null;
     if (opts.gatewayVip !== undefined) {
       const serverIf = f.serverIf ?? f.clientIf;
-      const gwHost = !deps.vipHost && opts.cluster ? new LeasedIpVips(serverIf, log) : (deps.vipHost ?? new IpCommandVips(serverIf, log));
+      const gwHost = !deps.vipHost && opts.cluster ? new LeasedIpVips(serverIf, log) : (deps.vipHost ?? new RtnlVips(serverIf, log));
       if (gwHost instanceof LeasedIpVips) {
         gwHost.start();
         gwLeased = gwHost;
