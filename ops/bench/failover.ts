@@ -19,6 +19,7 @@ import type { ProbeResult } from './_probe.ts';
 import { startEchoServer, startStreamClient } from '../lab/streams.ts';
 import type { StreamSummary } from '../lab/streams.ts';
 import { holdsAddr } from '../../shared/cluster/vip-holder.ts';
+import { labDir } from '../lab/state.ts';
 
 const PROBE = `${ROOT}ops/bench/_probe.ts`;
 const PROBE_PORT = 9000;
@@ -127,6 +128,27 @@ export function outageOf(r: ProbeResult, failedAt: number, to: string): { ms: nu
   return { ms: first.at - failedAt, lost };
 }
 
+/**
+ * What a director's tsvsd logged about the cluster in [at − 50 ms, at + 3 s]: `+171 member d1: dead, +180 VIPs granted, …`
+ * (ms after `at`), so that a slow run says why (a late detection, a release, a reconnect, a snapshot wait).
+ */
+function clusterTimeline(node: string, at: number): string {
+  let text = '';
+  try {
+    text = readFileSync(join(labDir(), node, 'tsvsd.log'), 'utf8');
+  } catch {
+    return '(no log)';
+  }
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^(\d{4}-\d\d-\d\dT[\d:.]+Z) \S+ (?:cluster: )?(?:cluster \w+: )?(.*)$/.exec(line);
+    if (!m || !/dead|granted|released|reconnect|snapshot|no ready peer|own heartbeats/.test(m[2])) continue;
+    const t = Date.parse(m[1]) - at;
+    if (t >= -50 && t <= 3000) out.push(`+${t} ${m[2].slice(0, 80)}`);
+  }
+  return out.join('; ') || '(nothing)';
+}
+
 /** The epoch ms `lab fail` printed. */
 function failedAt(out: string): number {
   const m = /\((\d+)\)\s*$/m.exec(out);
@@ -186,6 +208,7 @@ async function measureTsvs(runs: number, how: 'kill' | 'link', intervalMs: numbe
             + `traffic again ${s.marks[0]?.recovery_first_ms ?? '-'} ms after the failure, per connection p50 ${s.recovery_p50_ms ?? '-'} ms, max ${s.recovery_max_ms ?? '-'} ms`;
         }
         log(`tsvs cluster, ${how}: run ${i + 1}/${runs}: dark ${o.ms} ms, ${o.lost} probes lost${streamNote}`);
+        log(`  d2's cluster log after the failure: ${clusterTimeline('d2', t)}`);
       } finally {
         await streams?.stop(2000).catch(() => undefined);
       }
