@@ -394,6 +394,8 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const clusterStatus = async (): Promise<ClusterStatus> => {
     const s = await link!.status();
     if (syncRings && fw) s.sync.workers = workerSyncStatus(fw.shm.counters, syncRings.stats());
+    s.mode = aa ? 'active-active' : 'active-backup';
+    if (aaVips) s.vips = aaVips.held; // active-active: what this director forwards, as held on lo
     return s;
   };
   const ctx = { store, stats: st, log, forwarding: f !== undefined, cluster: link ? clusterStatus : undefined, health: opts.keepalived ? () => healthLink!.status() : undefined };
