@@ -18,6 +18,7 @@ import { NODE, ROOT, VIP, inNs, lab, log, median, sleep, table } from './_lib.ts
 import type { ProbeResult } from './_probe.ts';
 import { startEchoServer, startStreamClient } from '../lab/streams.ts';
 import type { StreamSummary } from '../lab/streams.ts';
+import { holdsAddr } from '../../shared/cluster/vip-holder.ts';
 
 const PROBE = `${ROOT}ops/bench/_probe.ts`;
 const PROBE_PORT = 9000;
@@ -59,9 +60,9 @@ vrrp_instance VI_1 {
 `;
 }
 
-/** Whether `node` has the VIP on its front interface. */
+/** Whether `node` holds the VIP for its front interface (keepalived: on it; tsvs: on its holding device tvip-front). */
 function owns(node: string): boolean {
-  return inNs(node, ['ip', '-o', '-4', 'addr', 'show', 'dev', 'front'], { allowFail: true }).includes(` ${VIP}/32 `);
+  return holdsAddr(inNs(node, ['ip', '-o', '-4', 'addr', 'show'], { allowFail: true }), VIP, 'front');
 }
 
 /** Starts keepalived (VRRP only, foreground) in a director; returns its pid. */

@@ -127,7 +127,7 @@ export class LoopbackVips implements VipHost {
   readonly #held = new Set<string>();
 
   constructor(log: Logger, leased: boolean) {
-    this.#leased = leased ? new LeasedIpVips('lo', log) : null;
+    this.#leased = leased ? new LeasedIpVips('lo', log, 2, true) : null;
     this.#inner = this.#leased ?? new RtnlVips('lo', log);
   }
 
