@@ -2,7 +2,8 @@
 // later one (services/cluster/config-kv.ts): two real cluster agents (this test as their tsvsd) over a real 3-node
 // nats-server cluster on loopback each send a burst of edits into a bucket with no table — a fresh one, or one whose
 // key was deleted (a delete marker: kv.create's fallback there was a subject-level check, racy on 2.9) — at the same
-// moment; repeated on new buckets. Every edit must be in the final table (0 lost). Needs /usr/sbin/nats-server
+// moment; repeated on new buckets. Every edit must be in the final table (0 lost). Also pins the nats-server behaviour
+// this relies on: a stream-level expected sequence (0 included) admits exactly one of concurrent writers. Needs /usr/sbin/nats-server
 // (installed by ops/nats if missing); run it under the lab lock (ports 47001-47023):
 // flock /tmp/tsvs-lab.lock vitest run test/integration/cluster-config-first-write.test.ts
 import { connect } from '@nats-io/transport-node';
@@ -92,4 +93,43 @@ describe('cluster-config: the first writes into a bucket without a table', () =>
     process.stderr.write(`cluster-config-first-write: ${ROUNDS} rounds × ${2 * (N + 1)} edits from 2 agents into buckets without a table (half fresh, half a deleted key), 0 lost; edits retried after a conflict: ${conflicts}; burst ms ${times.join(' ')}\n`);
     expect(conflicts).toBeGreaterThan(0); // the two sides did contend
   }, 180_000);
+});
+
+describe('cluster-config: what the first write relies on in nats-server (R3 stream, writers on 4 connections at once)', () => {
+  it('cluster-config: Nats-Expected-Last-Sequence admits exactly one of 4 concurrent writers, on an empty stream (0) and on a deleted key (the marker\'s sequence); 0 on a non-empty stream is refused', async () => {
+    const ncs = await Promise.all([0, 1, 2, 0].map((i) => connect({ servers: nats.urls[i] })));
+    try {
+      const jss = ncs.map((nc) => jetstream(nc, { timeout: 5000 }));
+      const TRIALS = 10;
+      let subjectLevelExtra = 0;
+      for (let t = 0; t < TRIALS; t++) {
+        for (const deleted of [false, true]) {
+          const bucket = `kvpin${t}${deleted ? 'd' : 'e'}`;
+          const kv = await new Kvm(jss[0]).create(bucket, { replicas: 3, history: 16, allow_direct: false });
+          let expect0 = 0;
+          if (deleted) {
+            await kv.put('table', '{}');
+            await kv.delete('table');
+            expect0 = (await kv.get('table'))!.revision;
+          }
+          const res = await Promise.allSettled(jss.map((js, i) => js.publish(`$KV.${bucket}.table`, `w${i}`, { expect: { lastSequence: expect0 } })));
+          expect(res.filter((r) => r.status === 'fulfilled'), `trial ${t}${deleted ? ' (deleted key)' : ''}`).toHaveLength(1);
+          if (deleted) {
+            // kv.create's path on a deleted key (subject-level, checked before the raft proposal only on 2.9): counted, not asserted
+            const kvs = await Promise.all(jss.map((js) => new Kvm(js).open(bucket)));
+            await kvs[0].delete('table');
+            const c = await Promise.allSettled(kvs.map((k, i) => k.create('table', `c${i}`)));
+            subjectLevelExtra += c.filter((r) => r.status === 'fulfilled').length - 1;
+          }
+          await (await jss[0].jetstreamManager()).streams.delete(`KV_${bucket}`);
+        }
+      }
+      const kv = await new Kvm(jss[0]).create('kvpinfull', { replicas: 3 });
+      await kv.put('table', 'x');
+      await expect(jss[1].publish('$KV.kvpinfull.table', 'y', { expect: { lastSequence: 0 } })).rejects.toThrow(/wrong last sequence/);
+      process.stderr.write(`cluster-config-first-write: stream-level check, ${TRIALS} trials × 4 writers, empty stream and deleted key: exactly 1 accepted each time; kv.create on a deleted key: ${subjectLevelExtra} extra writes accepted in ${TRIALS} trials\n`);
+    } finally {
+      await Promise.all(ncs.map((nc) => nc.close()));
+    }
+  }, 120_000);
 });
