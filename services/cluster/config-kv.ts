@@ -7,9 +7,9 @@
 // sequence before the raft proposal only, so concurrent updates on the same revision can all be accepted
 // (nats-server#4320; measured here: 3 writers × 100 updates, R3, 72 of 300 accepted updates lost), while the stream
 // sequence check counts proposals in flight (0 lost in the same run). The bucket holds this one key, so the stream's
-// last sequence is the key's revision. The very first write into an empty bucket is the same check on sequence 0 (2.9.10
-// checks a present header at apply time, 0 included), and a deleted key's revision is its marker's: no write ever
-// takes kv.create's path, whose fallback for a deleted key is the subject-level check above.
+// last sequence is the key's revision. The very first write into an empty bucket is the same check on sequence 0
+// (2.9.10 checks a present header when the proposal is applied, 0 included), and a deleted key's revision is its
+// marker's: no write takes kv.create's path, whose fallback for a deleted key is the subject-level check above.
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
