@@ -124,6 +124,7 @@ export class ActiveActiveLink extends ClusterLink {
 export class LoopbackVips implements VipHost {
   readonly #inner: VipHost;
   readonly #leased: LeasedIpVips | null;
+  readonly #held = new Set<string>();
 
   constructor(log: Logger, leased: boolean) {
     this.#leased = leased ? new LeasedIpVips('lo', log, 2, true) : null;
@@ -139,11 +140,19 @@ export class LoopbackVips implements VipHost {
   }
 
   add(vip: string): boolean {
-    return this.#inner.add(vip);
+    const ok = this.#inner.add(vip);
+    if (ok) this.#held.add(vip);
+    return ok;
   }
 
   del(vip: string): void {
+    this.#held.delete(vip);
     this.#inner.del(vip);
+  }
+
+  /** The VIPs on `lo` now (added and not removed since), sorted: what this director forwards (`tsvsadm cluster`). */
+  get held(): string[] {
+    return [...this.#held].sort();
   }
 
   announce(): void {

@@ -139,13 +139,16 @@ export type DaemonEvent =
   | { kind: 'trash-check' }
   /** Read the keepalived.conf again (SIGHUP); `reply` gets whether it was taken and its problems. */
   | { kind: 'reload'; reply: (r: { taken: boolean; lines: readonly string[] }) => void }
-  | { kind: 'admin'; env: AdminEnvelope };
+  | { kind: 'admin'; env: AdminEnvelope }
+  /** The health link's retry of edits the store could not take (run where the checker's messages run). */
+  | { kind: 'health-retry'; run: () => Promise<void> };
 
 const PRIORITY: Record<DaemonEvent['kind'], number> = {
   ownership: EventPriority.ownership,
   health: EventPriority.health,
   'child-exit': EventPriority.child,
   'child-message': EventPriority.child,
+  'health-retry': EventPriority.child,
   config: EventPriority.config,
   addresses: EventPriority.config,
   'trash-check': EventPriority.config,
@@ -391,6 +394,8 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const clusterStatus = async (): Promise<ClusterStatus> => {
     const s = await link!.status();
     if (syncRings && fw) s.sync.workers = workerSyncStatus(fw.shm.counters, syncRings.stats());
+    s.mode = aa ? 'active-active' : 'active-backup';
+    if (aaVips) s.vips = aaVips.held; // active-active: what this director forwards, as held on lo
     return s;
   };
   const ctx = { store, stats: st, log, forwarding: f !== undefined, cluster: link ? clusterStatus : undefined, health: opts.keepalived ? () => healthLink!.status() : undefined };
@@ -432,6 +437,9 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         return undefined;
       case 'trash-check':
         table.expireTrash();
+        return undefined;
+      case 'health-retry':
+        await e.run();
         return undefined;
       case 'reload': {
         if (!healthLink) {
@@ -493,7 +501,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   });
   const ownership = deps.ownership ?? link ?? new AllTableVips();
   const healthLink = opts.keepalived
-    ? new HealthLink(opts.keepalived.file, opts.keepalived.config, { children, table: () => table.compiled(), apply: (op) => store.apply(op), log })
+    ? new HealthLink(opts.keepalived.file, opts.keepalived.config, { children, table: () => table.compiled(), apply: (op) => store.apply(op), log, later: (run) => void queue.push({ kind: 'health-retry', run }).catch(() => {}) })
     : null;
   store.onChange((change) => void queue.push({ kind: 'config', change }).catch(() => {}));
   if (clusterStore && syncRings) {
