@@ -396,6 +396,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
     if (syncRings && fw) s.sync.workers = workerSyncStatus(fw.shm.counters, syncRings.stats());
     s.mode = aa ? 'active-active' : 'active-backup';
     if (aaVips) s.vips = aaVips.held; // active-active: what this director forwards, as held on lo
+    else if (fw) s.vips = fw.vips.held; // active-backup: the VIPs this director holds now (the agent knows only --vip)
     return s;
   };
   const ctx = { store, stats: st, log, forwarding: f !== undefined, cluster: link ? clusterStatus : undefined, health: opts.keepalived ? () => healthLink!.status() : undefined };

@@ -65,6 +65,8 @@ describe('cluster-tsvsd: two directors, DR, a real NATS cluster', () => {
     expect(s2).toMatchObject({ self: 'd2', leader: 'd1', term: s1.term });
     expect(s1.members).toEqual(expect.arrayContaining([{ name: 'd1', state: 'leader', priority: 200 }, { name: 'd2', state: 'backup', priority: 190 }]));
     expect(hasVip('d2')).toBe(false);
+    // `vips`: what each director holds now (not the agent's --vip list, empty under tsvsd).
+    expect([s1.vips, s2.vips]).toEqual([[VIP], []]);
     const got = new Set(Array.from({ length: 4 }, () => curl()));
     expect(got).toEqual(new Set(['rs1', 'rs2']));
   });
