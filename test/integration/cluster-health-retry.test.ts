@@ -7,11 +7,11 @@
 // flock /tmp/tsvs-lab.lock vitest run test/integration/cluster-health-retry.test.ts
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNatsCluster, type NatsCluster } from '../../ops/nats/cluster.ts';
+import { TcpListeners } from '../support/tcp-listeners.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const TSVSD = join(root, 'ops/bin/tsvsd');
@@ -24,21 +24,13 @@ if (process.getuid?.() !== 0) throw new Error('cluster-health-retry: must run as
 
 let nats: NatsCluster;
 let dir = '';
-const servers = new Map<number, Server>();
 let proc: ChildProcess | null = null;
 let err = '';
 let exited: Promise<number | null> = Promise.resolve(null);
 
-function listen(port: number): Promise<void> {
-  const s = createServer((c) => c.end());
-  servers.set(port, s);
-  return new Promise((r, j) => s.once('error', j).listen(port, '127.0.0.1', () => r()));
-}
-function unlisten(port: number): Promise<void> {
-  const s = servers.get(port);
-  servers.delete(port);
-  return new Promise((r) => (s ? s.close(() => r()) : r()));
-}
+const tcp = new TcpListeners();
+const listen = (port: number): Promise<void> => tcp.listen(port);
+const unlisten = (port: number): Promise<void> => tcp.unlisten(port);
 
 const CONF = (port: number) => `  real_server 127.0.0.1 ${port} {\n    weight 1\n    TCP_CHECK {\n      connect_timeout 0.3\n      delay_before_retry 0.1\n    }\n  }\n`;
 
@@ -78,7 +70,7 @@ afterAll(async () => {
     if (proc.exitCode === null) proc.kill('SIGKILL');
   }
   await nats?.stop();
-  for (const p of [...servers.keys()]) await unlisten(p);
+  await tcp.closeAll();
   if (dir) rmSync(dir, { recursive: true, force: true });
 }, 30_000);
 
