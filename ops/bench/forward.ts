@@ -1,11 +1,13 @@
 // npm run bench -- forward: 60-byte UDP packets per second through one worker core (NAT, DR, TUN) side by side
 // with the kernel's iptables DNAT on the same lab and load, then CPU µs per packet at a fixed offered rate.
 // Ends with one line of JSON: nat_vs_kernel, dr_vs_kernel, tun_vs_kernel, us_per_pkt, kernel_us_per_pkt.
-// --backend nfqueue measures the safe mode (NFQUEUE verdicts) instead of AF_PACKET.
+// --backend nfqueue measures the safe mode (NFQUEUE verdicts) instead of AF_PACKET. In NAT mode tsvs is also
+// measured with decision tracing on at 1 % (a second lab: --otlp to a sink in d1, --trace-ratio 0.01, --http), to
+// show forwarding does not move with tracing on (--no-trace-pair leaves it out).
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HZ, NODE, ROOT, VIP, addrOf, cores, cpuTimes, inNs, kernelDnat, lab, log, macOf, median, plan, raiseSocketBuffers, rps, rxPackets, sinkIpv4, sleep, table } from './_lib.ts';
+import { HZ, NODE, ROOT, VIP, addrOf, cores, cpuTimes, inNs, kernelDnat, lab, log, macOf, median, plan, raiseSocketBuffers, rps, rxPackets, sinkIpv4, sleep, spawnInNs, table } from './_lib.ts';
 
 const PORT = 9000;
 /** The director's CPU (tsvs's worker, the kernel's RPS target): the last one; trafgen keeps to CPU 0. */
@@ -21,10 +23,27 @@ interface Opts {
   tsvsdArgs: string | null;
   /** The workers' packet I/O (lab up --backend). */
   backend: 'afpacket' | 'nfqueue';
+  /** NAT: also measure tsvs with tracing on at 1 % (a second lab). */
+  tracePair: boolean;
+}
+
+/** Ports in d1 for the traced NAT runs: the OTLP sink and tsvsd's HTTP listener. */
+const OTLP_SINK_PORT = 46064;
+const HTTP_PORT = 46065;
+const SINK = `require('node:http').createServer((q, s) => { q.resume(); q.on('end', () => s.writeHead(200).end()); }).listen(${OTLP_SINK_PORT}, '127.0.0.1');`;
+
+/** Waits until tsvsd in d1 reports the telemetry child's counters on /metrics; throws after 20 s. */
+async function telemetryReady(): Promise<string> {
+  for (let t = 0; t < 200; t++) {
+    const m = inNs('d1', ['curl', '-s', '-m', '3', `http://127.0.0.1:${HTTP_PORT}/metrics`], { allowFail: true });
+    if (/^tsvs_decisions_read_total \d+$/m.test(m)) return m;
+    await sleep(100);
+  }
+  throw new Error('forward: the telemetry child did not report within 20 s (tsvs_decisions_read_total missing from /metrics)');
 }
 
 function parseOpts(args: string[]): Opts {
-  const o: Opts = { seconds: 5, runs: 2, fixedPps: 150_000, modes: ['nat', 'dr', 'tun'], tsvsdArgs: null, backend: 'afpacket' };
+  const o: Opts = { seconds: 5, runs: 2, fixedPps: 150_000, modes: ['nat', 'dr', 'tun'], tsvsdArgs: null, backend: 'afpacket', tracePair: true };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--seconds') o.seconds = Number(args[++i]);
@@ -33,7 +52,8 @@ function parseOpts(args: string[]): Opts {
     else if (a === '--modes') o.modes = args[++i].split(',') as Opts['modes'];
     else if (a === '--tsvsd-args') o.tsvsdArgs = args[++i];
     else if (a === '--backend' && (args[i + 1] === 'afpacket' || args[i + 1] === 'nfqueue')) o.backend = args[++i] as Opts['backend'];
-    else throw new Error(`forward: unknown option ${a} (--seconds N --runs N --pps N --modes nat,dr,tun --tsvsd-args STR --backend afpacket|nfqueue)`);
+    else if (a === '--no-trace-pair') o.tracePair = false;
+    else throw new Error(`forward: unknown option ${a} (--seconds N --runs N --pps N --modes nat,dr,tun --tsvsd-args STR --backend afpacket|nfqueue --no-trace-pair)`);
   }
   return o;
 }
@@ -108,6 +128,7 @@ export async function main(args: string[]): Promise<void> {
   let tsvsUs = NaN;
   let kernelDirUs = NaN;
   let tsvsDirUs = NaN;
+  let traced = '';
   const busy = (s: Sample[]): string => s.map((x) => x.busyPct.join('/')).join(' ');
   // trafgen sizes its socket buffer from net.core.wmem_default, which only the initial namespace may set; when the
   // kernel reference queues frames for another CPU (RPS) a small buffer fills and trafgen stops with EAGAIN.
@@ -175,6 +196,46 @@ export async function main(args: string[]): Promise<void> {
       } finally {
         lab('down');
       }
+      if (mode === 'nat' && o.tracePair) {
+        // The same tsvs NAT runs with decision tracing on at 1 %: the telemetry child tails the ring and exports to a
+        // sink in d1. Established flows make no decisions (16 flows: 16 records), so only the child's and tsvsd's
+        // presence could move the figures.
+        log('lab up --mode nat, tracing at 1 %');
+        const traceArgs = `--otlp http://127.0.0.1:${OTLP_SINK_PORT} --trace-ratio 0.01 --http 127.0.0.1:${HTTP_PORT}`;
+        lab('up', '--mode', mode, '--servers', '2', '--workers', '1', '--cpus', String(DIR_CPU), '--backend', o.backend, '--tsvsd-args', o.tsvsdArgs ? `${o.tsvsdArgs} ${traceArgs}` : traceArgs);
+        const sink = spawnInNs('d1', [NODE, '-e', SINK]);
+        try {
+          const p = plan();
+          const rs = ['rs1', 'rs2'];
+          const rips = rs.map((n) => addrOf(p, n, '10.200.1.'));
+          for (const n of rs) sinkIpv4(n, 'eth0');
+          const client = addrOf(p, 'client', '10.200.0.');
+          const gen: Gen = { cfg: join(dir, `${mode}-traced.cfg`), dmac: macOf('d1', 'front'), smac: macOf('client', 'eth0'), src: client };
+          writeFileSync(gen.cfg, trafgenConfig(gen.dmac, gen.smac, client));
+          tsvsadm('-A', '-u', `${VIP}:${PORT}`, '-s', 'rr');
+          for (const rip of rips) tsvsadm('-a', '-u', `${VIP}:${PORT}`, '-r', `${rip}:${PORT}`, '-m');
+          await telemetryReady();
+          await sleep(500);
+          inNs('client', ['ping', '-c', '1', '-W', '1', VIP], { allowFail: true });
+          const t: Sample[] = [];
+          for (let r = 0; r < o.runs; r++) t.push(await blast(gen, o.seconds, null, rs));
+          const s = await blast(gen, o.seconds, o.fixedPps, rs);
+          log(`traced, fixed ${o.fixedPps} pps offered: ${Math.round(s.pps)} delivered, busy ${s.busyPct.join('/')}`);
+          const m = await telemetryReady();
+          const v = (k: string): number => Number(new RegExp(`^${k} (\\d+)$`, 'm').exec(m)?.[1] ?? NaN);
+          traced = `read ${v('tsvs_decisions_read_total')}, traced ${v('tsvs_decisions_traced_total')}, exported ${v('tsvs_trace_spans_exported_total')}`;
+          tsvsadm('-C');
+          const tp = median(t.map((x) => x.pps));
+          result.nat_pps_traced_1 = Math.round(tp);
+          result.nat_traced_1_vs_untraced = Number((tp / result.nat_pps).toFixed(3));
+          result.us_per_pkt_traced_1 = Number(s.usPerPkt.toFixed(3));
+          result.director_us_per_pkt_traced_1 = Number(s.dirUsPerPkt.toFixed(3));
+          rows.push([mode, 'tsvs traced 1 %', Math.round(tp), t.map((x) => Math.round(x.pps / 1000) + 'k').join(' '), busy(t), s.usPerPkt.toFixed(2), s.dirUsPerPkt.toFixed(2)]);
+        } finally {
+          sink.kill('SIGTERM');
+          lab('down');
+        }
+      }
     }
   } finally {
     wmem();
@@ -187,6 +248,7 @@ export async function main(args: string[]): Promise<void> {
   process.stdout.write(`µs/pkt at a fixed ${o.fixedPps} pps offered (ops/bench/_udpgen.ts on CPU 0: sendmmsg bursts every ms): all CPUs' busy time (generator, bridges, director, real servers) / delivered\n`);
   process.stdout.write(`packets, and the director CPU's alone.\n\n`);
   table(rows);
+  if (traced !== '') process.stdout.write(`tsvs traced 1 % (a second lab, the same runs; 16 flows make 16 decisions): ${traced}\n`);
   result.us_per_pkt = Number(tsvsUs.toFixed(3));
   result.kernel_us_per_pkt = Number(kernelUs.toFixed(3));
   result.director_us_per_pkt = Number(tsvsDirUs.toFixed(3));
