@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { HZ, NODE, VIP, addrOf, cores, cpuTimes, inNs, kernelDnat, lab, log, median, plan, rps, sleep, spawnInNs, table } from './_lib.ts';
 import { cpuByRole, cpuSnapshot } from './_proc-cpu.ts';
 
-/** Ports in d1 for the tracing runs: the OTLP sink and tsvsd's HTTP listener (for the telemetry counters). */
+/** Ports in d1 for the tsvs runs: the OTLP sink and tsvsd's HTTP listener (readiness, the telemetry counters). */
 const OTLP_SINK_PORT = 46062;
 const HTTP_PORT = 46063;
 
@@ -92,21 +92,22 @@ function wrk(o: Opts, seconds = o.seconds): WrkResult {
   return parseWrk(out);
 }
 
-/** tsvsd's /metrics in d1 (the traced configurations' --http), '' when it does not answer. */
+/** tsvsd's /metrics in d1 (every tsvs configuration runs --http), '' when it does not answer. */
 function metrics(): string {
   return inNs('d1', ['curl', '-s', '-m', '3', `http://127.0.0.1:${HTTP_PORT}/metrics`], { allowFail: true });
 }
 
 /**
- * Waits until tsvsd reports the telemetry child's counters (the child has started, attached the rings and sent its
- * first stats), so that its start-up is not measured, as tsvsd's own is not. Throws after 20 s.
+ * Waits until tsvsd answers /metrics and, when tracing, reports the telemetry child's counters (the child has
+ * started, attached the rings and sent its first stats), so that no start-up is measured. Throws after 20 s.
  */
-async function telemetryReady(): Promise<void> {
+async function ready(tracing: boolean): Promise<void> {
   for (let t = 0; t < 200; t++) {
-    if (/^tsvs_decisions_read_total \d+$/m.test(metrics())) return;
+    const m = metrics();
+    if (tracing ? /^tsvs_decisions_read_total \d+$/m.test(m) : m.includes('tsvs_workers')) return;
     await sleep(100);
   }
-  throw new Error('cps: the telemetry child did not report within 20 s (tsvs_decisions_read_total missing from /metrics)');
+  throw new Error(`cps: tsvsd's /metrics did not show ${tracing ? 'the telemetry counters (tsvs_decisions_read_total)' : 'tsvs_workers'} within 20 s`);
 }
 
 /**
@@ -179,12 +180,15 @@ export async function main(args: string[]): Promise<void> {
       for (let k = 0; k < TSVS_CONFIGS.length; k++) {
         const [name, ratio] = TSVS_CONFIGS[(k + r) % TSVS_CONFIGS.length];
         log(`${name} (round ${r + 1} of ${rounds})`);
-        ({ rips } = freshLab(ratio === null ? undefined : `--otlp http://127.0.0.1:${OTLP_SINK_PORT} --trace-ratio ${ratio} --http 127.0.0.1:${HTTP_PORT}`));
+        // Every configuration serves /metrics (--http), so that the comparison isolates tracing: the records, the
+        // telemetry child and its sink.
+        const http = `--http 127.0.0.1:${HTTP_PORT}`;
+        ({ rips } = freshLab(ratio === null ? http : `${http} --otlp http://127.0.0.1:${OTLP_SINK_PORT} --trace-ratio ${ratio}`));
         const s = ratio === null ? null : spawnInNs('d1', [NODE, '-e', sink]);
         try {
           inNs('d1', ['tsvsadm', '-A', '-t', `${VIP}:80`, '-s', 'rr']);
           for (const rip of rips) inNs('d1', ['tsvsadm', '-a', '-t', `${VIP}:80`, '-r', `${rip}:80`, '-m']);
-          if (ratio !== null) await telemetryReady();
+          await ready(ratio !== null);
           await sleep(500);
           // The same warm-up for every configuration: the worker's (and the exporter's) code paths compiled, the
           // connection table and the servers in their steady state.
@@ -221,7 +225,8 @@ export async function main(args: string[]): Promise<void> {
   process.stdout.write(`director work on CPU 0 (kernel: RPS; HAProxy: taskset, nbthread 1; tsvs: 1 worker). A fresh lab per director; the client\n`);
   process.stdout.write(`(and HAProxy) use ports 1024-65535 with tcp_tw_reuse=1. Kernel and HAProxy: median of ${o.runs} runs. tsvs: ${rounds} rounds of the three\n`);
   process.stdout.write(`configurations interleaved (a fresh lab each, the order rotated every round, a ${o.warmup} s wrk warm-up before each measured run,\n`);
-  process.stdout.write(`the traced ones once the telemetry child reports); the tracing cost is the median over rounds of each round's paired cost.\n\n`);
+  process.stdout.write(`the traced ones once the telemetry child reports; tsvsd serves /metrics in all three); the tracing cost is the median over\n`);
+  process.stdout.write(`rounds of each round's paired cost.\n\n`);
   table(rows);
   for (const [k, v] of Object.entries(traced)) process.stdout.write(`${k}: ${v}\n`);
   const cpuRows: (string | number)[][] = [['tsvs NAT', ...CPU_ROLES, 'other', 'processes', 'machine (softirq incl.)', 'director µs/conn']];
