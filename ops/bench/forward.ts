@@ -7,6 +7,7 @@
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { cpuByRole, cpuSnapshot } from './_proc-cpu.ts';
 import { HZ, NODE, ROOT, VIP, addrOf, cores, cpuTimes, inNs, kernelDnat, lab, log, macOf, median, plan, raiseSocketBuffers, rps, rxPackets, sinkIpv4, sleep, spawnInNs, table } from './_lib.ts';
 
 const PORT = 9000;
@@ -132,6 +133,7 @@ export async function main(args: string[]): Promise<void> {
   let kernelDirUs = NaN;
   let tsvsDirUs = NaN;
   const traced: string[] = [];
+  let pairNote = '';
   const busy = (s: Sample[]): string => s.map((x) => x.busyPct.join('/')).join(' ');
   // trafgen sizes its socket buffer from net.core.wmem_default, which only the initial namespace may set; when the
   // kernel reference queues frames for another CPU (RPS) a small buffer fills and trafgen stops with EAGAIN.
@@ -205,6 +207,7 @@ export async function main(args: string[]): Promise<void> {
         // decisions (16 flows: 16 records), so only the child's and its sink's presence could move the figures.
         const pair: Record<'off' | 'on', Sample[]> = { off: [], on: [] };
         const fixed: Record<'off' | 'on', Sample[]> = { off: [], on: [] };
+        const procUs: Record<'off' | 'on', number[]> = { off: [], on: [] };
         for (let r = 0; r < o.runs; r++) {
           for (const on of r % 2 === 0 ? [false, true] : [true, false]) {
             log(`tracing pair, round ${r + 1} of ${o.runs}: tracing ${on ? 'at 1 %' : 'off'}`);
@@ -227,7 +230,13 @@ export async function main(args: string[]): Promise<void> {
               await sleep(500);
               inNs('client', ['ping', '-c', '1', '-W', '1', VIP], { allowFail: true });
               pair[on ? 'on' : 'off'].push(await blast(gen, o.seconds, null, rs));
+              // At the fixed rate, also the director's own processes' CPU (worker, tsvsd, telemetry child, sink) per
+              // delivered packet, from /proc/PID/stat: what tracing adds there, whatever else the machine runs.
+              const c0 = cpuSnapshot(['d1']);
               const f = await blast(gen, o.seconds, o.fixedPps, rs);
+              const cpu = cpuByRole(c0, cpuSnapshot(['d1']));
+              const delivered = f.pps * o.seconds;
+              procUs[on ? 'on' : 'off'].push((1e6 * Object.values(cpu).reduce((n, c) => n + c, 0)) / delivered);
               fixed[on ? 'on' : 'off'].push(f);
               log(`tracing ${on ? 'at 1 %' : 'off'}, fixed ${o.fixedPps} pps offered: ${Math.round(f.pps)} delivered, busy ${f.busyPct.join('/')}`);
               if (on) {
@@ -253,6 +262,9 @@ export async function main(args: string[]): Promise<void> {
         result.us_per_pkt_traced_1 = Number(us(fixed.on, 'usPerPkt').toFixed(3));
         result.director_us_per_pkt_pair_untraced = Number(us(fixed.off, 'dirUsPerPkt').toFixed(3));
         result.director_us_per_pkt_traced_1 = Number(us(fixed.on, 'dirUsPerPkt').toFixed(3));
+        result.director_procs_us_per_pkt_pair_untraced = Number(median(procUs.off).toFixed(3));
+        result.director_procs_us_per_pkt_traced_1 = Number(median(procUs.on).toFixed(3));
+        pairNote = `director's processes (worker, tsvsd, telemetry, sink) CPU per packet at ${o.fixedPps / 1000}k pps: tracing off ${procUs.off.map((x) => x.toFixed(2)).join(' ')} µs, at 1 % ${procUs.on.map((x) => x.toFixed(2)).join(' ')} µs`;
       }
     }
   } finally {
@@ -266,7 +278,7 @@ export async function main(args: string[]): Promise<void> {
   process.stdout.write(`µs/pkt at a fixed ${o.fixedPps} pps offered (ops/bench/_udpgen.ts on CPU 0: sendmmsg bursts every ms): all CPUs' busy time (generator, bridges, director, real servers) / delivered\n`);
   process.stdout.write(`packets, and the director CPU's alone.\n\n`);
   table(rows);
-  if (traced.length > 0) process.stdout.write(`tsvs NAT pair (fresh labs, tracing off and at 1 % interleaved, medians; 16 flows make 16 decisions): traced runs ${traced.join('; ')}\n`);
+  if (traced.length > 0) process.stdout.write(`tsvs NAT pair (fresh labs, tracing off and at 1 % interleaved, medians; 16 flows make 16 decisions): traced runs ${traced.join('; ')}\n${pairNote}\n`);
   result.us_per_pkt = Number(tsvsUs.toFixed(3));
   result.kernel_us_per_pkt = Number(kernelUs.toFixed(3));
   result.director_us_per_pkt = Number(tsvsDirUs.toFixed(3));
