@@ -4,7 +4,7 @@
 // client sends a numbered datagram every 2 ms to the VIP; a responder in each director answers with its name; the
 // outage is from the failure (`lab fail d1`) to the first answer from d2.
 // The tsvs contender: tsvsd on both directors with its cluster agent over the lab's 3-node NATS (`up --nats`, d1
-// priority 200, d2 190, default timers: 50 ms heartbeats, 3 missed = dead), the VIP in both tables (a UDP service on
+// priority 200, d2 190, default timers: 25 ms heartbeats, 6 missed = dead in 150 ms), the VIP in both tables (a UDP service on
 // another port, loaded with --config), so the leader owns it; same probe, same failure. Through every tsvs run,
 // --conns (default 1000) long-lived TCP connections (ops/lab/streams.ts: a message every 100 ms each, echoed by rs1
 // through a DR service) stream from before the failure until d1 has taken leadership back after the heal;
@@ -18,6 +18,8 @@ import { NODE, ROOT, VIP, inNs, lab, log, median, sleep, table } from './_lib.ts
 import type { ProbeResult } from './_probe.ts';
 import { startEchoServer, startStreamClient } from '../lab/streams.ts';
 import type { StreamSummary } from '../lab/streams.ts';
+import { holdsAddr } from '../../shared/cluster/vip-holder.ts';
+import { labDir } from '../lab/state.ts';
 
 const PROBE = `${ROOT}ops/bench/_probe.ts`;
 const PROBE_PORT = 9000;
@@ -59,9 +61,9 @@ vrrp_instance VI_1 {
 `;
 }
 
-/** Whether `node` has the VIP on its front interface. */
+/** Whether `node` holds the VIP for its front interface (keepalived: on it; tsvs: on its holding device tvip-front). */
 function owns(node: string): boolean {
-  return inNs(node, ['ip', '-o', '-4', 'addr', 'show', 'dev', 'front'], { allowFail: true }).includes(` ${VIP}/32 `);
+  return holdsAddr(inNs(node, ['ip', '-o', '-4', 'addr', 'show'], { allowFail: true }), VIP, 'front');
 }
 
 /** Starts keepalived (VRRP only, foreground) in a director; returns its pid. */
@@ -126,6 +128,27 @@ export function outageOf(r: ProbeResult, failedAt: number, to: string): { ms: nu
   return { ms: first.at - failedAt, lost };
 }
 
+/**
+ * What a director's tsvsd logged about the cluster in [at − 50 ms, at + 3 s]: `+171 member d1: dead, +180 VIPs granted, …`
+ * (ms after `at`), so that a slow run says why (a late detection, a release, a reconnect, a snapshot wait).
+ */
+function clusterTimeline(node: string, at: number): string {
+  let text = '';
+  try {
+    text = readFileSync(join(labDir(), node, 'tsvsd.log'), 'utf8');
+  } catch {
+    return '(no log)';
+  }
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^(\d{4}-\d\d-\d\dT[\d:.]+Z) \S+ (?:cluster: )?(?:cluster \w+: )?(.*)$/.exec(line);
+    if (!m || !/dead|granted|released|reconnect|snapshot|no ready peer|own heartbeats/.test(m[2])) continue;
+    const t = Date.parse(m[1]) - at;
+    if (t >= -50 && t <= 3000) out.push(`+${t} ${m[2].slice(0, 80)}`);
+  }
+  return out.join('; ') || '(nothing)';
+}
+
 /** The epoch ms `lab fail` printed. */
 function failedAt(out: string): number {
   const m = /\((\d+)\)\s*$/m.exec(out);
@@ -185,6 +208,7 @@ async function measureTsvs(runs: number, how: 'kill' | 'link', intervalMs: numbe
             + `traffic again ${s.marks[0]?.recovery_first_ms ?? '-'} ms after the failure, per connection p50 ${s.recovery_p50_ms ?? '-'} ms, max ${s.recovery_max_ms ?? '-'} ms`;
         }
         log(`tsvs cluster, ${how}: run ${i + 1}/${runs}: dark ${o.ms} ms, ${o.lost} probes lost${streamNote}`);
+        log(`  d2's cluster log after the failure: ${clusterTimeline('d2', t)}`);
       } finally {
         await streams?.stop(2000).catch(() => undefined);
       }
@@ -291,7 +315,7 @@ export async function main(args: string[]): Promise<void> {
       lab('up', '--directors', '2', '--servers', '1', '--mode', 'dr', '--nats', '--workers', '1', '--tsvsd-args', `--config ${rules}`);
       try {
         const t = await measureTsvs(runs, how, intervalMs, conns);
-        results.push({ name: 'tsvs cluster (50 ms heartbeats, 3 missed)', key: 'tsvs', ms: t.ms, connsLost: t.connsLost });
+        results.push({ name: 'tsvs cluster (25 ms heartbeats, 6 missed)', key: 'tsvs', ms: t.ms, connsLost: t.connsLost });
       } finally {
         lab('down');
       }

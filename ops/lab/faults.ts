@@ -100,8 +100,10 @@ export function fail(args: FaultArgs): FailResult {
   if (args.how === 'link') {
     const links = n.links.filter((l) => !args.lans || args.lans.includes(l.lan));
     if (!links.length) throw new LabError(`lab: ${n.name} has no link on ${args.lans!.join(', ')}`);
+    // One `ip -batch` for every link: cut within a millisecond of each other, not one spawned `ip` apart (tens of ms
+    // each on a loaded host — the NATS link went down up to 200 ms after the client one, and after `fault.at`).
     fault.at = Date.now();
-    for (const l of links) run(['ip', '-n', LAN_NETNS, 'link', 'set', l.peer, 'down']);
+    run(['ip', '-n', LAN_NETNS, '-batch', '-'], { input: links.map((l) => `link set ${l.peer} down\n`).join('') });
     fault.peers = links.map((l) => l.peer);
     detail = `links cut: ${links.map((l) => `${l.name} (${l.lan})`).join(', ')}`;
   } else {
@@ -147,7 +149,7 @@ export async function heal(node: string): Promise<{ node: string; how: FaultKind
   const fault = state.faults?.[n.name];
   if (!fault) throw new LabError(`lab: ${n.name} has not failed; nothing to heal`);
   if (fault.how === 'link') {
-    for (const peer of fault.peers ?? []) run(['ip', '-n', LAN_NETNS, 'link', 'set', peer, 'up']);
+    if (fault.peers?.length) run(['ip', '-n', LAN_NETNS, '-batch', '-'], { input: fault.peers.map((p) => `link set ${p} up\n`).join('') });
     // Back when every port forwards again (carrier up, bridge port state forwarding), not when the command returned.
     for (const peer of fault.peers ?? []) {
       for (let i = 0; ; i++) {

@@ -164,13 +164,25 @@ export function startDnsmasq(node: LabNode): LabProcess {
   ]);
 }
 
+/**
+ * nats-server settings for a director cluster (the lab's, and docs/cluster.md's advice for production): the server
+ * pings its clients every 250 ms and drops one after 2 unanswered, and gives up a write after 1 s. A director whose
+ * links are cut leaves a half-open connection behind; with the defaults (2 min pings, 10 s write deadline) the
+ * server keeps queueing every heartbeat and sync batch to it, and once its socket buffer is full a write to it can
+ * hold up delivery to the others (nats-server#2679): the new leader's own heartbeats stopped coming back ~1.8 s
+ * after a link cut and it released the VIP (failover bench, 2026-12-06).
+ */
+export const NATS_DIRECTOR_CONF = 'ping_interval: "250ms"\nping_max: 2\nwrite_deadline: "1s"\n';
+
 /** Starts nats_k: client 4222, cluster 6222 with routes to the other two, monitoring 8222, cluster name tsvs, JetStream on. */
 export function startNats(node: LabNode): LabProcess {
   const dir = nodeDir(node.name);
   const k = node.index;
+  const conf = join(dir, 'nats-server.conf');
+  writeFileSync(conf, NATS_DIRECTOR_CONF);
   const routes = [1, 2, 3].filter((x) => x !== k).map((x) => `nats://${natsIp(x)}:6222`).join(',');
   return startProcess(node.name, 'nats-server', [
-    'nats-server', '-n', node.name, '-a', natsIp(k), '-p', '4222', '-m', '8222',
+    'nats-server', '-c', conf, '-n', node.name, '-a', natsIp(k), '-p', '4222', '-m', '8222',
     '--cluster', `nats://${natsIp(k)}:6222`, '--cluster_name', 'tsvs', '--routes', routes, '-P', join(dir, 'nats-server.pid'),
     // JetStream: the cluster's leadership term lives in a replicated (R3) KV bucket.
     '-js', '-sd', join(dir, 'jetstream'),

@@ -70,6 +70,11 @@ export class ClusterAgent {
   private stopping = false;
   /** When this node released its VIPs and tsvsd has not yet confirmed they are gone (-1: nothing pending). */
   private releasedAt = -1;
+  /**
+   * A grant was sent to tsvsd and not released since. (Not `vips.length`: under tsvsd the grant is "the table's
+   * VIPs", an empty list — which once skipped the release confirmation, and a handback overlapped by 4–27 ms.)
+   */
+  private granted = false;
   /** A grant waiting for the previous leader to let go of the VIPs. */
   private pendingGrant: { vips: string[]; term: number; since: number } | null = null;
   private casLogAt = -Infinity;
@@ -102,7 +107,10 @@ export class ClusterAgent {
   /** Connects (retrying forever), subscribes, and starts the timers. Resolves once connected. */
   async start(): Promise<void> {
     const tick = Math.max(1, Math.floor(this.opts.heartbeatMs / 5));
-    this.tickTimer = setInterval(() => this.onTick(), tick);
+    // The tick runs in the check phase, after the poll phase of the same loop turn: when this process was stalled
+    // (GC, a loaded host), the heartbeats waiting in the socket are read first, so a late tick does not find its
+    // own echo "missing" and release the VIPs of a leader that was never cut off.
+    this.tickTimer = setInterval(() => setImmediate(() => this.onTick()), tick);
     const nc = await connect({
       servers: this.opts.nats, name: `tsvs-cluster-${this.opts.node}`, maxReconnectAttempts: -1, reconnectTimeWait: 50, reconnectJitter: 20,
       pingInterval: 1000, maxPingOut: 2, timeout: 1000, waitOnFirstConnect: true, noEcho: false,
@@ -246,7 +254,8 @@ export class ClusterAgent {
         break;
       case 'release-vips':
         this.pendingGrant = null;
-        if (this.vips.length > 0 && this.parent.attached) this.releasedAt = performance.now();
+        if (this.granted && this.parent.attached) this.releasedAt = performance.now();
+        this.granted = false;
         this.vips = [];
         this.parent.send({ type: 'vip-release', vips: [...fx.vips], reason: fx.reason });
         this.log(`VIPs released: ${fx.reason}`);
@@ -384,7 +393,7 @@ export class ClusterAgent {
    * this node is not ready — it may not take leadership back — until it has pulled a snapshot again.
    */
   private resyncAfterReconnect(): void {
-    if (this.stopping || this.readyState !== 'ready' || this.vips.length > 0) return;
+    if (this.stopping || this.readyState !== 'ready' || this.granted || this.pendingGrant) return;
     this.step({ type: 'unready' });
     this.readyState = 'waiting';
     this.log('reconnected while not leading: pulling the state again before leading');
@@ -399,6 +408,7 @@ export class ClusterAgent {
     const other = [...this.peers.entries()].find(([, p]) => p.leader && now - p.lastSeen <= alive);
     if (other && now - g.since < RELEASE_CONFIRM_MS) return;
     this.pendingGrant = null;
+    this.granted = true;
     this.parent.send({ type: 'vip-grant', vips: g.vips, term: g.term });
     this.log(`leader of term ${g.term}: VIPs granted${other ? ` (${other[0]} still said it led after ${RELEASE_CONFIRM_MS} ms)` : now - g.since >= 1 ? ` after ${Math.round(now - g.since)} ms for the previous leader to let go` : ''}`);
     void this.keepTermLeaderAway();

@@ -7,7 +7,9 @@
 // sequence before the raft proposal only, so concurrent updates on the same revision can all be accepted
 // (nats-server#4320; measured here: 3 writers × 100 updates, R3, 72 of 300 accepted updates lost), while the stream
 // sequence check counts proposals in flight (0 lost in the same run). The bucket holds this one key, so the stream's
-// last sequence is the key's revision.
+// last sequence is the key's revision. The very first write into an empty bucket is the same check on sequence 0
+// (2.9.10 checks a present header when the proposal is applied, 0 included), and a deleted key's revision is its
+// marker's: no write takes kv.create's path, whose fallback for a deleted key is the subject-level check above.
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
@@ -24,9 +26,12 @@ const FAIL_FAST_AFTER_MS = 1000;
 
 /** The KV as an edit needs it (the NATS bucket in production, a map in unit tests). */
 export interface ConfigBackend {
-  /** The latest value and its revision; `text` null (and rev 0) when the key is absent or deleted. */
+  /**
+   * The latest value and its revision; `text` null when the key is absent or deleted (rev: the delete marker's, 0 when
+   * the bucket never held the key). Every write is conditional on this revision.
+   */
   read(): Promise<{ rev: number; text: string | null }>;
-  /** Compare-and-set on `expectRev` (0: create). `conflict` when another write came first. */
+  /** Compare-and-set on `expectRev` (0: the bucket is empty). `conflict` when another write came first. */
   write(text: string, expectRev: number): Promise<{ ok: true; rev: number } | { ok: false; conflict: boolean; error: string }>;
 }
 
@@ -168,7 +173,7 @@ export class ConfigKv {
   async seed(doc: ConfigDoc | null): Promise<void> {
     if (doc === null) return;
     const text = encodeDoc({ ...doc, prev: 0, by: this.#opts.node, edit: this.#editId() });
-    const w = await this.#backend().write(text, 0);
+    const w = await this.#seedWrite(text);
     if (w.ok) {
       this.#log(`config: seeded the empty cluster table from this director's (revision ${w.rev})`);
       this.#offer(w.rev, text);
@@ -176,6 +181,19 @@ export class ConfigKv {
     else this.#log(`config: seeding failed (${w.error}); the next poll asks again`);
     if (!w.ok) this.#seedAsked = false;
     await this.#check();
+  }
+
+  /** Writes the seed only over an absent (or deleted) key, conditionally on the revision read; `conflict` when a table is there. */
+  async #seedWrite(text: string): Promise<{ ok: true; rev: number } | { ok: false; conflict: boolean; error: string }> {
+    const store = this.#backend();
+    let cur: { rev: number; text: string | null };
+    try {
+      cur = await store.read();
+    } catch (e) {
+      return { ok: false, conflict: false, error: (e as Error).message };
+    }
+    if (cur.text !== null) return { ok: false, conflict: true, error: `revision ${cur.rev} holds a table` };
+    return store.write(text, cur.rev);
   }
 
   /** Queues one edit from tsvsd (edits run in order, one at a time) and answers it; on success the new revision is pushed first. */
@@ -233,15 +251,13 @@ export class ConfigKv {
           this.#kv = null; // reopened on the next try (a handle that kept failing after a stream-leader change was seen)
           throw err;
         });
-        if (!e || e.operation !== 'PUT') return { rev: 0, text: null };
-        return { rev: e.revision, text: e.string() };
+        if (!e) return { rev: 0, text: null };
+        return { rev: e.revision, text: e.operation === 'PUT' ? e.string() : null };
       })(), limit),
       write: (text, expectRev) => deadline((async () => {
         try {
-          const kv = await this.#open();
-          // 0: the key is absent — create (a key-level check: two directors creating at the very same moment could
-          // both be accepted on 2.9; only the first write ever into an empty bucket takes this path)
-          if (expectRev === 0) return { ok: true as const, rev: await kv.create(CONFIG_KEY, text) };
+          await this.#open();
+          // expectRev 0 too: the header is sent (`typeof === 'number'`) and an empty stream is checked like any other
           const ack = await this.#js.publish(`$KV.${this.bucket}.${CONFIG_KEY}`, text, { expect: { lastSequence: expectRev } });
           return { ok: true as const, rev: ack.seq };
         } catch (e) {

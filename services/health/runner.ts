@@ -110,13 +110,15 @@ export class HealthRunner {
       if (e.type !== 'run') continue;
       const c = state.checkers.get(e.checkerId);
       if (!c) continue;
-      const started = Date.now();
+      // The duration on the monotonic clock, to the µs: a loopback TCP check takes well under a millisecond, and
+      // Date.now() would report it as 0.
+      const started = performance.now();
       this.running++;
       void runCheck(c.plan, e.timeoutMs).then((o) => {
         this.running--;
         if (this.stopped || this.state === null) return;
         const now = Date.now();
-        this.apply(checkResult(this.state, { checkerId: e.checkerId, seq: e.seq, ok: o.ok, error: o.error, weight: o.weight, durationMs: now - started }, now));
+        this.apply(checkResult(this.state, { checkerId: e.checkerId, seq: e.seq, ok: o.ok, error: o.error, weight: o.weight, durationMs: performance.now() - started }, now));
         this.arm();
       });
     }

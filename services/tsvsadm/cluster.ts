@@ -1,15 +1,19 @@
 // `tsvsadm cluster [--json]`: the cluster as this director's agent sees it — this node, the leader and its term,
-// every member with its state and priority, the VIPs this node owns, NATS, and the sync figures. Not an ipvsadm
-// command (ipvsadm rejects a first argument that is not an option, so no valid ipvsadm line changes meaning).
+// every member with its state and priority, the VIPs this node owns (in active-active: forwards), NATS, and the sync
+// figures. Not an ipvsadm command (ipvsadm rejects a first argument that is not an option, so no valid ipvsadm line
+// changes meaning).
 import type { ClusterStatus } from '../../shared/proto/cluster.ts';
 import type { AdminClient } from './client.ts';
 
 /** Renders the status for people. */
 export function formatCluster(s: ClusterStatus): string {
+  const aa = s.mode === 'active-active';
   const lines = [
     `cluster ${s.cluster}: this node ${s.self}, leader ${s.leader || '(none)'}, term ${s.term}${s.ready ? '' : ' (state not yet pulled)'}`,
+    ...(aa ? ['mode: active-active (every ready director forwards the VIPs, held on lo behind the ECMP router; the leader coordinates)'] : []),
     `NATS ${s.nats}${s.nats_server ? ` (${s.nats_server})` : ''}`,
-    `VIPs owned here: ${s.vips.length ? s.vips.join(' ') : s.leader === s.self && s.term > 0 ? "the table's" : 'none'}`,
+    aa ? `VIPs forwarded here: ${s.vips.length ? s.vips.join(' ') : 'none (not forwarding now)'}`
+      : `VIPs owned here: ${s.vips.length ? s.vips.join(' ') : s.leader === s.self && s.term > 0 ? "the table's" : 'none'}`,
     'member                            state     priority',
   ];
   for (const m of [...s.members].sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name))) {

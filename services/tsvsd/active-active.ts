@@ -10,7 +10,7 @@ import { SysctlSet } from '../../shared/sys/sysctl.ts';
 import { ClusterLink, NO_VIPS, type ClusterLinkDeps } from './cluster.ts';
 import { LeasedIpVips } from './cluster-vips.ts';
 import type { Logger } from './log.ts';
-import { IpCommandVips, type VipHost } from './vips.ts';
+import { RtnlVips, type VipHost } from './vips.ts';
 
 /**
  * Whether a director in active-active forwards, from its agent's status: it must have installed its snapshot
@@ -124,10 +124,11 @@ export class ActiveActiveLink extends ClusterLink {
 export class LoopbackVips implements VipHost {
   readonly #inner: VipHost;
   readonly #leased: LeasedIpVips | null;
+  readonly #held = new Set<string>();
 
   constructor(log: Logger, leased: boolean) {
-    this.#leased = leased ? new LeasedIpVips('lo', log) : null;
-    this.#inner = this.#leased ?? new IpCommandVips('lo', log);
+    this.#leased = leased ? new LeasedIpVips('lo', log, 2, true) : null;
+    this.#inner = this.#leased ?? new RtnlVips('lo', log);
   }
 
   start(): void {
@@ -139,11 +140,19 @@ export class LoopbackVips implements VipHost {
   }
 
   add(vip: string): boolean {
-    return this.#inner.add(vip);
+    const ok = this.#inner.add(vip);
+    if (ok) this.#held.add(vip);
+    return ok;
   }
 
   del(vip: string): void {
+    this.#held.delete(vip);
     this.#inner.del(vip);
+  }
+
+  /** The VIPs on `lo` now (added and not removed since), sorted: what this director forwards (`tsvsadm cluster`). */
+  get held(): string[] {
+    return [...this.#held].sort();
   }
 
   announce(): void {

@@ -116,21 +116,24 @@ ${GUARD_USAGE}  --http ADDR:PORT  serve /metrics (Prometheus), /api/* (JSON) and
                   gateway follows the VIPs' owner (NAT replies; keepalived's gateway-VIP pattern)
 Cluster options (a --keepalived file's vrrp_instance fills those not given here):
   --nats URLS     join a cluster over these NATS servers (comma-separated; default $TSVS_NATS_URL): tsvsd runs
-                  the cluster agent as a child; only the leader owns the VIPs (docs/cluster.md). Without NATS,
-                  this director runs alone and owns every VIP of its table
+                  the cluster agent as a child; only the leader owns the VIPs, or with --active-active every
+                  ready director forwards them (docs/cluster.md). Without NATS, this director runs alone and
+                  owns every VIP of its table
   --nats-creds FILE  NATS credentials file
   --node NAME     this director's name in the cluster (default $TSVS_LAB_NODE, else the host name)
   --cluster NAME  cluster name (default tsvs); directors of one cluster share NATS subjects and the term bucket
   --priority N    1..255, the highest live one leads (default 100; ties: lowest name)
   --nopreempt     never take leadership from a live leader of lower priority
   --preempt-delay MS  wait this long before preempting (default 0)
-  --heartbeat MS  cluster heartbeat interval (default 50); --miss-beats N (default 3) missed = dead
+  --heartbeat MS  cluster heartbeat interval (default 25); --miss-beats N (default 6) missed = dead
   --startup-wait MS  listen for peers (and pull their state) this long before leading (default 2 x detection)
-  --kv-replicas N  replicas of the leadership term bucket (default 3: a 3-node NATS cluster)
+  --kv-replicas N  replicas of the cluster's KV buckets: leadership term, table (default 3: a 3-node NATS
+                  cluster)
   --active-active  behind an ECMP router (or BGP): every ready director forwards the VIPs, not only the leader
                   (with --nats: once its snapshot is installed and while NATS reaches it). The VIPs go on lo,
                   not on the client interface, which stops answering ARP for them (arp_ignore=1,
-                  arp_announce=2); no gratuitous ARP; needs --client-if (docs/cluster.md, Active-active)
+                  arp_announce=2); no gratuitous ARP; needs --client-if, not with --gateway-vip; tsvsadm cluster
+                  shows what it forwards (docs/cluster-tsvsd.md; docs/cluster.md, Active-active)
   --probe-port N  with --active-active: answer nexthop probes on UDP port N, up while this director forwards
                   the VIPs (default ${DEFAULT_PROBE_PORT}); a router drops a director that answers down or not at all
   -h, --help      this text

@@ -1,12 +1,16 @@
 // VIPs a tsvsd holds, recorded in its runtime dir, so that the next tsvsd on this interface removes the ones a
 // killed instance left in the kernel (an address left behind answers ARP beside the cluster's new owner); in a
-// cluster, added with a short lifetime the running tsvsd renews, so the kernel drops them when nothing runs.
-import { spawnSync } from 'node:child_process';
+// cluster, held on a TUN device that dies with the process (and with a short lifetime the running tsvsd renews),
+// so the kernel drops them when nothing runs.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { vipHolderName } from '../../shared/cluster/vip-holder.ts';
 import { sendGratuitousArp } from '../../shared/sys/arp.ts';
+import { linkSetUp } from '../../shared/sys/rtnl.ts';
+import { readSysctl, writeSysctl } from '../../shared/sys/sysctl.ts';
+import { openTun, type TunDevice } from '../../shared/sys/tun.ts';
 import type { Logger } from './log.ts';
-import type { VipHost } from './vips.ts';
+import { vipDelete, vipReplace, type VipHost } from './vips.ts';
 
 /** The record's path for a client interface: beside the admin socket's per-namespace dir. */
 export function vipRecordPath(runDir: string, clientIf: string): string {
@@ -87,35 +91,61 @@ export class RecordedVipHost implements VipHost {
 export const GARP_SCHEDULE_MS: readonly number[] = [0, 1000, 3000, 4000];
 
 /**
- * VIPs added with a lifetime (`valid_lft`/`preferred_lft`, seconds) and renewed while this process runs: if every
- * process of the director is killed (or hangs), the kernel itself removes the address within the lifetime, so a
- * dead director stops answering ARP for the VIP beside the new owner. Used in a cluster (tsvsd --nats).
+ * VIPs a director in a cluster holds so that they die with it.
+ *
+ * The addresses go on a TUN device this process creates and keeps open (`tvip-IFACE`, not persistent): when every
+ * process of the director is killed, the kernel closes the descriptor, deletes the device and every address on it
+ * at once, and the director stops answering ARP for the VIP beside the new owner (issue 8: "a director whose
+ * processes were all killed must not keep answering for the VIP"). With `arp_ignore` 0 (the default) the kernel
+ * answers ARP on `iface` for an address on any of its interfaces, so nothing else changes: the gratuitous ARP goes
+ * out on `iface`, packets to the VIP are delivered as before. Measured: gone within 50 ms of `kill -9`.
+ *
+ * The addresses also carry a lifetime (`valid_lft`/`preferred_lft`, seconds) renewed while this process runs: a
+ * director whose processes hang (SIGSTOP) keeps the device open, and the kernel drops the address when the lifetime
+ * runs out. When `arp_ignore` ≥ 1 on `iface` (the kernel would answer only for addresses on `iface` itself), or the
+ * device cannot be created, the addresses go on `iface` with the lifetime alone (logged). `onIface` forces that
+ * (active-active holds its VIPs on lo, where nobody ARPs for them).
  */
 export class LeasedIpVips implements VipHost {
   readonly #iface: string;
   readonly #log: Logger;
   readonly #lifetimeS: number;
   readonly #held = new Set<string>();
+  readonly #onIface: boolean;
+  #holder: string;
+  #tun: TunDevice | null = null;
   #timer: NodeJS.Timeout | null = null;
 
   /** `lifetimeS`: address lifetime in seconds (renewed every quarter of it). */
-  constructor(iface: string, log: Logger, lifetimeS = 2) {
+  constructor(iface: string, log: Logger, lifetimeS = 2, onIface = false) {
     this.#iface = iface;
     this.#log = log;
     this.#lifetimeS = lifetimeS;
+    this.#onIface = onIface;
+    this.#holder = iface;
   }
 
-  /** Starts renewing the held addresses. */
+  /** The device the addresses are on (`tvip-IFACE`, or the interface itself). */
+  get holder(): string {
+    return this.#holder;
+  }
+
+  /** Creates the holding device and starts renewing the held addresses. */
   start(): void {
+    if (!this.#onIface && this.#tun === null) this.#openHolder();
     this.#timer ??= setInterval(() => {
       for (const vip of this.#held) this.#replace(vip);
     }, (this.#lifetimeS * 1000) / 4);
     this.#timer.unref();
   }
 
+  /** Stops renewing and closes the holding device (its addresses go with it). */
   stop(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
+    this.#tun?.close();
+    this.#tun = null;
+    this.#holder = this.#iface;
   }
 
   add(vip: string): boolean {
@@ -126,7 +156,9 @@ export class LeasedIpVips implements VipHost {
 
   del(vip: string): void {
     this.#held.delete(vip);
-    spawnSync('ip', ['addr', 'del', `${vip}/32`, 'dev', this.#iface], { encoding: 'utf8' });
+    vipDelete(this.#holder, vip, this.#log);
+    // An address an older tsvsd left on the interface itself (leftover removal comes here too).
+    if (this.#holder !== this.#iface) vipDelete(this.#iface, vip, this.#log);
   }
 
   /**
@@ -145,10 +177,30 @@ export class LeasedIpVips implements VipHost {
     }
   }
 
+  #openHolder(): void {
+    const ignore = Math.max(Number(readSysctl('net.ipv4.conf.all.arp_ignore') ?? 0), Number(readSysctl(`net.ipv4.conf.${this.#iface}.arp_ignore`) ?? 0));
+    if (ignore >= 1) {
+      this.#log('vips: arp_ignore is set on the interface: the VIPs go on it, with a lifetime (a killed director answers ARP until it runs out)', { iface: this.#iface, arp_ignore: ignore });
+      return;
+    }
+    const name = vipHolderName(this.#iface);
+    try {
+      this.#tun = openTun({ name, configure: false });
+      linkSetUp(name);
+      try {
+        writeSysctl(`net.ipv6.conf.${name}.disable_ipv6`, '1');
+      } catch {
+        // IPv6 absent: nothing to quiet.
+      }
+      this.#holder = name;
+    } catch (e) {
+      this.#tun?.close();
+      this.#tun = null;
+      this.#log('vips: cannot create the VIP holding device: the VIPs go on the interface, with a lifetime', { device: name, iface: this.#iface, error: (e as Error).message });
+    }
+  }
+
   #replace(vip: string): boolean {
-    const lft = String(this.#lifetimeS);
-    const r = spawnSync('ip', ['addr', 'replace', `${vip}/32`, 'dev', this.#iface, 'valid_lft', lft, 'preferred_lft', lft], { encoding: 'utf8' });
-    if (r.status !== 0) this.#log('vips: ip addr replace failed', { vip, iface: this.#iface, error: (r.stderr ?? '').trim() });
-    return r.status === 0;
+    return vipReplace(this.#holder, vip, this.#log, this.#lifetimeS);
   }
 }

@@ -42,7 +42,7 @@ import { parseRequestLine } from './request.ts';
 import { DataShm } from './shm.ts';
 import { StatsModel } from './stats.ts';
 import { clusterControlEvent, Observer } from './observer.ts';
-import { IpCommandVips, VipSet, type VipHost } from './vips.ts';
+import { RtnlVips, VipSet, type VipHost } from './vips.ts';
 import { WorkerPool } from './workers.ts';
 import { VrrpVips, type VrrpVipSpec } from './vrrp-vips.ts';
 
@@ -139,13 +139,16 @@ export type DaemonEvent =
   | { kind: 'trash-check' }
   /** Read the keepalived.conf again (SIGHUP); `reply` gets whether it was taken and its problems. */
   | { kind: 'reload'; reply: (r: { taken: boolean; lines: readonly string[] }) => void }
-  | { kind: 'admin'; env: AdminEnvelope };
+  | { kind: 'admin'; env: AdminEnvelope }
+  /** The health link's retry of edits the store could not take (run where the checker's messages run). */
+  | { kind: 'health-retry'; run: () => Promise<void> };
 
 const PRIORITY: Record<DaemonEvent['kind'], number> = {
   ownership: EventPriority.ownership,
   health: EventPriority.health,
   'child-exit': EventPriority.child,
   'child-message': EventPriority.child,
+  'health-retry': EventPriority.child,
   config: EventPriority.config,
   addresses: EventPriority.config,
   'trash-check': EventPriority.config,
@@ -164,7 +167,7 @@ export interface DaemonDeps {
   ownership?: OwnershipSource;
   /** The director's own addresses; default followed over rtnetlink (a change queues an `addresses` event). */
   ownAddrs?: OwnAddresses;
-  /** Adds/removes/announces VIPs; default `ip addr` + gratuitous ARP (shared/sys/arp.ts) on the client interface. */
+  /** Adds/removes/announces VIPs; default rtnetlink (`ip addr replace`/`del`) + gratuitous ARP (shared/sys/arp.ts) on the client interface. */
   vipHost?: VipHost;
   /** Turns a child's payload message into an event (a grant, a health view); default: logged and dropped. */
   routeChild?: (name: string, msg: unknown) => DaemonEvent | null;
@@ -342,12 +345,12 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         log('active-active: cannot make the client interface quiet in ARP', { error: (e as Error).message });
       }
     }
-    const recorded = new RecordedVipHost(deps.vipHost ?? aaVips ?? leased ?? new IpCommandVips(f.clientIf, log), vipRecordPath(dirname(opts.socketPath), aa ? 'lo' : f.clientIf), log);
+    const recorded = new RecordedVipHost(deps.vipHost ?? aaVips ?? leased ?? new RtnlVips(f.clientIf, log), vipRecordPath(dirname(opts.socketPath), aa ? 'lo' : f.clientIf), log);
     recorded.removeLeftovers();
     let gateway: VipSet | null = null;
     if (opts.gatewayVip !== undefined) {
       const serverIf = f.serverIf ?? f.clientIf;
-      const gwHost = !deps.vipHost && opts.cluster ? new LeasedIpVips(serverIf, log) : (deps.vipHost ?? new IpCommandVips(serverIf, log));
+      const gwHost = !deps.vipHost && opts.cluster ? new LeasedIpVips(serverIf, log) : (deps.vipHost ?? new RtnlVips(serverIf, log));
       if (gwHost instanceof LeasedIpVips) {
         gwHost.start();
         gwLeased = gwHost;
@@ -391,6 +394,9 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   const clusterStatus = async (): Promise<ClusterStatus> => {
     const s = await link!.status();
     if (syncRings && fw) s.sync.workers = workerSyncStatus(fw.shm.counters, syncRings.stats());
+    s.mode = aa ? 'active-active' : 'active-backup';
+    if (aaVips) s.vips = aaVips.held; // active-active: what this director forwards, as held on lo
+    else if (fw) s.vips = fw.vips.held; // active-backup: the VIPs this director holds now (the agent knows only --vip)
     return s;
   };
   const ctx = { store, stats: st, log, forwarding: f !== undefined, cluster: link ? clusterStatus : undefined, health: opts.keepalived ? () => healthLink!.status() : undefined };
@@ -432,6 +438,9 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
         return undefined;
       case 'trash-check':
         table.expireTrash();
+        return undefined;
+      case 'health-retry':
+        await e.run();
         return undefined;
       case 'reload': {
         if (!healthLink) {
@@ -493,7 +502,7 @@ export async function startDaemon(opts: DaemonOptions, deps: DaemonDeps): Promis
   });
   const ownership = deps.ownership ?? link ?? new AllTableVips();
   const healthLink = opts.keepalived
-    ? new HealthLink(opts.keepalived.file, opts.keepalived.config, { children, table: () => table.compiled(), apply: (op) => store.apply(op), log })
+    ? new HealthLink(opts.keepalived.file, opts.keepalived.config, { children, table: () => table.compiled(), apply: (op) => store.apply(op), log, later: (run) => void queue.push({ kind: 'health-retry', run }).catch(() => {}) })
     : null;
   store.onChange((change) => void queue.push({ kind: 'config', change }).catch(() => {}));
   if (clusterStore && syncRings) {

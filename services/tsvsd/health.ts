@@ -20,6 +20,9 @@ export const HEALTH_CHILD = 'health';
 
 /** How long `status` waits for the checker's answer, in ms. */
 const STATUS_TIMEOUT_MS = 2000;
+/** The retry of health edits the store could not take (EAGAIN): first pause, doubled up to the last, ms. */
+export const HEALTH_RETRY_FIRST_MS = 250;
+export const HEALTH_RETRY_MAX_MS = 2000;
 
 
 /** `keepalived -t` on `file`: the model (null on error) and every problem as `file:line: error|warning: ...`. */
@@ -36,6 +39,24 @@ export interface HealthLinkDeps {
   /** Applies a table operation through the config store. */
   apply(op: TableOp): Promise<StoreResult>;
   log: Logger;
+  /**
+   * Runs `run` from the daemon's event queue (where the checker's messages run), for the retry of edits the store
+   * could not take; default: at once.
+   */
+  later?(run: () => Promise<void>): void;
+  /** Monotonic ms (default performance.now); timers (default the global ones). */
+  now?(): number;
+  setTimer?(fn: () => void, ms: number): unknown;
+  clearTimer?(t: unknown): void;
+}
+
+/** A dest edit the store could not take, retried until it lands or is superseded. */
+interface PendingEdit {
+  /** What the edit makes of the real server (`weight 3`, `removed`): logged once per state. */
+  state: string;
+  /** When it was first refused (monotonic ms) and how many attempts failed. */
+  since: number;
+  attempts: number;
 }
 
 /** Why `status` could not answer. */
@@ -57,8 +78,16 @@ export class HealthLink {
   readonly #health = new HealthTable();
   #nextId = 1;
   readonly #waiting = new Map<number, { resolve: (v: VirtualServerStatus[]) => void; timer: NodeJS.Timeout }>();
-  /** Batches folded, resyncs asked for, table operations refused (for logs and tests). */
-  readonly counts = { batches: 0, resyncs: 0, refused: 0 };
+  /** Dest edits waiting for the store (EAGAIN), by service and dest key. */
+  readonly #pending = new Map<string, PendingEdit>();
+  #retryTimer: unknown = null;
+  #retryMs = HEALTH_RETRY_FIRST_MS;
+  #closed = false;
+  /**
+   * Batches folded, resyncs asked for, table operations refused on the table (not retried), edits the store could
+   * not take (EAGAIN, retried), retries run, retried edits that landed (for logs and tests).
+   */
+  readonly counts = { batches: 0, resyncs: 0, refused: 0, unreachable: 0, retries: 0, retriedLanded: 0 };
 
   constructor(file: string, config: KeepalivedConfig, deps: HealthLinkDeps) {
     this.#deps = deps;
@@ -164,9 +193,79 @@ export class HealthLink {
     }
   }
 
-  /** Makes the managed services of the table hold what the checker wants. */
+  /**
+   * Makes the managed services of the table hold what the checker wants. The wanted state of each real server is the
+   * checker's latest (the HealthTable), and the edits are the difference to the table in force, so an edit the store
+   * could not take (EAGAIN: NATS unreachable) is retried by running this again, with backoff
+   * ({@link HEALTH_RETRY_FIRST_MS} doubling to {@link HEALTH_RETRY_MAX_MS}), until nothing is left to do: it landed,
+   * another director's revision already holds it, or a newer transition superseded it. A refusal on the table
+   * (another director applied the same change first: EEXIST, ENOENT) is not retried.
+   */
   async #sync(): Promise<void> {
-    for (const op of healthSyncOps(this.#deps.table(), this.#managed, this.#health)) await this.#applyOp(op);
+    const now = this.#deps.now ?? (() => performance.now());
+    const unreachable = new Map<string, { op: TableOp; state: string; detail: string }>();
+    const landed = new Set<string>();
+    for (const op of healthSyncOps(this.#deps.table(), this.#managed, this.#health)) {
+      const r = await this.#deps.apply(op);
+      const k = editKey(op);
+      if (r.ok) landed.add(k);
+      else if (r.errno === 'EAGAIN') unreachable.set(k, { op, state: editState(op), detail: r.detail });
+      else {
+        this.counts.refused++;
+        this.#deps.log('health: table operation refused', { op: op.op, errno: r.errno, detail: r.detail });
+      }
+    }
+    for (const [k, p] of this.#pending) {
+      if (unreachable.has(k)) continue;
+      this.#pending.delete(k);
+      if (landed.has(k)) this.counts.retriedLanded++;
+      this.#deps.log(landed.has(k) ? 'health: retried table edit stored' : 'health: retried table edit no longer needed', {
+        dest: k, state: p.state, attempts: p.attempts, ms: Math.round(now() - p.since),
+      });
+    }
+    for (const [k, u] of unreachable) {
+      this.counts.unreachable++;
+      const p = this.#pending.get(k);
+      if (p && p.state === u.state) {
+        p.attempts++;
+        continue;
+      }
+      this.#pending.set(k, { state: u.state, since: p?.since ?? now(), attempts: 1 });
+      this.#deps.log('health: table edit not stored, retrying until it lands', { op: u.op.op, dest: k, state: u.state, detail: u.detail });
+    }
+    this.#armRetry();
+  }
+
+  /** Schedules the next retry while edits are pending (backoff doubling to the cap); clears it otherwise. */
+  #armRetry(): void {
+    const clear = this.#deps.clearTimer ?? ((t: unknown) => clearTimeout(t as NodeJS.Timeout));
+    if (this.#retryTimer !== null) clear(this.#retryTimer);
+    this.#retryTimer = null;
+    if (this.#pending.size === 0) {
+      this.#retryMs = HEALTH_RETRY_FIRST_MS;
+      return;
+    }
+    const ms = this.#retryMs;
+    this.#retryMs = Math.min(2 * ms, HEALTH_RETRY_MAX_MS);
+    const set = this.#deps.setTimer ?? ((fn: () => void, t: number) => setTimeout(fn, t));
+    this.#retryTimer = set(() => {
+      this.#retryTimer = null;
+      const run = (): Promise<void> => this.retry();
+      if (this.#deps.later) this.#deps.later(run);
+      else void run();
+    }, ms);
+  }
+
+  /** Runs the pending health edits again (the retry timer's job, from the event queue); nothing when none is pending. */
+  async retry(): Promise<void> {
+    if (this.#pending.size === 0 || this.#closed) return;
+    this.counts.retries++;
+    await this.#sync();
+  }
+
+  /** Real servers whose wanted state waits for the store, with that state (for tests and status). */
+  pending(): ReadonlyMap<string, string> {
+    return new Map([...this.#pending].map(([k, p]) => [k, p.state]));
   }
 
   async #applyOp(op: TableOp): Promise<void> {
@@ -194,12 +293,30 @@ export class HealthLink {
     return r;
   }
 
-  /** Fails the status requests still waiting (at stop). */
+  /** Fails the status requests still waiting and stops retrying (at stop). */
   close(): void {
+    this.#closed = true;
+    if (this.#retryTimer !== null) (this.#deps.clearTimer ?? ((t: unknown) => clearTimeout(t as NodeJS.Timeout)))(this.#retryTimer);
+    this.#retryTimer = null;
     for (const [id, w] of this.#waiting) {
       clearTimeout(w.timer);
       w.resolve([]);
       this.#waiting.delete(id);
     }
   }
+}
+
+/** The real server an edit is about, as logged: `tcp/10.0.0.1:80/10.1.0.1:80` (`fwm/5/…` for a fwmark service). */
+function editKey(op: TableOp): string {
+  if (op.op !== 'add-dest' && op.op !== 'edit-dest' && op.op !== 'del-dest') return op.op;
+  const host = (a: string): string => (a.includes(':') ? `[${a}]` : a);
+  const svc = op.key.fwmark > 0 ? `fwm/${op.key.fwmark}` : `${op.key.protocol}/${host(op.key.addr)}:${op.key.port}`;
+  return `${svc}/${host(op.dest.addr)}:${op.dest.port}`;
+}
+
+/** What an edit makes of its real server: `weight N` or `removed`. */
+function editState(op: TableOp): string {
+  if (op.op === 'del-dest') return 'removed';
+  if (op.op === 'add-dest' || op.op === 'edit-dest') return `weight ${op.dest.weight}`;
+  return op.op;
 }

@@ -1,7 +1,8 @@
 // VIP ownership on the host: the VIPs this director holds on its client interface (added, removed, announced
 // with a gratuitous ARP), kept equal to the reconciler's desired set; only VIPs this process added are removed.
-import { spawnSync } from 'node:child_process';
+import { ipv4FromText } from '../../shared/net/addr.ts';
 import { sendGratuitousArp } from '../../shared/sys/arp.ts';
+import { addressDelete, addressReplace } from '../../shared/sys/rtnl.ts';
 import { setDiff } from '../../shared/rules/desired.ts';
 import type { Logger } from './log.ts';
 
@@ -15,8 +16,39 @@ export interface VipHost {
   announce(vip: string): void;
 }
 
-/** VIPs through `ip addr` on `iface`, announced with two gratuitous ARP requests 1 s apart (shared/sys/arp.ts). */
-export class IpCommandVips implements VipHost {
+/**
+ * `ip addr replace VIP/32 dev IF [valid_lft S preferred_lft S]` over rtnetlink: one round trip of well under a ms,
+ * no process spawned (a spawn took tens of ms on a loaded host, with tsvsd's event loop blocked meanwhile — and a
+ * release that lags lets two directors answer ARP for the VIP). False (logged) when the kernel refused.
+ */
+export function vipReplace(iface: string, vip: string, log: Logger, lifetimeS?: number): boolean {
+  const a = ipv4FromText(vip);
+  if (a === undefined) {
+    log('vips: not an IPv4 address', { vip });
+    return false;
+  }
+  try {
+    addressReplace(iface, a, 32, lifetimeS);
+    return true;
+  } catch (e) {
+    log('vips: adding the address failed', { vip, iface, error: (e as Error).message });
+    return false;
+  }
+}
+
+/** `ip addr del VIP/32 dev IF` over rtnetlink; an absent address is fine, anything else is logged. */
+export function vipDelete(iface: string, vip: string, log: Logger): void {
+  const a = ipv4FromText(vip);
+  if (a === undefined) return;
+  try {
+    addressDelete(iface, a, 32);
+  } catch (e) {
+    log('vips: removing the address failed', { vip, iface, error: (e as Error).message });
+  }
+}
+
+/** VIPs on `iface` over rtnetlink, announced with two gratuitous ARP requests 1 s apart (shared/sys/arp.ts). */
+export class RtnlVips implements VipHost {
   readonly #iface: string;
   readonly #log: Logger;
 
@@ -26,13 +58,11 @@ export class IpCommandVips implements VipHost {
   }
 
   add(vip: string): boolean {
-    const r = spawnSync('ip', ['addr', 'replace', `${vip}/32`, 'dev', this.#iface], { encoding: 'utf8' });
-    if (r.status !== 0) this.#log('vips: ip addr replace failed', { vip, iface: this.#iface, error: (r.stderr ?? '').trim() });
-    return r.status === 0;
+    return vipReplace(this.#iface, vip, this.#log);
   }
 
   del(vip: string): void {
-    spawnSync('ip', ['addr', 'del', `${vip}/32`, 'dev', this.#iface], { encoding: 'utf8' });
+    vipDelete(this.#iface, vip, this.#log);
   }
 
   announce(vip: string): void {

@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import type { VipGrant } from '../../shared/rules/desired.ts';
 import { LeasedIpVips, RecordedVipHost, vipRecordPath } from './cluster-vips.ts';
 import type { Logger } from './log.ts';
-import { IpCommandVips, VipSet, type VipHost } from './vips.ts';
+import { RtnlVips, VipSet, type VipHost } from './vips.ts';
 
 /** One virtual_ipaddress: an IPv4 address and its interface (null: the client interface). */
 export interface VrrpVipSpec {
@@ -43,7 +43,7 @@ export class VrrpVips {
 
   /**
    * `leased`: in a cluster the addresses carry a renewed lifetime (cluster-vips.ts) so a killed director's expire;
-   * `host` replaces the real `ip addr` for every interface (tests). Leftovers a killed tsvsd recorded are removed.
+   * `host` replaces the real rtnetlink address calls for every interface (tests). Leftovers a killed tsvsd recorded are removed.
    */
   constructor(o: { specs: readonly VrrpVipSpec[]; clientIf: string; exclude?: readonly string[]; socketPath: string; leased: boolean; log: Logger; host?: VipHost }) {
     const { client, other } = splitVrrpVips(o.specs, o.clientIf, o.exclude);
@@ -51,7 +51,7 @@ export class VrrpVips {
     for (const [iface, vips] of other) {
       const leased = !o.host && o.leased ? new LeasedIpVips(iface, o.log) : null;
       leased?.start();
-      const recorded = new RecordedVipHost(o.host ?? leased ?? new IpCommandVips(iface, o.log), vipRecordPath(dirname(o.socketPath), `vrrp-${iface}`), o.log);
+      const recorded = new RecordedVipHost(o.host ?? leased ?? new RtnlVips(iface, o.log), vipRecordPath(dirname(o.socketPath), `vrrp-${iface}`), o.log);
       recorded.removeLeftovers();
       this.#sets.push({ iface, vips, set: new VipSet(recorded, o.log), leased });
     }

@@ -8,7 +8,7 @@
 // that cannot write the store (a minority side, or no store at all) never becomes leader. A leader never writes the
 // store while it leads, so a store outage (JetStream raft elections take 4–9 s) does not touch a healthy leader.
 // A leader steps down when it sees a leader heartbeat with a higher term, and when its own heartbeats stop coming
-// back to it (isolationMs, shorter than the peers' detection time, so it releases its VIPs before anyone else can
+// back to it (isolationMs, shorter than the peers' detection time by more than a heartbeat, so it releases its VIPs before anyone else can
 // take them) — whether its connection broke (and did not come back on another server in time) or hangs.
 
 /** A peer's or this node's view of a term record in the store. */
@@ -52,9 +52,9 @@ export interface ElectionOptions {
   vips: readonly string[];
 }
 
-/** Defaults: 50 ms heartbeats, 3 missed = dead (150 ms), isolated after 125 ms without own echo. */
+/** Defaults: 25 ms heartbeats, 6 missed = dead (150 ms), isolated after 90 ms without own echo (shared/cluster/options.ts). */
 export function electionDefaults(name: string): ElectionOptions {
-  return { name, priority: 100, nopreempt: false, preemptDelayMs: 0, heartbeatMs: 50, missBeats: 3, isolationMs: 125, startupWaitMs: 300, vips: [] };
+  return { name, priority: 100, nopreempt: false, preemptDelayMs: 0, heartbeatMs: 25, missBeats: 6, isolationMs: 90, startupWaitMs: 300, vips: [] };
 }
 
 /** A member's state as shown by `tsvsadm cluster`. */
@@ -140,7 +140,7 @@ export class Election {
 
   constructor(opts: ElectionOptions, now: number) {
     if (!(opts.priority >= 1 && opts.priority <= 255)) throw new RangeError(`election: priority ${opts.priority} not in 1..255`);
-    if (!(opts.isolationMs < opts.heartbeatMs * opts.missBeats)) throw new RangeError('election: isolationMs must be shorter than heartbeatMs × missBeats');
+    if (!(opts.isolationMs + opts.heartbeatMs < opts.heartbeatMs * opts.missBeats)) throw new RangeError('election: isolationMs plus one heartbeat must be shorter than heartbeatMs × missBeats');
     this.opts = opts;
     this.startedAt = now;
     this.leaderlessSince = now;

@@ -1,5 +1,5 @@
 // The cluster agent's settings: parsed from argv (`--nats URL[,URL]` …) with every problem collected, defaults
-// that fit a director (50 ms heartbeats, 3 missed = dead), and checks that keep the timers consistent.
+// that fit a director (25 ms heartbeats, 6 missed = dead in 150 ms), and checks that keep the timers consistent.
 
 /** Everything the agent needs. Times in ms. */
 export interface ClusterOptions {
@@ -17,7 +17,7 @@ export interface ClusterOptions {
   preemptDelayMs: number;
   heartbeatMs: number;
   missBeats: number;
-  /** Own heartbeats missing this long = cut off from NATS; default heartbeat × (missBeats − 0.5). */
+  /** Own heartbeats missing this long = cut off from NATS; default {@link defaultIsolationMs}. */
   isolationMs: number;
   startupWaitMs: number;
   /** Replicas of the term bucket (3 on a 3-node NATS cluster). */
@@ -36,9 +36,21 @@ export interface ClusterOptions {
   vips: string[];
 }
 
+/**
+ * The isolation time that leaves a margin between a cut-off leader's release and a peer's takeover. A peer declares
+ * the leader dead `heartbeat × missBeats` after the last heartbeat it received, and that heartbeat may have left up
+ * to one interval before the cut, while the leader's last own echo may come right at the cut: the leader must let
+ * go at least one heartbeat earlier than detection, plus a guard for timer and event-queue delays (the larger of
+ * one heartbeat and 35 ms). Never below two heartbeats (one late echo is no isolation). 25 ms × 6 → 90 ms.
+ */
+export function defaultIsolationMs(heartbeatMs: number, missBeats: number): number {
+  const detection = heartbeatMs * missBeats;
+  return Math.max(2 * heartbeatMs, detection - heartbeatMs - Math.max(heartbeatMs, 35));
+}
+
 export function clusterDefaults(): ClusterOptions {
   return {
-    nats: [], creds: '', node: '', cluster: 'tsvs', priority: 100, nopreempt: false, preemptDelayMs: 0, heartbeatMs: 50, missBeats: 3,
+    nats: [], creds: '', node: '', cluster: 'tsvs', priority: 100, nopreempt: false, preemptDelayMs: 0, heartbeatMs: 25, missBeats: 6,
     isolationMs: 0, startupWaitMs: 0, kvReplicas: 3, kvTimeoutMs: 300, termLeaderAway: true, batchRecords: 1024, batchDelayMs: 0, resendEntries: 262_144,
     snapshotChunk: 16_384, vips: [],
   };
@@ -122,9 +134,13 @@ export function parseClusterArgs(argv: readonly string[]): ClusterOptions {
   if (!NAME.test(o.node)) problems.push(`--node must match ${NAME.source}, got "${o.node}"`);
   if (!NAME.test(o.cluster)) problems.push(`--cluster must match ${NAME.source}, got "${o.cluster}"`);
   for (const v of o.vips) if (!/^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?$/.test(v)) problems.push(`bad VIP ${v}`);
-  if (!isolationSet) o.isolationMs = Math.round(o.heartbeatMs * (o.missBeats - 0.5));
+  if (!isolationSet) o.isolationMs = defaultIsolationMs(o.heartbeatMs, o.missBeats);
   if (!startupSet) o.startupWaitMs = o.heartbeatMs * o.missBeats * 2;
-  if (o.isolationMs >= o.heartbeatMs * o.missBeats) problems.push(`--isolation ${o.isolationMs} must be shorter than heartbeat × miss-beats (${o.heartbeatMs * o.missBeats})`);
+  const detection = o.heartbeatMs * o.missBeats;
+  if (o.isolationMs + o.heartbeatMs >= detection) {
+    problems.push(`--isolation ${o.isolationMs} plus one heartbeat (${o.heartbeatMs}) must be shorter than heartbeat × miss-beats (${detection}): `
+      + `a leader cut off from NATS would still hold the VIPs when a peer takes them${isolationSet ? '' : '; raise --miss-beats'}`);
+  }
   if (problems.length) throw new ClusterOptionsError(problems);
   return o;
 }

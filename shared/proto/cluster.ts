@@ -98,7 +98,13 @@ export interface ClusterStatus {
   nats_server: string;
   ready: boolean;
   members: ClusterMemberStatus[];
+  /**
+   * The VIPs this director owns: in active-active the ones it holds on `lo` and forwards now (tsvsd fills it in);
+   * otherwise the agent's `--vip` list (empty when the leader owns the table's VIPs).
+   */
   vips: string[];
+  /** How the VIPs are owned (tsvsd fills it in): by the leader only, or by every ready director (`--active-active`). */
+  mode?: 'active-backup' | 'active-active';
   sync: ClusterSyncStatus;
 }
 

@@ -33,6 +33,7 @@ const NDA_DST = 1;
 const NDA_LLADDR = 2;
 const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
+const IFA_CACHEINFO = 6;
 const RTA_DST = 1;
 const RTA_OIF = 4;
 const RTA_GATEWAY = 5;
@@ -360,5 +361,36 @@ export function linkBody(ifindex: number, flags = 0, change = 0): Uint8Array {
   dv.setInt32(4, ifindex, true);
   dv.setUint32(8, flags, true);
   dv.setUint32(12, change, true);
+  return b;
+}
+
+/** ifa_cacheinfo's "forever" lifetime. */
+export const IFA_INFINITY_LIFE = 0xffffffff;
+
+/**
+ * An RTM_NEWADDR/RTM_DELADDR request body (ifaddrmsg + IFA_LOCAL + IFA_ADDRESS, and IFA_CACHEINFO when
+ * `lifetimeS` is given): IPv4 `addr` (host-order u32) / `prefixLen` on interface `ifindex`, scope global — what
+ * `ip addr replace ADDR/LEN dev IF [valid_lft S preferred_lft S]` sends.
+ */
+export function addrBody(ifindex: number, addr: number, prefixLen: number, lifetimeS?: number): Uint8Array {
+  const withLft = lifetimeS !== undefined;
+  const b = new Uint8Array(IFADDRMSG_LEN + 8 + 8 + (withLft ? 4 + 16 : 0));
+  const dv = new DataView(b.buffer);
+  b[0] = AF_INET;
+  b[1] = prefixLen;
+  dv.setUint32(4, ifindex, true);
+  let p = IFADDRMSG_LEN;
+  for (const type of [IFA_LOCAL, IFA_ADDRESS]) {
+    dv.setUint16(p, 8, true);
+    dv.setUint16(p + 2, type, true);
+    dv.setUint32(p + 4, addr >>> 0, false);
+    p += 8;
+  }
+  if (withLft) {
+    dv.setUint16(p, 20, true);
+    dv.setUint16(p + 2, IFA_CACHEINFO, true);
+    dv.setUint32(p + 4, lifetimeS >>> 0, true); // ifa_prefered
+    dv.setUint32(p + 8, lifetimeS >>> 0, true); // ifa_valid
+  }
   return b;
 }

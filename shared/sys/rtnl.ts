@@ -1,7 +1,7 @@
 // rtnetlink sockets through koffi: a blocking request socket (dumps, acked requests) and a non-blocking monitor
 // subscribed to multicast groups and read from the event loop. Bodies are parsed by rtnl-codec.ts.
 import { C, SysError, bind, check, close, errno, ifIndex, raw, socket, uvPoll, type UvPollHandle } from './libc.ts';
-import { IFF_UP, NlmF, Rtm, linkBody, nlRequest, nlStats, walkMessages, type NlHandler, type NlStats } from './rtnl-codec.ts';
+import { IFF_UP, NlmF, Rtm, addrBody, linkBody, nlRequest, nlStats, walkMessages, type NlHandler, type NlStats } from './rtnl-codec.ts';
 
 const NETLINK_ROUTE = 0;
 const BUF_BYTES = 64 * 1024; // above the kernel's largest dump datagram (32 KiB)
@@ -161,6 +161,31 @@ export function linkDelete(ifname: string): boolean {
     rtnlRequest(Rtm.DELLINK, 0, linkBody(i), `RTM_DELLINK ${ifname}`);
   } catch (e) {
     if (e instanceof SysError && e.code === 'ENODEV') return false;
+    throw e;
+  }
+  return true;
+}
+
+/**
+ * Adds or replaces IPv4 `addr` (host-order u32) / `prefixLen` on `ifname` (`ip addr replace`), with a lifetime in
+ * seconds when given (the kernel removes the address when it runs out unless it is replaced again). One netlink
+ * round trip, no process spawned. Throws SysError (ENODEV when the interface does not exist).
+ */
+export function addressReplace(ifname: string, addr: number, prefixLen: number, lifetimeS?: number): void {
+  rtnlRequest(Rtm.NEWADDR, NlmF.CREATE | NlmF.REPLACE, addrBody(ifIndex(ifname), addr, prefixLen, lifetimeS), `RTM_NEWADDR ${ifname}`);
+}
+
+/**
+ * Removes IPv4 `addr` / `prefixLen` from `ifname` (`ip addr del`). Returns false when the address (or the
+ * interface) was not there. Throws SysError on anything else.
+ */
+export function addressDelete(ifname: string, addr: number, prefixLen: number): boolean {
+  const i = raw.if_nametoindex(ifname);
+  if (i === 0) return false;
+  try {
+    rtnlRequest(Rtm.DELADDR, 0, addrBody(i, addr, prefixLen), `RTM_DELADDR ${ifname}`);
+  } catch (e) {
+    if (e instanceof SysError && (e.code === 'EADDRNOTAVAIL' || e.code === 'ENOENT' || e.code === 'ENODEV')) return false;
     throw e;
   }
   return true;

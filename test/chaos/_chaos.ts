@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { VIP, execCapture, realServerIp } from '../../ops/lab/index.ts';
 import { sh, waitFor } from '../support/lab.ts';
 import type { ClusterStatus } from '../../shared/proto/cluster.ts';
+import { holdsAddr, vipHolderName } from '../../shared/cluster/vip-holder.ts';
 
 /** Host tools the chaos labs need. */
 export const CHAOS_TOOLS = ['ip', 'nginx', 'dnsmasq', 'nats-server', 'curl', 'tcpdump', 'arping'];
@@ -13,10 +14,10 @@ export const CHAOS_TOOLS = ['ip', 'nginx', 'dnsmasq', 'nats-server', 'curl', 'tc
 /** TCP port of the long-lived streams' service (this suite's range is 42000-42999). */
 export const STREAM_PORT = 42000;
 
-/** Whether `node` holds `addr`/32 on `dev` right now. */
+
+/** Whether `node` holds `addr`/32 for `dev` right now (on `dev`, or on the TUN device a cluster director holds its VIPs on). */
 export function hasAddr(node: string, addr = VIP, dev = 'front'): boolean {
-  const r = execCapture(node, ['ip', '-4', '-o', 'addr', 'show', 'dev', dev], { timeoutMs: 5000 });
-  return r.stdout.includes(`inet ${addr}/32`);
+  return holdsAddr(execCapture(node, ['ip', '-4', '-o', 'addr', 'show'], { timeoutMs: 5000 }).stdout, addr, dev);
 }
 
 /** `tsvsadm cluster --json` in a director. */
@@ -99,7 +100,7 @@ export async function watchAddr(nodes: string[], addr = VIP, dev = 'front'): Pro
     // resolved in the root namespace (wrong); the label before the backslash is the namespace's own name.
     // -ts: the kernel event's time as ip saw it (local time, µs), not when this process got around to the line.
     const m = /^\[(\d{4}-\d\d-\d\dT[\d:.]+)\] \[nsid (\d+)\](Deleted )?\d+: \S+\s+inet (\S+) ([^\\]*)\\/.exec(line);
-    if (!m || m[4] !== `${addr}/32` || m[5].trim().split(/\s+/).at(-1) !== dev) return;
+    if (!m || m[4] !== `${addr}/32` || ![dev, vipHolderName(dev)].includes(m[5].trim().split(/\s+/).at(-1) ?? '')) return;
     const node = byId.get(m[2]);
     if (!node) return;
     const present = m[3] === undefined;

@@ -64,9 +64,9 @@ describe('chaos isolation: a director cut off from NATS releases the VIP; never 
     }
     expect(r.requests, 'arping asked').toBeGreaterThan(100);
     expect(r.overlaps, 'an ARP request answered by two MACs').toEqual([]);
-    // The addresses themselves overlapped once by 15 ms in CI (the isolation margin, 125 ms against 150 ms detection,
-    // is thin under load: docs/chaos.md); what clients see — an ARP request answered by two MACs — is held to none.
-    expect(g.both.reduce((n, o) => n + o.ms, 0), `both directors held the VIP: ${JSON.stringify(g.both)}`).toBeLessThanOrEqual(50);
+    // The addresses never overlap either: a cut-off leader lets go 90 ms after its last own echo, 60 ms before a
+    // peer's detection can end (the old 125-of-150 ms margin was −25 ms at worst: docs/cluster.md, "Cut off").
+    expect(g.both, 'both directors held the VIP').toEqual([]);
     expect(released).toBeLessThan(owned);
     // Who answered, in order: d1, then d2 (after the cut), then d1 again (after the heal) — no flapping.
     expect(r.owners.map((o) => name(o.mac))).toEqual(['d1', 'd2', 'd1']);

@@ -123,7 +123,9 @@ async function freezeRuns(away: boolean, boundMs: number): Promise<{ dark: numbe
 }
 
 it('cluster freeze: the leader\'s only server, holding the term stream\'s leader, SIGSTOPped 5 times → 5 takeovers once JetStream elects a stream leader; never two owners', async () => {
-  const { dark, rows } = await freezeRuns(false, 15_000);
+  // JetStream's raft election of a new stream leader is nats-server's: 4–9 s measured here, 18.8 s once under a
+  // loaded CI run. The bound only says that a takeover follows it.
+  const { dark, rows } = await freezeRuns(false, 30_000);
   process.stdout.write(`cluster freeze, the term stream leader on the frozen server (--term-leader-anywhere), 5 runs:\n${rows.join('\n')}\n`);
   expect(dark.length).toBe(5);
 }, 300_000);

@@ -6,20 +6,18 @@
 // and the table in force stays. Needs root (tsvsd's admin socket is root-only) and /usr/sbin/nats-server (installed
 // by ops/nats if missing); run it under the lab lock: flock /tmp/tsvs-lab.lock vitest run test/integration/cluster-config.test.ts
 // (ports 43001-43023).
-import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNatsCluster, type NatsCluster } from '../../ops/nats/cluster.ts';
-import type { TableOp } from '../../shared/model/ops.ts';
-import type { ConfigDoc, FromClusterAgent, ToClusterAgent } from '../../shared/proto/cluster.ts';
+import type { ConfigDoc } from '../../shared/proto/cluster.ts';
+import { AgentParent } from '../support/agent-parent.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const TSVSD = join(root, 'ops/bin/tsvsd');
 const TSVSADM = join(root, 'ops/bin/tsvsadm');
-const NODE = join(root, 'node_modules/.bin/node');
-const AGENT = join(root, 'services/cluster/main.ts');
 const CLUSTER = 'kvcfg';
 const VIP = '10.77.0.10';
 
@@ -198,55 +196,10 @@ describe('cluster-config: three directors, one table in NATS KV', () => {
   }, 90_000);
 });
 
-/** A cluster agent process with this test as its parent tsvsd: edits sent as config-edit, answers and revisions kept. */
-class AgentParent {
-  readonly proc: ChildProcess;
-  readonly answers = new Map<number, FromClusterAgent & { type: 'config-answer' }>();
-  latest: { rev: number; doc: ConfigDoc } | null = null;
-  readonly logs: string[] = [];
-  #waiters = new Map<number, () => void>();
-  #next = 1;
-
-  constructor(name: string, cluster: string) {
-    this.proc = fork(AGENT, ['--nats', nats.urls.join(','), '--node', name, '--cluster', cluster], { execPath: NODE, serialization: 'advanced', stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
-    this.proc.on('message', (m: FromClusterAgent) => {
-      if (m.type === 'config-seed-request') this.send({ type: 'config-seed', doc: null });
-      else if (m.type === 'config-revision' && (!this.latest || m.rev > this.latest.rev)) this.latest = { rev: m.rev, doc: m.doc };
-      else if (m.type === 'config-answer') {
-        this.answers.set(m.id, m);
-        this.#waiters.get(m.id)?.();
-      } else if (m.type === 'log') this.logs.push(m.line);
-      else if (m.type === 'snapshot-done') this.send({ type: 'installed' });
-      else if (m.type === 'snapshot-request') this.send({ type: 'snapshot-data', id: m.id, words: new Uint32Array(0), last: true });
-    });
-  }
-
-  send(m: ToClusterAgent): void {
-    if (this.proc.connected) this.proc.send(m);
-  }
-
-  edit(op: TableOp): Promise<FromClusterAgent & { type: 'config-answer' }> {
-    const id = this.#next++;
-    return new Promise((res) => {
-      this.#waiters.set(id, () => res(this.answers.get(id)!));
-      this.send({ type: 'config-edit', id, op });
-    });
-  }
-
-  stop(): Promise<void> {
-    return new Promise((res) => {
-      if (this.proc.exitCode !== null) return res();
-      this.proc.once('exit', () => res());
-      this.send({ type: 'stop' });
-      setTimeout(() => this.proc.kill('SIGKILL'), 3000).unref();
-    });
-  }
-}
-
 describe('cluster-config: compare-and-set under contention (two agents, this test as their tsvsd)', () => {
   it('cluster-config: 2 agents × 100 edits sent at once (each agent runs its edits in order; the two contend on the same revisions): every edit lands exactly once (conflicts retried, none lost)', async () => {
-    const a = new AgentParent('a1', 'kvcas');
-    const b = new AgentParent('a2', 'kvcas');
+    const a = new AgentParent(nats.urls, 'a1', 'kvcas');
+    const b = new AgentParent(nats.urls, 'a2', 'kvcas');
     try {
       const svc = { af: 4 as const, protocol: 'udp' as const, addr: '10.78.0.1', port: 53, fwmark: 0, scheduler: 'rr', flags: 0, timeout: 0, netmask: '255.255.255.255', pe: '' };
       const key = { af: 4 as const, protocol: 'udp' as const, addr: '10.78.0.1', port: 53, fwmark: 0 };

@@ -10,20 +10,19 @@ import { VIP, execCapture, fail, heal, realServerIp } from '../../ops/lab/index.
 import { GATEWAY_VIP } from '../../ops/lab/plan.ts';
 import { labFor, sh, waitFor } from '../support/lab.ts';
 import type { ClusterStatus } from '../../shared/proto/cluster.ts';
+import { holdsAddr } from '../../shared/cluster/vip-holder.ts';
 
 const TOOLS = ['ip', 'nginx', 'dnsmasq', 'nats-server', 'curl'];
 const RULES = '/tmp/tsvs-wire-cluster-rules.txt';
 
-/** The VIPs (as /32 addresses) on a director's client interface. */
+/** Whether a director holds the VIP for its client interface (on its holding device, tvip-front). */
 function hasVip(node: string): boolean {
-  const r = execCapture(node, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'front'], { timeoutMs: 5000 });
-  return r.stdout.includes(`inet ${VIP}/32`);
+  return holdsAddr(execCapture(node, ['ip', '-4', '-o', 'addr', 'show'], { timeoutMs: 5000 }).stdout, VIP, 'front');
 }
 
-/** Whether a director holds the real servers' gateway address on `back`. */
+/** Whether a director holds the real servers' gateway address for `back`. */
 function hasGateway(node: string): boolean {
-  const r = execCapture(node, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'back'], { timeoutMs: 5000 });
-  return r.stdout.includes(`inet ${GATEWAY_VIP}/32`);
+  return holdsAddr(execCapture(node, ['ip', '-4', '-o', 'addr', 'show'], { timeoutMs: 5000 }).stdout, GATEWAY_VIP, 'back');
 }
 
 function cluster(node: string): ClusterStatus {
@@ -66,6 +65,8 @@ describe('cluster-tsvsd: two directors, DR, a real NATS cluster', () => {
     expect(s2).toMatchObject({ self: 'd2', leader: 'd1', term: s1.term });
     expect(s1.members).toEqual(expect.arrayContaining([{ name: 'd1', state: 'leader', priority: 200 }, { name: 'd2', state: 'backup', priority: 190 }]));
     expect(hasVip('d2')).toBe(false);
+    // `vips`: what each director holds now (not the agent's --vip list, empty under tsvsd).
+    expect([s1.vips, s2.vips]).toEqual([[VIP], []]);
     const got = new Set(Array.from({ length: 4 }, () => curl()));
     expect(got).toEqual(new Set(['rs1', 'rs2']));
   });

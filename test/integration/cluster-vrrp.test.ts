@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNatsCluster, type NatsCluster } from '../../ops/nats/cluster.ts';
 import type { ClusterStatus } from '../../shared/proto/cluster.ts';
+import { addrsHeld } from '../../shared/cluster/vip-holder.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const NODE = process.execPath;
@@ -47,10 +48,10 @@ function removeNamespaces(): void {
   for (const n of Object.values(NS)) spawnSync('ip', ['netns', 'del', n], { timeout: 10_000 });
 }
 
-/** The addresses /32 on `dev` in director `d`'s namespace. */
+/** The addresses /32 for `dev` (on it or on its holding device tvip-DEV) in director `d`'s namespace. */
 function held(d: Dir, dev: 'eth0' | 'eth1'): string[] {
-  const r = spawnSync('ip', ['-n', NS[d], '-4', '-o', 'addr', 'show', 'dev', dev], { encoding: 'utf8', timeout: 5000 });
-  return [...r.stdout.matchAll(/inet (\S+)\/32 /g)].map((m) => m[1]).sort();
+  const r = spawnSync('ip', ['-n', NS[d], '-4', '-o', 'addr', 'show'], { encoding: 'utf8', timeout: 5000 });
+  return addrsHeld(r.stdout, dev);
 }
 
 /** Whether `d` holds every VIP of the pair, and nothing of them when `all` is false. */

@@ -3,9 +3,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { TcpListeners } from '../support/tcp-listeners.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const TSVSD = join(root, 'ops/bin/tsvsd');
@@ -21,18 +21,10 @@ const DEAD1 = 49013;
 const DEAD2 = 49014;
 
 let dir = '';
-const servers = new Map<number, Server>();
 
-function listen(port: number): Promise<void> {
-  const s = createServer((c) => c.end());
-  servers.set(port, s);
-  return new Promise((r, j) => s.once('error', j).listen(port, '127.0.0.1', () => r()));
-}
-function unlisten(port: number): Promise<void> {
-  const s = servers.get(port);
-  servers.delete(port);
-  return new Promise((r) => (s ? s.close(() => r()) : r()));
-}
+const tcp = new TcpListeners();
+const listen = (port: number): Promise<void> => tcp.listen(port);
+const unlisten = (port: number): Promise<void> => tcp.unlisten(port);
 
 function conf(weightA: number, extra = ''): string {
   const rs = (port: number, w: number, more = '') => `  real_server 127.0.0.1 ${port} {\n    weight ${w}\n${more}    TCP_CHECK {\n      connect_timeout 0.3\n      delay_before_retry 0.1\n    }\n  }\n`;
@@ -110,7 +102,7 @@ afterEach(async () => {
     await d.exited;
     d = null;
   }
-  for (const p of [...servers.keys()]) await unlisten(p);
+  await tcp.closeAll();
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -17,6 +17,7 @@ import { GATEWAY_VIP } from '../../ops/lab/plan.ts';
 import { labFor, sh, waitFor } from '../support/lab.ts';
 import type { ClusterStatus } from '../../shared/proto/cluster.ts';
 import { decodeTraces, type DecodedSpan } from './telemetry-otlp.ts';
+import { holdsAddr } from '../../shared/cluster/vip-holder.ts';
 
 const TOOLS = ['ip', 'nginx', 'dnsmasq', 'nats-server', 'curl', '/usr/bin/chromium', '/usr/bin/promtool'];
 const NODE = `${REPO_ROOT}/node_modules/.bin/node`;
@@ -72,7 +73,7 @@ function cluster(node: string): ClusterStatus {
 }
 
 function hasVip(node: string): boolean {
-  return execCapture(node, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'front'], { timeoutMs: 5000 }).stdout.includes(`inet ${VIP}/32`);
+  return holdsAddr(execCapture(node, ['ip', '-4', '-o', 'addr', 'show'], { timeoutMs: 5000 }).stdout, VIP, 'front');
 }
 
 /** Chromium in a director's namespace (its listener is on that namespace's loopback), driven over a pipe. */

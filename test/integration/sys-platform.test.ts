@@ -46,5 +46,15 @@ describe('sys: platform layer against the kernel', () => {
     expect(r.dummyUp).toBe(true);
     expect(r.deleted).toEqual([true, false]);
     expect(r.upMissing).toBe('ENODEV');
+    // VIP addresses over rtnetlink: replaced (not duplicated) with the lifetime `ip` shows, forever without one,
+    // deleted once (then absent: false), a missing interface named; a lifetime that runs out removes the address.
+    expect(r.replaced).toEqual(['10.77.70.10/32 valid 2 preferred 2']);
+    expect(r.forever).toEqual([4294967295]);
+    expect(r.addrDeleted).toEqual([true, false, false]);
+    expect(r.afterDelete).toBe(0);
+    expect(r.replaceMissing).toBe('ENODEV');
+    expect(r.expired).toBe(true);
+    expect(r.expiredMs as number).toBeLessThan(2500);
+    process.stdout.write(`sys: address replace ${(r.replaceMs as number).toFixed(2)} ms, three deletes ${(r.deleteMs as number).toFixed(2)} ms, a 1 s lifetime gone after ${r.expiredMs as number} ms\n`);
   });
 });

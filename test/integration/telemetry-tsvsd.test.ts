@@ -6,9 +6,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { TcpListeners } from '../support/tcp-listeners.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const TSVSD = join(root, 'ops/bin/tsvsd');
@@ -111,19 +111,11 @@ describe('telemetry tsvsd --keepalived --http: health in /metrics and /api/stats
   const HPORT = 45042;
   const A = 45110;
   const B = 45111;
-  const servers = new Map<number, Server>();
   let hd = '';
   let hp: ChildProcess | null = null;
-  const listen = (port: number): Promise<void> => {
-    const srv = createServer((c) => c.end());
-    servers.set(port, srv);
-    return new Promise((r, j) => srv.once('error', j).listen(port, '127.0.0.1', () => r()));
-  };
-  const unlisten = (port: number): Promise<void> => {
-    const srv = servers.get(port);
-    servers.delete(port);
-    return new Promise((r) => (srv ? srv.close(() => r()) : r()));
-  };
+  const tcp = new TcpListeners();
+  const listen = (port: number): Promise<void> => tcp.listen(port);
+  const unlisten = (port: number): Promise<void> => tcp.unlisten(port);
   const metrics = async (): Promise<string> => (await fetch(`http://127.0.0.1:${HPORT}/metrics`)).text();
   const sample = (text: string, name: string, port: number, extra = ''): number | undefined => {
     const l = text.split('\n').find((x) => x.startsWith(name + '{') && x.includes(`remote_port="${port}"`) && x.includes(extra));
@@ -165,7 +157,7 @@ describe('telemetry tsvsd --keepalived --http: health in /metrics and /api/stats
       hp.kill('SIGTERM');
       await done;
     }
-    for (const port of [...servers.keys()]) await unlisten(port);
+    await tcp.closeAll();
     if (hd) rmSync(hd, { recursive: true, force: true });
   });
 

@@ -188,6 +188,15 @@ for (const mode of ['dr', 'nat'] as const) {
       if (mode === 'nat') expect(sh('rs1', ['ip', 'nexthop', 'show', 'id', '200'])).toMatch(/group 201\/202\/203 type resilient/);
       // One leader still coordinates.
       expect(DIRECTORS.map((d) => cluster(d).leader)).toEqual(['d1', 'd1', 'd1']);
+      // tsvsadm cluster says what each director forwards (the VIPs it holds on lo), leader or not.
+      for (const d of DIRECTORS) {
+        const c = cluster(d);
+        expect(c.mode).toBe('active-active');
+        expect(c.vips).toEqual([VIP]);
+        const text = sh(d, ['tsvsadm', 'cluster']);
+        expect(text).toContain('mode: active-active');
+        expect(text).toContain(`VIPs forwarded here: ${VIP}\n`);
+      }
     });
 
     it(`active-active ${mode}: 300 new connections from many source ports all succeed, every director forwards a share, every real server answers`, async () => {

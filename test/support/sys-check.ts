@@ -10,7 +10,7 @@ import { AddressWatch, listAddresses } from '../../shared/sys/addresses.ts';
 import { interfaceMac, sendGratuitousArp } from '../../shared/sys/arp.ts';
 import { SysError } from '../../shared/sys/errors.ts';
 import { C, bind, close, htons, ifIndex, raw, socket } from '../../shared/sys/libc.ts';
-import { linkDelete, linkSetUp } from '../../shared/sys/rtnl.ts';
+import { addressDelete, addressReplace, linkDelete, linkSetUp } from '../../shared/sys/rtnl.ts';
 import { SysctlSet, readSysctl, writeSysctl } from '../../shared/sys/sysctl.ts';
 
 const out: Record<string, unknown> = {};
@@ -95,5 +95,29 @@ linkSetUp('sc-dummy');
 out.dummyUp = (JSON.parse(ip('-j', 'link', 'show', 'sc-dummy')) as { flags: string[] }[])[0].flags.includes('UP');
 out.deleted = [linkDelete('sc-dummy'), linkDelete('sc-dummy')];
 out.upMissing = await codeOf(() => linkSetUp('sc-none'));
+
+// --- addresses over rtnetlink (VIP ownership): replace with a lifetime (twice: replace, not a duplicate), as `ip`
+// shows it; delete, delete again (absent), and a missing interface.
+const vip2 = ipv4FromText('10.77.70.10')!;
+const shown = (): { local: string; prefixlen: number; valid_life_time: number; preferred_life_time: number }[] =>
+  (JSON.parse(ip('-j', 'addr', 'show', 'dev', 'sc-a')) as { addr_info: { local: string; prefixlen: number; valid_life_time: number; preferred_life_time: number }[] }[])[0].addr_info.filter((a) => a.local === '10.77.70.10');
+t = performance.now();
+addressReplace('sc-a', vip2, 32, 2);
+out.replaceMs = performance.now() - t;
+addressReplace('sc-a', vip2, 32, 2);
+out.replaced = shown().map((a) => `${a.local}/${a.prefixlen} valid ${a.valid_life_time} preferred ${a.preferred_life_time}`);
+addressReplace('sc-a', vip2, 32);
+out.forever = shown().map((a) => a.valid_life_time);
+t = performance.now();
+out.addrDeleted = [addressDelete('sc-a', vip2, 32), addressDelete('sc-a', vip2, 32), addressDelete('sc-none', vip2, 32)];
+out.deleteMs = performance.now() - t;
+out.afterDelete = shown().length;
+out.replaceMissing = await codeOf(() => addressReplace('sc-none', vip2, 32));
+// A lifetime runs out in the kernel: the address goes by itself (what a killed director's VIP does).
+addressReplace('sc-a', vip2, 32, 1);
+t = performance.now();
+while (shown().length > 0 && performance.now() - t < 4000) await sleep(50);
+out.expiredMs = Math.round(performance.now() - t);
+out.expired = shown().length === 0;
 
 process.stdout.write(`${JSON.stringify(out)}\n`);
