@@ -208,6 +208,7 @@ export async function main(args: string[]): Promise<void> {
         const pair: Record<'off' | 'on', Sample[]> = { off: [], on: [] };
         const fixed: Record<'off' | 'on', Sample[]> = { off: [], on: [] };
         const procUs: Record<'off' | 'on', number[]> = { off: [], on: [] };
+        const roleUs: Record<'off' | 'on', string[]> = { off: [], on: [] };
         for (let r = 0; r < o.runs; r++) {
           for (const on of r % 2 === 0 ? [false, true] : [true, false]) {
             log(`tracing pair, round ${r + 1} of ${o.runs}: tracing ${on ? 'at 1 %' : 'off'}`);
@@ -237,6 +238,7 @@ export async function main(args: string[]): Promise<void> {
               const cpu = cpuByRole(c0, cpuSnapshot(['d1']));
               const delivered = f.pps * o.seconds;
               procUs[on ? 'on' : 'off'].push((1e6 * Object.values(cpu).reduce((n, c) => n + c, 0)) / delivered);
+              roleUs[on ? 'on' : 'off'].push(Object.entries(cpu).map(([role, c]) => `${role} ${((1e6 * c) / delivered).toFixed(2)}`).join(', '));
               fixed[on ? 'on' : 'off'].push(f);
               log(`tracing ${on ? 'at 1 %' : 'off'}, fixed ${o.fixedPps} pps offered: ${Math.round(f.pps)} delivered, busy ${f.busyPct.join('/')}`);
               if (on) {
@@ -264,7 +266,7 @@ export async function main(args: string[]): Promise<void> {
         result.director_us_per_pkt_traced_1 = Number(us(fixed.on, 'dirUsPerPkt').toFixed(3));
         result.director_procs_us_per_pkt_pair_untraced = Number(median(procUs.off).toFixed(3));
         result.director_procs_us_per_pkt_traced_1 = Number(median(procUs.on).toFixed(3));
-        pairNote = `director's processes (worker, tsvsd, telemetry, sink) CPU per packet at ${o.fixedPps / 1000}k pps: tracing off ${procUs.off.map((x) => x.toFixed(2)).join(' ')} µs, at 1 % ${procUs.on.map((x) => x.toFixed(2)).join(' ')} µs`;
+        pairNote = `director's processes (worker, tsvsd, telemetry, sink) CPU per packet at ${o.fixedPps / 1000}k pps: tracing off ${procUs.off.map((x) => x.toFixed(2)).join(' ')} µs, at 1 % ${procUs.on.map((x) => x.toFixed(2)).join(' ')} µs\n  by process, µs/pkt: tracing off: ${roleUs.off.join('; ')}\n  at 1 %: ${roleUs.on.join('; ')}`;
       }
     }
   } finally {
