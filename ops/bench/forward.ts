@@ -1,11 +1,14 @@
 // npm run bench -- forward: 60-byte UDP packets per second through one worker core (NAT, DR, TUN) side by side
 // with the kernel's iptables DNAT on the same lab and load, then CPU µs per packet at a fixed offered rate.
 // Ends with one line of JSON: nat_vs_kernel, dr_vs_kernel, tun_vs_kernel, us_per_pkt, kernel_us_per_pkt.
-// --backend nfqueue measures the safe mode (NFQUEUE verdicts) instead of AF_PACKET.
+// --backend nfqueue measures the safe mode (NFQUEUE verdicts) instead of AF_PACKET. In NAT mode tsvs is also
+// measured as a pair, tracing off and at 1 % (--otlp to a sink in d1, --trace-ratio 0.01), interleaved in fresh labs,
+// to show forwarding does not move with tracing on (--no-trace-pair leaves it out).
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HZ, NODE, ROOT, VIP, addrOf, cores, cpuTimes, inNs, kernelDnat, lab, log, macOf, median, plan, raiseSocketBuffers, rps, rxPackets, sinkIpv4, sleep, table } from './_lib.ts';
+import { cpuByRole, cpuSnapshot } from './_proc-cpu.ts';
+import { HZ, NODE, ROOT, VIP, addrOf, cores, cpuTimes, inNs, kernelDnat, lab, log, macOf, median, plan, raiseSocketBuffers, rps, rxPackets, sinkIpv4, sleep, spawnInNs, table } from './_lib.ts';
 
 const PORT = 9000;
 /** The director's CPU (tsvs's worker, the kernel's RPS target): the last one; trafgen keeps to CPU 0. */
@@ -21,10 +24,30 @@ interface Opts {
   tsvsdArgs: string | null;
   /** The workers' packet I/O (lab up --backend). */
   backend: 'afpacket' | 'nfqueue';
+  /** NAT: also measure tsvs with tracing on at 1 % (a second lab). */
+  tracePair: boolean;
+}
+
+/** Ports in d1 for the traced NAT runs: the OTLP sink and tsvsd's HTTP listener. */
+const OTLP_SINK_PORT = 46064;
+const HTTP_PORT = 46065;
+const SINK = `require('node:http').createServer((q, s) => { q.resume(); q.on('end', () => s.writeHead(200).end()); }).listen(${OTLP_SINK_PORT}, '127.0.0.1');`;
+
+/**
+ * Waits until tsvsd in d1 answers /metrics and, with `tracing`, reports the telemetry child's counters; returns the
+ * text. Throws after 20 s.
+ */
+async function metricsReady(tracing: boolean): Promise<string> {
+  for (let t = 0; t < 200; t++) {
+    const m = inNs('d1', ['curl', '-s', '-m', '3', `http://127.0.0.1:${HTTP_PORT}/metrics`], { allowFail: true });
+    if (tracing ? /^tsvs_decisions_read_total \d+$/m.test(m) : m.includes('tsvs_workers')) return m;
+    await sleep(100);
+  }
+  throw new Error(`forward: tsvsd's /metrics did not show ${tracing ? 'the telemetry counters' : 'tsvs_workers'} within 20 s`);
 }
 
 function parseOpts(args: string[]): Opts {
-  const o: Opts = { seconds: 5, runs: 2, fixedPps: 150_000, modes: ['nat', 'dr', 'tun'], tsvsdArgs: null, backend: 'afpacket' };
+  const o: Opts = { seconds: 5, runs: 2, fixedPps: 150_000, modes: ['nat', 'dr', 'tun'], tsvsdArgs: null, backend: 'afpacket', tracePair: true };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (a === '--seconds') o.seconds = Number(args[++i]);
@@ -33,7 +56,8 @@ function parseOpts(args: string[]): Opts {
     else if (a === '--modes') o.modes = args[++i].split(',') as Opts['modes'];
     else if (a === '--tsvsd-args') o.tsvsdArgs = args[++i];
     else if (a === '--backend' && (args[i + 1] === 'afpacket' || args[i + 1] === 'nfqueue')) o.backend = args[++i] as Opts['backend'];
-    else throw new Error(`forward: unknown option ${a} (--seconds N --runs N --pps N --modes nat,dr,tun --tsvsd-args STR --backend afpacket|nfqueue)`);
+    else if (a === '--no-trace-pair') o.tracePair = false;
+    else throw new Error(`forward: unknown option ${a} (--seconds N --runs N --pps N --modes nat,dr,tun --tsvsd-args STR --backend afpacket|nfqueue --no-trace-pair)`);
   }
   return o;
 }
@@ -108,6 +132,8 @@ export async function main(args: string[]): Promise<void> {
   let tsvsUs = NaN;
   let kernelDirUs = NaN;
   let tsvsDirUs = NaN;
+  const traced: string[] = [];
+  let pairNote = '';
   const busy = (s: Sample[]): string => s.map((x) => x.busyPct.join('/')).join(' ');
   // trafgen sizes its socket buffer from net.core.wmem_default, which only the initial namespace may set; when the
   // kernel reference queues frames for another CPU (RPS) a small buffer fills and trafgen stops with EAGAIN.
@@ -175,6 +201,73 @@ export async function main(args: string[]): Promise<void> {
       } finally {
         lab('down');
       }
+      if (mode === 'nat' && o.tracePair) {
+        // tsvs NAT with tracing off and at 1 %, interleaved (a fresh lab each, both serving /metrics, the order swapped
+        // every round): the telemetry child tails the ring and exports to a sink in d1. Established flows make no
+        // decisions (16 flows: 16 records), so only the child's and its sink's presence could move the figures.
+        const pair: Record<'off' | 'on', Sample[]> = { off: [], on: [] };
+        const fixed: Record<'off' | 'on', Sample[]> = { off: [], on: [] };
+        const procUs: Record<'off' | 'on', number[]> = { off: [], on: [] };
+        const roleUs: Record<'off' | 'on', string[]> = { off: [], on: [] };
+        for (let r = 0; r < o.runs; r++) {
+          for (const on of r % 2 === 0 ? [false, true] : [true, false]) {
+            log(`tracing pair, round ${r + 1} of ${o.runs}: tracing ${on ? 'at 1 %' : 'off'}`);
+            const http = `--http 127.0.0.1:${HTTP_PORT}`;
+            const extra = on ? `${http} --otlp http://127.0.0.1:${OTLP_SINK_PORT} --trace-ratio 0.01` : http;
+            lab('down');
+            lab('up', '--mode', mode, '--servers', '2', '--workers', '1', '--cpus', String(DIR_CPU), '--backend', o.backend, '--tsvsd-args', o.tsvsdArgs ? `${o.tsvsdArgs} ${extra}` : extra);
+            const sink = on ? spawnInNs('d1', [NODE, '-e', SINK]) : null;
+            try {
+              const p = plan();
+              const rs = ['rs1', 'rs2'];
+              const rips = rs.map((n) => addrOf(p, n, '10.200.1.'));
+              for (const n of rs) sinkIpv4(n, 'eth0');
+              const client = addrOf(p, 'client', '10.200.0.');
+              const gen: Gen = { cfg: join(dir, `${mode}-pair.cfg`), dmac: macOf('d1', 'front'), smac: macOf('client', 'eth0'), src: client };
+              writeFileSync(gen.cfg, trafgenConfig(gen.dmac, gen.smac, client));
+              tsvsadm('-A', '-u', `${VIP}:${PORT}`, '-s', 'rr');
+              for (const rip of rips) tsvsadm('-a', '-u', `${VIP}:${PORT}`, '-r', `${rip}:${PORT}`, '-m');
+              await metricsReady(on);
+              await sleep(500);
+              inNs('client', ['ping', '-c', '1', '-W', '1', VIP], { allowFail: true });
+              pair[on ? 'on' : 'off'].push(await blast(gen, o.seconds, null, rs));
+              // At the fixed rate, also the director's own processes' CPU (worker, tsvsd, telemetry child, sink) per
+              // delivered packet, from /proc/PID/stat: what tracing adds there, whatever else the machine runs.
+              const c0 = cpuSnapshot(['d1']);
+              const f = await blast(gen, o.seconds, o.fixedPps, rs);
+              const cpu = cpuByRole(c0, cpuSnapshot(['d1']));
+              const delivered = f.pps * o.seconds;
+              procUs[on ? 'on' : 'off'].push((1e6 * Object.values(cpu).reduce((n, c) => n + c, 0)) / delivered);
+              roleUs[on ? 'on' : 'off'].push(Object.entries(cpu).map(([role, c]) => `${role} ${((1e6 * c) / delivered).toFixed(2)}`).join(', '));
+              fixed[on ? 'on' : 'off'].push(f);
+              log(`tracing ${on ? 'at 1 %' : 'off'}, fixed ${o.fixedPps} pps offered: ${Math.round(f.pps)} delivered, busy ${f.busyPct.join('/')}`);
+              if (on) {
+                const m = await metricsReady(true);
+                const v = (k: string): number => Number(new RegExp(`^${k} (\\d+)$`, 'm').exec(m)?.[1] ?? NaN);
+                traced.push(`read ${v('tsvs_decisions_read_total')}, traced ${v('tsvs_decisions_traced_total')}, exported ${v('tsvs_trace_spans_exported_total')}`);
+              }
+            } finally {
+              sink?.kill('SIGTERM');
+              lab('down');
+            }
+          }
+        }
+        const pps = (xs: Sample[]): number => median(xs.map((x) => x.pps));
+        const us = (xs: Sample[], k: 'usPerPkt' | 'dirUsPerPkt'): number => median(xs.map((x) => x[k]));
+        for (const k of ['off', 'on'] as const) {
+          rows.push([mode, k === 'off' ? 'tsvs, pair: tracing off' : 'tsvs, pair: traced 1 %', Math.round(pps(pair[k])), pair[k].map((x) => Math.round(x.pps / 1000) + 'k').join(' '), busy(pair[k]), us(fixed[k], 'usPerPkt').toFixed(2), us(fixed[k], 'dirUsPerPkt').toFixed(2)]);
+        }
+        result.nat_pps_pair_untraced = Math.round(pps(pair.off));
+        result.nat_pps_traced_1 = Math.round(pps(pair.on));
+        result.nat_traced_1_vs_untraced = Number((pps(pair.on) / pps(pair.off)).toFixed(3));
+        result.us_per_pkt_pair_untraced = Number(us(fixed.off, 'usPerPkt').toFixed(3));
+        result.us_per_pkt_traced_1 = Number(us(fixed.on, 'usPerPkt').toFixed(3));
+        result.director_us_per_pkt_pair_untraced = Number(us(fixed.off, 'dirUsPerPkt').toFixed(3));
+        result.director_us_per_pkt_traced_1 = Number(us(fixed.on, 'dirUsPerPkt').toFixed(3));
+        result.director_procs_us_per_pkt_pair_untraced = Number(median(procUs.off).toFixed(3));
+        result.director_procs_us_per_pkt_traced_1 = Number(median(procUs.on).toFixed(3));
+        pairNote = `director's processes (worker, tsvsd, telemetry, sink) CPU per packet at ${o.fixedPps / 1000}k pps: tracing off ${procUs.off.map((x) => x.toFixed(2)).join(' ')} µs, at 1 % ${procUs.on.map((x) => x.toFixed(2)).join(' ')} µs\n  by process, µs/pkt: tracing off: ${roleUs.off.join('; ')}\n  at 1 %: ${roleUs.on.join('; ')}`;
+      }
     }
   } finally {
     wmem();
@@ -187,6 +280,7 @@ export async function main(args: string[]): Promise<void> {
   process.stdout.write(`µs/pkt at a fixed ${o.fixedPps} pps offered (ops/bench/_udpgen.ts on CPU 0: sendmmsg bursts every ms): all CPUs' busy time (generator, bridges, director, real servers) / delivered\n`);
   process.stdout.write(`packets, and the director CPU's alone.\n\n`);
   table(rows);
+  if (traced.length > 0) process.stdout.write(`tsvs NAT pair (fresh labs, tracing off and at 1 % interleaved, medians; 16 flows make 16 decisions): traced runs ${traced.join('; ')}\n${pairNote}\n`);
   result.us_per_pkt = Number(tsvsUs.toFixed(3));
   result.kernel_us_per_pkt = Number(kernelUs.toFixed(3));
   result.director_us_per_pkt = Number(tsvsDirUs.toFixed(3));

@@ -74,10 +74,11 @@ export class RingTail {
 
   /**
    * Reads what every ring gained since the last poll: records `keep(outcome)` accepts go to `onRecord`, the others
-   * are only counted (`onSkip`), losses to `onLoss`.
+   * are only counted (`onSkip`), losses to `onLoss`. Returns the largest share of a ring's capacity this poll had to
+   * go through (records kept, skipped, torn or lost, over the ring's capacity; 0 when nothing was new).
    */
   poll(onRecord: (r: DecisionRecord) => void, onLoss: (lost: number, torn: number) => void, keep?: (outcome: number) => boolean, onSkip?: (n: number) => void): number {
-    let n = 0;
+    let fill = 0;
     for (const t of this.open.values()) {
       const { records, lost, torn, skipped } = t.reader.poll(undefined, keep);
       if (lost > 0 || torn > 0) onLoss(lost, torn);
@@ -86,9 +87,10 @@ export class RingTail {
       // Handed on (queued for export): a restart resumes after them. Spans still queued when the process dies are
       // lost with it (at most the export queue, about one export delay's worth).
       t.reader.commit();
-      n += records.length;
+      const f = (records.length + lost + torn + skipped) / t.reader.capacity;
+      if (f > fill) fill = f;
     }
-    return n;
+    return fill;
   }
 
   get count(): number {

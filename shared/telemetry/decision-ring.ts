@@ -446,8 +446,9 @@ export class DecisionReader {
   /**
    * Every record committed since the last poll, oldest first, at most `max`. Records the writer overwrote
    * before they were read are counted in `lost`; records overwritten during the copy in `torn`. With `keep`, a
-   * record is decoded only when `keep(outcome code)` says so (sampling without the cost of decoding); the others
-   * are counted in `skipped`.
+   * record is copied and decoded only when `keep(outcome code)` says so (sampling without the cost of copying or
+   * decoding: the outcome byte is read in place, checked against the slot's sequence number before and after); the
+   * others are counted in `skipped`. `keep` is called once per intact record, in sequence order.
    */
   poll(max = this.records, keep?: (outcome: number) => boolean): PollResult {
     this.refresh();
@@ -468,13 +469,34 @@ export class DecisionReader {
       pending = this.records - 1;
     }
     const out: DecisionRecord[] = [];
+    const u32 = this.u32;
+    const bytes = this.bytes;
+    const mask = this.records - 1;
     while (pending > 0 && out.length < max) {
       let next = (this.cursor + 1) >>> 0;
       if (next === 0) next = 1;
       this.cursor = next;
       pending--;
+      if (keep !== undefined) {
+        // Sample on the outcome byte read in place, between two checks of the slot's sequence number: a record
+        // turned down is neither copied nor decoded.
+        const off = RING_HEADER_BYTES + (next & mask) * RECORD_BYTES;
+        const at = (off + R_SEQ) >>> 2;
+        if (Atomics.load(u32, at) !== next) {
+          torn++;
+          continue;
+        }
+        const outcome = bytes[off + R_OUTCOME];
+        if (Atomics.load(u32, at) !== next) {
+          torn++;
+          continue;
+        }
+        if (!keep(outcome)) {
+          skipped++;
+          continue;
+        }
+      }
       if (!this.copy(next)) torn++;
-      else if (keep !== undefined && !keep(this.sdv.getUint8(R_OUTCOME))) skipped++;
       else out.push(this.decode(next));
     }
     return { records: out, lost, torn, skipped };
