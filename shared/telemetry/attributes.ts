@@ -81,20 +81,6 @@ export function recordToAttributes(r: DecisionRecord): Attributes {
   return a;
 }
 
-/** The sampler settings: `ratio` of successful decisions kept, 0..1. Failures and control events are always kept. */
-export interface SamplingRule {
-  ratio: number;
-}
-
-/**
- * Whether a decision is exported: always when it failed; otherwise when `draw` (uniform in [0, 1)) < ratio.
- * Ratio 0 keeps only failures; ratio 1 keeps everything.
- */
-export function sampleDecision(rule: SamplingRule, r: Pick<DecisionRecord, 'outcome'>, draw: number): boolean {
-  if (isFailure(r.outcome)) return true;
-  return draw < rule.ratio;
-}
-
 /** Thrown for an unusable sampling configuration (a bad --trace-ratio or OTEL_TRACES_SAMPLER_ARG). */
 export class TraceConfigError extends Error {
   readonly code = 'ERR_TRACE_CONFIG' as const;

@@ -13,7 +13,7 @@ import {
   schedulerIndex,
   type DecisionRecord,
 } from '../../shared/telemetry/decision-ring.ts';
-import { Attr, parseRatio, recordToAttributes, sampleDecision, traceSettings, TraceConfigError } from '../../shared/telemetry/attributes.ts';
+import { Attr, parseRatio, recordToAttributes, traceSettings, TraceConfigError } from '../../shared/telemetry/attributes.ts';
 import type { DestView } from '../../shared/sched/types.ts';
 
 const ip = (s: string): number => s.split('.').reduce((a, b) => a * 256 + Number(b), 0);
@@ -224,14 +224,6 @@ describe('telemetry attributes and sampling', () => {
     expect(a['error.type']).toBe('no-dest');
     expect(a['lvs.outcome']).toBe('no-dest');
     expect(a['lvs.dest.address']).toBeUndefined();
-  });
-
-  it('telemetry sampling: ratio for successes, always for failures', () => {
-    expect(sampleDecision({ ratio: 0 }, { outcome: 'no-dest' }, 0.99)).toBe(true);
-    expect(sampleDecision({ ratio: 0 }, { outcome: 'scheduled' }, 0)).toBe(false);
-    expect(sampleDecision({ ratio: 1 }, { outcome: 'scheduled' }, 0.999)).toBe(true);
-    expect(sampleDecision({ ratio: 0.01 }, { outcome: 'persistent' }, 0.005)).toBe(true);
-    expect(sampleDecision({ ratio: 0.01 }, { outcome: 'persistent' }, 0.5)).toBe(false);
   });
 
   it('telemetry settings: options win over OTEL_* variables; bad values are typed errors', () => {
