@@ -207,14 +207,15 @@ export class Election {
         this.readInFlight = false;
         if (input.record) {
           // The store's revision is what the next CAS must name; the term to write must exceed every term known.
-          // A record can hold a lower term than one already heard of at a newer revision (seen on nats-server
+          // A record can hold a lower term than one already heard of, at a newer revision (seen on nats-server
           // 2.9.10 after repeated freezes of the stream leader's server: an old write reappeared at a new
-          // revision); ignoring its revision would CAS on a stale one, conflict, re-read, forever.
+          // revision) or even at an older one (the stream rolled back to revision 5 after revision 8 had been
+          // acknowledged, when the frozen server held the stream leader). Ignoring its revision would CAS on a
+          // stale one, conflict, re-read, forever. Naming the store's revision is always safe: the CAS on it is
+          // what decides, and a stale read only costs a conflict and another read.
           this.termKnown = true;
-          if (input.record.rev >= this.rev || input.record.term >= this.term) {
-            this.term = Math.max(this.term, input.record.term);
-            this.rev = input.record.rev;
-          }
+          this.term = Math.max(this.term, input.record.term);
+          this.rev = input.record.rev;
         } else {
           this.retryAt = now + this.opts.heartbeatMs;
         }

@@ -62,7 +62,21 @@ async function freezeRuns(away: boolean, boundMs: number): Promise<{ dark: numbe
     await waitFor('d1 leads', () => d1.holdsVips(), 20_000);
     await waitFor('both ready', async () => (await Promise.all(agents.map((a) => a.status()))).every((s) => s.ready), 20_000);
     if (away) {
-      await waitFor('the term stream leader off d1\'s server, group whole', async () => (await nats.streamLeader(STREAM)) !== nats.nodes[li].name && (await nats.streamHealthy(STREAM, 3)), 20_000)
+      // Settled, not just moved: the agent asks the stream leader to step down right after it leads, and a raft group
+      // whose leader changed a few hundred ms ago can still fail every write for seconds when a member is frozen
+      // (seen once: CAS timeouts for 2.4 s). The same leader, group whole, over 1.5 s.
+      let since = 0;
+      let seen = '';
+      await waitFor('the term stream leader off d1\'s server, settled, group whole', async () => {
+        const l = (await nats.streamLeader(STREAM)) ?? '';
+        const ok = l !== nats.nodes[li].name && l !== '' && (await nats.streamHealthy(STREAM, 3));
+        if (!ok || l !== seen) {
+          seen = ok ? l : '';
+          since = Date.now();
+          return false;
+        }
+        return Date.now() - since >= 1500;
+      }, 30_000)
         .catch((e: unknown) => {
           process.stdout.write(`run ${run}: agent logs:\n${agents.map((a) => a.logs.join('\n')).join('\n')}\n`);
           throw e;

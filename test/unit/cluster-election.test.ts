@@ -196,6 +196,25 @@ describe('cluster election', () => {
     expect(s.overlaps).toEqual([]);
   });
 
+  it('election: a store rolled back to an older term at an older revision (acknowledged writes lost) does not stall a takeover', () => {
+    const s = three();
+    s.kill(s.nodes[0]);
+    s.run(1000);
+    expect(s.leaders()).toEqual(['d2']);
+    const known = s.store.term;
+    // The stream loses its last writes: the nodes know term 2 at its revision; the store is back at term 1, revision 1.
+    s.store = { term: 1, holder: 'd1', rev: 1, seq: 1 };
+    const t0 = s.now;
+    s.kill(s.nodes[1]);
+    s.run(2000);
+    expect(s.leaders()).toEqual(['d3']);
+    expect(s.grantAfter(t0)!.t - t0).toBeLessThan(500);
+    expect(s.store.holder).toBe('d3');
+    // Terms never go back: the new one exceeds every term known, whatever the store held.
+    expect(s.store.term).toBeGreaterThan(known);
+    expect(s.overlaps).toEqual([]);
+  });
+
   it('election: a leader cut off from NATS releases its VIPs before a peer can take them', () => {
     const s = three();
     const t0 = s.now;
