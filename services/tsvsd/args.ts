@@ -125,7 +125,7 @@ Cluster options (a --keepalived file's vrrp_instance fills those not given here)
   --priority N    1..255, the highest live one leads (default 100; ties: lowest name)
   --nopreempt     never take leadership from a live leader of lower priority
   --preempt-delay MS  wait this long before preempting (default 0)
-  --heartbeat MS  cluster heartbeat interval (default 15); --miss-beats N (default 10) missed = dead
+  --heartbeat MS  cluster heartbeat interval (default 25); --miss-beats N (default 7) missed = dead
   --startup-wait MS  listen for peers (and pull their state) this long before leading (default 2 x detection)
   --kv-replicas N  replicas of the cluster's KV buckets: leadership term, table (default 3: a 3-node NATS
                   cluster)

@@ -52,9 +52,9 @@ export interface ElectionOptions {
   vips: readonly string[];
 }
 
-/** Defaults: 15 ms heartbeats, 10 missed = dead (150 ms), isolated after 100 ms without own echo (shared/cluster/options.ts). */
+/** Defaults: 25 ms heartbeats, 7 missed = dead (175 ms), isolated after 115 ms without own echo (shared/cluster/options.ts). */
 export function electionDefaults(name: string): ElectionOptions {
-  return { name, priority: 100, nopreempt: false, preemptDelayMs: 0, heartbeatMs: 15, missBeats: 10, isolationMs: 100, startupWaitMs: 300, vips: [] };
+  return { name, priority: 100, nopreempt: false, preemptDelayMs: 0, heartbeatMs: 25, missBeats: 7, isolationMs: 115, startupWaitMs: 300, vips: [] };
 }
 
 /** A member's state as shown by `tsvsadm cluster`. */

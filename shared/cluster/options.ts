@@ -1,5 +1,5 @@
 // The cluster agent's settings: parsed from argv (`--nats URL[,URL]` …) with every problem collected, defaults
-// that fit a director (15 ms heartbeats, 10 missed = dead in 150 ms), and checks that keep the timers consistent.
+// that fit a director (25 ms heartbeats, 7 missed = dead in 175 ms), and checks that keep the timers consistent.
 
 /** Everything the agent needs. Times in ms. */
 export interface ClusterOptions {
@@ -41,8 +41,8 @@ export interface ClusterOptions {
  * the leader dead `heartbeat × missBeats` after the last heartbeat it received, and that heartbeat may have left up
  * to one interval before the cut, while the leader's last own echo may come right at the cut: the leader must let
  * go at least one heartbeat earlier than detection, plus a guard for timer and event-queue delays (the larger of
- * one heartbeat and 35 ms). Never below two heartbeats (one late echo is no isolation). 15 ms × 10 → 100 ms: short beats buy isolation
- * time (a leader whose server dies must reconnect elsewhere and hear its own echo within it) at the same detection.
+ * one heartbeat and 35 ms). Never below two heartbeats (one late echo is no isolation). 25 ms × 7 → 115 ms: a leader whose server dies
+ * must reconnect elsewhere and hear its own echo within it (90 ms, with 25 ms × 6, was too short in CI).
  */
 export function defaultIsolationMs(heartbeatMs: number, missBeats: number): number {
   const detection = heartbeatMs * missBeats;
@@ -51,7 +51,7 @@ export function defaultIsolationMs(heartbeatMs: number, missBeats: number): numb
 
 export function clusterDefaults(): ClusterOptions {
   return {
-    nats: [], creds: '', node: '', cluster: 'tsvs', priority: 100, nopreempt: false, preemptDelayMs: 0, heartbeatMs: 15, missBeats: 10,
+    nats: [], creds: '', node: '', cluster: 'tsvs', priority: 100, nopreempt: false, preemptDelayMs: 0, heartbeatMs: 25, missBeats: 7,
     isolationMs: 0, startupWaitMs: 0, kvReplicas: 3, kvTimeoutMs: 300, termLeaderAway: true, batchRecords: 1024, batchDelayMs: 0, resendEntries: 262_144,
     snapshotChunk: 16_384, vips: [],
   };

@@ -29,7 +29,7 @@ export const VrrpDefaults = {
 export const MASTER_HINT_PRIORITY = VrrpDefaults.priority + 1;
 
 /** tsvs's own failure detection, as the cluster agent defaults it (shared/cluster/options.ts). */
-export const TSVS_DETECTION = { heartbeatMs: 15, missBeats: 10 } as const;
+export const TSVS_DETECTION = { heartbeatMs: 25, missBeats: 7 } as const;
 
 /** One address of virtual_ipaddress (or virtual_ipaddress_excluded) that the leader owns. */
 export interface VrrpVip extends SourcePos {

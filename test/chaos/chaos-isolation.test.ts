@@ -64,7 +64,7 @@ describe('chaos isolation: a director cut off from NATS releases the VIP; never 
     }
     expect(r.requests, 'arping asked').toBeGreaterThan(100);
     expect(r.overlaps, 'an ARP request answered by two MACs').toEqual([]);
-    // The addresses never overlap either: a cut-off leader lets go 100 ms after its last own echo, 50 ms before a
+    // The addresses never overlap either: a cut-off leader lets go 115 ms after its last own echo, 60 ms before a
     // peer's detection can end (the old 125-of-150 ms margin was −25 ms at worst: docs/cluster.md, "Cut off").
     expect(g.both, 'both directors held the VIP').toEqual([]);
     expect(released).toBeLessThan(owned);

@@ -46,7 +46,7 @@ describe('keepalived vrrp: the MASTER/BACKUP pair (test/fixtures/keepalived/vrrp
     expect(a.keepalivedTakeoverS).toBeCloseTo(3 + 106 / 256, 6);
     // what does not map: one warning each, with its line
     expect(messages(a)).toEqual([
-      "master.conf:16: vrrp_instance VI_1: advert_int 1 is not mapped: keepalived's backup would take over after 3.41 s (3 × advert_int + skew); tsvs detects a dead leader by its own heartbeats (--heartbeat 15 ms × --miss-beats 10 by default)",
+      "master.conf:16: vrrp_instance VI_1: advert_int 1 is not mapped: keepalived's backup would take over after 3.41 s (3 × advert_int + skew); tsvs detects a dead leader by its own heartbeats (--heartbeat 25 ms × --miss-beats 7 by default)",
       'master.conf:22: vrrp_instance VI_1: authentication: not used: the directors of a cluster authenticate to NATS (--nats-creds)',
       'master.conf:26: vrrp_instance VI_1: unicast_peer: peers find each other through NATS (--nats): tsvs sends no VRRP packets',
       "master.conf:29: vrrp_instance VI_1: track_interface: tsvs does not move the priority by tracked scripts, interfaces or files: a director is dead when its heartbeats stop (a failed real server is the health checker's business)",
@@ -210,7 +210,7 @@ describe('keepalived vrrp: tsvsd', () => {
       "  priority   200              command line --priority (wins over the file's priority 150)",
       '  preempt    no (nopreempt)   nopreempt',
       '  delay      3000 ms          preempt_delay 3',
-      "  detection  20 ms × 10       tsvs's heartbeat (--heartbeat, --miss-beats); keepalived, advert_int 1: 3.41 s",
+      "  detection  20 ms × 7        tsvs's heartbeat (--heartbeat, --miss-beats); keepalived, advert_int 1: 3.41 s",
       '  VIPs       0                owned by the leader: none',
     ]);
   });
