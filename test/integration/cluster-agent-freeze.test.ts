@@ -86,7 +86,8 @@ async function freezeRuns(away: boolean, boundMs: number): Promise<{ dark: numbe
           throw e;
         });
     }
-    else expect(await nats.streamLeader(STREAM)).toBe(nats.nodes[li].name);
+    // Without the step-down the stream leader should still be on d1's server; if raft moved it meanwhile, the check
+    // below (held === frozen) sets the case up again.
     await sleep(300);
     const frozen = nats.nodes[li].name;
     const held = await nats.streamLeader(STREAM);
