@@ -122,6 +122,24 @@ function tsvsadm(...args: string[]): void {
   inNs('d1', ['tsvsadm', ...args]);
 }
 
+/**
+ * A fresh lab for one forwarding mode (1 worker pinned to DIR_CPU, 2 real servers that sink IPv4 at tc ingress and
+ * still answer ARP), and the trafgen configuration for the client written to `cfg`. Returns the real servers'
+ * addresses and the generator's settings.
+ */
+function freshLab(mode: string, backend: string, tsvsdArgs: string | null, cfg: string): { rs: string[]; rips: string[]; gen: Gen } {
+  lab('down');
+  lab('up', '--mode', mode, '--servers', '2', '--workers', '1', '--cpus', String(DIR_CPU), '--backend', backend, ...(tsvsdArgs ? ['--tsvsd-args', tsvsdArgs] : []));
+  const p = plan();
+  const rs = ['rs1', 'rs2'];
+  const rips = rs.map((n) => addrOf(p, n, '10.200.1.'));
+  for (const n of rs) sinkIpv4(n, 'eth0');
+  const client = addrOf(p, 'client', '10.200.0.');
+  const gen: Gen = { cfg, dmac: macOf('d1', 'front'), smac: macOf('client', 'eth0'), src: client };
+  writeFileSync(gen.cfg, trafgenConfig(gen.dmac, gen.smac, client));
+  return { rs, rips, gen };
+}
+
 export async function main(args: string[]): Promise<void> {
   const o = parseOpts(args);
   const dir = mkdtempSync(join(tmpdir(), 'tsvs-bench-'));
@@ -141,17 +159,8 @@ export async function main(args: string[]): Promise<void> {
   try {
     for (const mode of o.modes) {
       log(`lab up --mode ${mode}`);
-      lab('down');
-      lab('up', '--mode', mode, '--servers', '2', '--workers', '1', '--cpus', String(DIR_CPU), '--backend', o.backend, ...(o.tsvsdArgs ? ['--tsvsd-args', o.tsvsdArgs] : []));
+      const { rs, rips, gen } = freshLab(mode, o.backend, o.tsvsdArgs, join(dir, `${mode}.cfg`));
       try {
-        const p = plan();
-        const rs = ['rs1', 'rs2'];
-        const rips = rs.map((n) => addrOf(p, n, '10.200.1.'));
-        // The real servers are a sink: IPv4 is discarded at tc ingress (rx_packets still counts it), ARP answered.
-        for (const n of rs) sinkIpv4(n, 'eth0');
-        const client = addrOf(p, 'client', '10.200.0.');
-        const gen: Gen = { cfg: join(dir, `${mode}.cfg`), dmac: macOf('d1', 'front'), smac: macOf('client', 'eth0'), src: client };
-        writeFileSync(gen.cfg, trafgenConfig(gen.dmac, gen.smac, client));
 
         // Kernel reference: iptables DNAT + conntrack, its receive work steered to the director's CPU (RPS): the
         // forwarding runs there, the generator's CPU only queues the frames.
@@ -214,17 +223,9 @@ export async function main(args: string[]): Promise<void> {
             log(`tracing pair, round ${r + 1} of ${o.runs}: tracing ${on ? 'at 1 %' : 'off'}`);
             const http = `--http 127.0.0.1:${HTTP_PORT}`;
             const extra = on ? `${http} --otlp http://127.0.0.1:${OTLP_SINK_PORT} --trace-ratio 0.01` : http;
-            lab('down');
-            lab('up', '--mode', mode, '--servers', '2', '--workers', '1', '--cpus', String(DIR_CPU), '--backend', o.backend, '--tsvsd-args', o.tsvsdArgs ? `${o.tsvsdArgs} ${extra}` : extra);
+            const { rs, rips, gen } = freshLab(mode, o.backend, o.tsvsdArgs ? `${o.tsvsdArgs} ${extra}` : extra, join(dir, `${mode}-pair.cfg`));
             const sink = on ? spawnInNs('d1', [NODE, '-e', SINK]) : null;
             try {
-              const p = plan();
-              const rs = ['rs1', 'rs2'];
-              const rips = rs.map((n) => addrOf(p, n, '10.200.1.'));
-              for (const n of rs) sinkIpv4(n, 'eth0');
-              const client = addrOf(p, 'client', '10.200.0.');
-              const gen: Gen = { cfg: join(dir, `${mode}-pair.cfg`), dmac: macOf('d1', 'front'), smac: macOf('client', 'eth0'), src: client };
-              writeFileSync(gen.cfg, trafgenConfig(gen.dmac, gen.smac, client));
               tsvsadm('-A', '-u', `${VIP}:${PORT}`, '-s', 'rr');
               for (const rip of rips) tsvsadm('-a', '-u', `${VIP}:${PORT}`, '-r', `${rip}:${PORT}`, '-m');
               await metricsReady(on);
