@@ -6,9 +6,10 @@
 // long-lived connections (some through d2) continue on d1/d3 from the synced entries (0 lost) and every connection
 // opened after the kill works; d2 back → it pulls the state, rejoins the route, takes a share again, 0 lost.
 // Needs root and the lab's tools; run it under the lab lock: flock /tmp/tsvs-lab.lock vitest run test/lab/active-active.test.ts
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, VIP, execCapture, fail, heal, realServerIp, spawnIn } from '../../ops/lab/index.ts';
+import { REPO_ROOT, VIP, execCapture, fail, heal, labDir, realServerIp, spawnIn } from '../../ops/lab/index.ts';
 import type { ClusterStatus } from '../../shared/proto/cluster.ts';
 import { labFor, sh, waitFor } from '../support/lab.ts';
 
@@ -37,11 +38,20 @@ interface LongLived {
   errs: string[];
 }
 
+/** A long-lived client running: `opened` resolves once all its connections are open, `result` when it ends. */
+interface LongLivedRun {
+  opened: Promise<void>;
+  result: Promise<LongLived>;
+  /** Ends the client early (a set-up to redo). */
+  stop(): void;
+}
+
 /**
  * A real client in the client namespace: `n` TCP connections to VIP:80 kept open for `ms`, each sending a
- * keep-alive GET every 50 ms after the previous answer (nginx keeps them open). Resolves with what it saw.
+ * keep-alive GET every 50 ms after the previous answer (nginx keeps them open). It prints `opened` once every
+ * connection is open (a loaded host may take seconds to start node), and what it saw at the end.
  */
-function longLived(n: number, ms: number): Promise<LongLived> {
+function longLived(n: number, ms: number): LongLivedRun {
   const code = `
 const net = require('node:net');
 const [vip, n, ms] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
@@ -61,7 +71,7 @@ function one(i) {
     const send = () => (Date.now() >= until ? finish() : s.write('GET / HTTP/1.1\\r\\nHost: vip\\r\\n\\r\\n'));
     s.setNoDelay(true);
     s.setTimeout(5000, () => finish('stalled 5 s'));
-    s.on('connect', () => { out.opened++; send(); });
+    s.on('connect', () => { if (++out.opened === n) console.log('opened'); send(); });
     s.on('data', (d) => {
       buf += d;
       for (;;) {
@@ -87,15 +97,43 @@ Promise.all(Array.from({ length: n }, (_, i) => one(i))).then(() => console.log(
   const child = spawnIn('client', [`${REPO_ROOT}/node_modules/.bin/node`, '-e', code, VIP, String(n), String(ms)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  let markOpened: () => void = () => {};
+  const opened = new Promise<void>((resolve) => (markOpened = resolve));
+  child.stdout!.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    if (stdout.includes('opened\n')) markOpened();
+  });
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve, reject) => child.on('exit', (code) => {
+  const result = new Promise<LongLived>((resolve, reject) => child.on('exit', (code) => {
+    markOpened(); // a client that never opened them all says so in its result
     try {
       resolve(JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as LongLived);
     } catch {
       reject(new Error(`long-lived client exited ${code}: ${stdout} ${stderr}`));
     }
   }));
+  result.catch(() => {}); // a stopped run's result is not awaited
+  return { opened, result, stop: () => child.kill('SIGKILL') };
+}
+
+/** The router's nexthop watcher's route changes ("dN down (…)", "dN up (…)") logged at or after `since` (ms). */
+function routeChanges(since: number): string[] {
+  let text = '';
+  try {
+    text = readFileSync(join(labDir(), 'router', 'nexthop-watch.log'), 'utf8');
+  } catch {
+    return [];
+  }
+  return text.split('\n').filter((l) => / nexthop-watch: d\d+ (up|down) /.test(l) && Date.parse(l.slice(0, 24)) >= since);
+}
+
+/**
+ * Waits until the route has held all three directors, unchanged, for 2.5 s: the resilient group moves a bucket back
+ * to a returning director only once it has been idle 2 s, so flows opened right after a route flap (a director's
+ * probe answered late on a loaded host) all stay on the other two.
+ */
+async function routeSettled(): Promise<void> {
+  await waitFor('the route on d1,d2,d3, unchanged for 2.5 s', () => routeHops().length === 3 && routeChanges(Date.now() - 2500).length === 0, 30_000, 100);
 }
 
 /** InPkts of the service on a director (tsvsadm -L -n --stats). */
@@ -216,27 +254,44 @@ for (const mode of ['dr', 'nat'] as const) {
       // 60 long-lived connections streaming requests (some through d2: they continue on d1/d3 from synced entries),
       // and a client opening new connections through the failure (a SYN sent to d2 after the kill is retransmitted
       // after 1 s, by then to a live director).
-      const streams = longLived(60, 9000);
+      // The streams must be flowing, some through d2, before the kill. The route must have settled first, and the
+      // client must have opened all 60 (node may take a while to start on a loaded host). If d2 still carries none
+      // of them — CI once saw that, most likely a route flap as they opened — the set-up is redone, at most twice.
+      let streams: LongLivedRun | undefined;
+      let openMs = 0;
+      let d2Pkts = 0;
+      for (let attempt = 1; ; attempt++) {
+        await routeSettled();
+        const tStart = Date.now();
+        streams = longLived(60, 9000);
+        await streams.opened;
+        openMs = Date.now() - tStart;
+        await new Promise((r) => setTimeout(r, 500));
+        const p0 = inPkts('d2');
+        await new Promise((r) => setTimeout(r, 500));
+        d2Pkts = inPkts('d2') - p0;
+        if (d2Pkts > 0 || attempt === 3) break;
+        console.log(`active-active ${mode}: set-up ${attempt}: d2 forwarded none of the 60 streams; route changes since they started: ${JSON.stringify(routeChanges(tStart))}; setting up again`);
+        streams.stop();
+        await streams.result.catch(() => undefined);
+      }
       const loop = `for i in $(seq 100); do s=$(date +%s%3N); o=$(curl -s -m 5 -w " %{time_total}" http://${VIP}/ 2>/dev/null) || o="fail $?"; echo $s $o; sleep 0.02; done`;
       const during = spawnIn('client', ['sh', '-c', loop], { stdio: ['ignore', 'pipe', 'ignore'] });
       let out = '';
       during.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       const done = new Promise<void>((resolve) => during.on('exit', () => resolve()));
-      await new Promise((r) => setTimeout(r, 1500));
-      const p0 = inPkts('d2');
-      await new Promise((r) => setTimeout(r, 500));
-      const d2Pkts = inPkts('d2') - p0;
+      await new Promise((r) => setTimeout(r, 500)); // some new connections before the kill
       const f = fail({ node: 'd2', how: 'kill' });
       await waitFor('the router to drop d2', () => routeHops().join() === 'd1,d3', 5000, 10);
       const detectMs = Date.now() - f.at;
       await done;
-      const ll = await streams;
+      const ll = await streams!.result;
       const lines = out.split('\n').filter(Boolean).map((l) => {
         const [start, body, t] = l.split(' ');
         return { start: Number(start), ok: /^rs\d+$/.test(body), secs: Number(t), line: l };
       });
       const after = lines.filter((l) => l.start >= f.at);
-      console.log(`active-active ${mode}: d2 killed → route d1,d3 after ${detectMs} ms; d2 forwarded ${d2Pkts} packets of the streams in the 0.5 s before; ` +
+      console.log(`active-active ${mode}: streams open after ${openMs} ms; d2 killed → route d1,d3 after ${detectMs} ms; d2 forwarded ${d2Pkts} packets of the streams in the 0.5 s before; ` +
         `long-lived: ${ll.opened}/${ll.conns} open, ${ll.requests} requests, lost ${ll.lost}, longest wait ${ll.maxGapMs} ms ${JSON.stringify(ll.errs)}; ` +
         `new connections: ${lines.length}, opened after the kill ${after.length}, failed ${lines.filter((l) => !l.ok).length}, delayed by a SYN retransmit ${after.filter((l) => l.ok && l.secs > 0.9).length}`);
       expect(detectMs).toBeLessThan(1000);
@@ -257,7 +312,8 @@ for (const mode of ['dr', 'nat'] as const) {
 
     it(`active-active ${mode}: d2 back (restarted, snapshot first) rejoins the route and takes a share of new connections; 0 long-lived connections lost`, async () => {
       const streams = longLived(60, 12_000);
-      await new Promise((r) => setTimeout(r, 1000));
+      await streams.opened;
+      await new Promise((r) => setTimeout(r, 500));
       const t0 = Date.now();
       await heal('d2');
       await waitFor('d2 ready and back in the route', () => cluster('d2').ready && routeHops().join() === 'd1,d2,d3', 20_000, 50);
@@ -268,7 +324,7 @@ for (const mode of ['dr', 'nat'] as const) {
       const b = burst(300);
       await new Promise((r) => setTimeout(r, 500)); // the workers' counters reach tsvsadm within a batch or an idle tick
       const share = connsAll().map((c, i) => c - before[i]);
-      const ll = await streams;
+      const ll = await streams.result;
       console.log(`active-active ${mode}: d2 healed → back in the route after ${backMs} ms; then 300 connections: per director ${share.join('/')}; ` +
         `long-lived: ${ll.opened}/${ll.conns} open, ${ll.requests} requests, lost ${ll.lost}, longest wait ${ll.maxGapMs} ms ${JSON.stringify(ll.errs)}`);
       expect(b.failed).toEqual([]);
