@@ -60,8 +60,25 @@ export class ClusterConfigStore implements ConfigStore {
     return this.#rev;
   }
 
+  /**
+   * Edits go to the agent one at a time: it runs them in order anyway, and the answer timeout is meant to catch an
+   * agent that does not answer, not the edits queued before this one (20 tsvsadm at once on a loaded host once ran
+   * past 6 s in total, and the last edits were told EAGAIN although they landed afterwards).
+   */
   apply(op: TableOp): Promise<StoreResult> {
     if (op.op === 'zero') return this.#local.apply(op);
+    const run = (): Promise<StoreResult> => this.#edit(op);
+    const next = this.#queued === 0 ? run() : this.#edits.then(run);
+    this.#queued++;
+    this.#edits = next.finally(() => this.#queued--);
+    return next;
+  }
+
+  /** The last edit sent or queued, and how many are sent or queued. */
+  #edits: Promise<unknown> = Promise.resolve();
+  #queued = 0;
+
+  #edit(op: TableOp): Promise<StoreResult> {
     const id = this.#nextId++;
     return new Promise((resolve) => {
       if (!this.#deps.send({ type: 'config-edit', id, op })) {
@@ -71,7 +88,7 @@ export class ClusterConfigStore implements ConfigStore {
       const ms = this.#deps.answerTimeoutMs ?? 6000;
       const timer = setTimeout(() => {
         this.#waiting.delete(id);
-        resolve({ ok: false, errno: 'EAGAIN', detail: `cluster config store unreachable: the cluster agent did not answer in ${ms} ms` });
+        resolve({ ok: false, errno: 'EAGAIN', detail: `cluster config store unreachable: the cluster agent did not answer in ${ms} ms (if it is only slow, the edit may still land: tsvsadm -S shows the table in force)` });
       }, ms);
       this.#waiting.set(id, { resolve, timer });
     });

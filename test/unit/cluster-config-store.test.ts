@@ -71,6 +71,21 @@ describe('cluster-config: tsvsd\'s cluster store', () => {
     expect(await none.store.apply({ op: 'flush' })).toMatchObject({ ok: false, errno: 'EAGAIN', detail: expect.stringMatching(/cluster config store unreachable/) });
   });
 
+  it('cluster-config: edits go to the agent one at a time; each one\'s answer timeout starts when it is sent, not while it waits behind others', async () => {
+    const { store, sent } = setup();
+    const edits = [store.apply({ op: 'flush' }), store.apply({ op: 'flush' }), store.apply({ op: 'flush' })];
+    for (let i = 0; i < 3; i++) {
+      expect(sent).toHaveLength(i + 1); // the next one only once the previous was answered
+      await new Promise((r) => setTimeout(r, 150)); // 3 × 150 ms in all: past the 200 ms timeout, not for any one edit
+      const id = (sent.at(-1) as { id: number }).id;
+      store.intercept({ type: 'config-answer', id, ok: false, errno: 'EINVAL', detail: `refused ${i}` });
+      await edits[i];
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(await Promise.all(edits)).toEqual([0, 1, 2].map((i) => ({ ok: false, errno: 'EINVAL', detail: `refused ${i}` })));
+    expect(sent).toHaveLength(3);
+  });
+
   it('cluster-config: -Z stays local (counters are per director): nothing goes to the agent', async () => {
     const { store, sent } = setup({ seed: [{ op: 'add-service', svc: A }] });
     expect(await store.apply({ op: 'zero' })).toMatchObject({ ok: true });
