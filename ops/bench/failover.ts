@@ -132,7 +132,7 @@ export function outageOf(r: ProbeResult, failedAt: number, to: string): { ms: nu
  * What a director's tsvsd logged about the cluster in [at − 50 ms, at + 3 s]: `+171 member d1: dead, +180 VIPs granted, …`
  * (ms after `at`), so that a slow run says why (a late detection, a release, a reconnect, a snapshot wait).
  */
-function clusterTimeline(node: string, at: number): string {
+function clusterTimeline(node: string, at: number, untilMs = 3000): string {
   let text = '';
   try {
     text = readFileSync(join(labDir(), node, 'tsvsd.log'), 'utf8');
@@ -142,9 +142,9 @@ function clusterTimeline(node: string, at: number): string {
   const out: string[] = [];
   for (const line of text.split('\n')) {
     const m = /^(\d{4}-\d\d-\d\dT[\d:.]+Z) \S+ (?:cluster: )?(?:cluster \w+: )?(.*)$/.exec(line);
-    if (!m || !/dead|granted|released|reconnect|snapshot|no ready peer|own heartbeats/.test(m[2])) continue;
+    if (!m || !/dead|granted|released|reconnect|snapshot|no ready peer|own heartbeats|preempt|ready|vips:/.test(m[2])) continue;
     const t = Date.parse(m[1]) - at;
-    if (t >= -50 && t <= 3000) out.push(`+${t} ${m[2].slice(0, 80)}`);
+    if (t >= -50 && t <= untilMs) out.push(`+${t} ${m[2].slice(0, 80)}`);
   }
   return out.join('; ') || '(nothing)';
 }
@@ -192,6 +192,7 @@ async function measureTsvs(runs: number, how: 'kill' | 'link', intervalMs: numbe
         if (!o) throw new Error(`tsvs run ${i + 1}: d2 never answered after the failure (${r.replies.length} replies of ${r.sent}); d2 owns the VIP: ${owns('d2')}`);
         out.push(o.ms);
         // heal: a killed d1 restarts tsvsd (which removes the VIP its predecessor left, pulls the state, preempts)
+        const healAt = Date.now();
         lab('heal', 'd1');
         if (how === 'kill') {
           pids.d1 = [];
@@ -209,6 +210,16 @@ async function measureTsvs(runs: number, how: 'kill' | 'link', intervalMs: numbe
         }
         log(`tsvs cluster, ${how}: run ${i + 1}/${runs}: dark ${o.ms} ms, ${o.lost} probes lost${streamNote}`);
         log(`  d2's cluster log after the failure: ${clusterTimeline('d2', t)}`);
+        const last = summaries.at(-1);
+        if (streams && last && (last.lost > 0 || last.stalled_over_1s > 0)) {
+          // Say when the stalls began (relative to the failure, the heal and the handback) and what both directors did.
+          const hb = last.marks.find((m) => m.name === 'handback');
+          const from = last.stalls.map((x) => x.from - t);
+          log(`  stalls > 1 s began at +${Math.min(...from)}…+${Math.max(...from)} ms after the failure (heal at +${healAt - t}, handback at +${hb ? hb.at - t : '-'}); ` +
+            `after the handback: first ${hb?.recovery_first_ms ?? '-'} ms, p50 ${hb?.recovery_p50_ms ?? '-'} ms, unrecovered ${hb?.unrecovered ?? '-'}`);
+          log(`  d1's cluster log after the heal: ${clusterTimeline('d1', healAt, 8000)}`);
+          log(`  d2's cluster log after the heal: ${clusterTimeline('d2', healAt, 8000)}`);
+        }
       } finally {
         await streams?.stop(2000).catch(() => undefined);
       }
@@ -260,11 +271,13 @@ async function measure(s: VrrpSetting, runs: number, how: 'kill' | 'link', inter
       log(`${s.name}, ${how}: run ${i + 1}/${runs}: dark ${o.ms} ms, ${o.lost} probes lost`);
       if (how === 'kill') {
         pids.d1 = [];
+        const healAt = Date.now();
         lab('heal', 'd1');
         // What the killed keepalived left in the kernel goes; the next keepalived starts clean.
         inNs('d1', ['ip', 'addr', 'del', `${VIP}/32`, 'dev', 'front'], { allowFail: true });
         start('d1');
       } else {
+        const healAt = Date.now();
         lab('heal', 'd1');
       }
     }
