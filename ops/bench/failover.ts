@@ -185,7 +185,9 @@ async function measureTsvs(runs: number, how: 'kill' | 'link', intervalMs: numbe
         await sleep(300);
         const probing = probe(4000, intervalMs);
         await sleep(500);
-        const t = failedAt(lab('fail', 'd1', '--how', how));
+        const failOut = lab('fail', 'd1', '--how', how);
+        const t = failedAt(failOut);
+        const cut = /ip -batch took (\d+) ms/.exec(failOut);
         streams?.mark('fail', t);
         const r = await probing;
         const o = outageOf(r, t, 'd2');
@@ -208,7 +210,7 @@ async function measureTsvs(runs: number, how: 'kill' | 'link', intervalMs: numbe
           streamNote = `; ${s.opened} connections: ${s.lost} lost (${s.reset} reset, ${s.stalled_over_1s} stalled > 1 s, max stall ${s.max_stall_ms} ms), `
             + `traffic again ${s.marks[0]?.recovery_first_ms ?? '-'} ms after the failure, per connection p50 ${s.recovery_p50_ms ?? '-'} ms, max ${s.recovery_max_ms ?? '-'} ms`;
         }
-        log(`tsvs cluster, ${how}: run ${i + 1}/${runs}: dark ${o.ms} ms, ${o.lost} probes lost${streamNote}`);
+        log(`tsvs cluster, ${how}: run ${i + 1}/${runs}: dark ${o.ms} ms, ${o.lost} probes lost${streamNote}${cut ? ` (the links went down within ${cut[1]} ms after the failure time: ip -batch)` : ''}`);
         log(`  d2's cluster log after the failure: ${clusterTimeline('d2', t)}`);
         const last = summaries.at(-1);
         if (streams && last && (last.lost > 0 || last.stalled_over_1s > 0)) {

@@ -104,8 +104,10 @@ export function fail(args: FaultArgs): FailResult {
     // each on a loaded host — the NATS link went down up to 200 ms after the client one, and after `fault.at`).
     fault.at = Date.now();
     run(['ip', '-n', LAN_NETNS, '-batch', '-'], { input: links.map((l) => `link set ${l.peer} down\n`).join('') });
+    // The links went down somewhere between `at` and now (spawning ip): outages are counted from `at`, the earlier.
+    const cutMs = Date.now() - fault.at;
     fault.peers = links.map((l) => l.peer);
-    detail = `links cut: ${links.map((l) => `${l.name} (${l.lan})`).join(', ')}`;
+    detail = `links cut: ${links.map((l) => `${l.name} (${l.lan})`).join(', ')}; ip -batch took ${cutMs} ms`;
   } else {
     const pids = netnsPids(n.netns);
     const sig = args.how === 'kill' ? 'SIGKILL' : 'SIGSTOP';
