@@ -8,7 +8,7 @@ import { statsConns } from '../../ops/lab/demo.ts';
 /** Fails (never skips) with the reason when the demo cannot run here. */
 function requireLabHost(): void {
   if (process.getuid?.() !== 0) throw new Error('the demo test needs root: it creates network namespaces (run the suite as root: bash ops/test.sh)');
-  const missing = ['ip', 'nginx', 'dnsmasq', 'curl', 'dig'].filter((c) => spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0);
+  const missing = ['ip', 'nginx', 'dnsmasq', 'curl', 'dig', 'nats-server'].filter((c) => spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0);
   if (missing.length) throw new Error(`the demo test needs host tools that are missing: ${missing.join(', ')} (install them: bash ops/setup.sh)`);
   if (readState()) throw new Error('a lab is already up (npm run lab -- status): the demo builds its own; run npm run lab -- down first');
 }
@@ -90,6 +90,24 @@ describe('lab demo (npm run lab -- demo)', () => {
     expect(conns[0]).toBe('IPVS connection entries');
     expect(conns.filter((l) => l.startsWith('TCP ')).length).toBe(10);
     expect(conns.filter((l) => l.startsWith('UDP ')).length).toBe(3);
+  }, 180_000);
+
+  it('demo: cluster: d2 gets d1\'s table, takes over on kill -9, d1 comes back and leads; no long-lived connection lost', () => {
+    const s = section(demo().out, 'Cluster');
+    expect(s).toContain('$ npm run lab -- up --directors 2 --servers 3 --mode dr --nats');
+    for (const what of [
+      'cluster: d1 (priority 200) leads, d2 is a member',
+      'cluster: d2 has the table made on d1 (tsvsadm -S -n identical)',
+      'cluster: 100 of 100 connections open through d1',
+      'cluster: d2 holds the synced entries of all 100 connections before the failure',
+      'cluster: d2 takes over the VIP after d1 is killed',
+      'cluster: d1 leads and holds the VIP again after the heal',
+    ]) expect(s).toContain(`ok   ${what}`);
+    expect(s).toMatch(/^ok {3}cluster: 0 of 100 long-lived connections lost over the kill and the handback/m);
+    // tsvsadm cluster on the new leader names it, and the old one as dead.
+    const d2 = outputOf(s, 'd2 $ tsvsadm cluster').join('\n');
+    expect(d2).toMatch(/leader:?\s+d2/);
+    expect(d2).toMatch(/d1\b.*dead/);
   }, 180_000);
 
   it('demo: leaves no lab behind (no state file, no lab namespaces)', () => {
