@@ -12,7 +12,7 @@ const USAGE = `usage: npm run lab -- <command>
                       build the lab (defaults: 1 director, 2 servers, nat); idempotent
   down                remove everything up made; safe to run twice
   status              what is up; exit 0 up, 3 down
-  demo                up (1 director, 3 servers, nat), show it working, down
+  demo                NAT, DR, TUN (1 director, 3 servers each), then a 2-director cluster through kill -9 of d1; each lab down after
   plan [--json] [options]
                       the topology up builds with these options (with no options: the lab that is up, else the default)
   exec <node> -- <cmd...>
