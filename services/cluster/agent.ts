@@ -64,6 +64,8 @@ export class ClusterAgent {
   private snapIds = 0;
   private pulling = false;
   private readyState: 'waiting' | 'pulling' | 'installing' | 'ready' = 'waiting';
+  /** Became ready with an empty state (no ready peer heard): a ready leader heard later is pulled from before leading. */
+  private startedEmpty = false;
   private readonly drops = { foreign: 0, malformed: 0, version: 0 };
   private snapshotEntries = 0;
   private snapshotMs = 0;
@@ -400,6 +402,19 @@ export class ClusterAgent {
     setTimeout(() => void this.startupSnapshot(), this.opts.startupWaitMs);
   }
 
+  /**
+   * This node started empty, and a ready leader is heard now (its heartbeats were late, or it came back): its state is
+   * pulled before this node may lead (it is not ready meanwhile), so a preemption never takes the VIP without it.
+   */
+  private pullFromLateLeader(peer: string): void {
+    this.startedEmpty = false;
+    if (this.stopping || this.readyState !== 'ready' || this.granted || this.pendingGrant) return;
+    this.log(`ready leader ${peer} heard after this node started empty: pulling its state before leading`);
+    this.step({ type: 'unready' });
+    this.readyState = 'waiting';
+    void this.startupSnapshot();
+  }
+
   /** Sends the pending grant once no live peer claims to lead (or after {@link RELEASE_CONFIRM_MS}). */
   private sendGrantWhenFree(now: number): void {
     const g = this.pendingGrant;
@@ -449,6 +464,7 @@ export class ClusterAgent {
       case MsgKind.HEARTBEAT:
         this.peers.set(msg.s, { epoch: msg.e, ready: msg.rd, lastSeen: now, leader: msg.r === 1, priority: msg.p });
         this.step({ type: 'beat', beat: { from: msg.s, epoch: msg.e, leader: msg.r === 1, term: msg.t, rev: msg.rv, follows: msg.l, priority: msg.p, ready: msg.rd, wantsPreempt: msg.pp } });
+        if (this.startedEmpty && msg.r === 1 && msg.rd) this.pullFromLateLeader(msg.s);
         break;
       case MsgKind.BYE:
         this.peers.delete(msg.s);
@@ -537,10 +553,16 @@ export class ClusterAgent {
   /** After the startup wait: pull the state from the leader (or the best ready peer), or start empty if alone. */
   private async startupSnapshot(): Promise<void> {
     if (this.stopping || this.readyState !== 'waiting') return;
+    // Read what waits in the socket first: a loop busy since the connect (a restart on a loaded host) has the peers'
+    // heartbeats queued, and a timer runs before I/O is read (CI: a restarted d1 saw no ready peer, started empty
+    // and took the VIP back without the 1000 connections d2 was carrying).
+    await new Promise((r) => setImmediate(r));
+    if (this.stopping || this.readyState !== 'waiting') return;
     const now = performance.now();
     const alive = [...this.peers.entries()].filter(([, p]) => p.ready && now - p.lastSeen <= this.opts.heartbeatMs * this.opts.missBeats);
     if (alive.length === 0) {
       this.log('no ready peer: starting with an empty state');
+      this.startedEmpty = true;
       this.becomeReady();
       return;
     }

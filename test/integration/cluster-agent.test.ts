@@ -148,6 +148,23 @@ describe('cluster agents: connection sync', () => {
     expect((await d4.status()).sync.snapshot_entries).toBe(40_000);
   }, 90_000);
 
+  it('cluster sync: a director that restarts with no startup wait (it decides before hearing the leader) pulls the leader\'s state before it preempts', async () => {
+    const d2 = spawnAgent('d2', 100);
+    await waitFor('d2 leads', () => d2.holdsVips(), 20_000);
+    d2.publish(records(5000, 0));
+    await sleep(200);
+    // --startup-wait 0: d1 judges "alone?" as soon as it is connected, typically before d2's first heartbeat reaches it
+    // (the CI case: a restarted director on a loaded host, whose loop was busy until the startup wait ended).
+    const d1 = spawnAgent('d1', 150, ['--startup-wait', '0']);
+    await waitFor('d1 leads', () => d1.holdsVips(), 20_000);
+    const grantAt = d1.events.findIndex((e) => e.m.type === 'vip-grant');
+    const pulled = d1.events.slice(0, grantAt).filter((e) => e.m.type === 'snapshot-done').map((e) => (e.m as { entries: number }).entries);
+    const path = d1.logs.some((l) => /heard after this node started empty/.test(l)) ? 'started empty, then pulled from the late leader' : 'heard d2 in time';
+    process.stderr.write(`cluster sync: d1 with --startup-wait 0: ${path}; snapshots before its grant: ${JSON.stringify(pulled)}\n`);
+    expect(pulled.at(-1)).toBe(5000);
+    expect(d1.table.size).toBe(5000);
+  }, 60_000);
+
   it('cluster sync: a receiver whose nats-server dies misses batches; the gap is detected, repaired and counted', async () => {
     const d1 = spawnAgent('d1', 150, [], [nats.urls[0]]);
     const d2 = spawnAgent('d2', 100, [], [nats.urls[1], nats.urls[2]]);
