@@ -126,6 +126,17 @@ interface Ctx {
   step: () => void;
 }
 
+/** Runs `argv` in `node`, showing it as `node $ shown` followed by its output as printed. */
+function showRun(ctx: Ctx, node: string, argv: string[], shown = argv.join(' ')): RunResult {
+  ctx.step();
+  ctx.out(`${node} $ ${shown}`);
+  const r = execCapture(node, argv, { timeoutMs: 20_000 });
+  // Output as printed (ipvsadm's lines keep their trailing blanks); only the final newline goes.
+  if (r.stdout.trim()) ctx.out(r.stdout.replace(/\n$/, ''));
+  if (r.stderr.trim()) ctx.out(r.stderr.replace(/\n$/, ''));
+  return r;
+}
+
 /** One mode: up, a wrr HTTP service (and in NAT a rr DNS service), requests, listings, down (always). */
 async function runRound(ctx: Ctx, round: Round): Promise<void> {
   const { out, check } = ctx;
@@ -138,15 +149,7 @@ async function runRound(ctx: Ctx, round: Round): Promise<void> {
   });
   try {
     const tcp = `${VIP}:80`;
-    const sh = (node: string, argv: string[], shown = argv.join(' ')): RunResult => {
-      ctx.step();
-      out(`${node} $ ${shown}`);
-      const r = execCapture(node, argv, { timeoutMs: 20_000 });
-      // Output as printed (ipvsadm's lines keep their trailing blanks); only the final newline goes.
-      if (r.stdout.trim()) out(r.stdout.replace(/\n$/, ''));
-      if (r.stderr.trim()) out(r.stderr.replace(/\n$/, ''));
-      return r;
-    };
+    const sh = (node: string, argv: string[], shown = argv.join(' ')): RunResult => showRun(ctx, node, argv, shown);
     const must = (node: string, argv: string[]): RunResult => {
       const r = sh(node, argv);
       if (r.status !== 0) check(false, `${round.mode}: \`${argv.join(' ')}\` exited ${r.status}`);
@@ -281,11 +284,7 @@ async function runClusterRound(ctx: Ctx): Promise<void> {
   let streams: StreamClient | undefined;
   try {
     const sh = (node: string, argv: string[]): RunResult => {
-      ctx.step();
-      out(`${node} $ ${argv.join(' ')}`);
-      const r = execCapture(node, argv, { timeoutMs: 20_000 });
-      if (r.stdout.trim()) out(r.stdout.replace(/\n$/, ''));
-      if (r.stderr.trim()) out(r.stderr.replace(/\n$/, ''));
+      const r = showRun(ctx, node, argv);
       if (r.status !== 0) check(false, `cluster: \`${argv.join(' ')}\` on ${node} exited ${r.status}`);
       return r;
     };
