@@ -19,6 +19,7 @@ import { RouteTable } from './route.ts';
 import { busyPoll, spinAfterBatch } from './run-loop.ts';
 import { openShard } from './shard.ts';
 import { mapShared } from '../../shared/sys/shm.ts';
+import { Ev } from '../../shared/fwd/counters.ts';
 import { DecisionWriter, decisionRingBytes, decisionRingPath } from '../../shared/telemetry/decision-ring.ts';
 import { hostname } from 'node:os';
 
@@ -159,7 +160,9 @@ export function startWorker(o: WorkerOptions, send: (m: FromWorker) => void): Ru
       resolver.routesChanged();
     }
     resolver.tick();
-    if (++ticks % 40 === 0) {
+    // Every second: the frames the kernel dropped on a full receive ring (reading PACKET_STATISTICS resets them).
+    if (++ticks % 4 === 0) for (const p of afPorts) shard.row.events[Ev.drop_rx_ring] += p.kernelStats().drops;
+    if (ticks % 40 === 0) {
       for (const line of [routeSync.problems(), nlProblems('neighbours', neigh.stats, neighReported)]) if (line) log(line);
     }
   }, 250);

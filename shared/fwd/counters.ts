@@ -44,6 +44,9 @@ export const WorkerEvent = [
   'drop_neigh_timeout',
   'evict_embryonic',
   'drop_rate_limit',
+  // Frames the kernel dropped because the worker's receive ring was full (PACKET_STATISTICS tp_drops, read every
+  // second): the director saturated, not a decision of the engine.
+  'drop_rx_ring',
   'table_pressure',
   'nodest_expired',
   'nodest_rescheduled',

@@ -136,6 +136,21 @@ async function routeSettled(): Promise<void> {
   await waitFor('the route on d1,d2,d3, unchanged for 2.5 s', () => routeHops().length === 3 && routeChanges(Date.now() - 2500).length === 0, 30_000, 100);
 }
 
+/** Each director's tsvsd log lines about forwarding the VIPs and snapshots since `since` (printed when the route moved). */
+function servingLog(since: number): string[] {
+  const out: string[] = [];
+  for (const d of DIRECTORS) {
+    let text = '';
+    try {
+      text = readFileSync(join(labDir(), d, 'tsvsd.log'), 'utf8');
+    } catch {
+      continue;
+    }
+    for (const l of text.split('\n')) if (/active-active:|snapshot|agent/.test(l) && Date.parse(l.slice(0, 24)) >= since - 1000) out.push(`${d}: ${l}`);
+  }
+  return out;
+}
+
 /** InPkts of the service on a director (tsvsadm -L -n --stats). */
 function inPkts(node: string): number {
   const line = sh(node, ['tsvsadm', '-L', '-n', '--stats']).split('\n').find((l) => l.startsWith(`TCP  ${VIP}:80`));
@@ -191,9 +206,12 @@ function burst(n: number): Burst {
  * source ports over the test's ~1000 connections; a SYN on a port whose old entry a director still holds in a
  * closing state other than TIME_WAIT/CLOSE (DR: it sees only the client's half) is, as in IPVS (conn_reuse_mode 1),
  * forwarded on that entry — to the same real server — rather than counted as a new connection.
+ * At most `resent` more: a connection whose SYN was sent again (it took over 0.9 s) may be scheduled twice when the
+ * route moved its flow to another director between the two SYNs (CI once counted 301 of 300; a director's probe
+ * answered late on a loaded host flaps the route). A retransmitted SYN that meets the same director meets its entry.
  */
-function expectCounted(counted: number, n: number): void {
-  expect(counted).toBeLessThanOrEqual(n);
+function expectCounted(counted: number, n: number, resent: number): void {
+  expect(counted).toBeLessThanOrEqual(n + resent);
   expect(counted).toBeGreaterThanOrEqual(n - 5);
 }
 
@@ -238,14 +256,16 @@ for (const mode of ['dr', 'nat'] as const) {
     });
 
     it(`active-active ${mode}: 300 new connections from many source ports all succeed, every director forwards a share, every real server answers`, async () => {
+      await routeSettled();
+      const tStart = Date.now();
       const before = connsAll();
       const b = burst(300);
       await new Promise((r) => setTimeout(r, 500)); // the workers' counters reach tsvsadm within a batch or an idle tick
       const share = connsAll().map((c, i) => c - before[i]);
-      console.log(`active-active ${mode}: 300 connections: per director ${share.join('/')}, per real server ${JSON.stringify(b.byServer)}, slower than 0.9 s ${b.slow}`);
+      console.log(`active-active ${mode}: 300 connections: per director ${share.join('/')}, per real server ${JSON.stringify(b.byServer)}, slower than 0.9 s ${b.slow}, route changes during the burst ${JSON.stringify(routeChanges(tStart))}${routeChanges(tStart).length ? ` ${JSON.stringify(servingLog(tStart))}` : ''}`);
       expect(b.failed).toEqual([]);
       expect(b.ok).toBe(300);
-      expectCounted(share.reduce((a, x) => a + x, 0), 300);
+      expectCounted(share.reduce((a, x) => a + x, 0), 300, b.slow);
       for (const x of share) expect(x).toBeGreaterThanOrEqual(40);
       expect(Object.keys(b.byServer).sort()).toEqual(['rs1', 'rs2', 'rs3']);
     }, 120_000);
@@ -307,7 +327,7 @@ for (const mode of ['dr', 'nat'] as const) {
       const c1 = ['d1', 'd3'].map(conns);
       expect(b.failed).toEqual([]);
       expect(b.ok).toBe(150);
-      expectCounted(c1[0] - c0[0] + c1[1] - c0[1], 150);
+      expectCounted(c1[0] - c0[0] + c1[1] - c0[1], 150, b.slow);
     }, 120_000);
 
     it(`active-active ${mode}: d2 back (restarted, snapshot first) rejoins the route and takes a share of new connections; 0 long-lived connections lost`, async () => {
@@ -320,15 +340,16 @@ for (const mode of ['dr', 'nat'] as const) {
       const backMs = Date.now() - t0;
       // Buckets idle for 2 s move to the returning nexthop (resilient group idle_timer 2); busy ones stay.
       await new Promise((r) => setTimeout(r, 2500));
+      const tBurst = Date.now();
       const before = connsAll();
       const b = burst(300);
       await new Promise((r) => setTimeout(r, 500)); // the workers' counters reach tsvsadm within a batch or an idle tick
       const share = connsAll().map((c, i) => c - before[i]);
       const ll = await streams.result;
-      console.log(`active-active ${mode}: d2 healed → back in the route after ${backMs} ms; then 300 connections: per director ${share.join('/')}; ` +
+      console.log(`active-active ${mode}: d2 healed → back in the route after ${backMs} ms; then 300 connections: per director ${share.join('/')}, slower than 0.9 s ${b.slow}, route changes during the burst ${JSON.stringify(routeChanges(tBurst))}${routeChanges(tBurst).length ? ` ${JSON.stringify(servingLog(tBurst))}` : ''}; ` +
         `long-lived: ${ll.opened}/${ll.conns} open, ${ll.requests} requests, lost ${ll.lost}, longest wait ${ll.maxGapMs} ms ${JSON.stringify(ll.errs)}`);
       expect(b.failed).toEqual([]);
-      expectCounted(share.reduce((a, x) => a + x, 0), 300);
+      expectCounted(share.reduce((a, x) => a + x, 0), 300, b.slow);
       expect(share[1]).toBeGreaterThanOrEqual(30);
       expect(ll.opened).toBe(60);
       expect(ll.errs).toEqual([]);

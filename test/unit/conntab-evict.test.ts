@@ -46,6 +46,20 @@ describe('conntab evictEmbryonic', () => {
     expect(t.evictEmbryonic()).toBe(c);
   });
 
+  it('conntab evict: finds the half-open entry behind a long run of records whose entries expired', () => {
+    const t = ConnTable.create(256);
+    // 100 UDP entries (not queued for eviction), 156 half-open TCP entries of which the first 100 go away (expired).
+    for (let i = 0; i < 100; i++) t.insert(17, 0x0c000000 + i, 53, V, 53, D, 53, destConnFlags(0), 0, 0, 0);
+    const gone = Array.from({ length: 156 }, (_, i) => syn(t, 0x0b000000 + i, 1024));
+    for (const e of gone.slice(0, 100)) t.remove(e);
+    for (let i = 0; i < 100; i++) syn(t, 0x0d000000 + i, 1024);
+    expect(t.size).toBe(256);
+    expect(syn(t, 0x0e000000, 1024)).toBe(-1);
+    // The queue's head holds 100 records of removed entries; the oldest live half-open entry is the 101st.
+    expect(t.evictEmbryonic()).toBe(gone[100]);
+    expect(syn(t, 0x0e000000, 1024)).toBeGreaterThanOrEqual(0);
+  });
+
   it('conntab evict: a full table with evictEmbryonic keeps its bound under a stream of half-open entries', () => {
     const t = ConnTable.create(100);
     for (let i = 0; i < 10_000; i++) {
