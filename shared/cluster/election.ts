@@ -130,6 +130,13 @@ export class Election {
   private lastBeatSent = -Infinity;
   private readonly startedAt: number;
   private leaderlessSince: number;
+  /**
+   * Since when this node has heard the cluster without a break: connected to NATS and not cut off. A node that has
+   * listened less than one detection time may not yet have heard a live leader's heartbeat (it just started, or
+   * came back to NATS), so it does not try to lead a cluster it believes leaderless before then: a term won that
+   * way is taken from a live leader, with the VIPs raised beside its own and without its state.
+   */
+  private listenSince: number;
   private stopping = false;
   private stopped = false;
   private vipsHeld = false;
@@ -144,6 +151,7 @@ export class Election {
     this.opts = opts;
     this.startedAt = now;
     this.leaderlessSince = now;
+    this.listenSince = now;
   }
 
   /** True while this node leads (holds the term and its VIPs). */
@@ -333,6 +341,7 @@ export class Election {
       if (m.state !== MemberState.LEFT && m.state !== MemberState.DEAD && now - m.lastSeen > deadline) this.setState(m, MemberState.DEAD, fx);
     }
     const isolated = this.isolatedAt(now);
+    if (!this.natsUp || isolated) this.listenSince = now;
     // Who leads, as far as the heartbeats tell.
     let other: Member | null = null;
     for (const m of this.members.values()) {
@@ -364,7 +373,7 @@ export class Election {
     if (!this.leading && !isolated && this.ready && !this.stopping && (leader === '' || wantsPreempt) && now - this.startedAt >= o.startupWaitMs
       && !this.casInFlight && !this.readInFlight && now >= this.retryAt) {
       const rank = wantsPreempt ? 0 : this.rank(now);
-      if (rank >= 0 && now - this.leaderlessSince >= rank * deadline) {
+      if (rank >= 0 && now - this.leaderlessSince >= rank * deadline && (wantsPreempt || now - this.listenSince >= deadline)) {
         if (!this.termKnown) {
           this.readInFlight = true;
           fx.push({ type: 'read-term' });

@@ -305,6 +305,28 @@ describe('cluster election', () => {
     expect(s.overlaps).toEqual([]);
   });
 
+  it('election: a node that has not yet heard a live leader (no startup wait, or just back on NATS) does not take the term from it', () => {
+    const s = new Sim();
+    s.add('d2', { priority: 100 });
+    s.run(1000);
+    expect(s.leaders()).toEqual(['d2']);
+    const t0 = s.now;
+    // Ready at once and no startup wait: it evaluates before the leader's next heartbeat reaches it.
+    const d1 = s.add('d1', { priority: 150, nopreempt: true, startupWaitMs: 0 });
+    s.run(2000);
+    expect(s.leaders()).toEqual(['d2']);
+    expect(d1.log.filter((l) => l.fx.type === 'cas' || l.fx.type === 'grant-vips')).toEqual([]);
+    expect(s.grantAfter(t0)).toBeNull();
+    expect(s.overlaps).toEqual([]);
+    // Alone, the same node leads after one detection time of listening.
+    const lone = new Sim();
+    const n = lone.add('d1', { priority: 150, startupWaitMs: 0 });
+    lone.run(1000);
+    expect(lone.leaders()).toEqual(['d1']);
+    const o = n.el.opts;
+    expect(lone.grantAfter(0)!.t).toBeGreaterThanOrEqual(o.heartbeatMs * o.missBeats);
+  });
+
   it('election: nopreempt keeps a live lower-priority leader', () => {
     const s = new Sim();
     s.add('d2', { priority: 100 });
