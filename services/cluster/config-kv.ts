@@ -13,7 +13,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstream, JetStreamApiError, type JetStreamClient } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
-import { editDoc, encodeDoc, parseDoc } from '../../shared/cluster/config-doc.ts';
+import { docIncludesEdit, editDoc, encodeDoc, parseDoc } from '../../shared/cluster/config-doc.ts';
 import type { TableOp } from '../../shared/model/ops.ts';
 import type { ConfigDoc, ConfigEditErrno, FromClusterAgent } from '../../shared/proto/cluster.ts';
 import { deadline } from './deadline.ts';
@@ -55,7 +55,8 @@ export interface EditTiming {
  * there is the answer: the errno ipvsadm would get on that table), and writes the result with compare-and-set on
  * that revision. A conflict (another director wrote first) starts over on the newer revision, so two concurrent
  * edits both land or one is refused on the table that includes the other; nothing is lost. A write that timed out
- * but was applied is recognised on the retry by its edit id. Store errors are retried until `deadlineMs`, then the
+ * but was applied is recognised on the retry by its edit id, in the latest revision's `edit` or `recent` list (CI
+ * once answered "Destination already exists" to an add whose timed-out write had landed under another director's). Store errors are retried until `deadlineMs`, then the
  * edit fails with EAGAIN and nothing changed as far as this edit can tell.
  */
 export async function runEdit(store: ConfigBackend, op: TableOp, meta: { by: string; edit: string }, timing: EditTiming): Promise<EditOutcome> {
@@ -79,7 +80,8 @@ export async function runEdit(store: ConfigBackend, op: TableOp, meta: { by: str
     if (cur.text !== null) {
       const p = parseDoc(cur.text);
       if (!p.ok) return { ok: false, errno: 'EINVAL', detail: `cluster table revision ${cur.rev} is not valid (${p.detail}): fix or delete key ${CONFIG_KEY}`, conflicts };
-      if (p.doc.edit === meta.edit) return { ok: true, rev: cur.rev, doc: p.doc, conflicts };
+      // Landed already: a write that timed out had been applied (other directors' edits may have landed on top).
+      if (docIncludesEdit(p.doc, meta.edit)) return { ok: true, rev: cur.rev, doc: p.doc, conflicts };
       base = p.doc;
     }
     const r = editDoc(base, op, { prev: cur.rev, by: meta.by, edit: meta.edit });

@@ -5,7 +5,7 @@ import { Defaults, destKeyString, serviceKeyString } from '../model/ipvs.ts';
 import type { TableErrno, TableOp } from '../model/ops.ts';
 import { isTableOp } from '../model/ops.ts';
 import { IpvsTable, type CompiledTable } from '../model/table.ts';
-import { CONFIG_DOC_VERSION, type ConfigDoc, type ConfigDocService } from '../proto/cluster.ts';
+import { CONFIG_DOC_VERSION, CONFIG_RECENT_EDITS, type ConfigDoc, type ConfigDocService } from '../proto/cluster.ts';
 
 /** Who wrote a document and from which revision (everything but the table itself). */
 export interface DocMeta {
@@ -13,6 +13,8 @@ export interface DocMeta {
   prev: number;
   by: string;
   edit: string;
+  /** Ids of the edits before this one (ConfigDoc.recent). */
+  recent?: string[];
 }
 
 const SVC_FIELDS = ['af', 'protocol', 'addr', 'port', 'fwmark', 'scheduler', 'flags', 'timeout', 'netmask', 'pe'] as const satisfies readonly (keyof ServiceConfig)[];
@@ -41,6 +43,7 @@ export function docOfTable(t: CompiledTable, meta: DocMeta): ConfigDoc {
     edit: meta.edit,
   };
   if (meta.op) doc.op = meta.op;
+  if (meta.recent && meta.recent.length) doc.recent = meta.recent;
   return doc;
 }
 
@@ -103,7 +106,18 @@ export function editDoc(base: ConfigDoc | null, op: TableOp, meta: Omit<DocMeta,
   }
   const r = table.apply(op);
   if (!r.ok) return r;
-  return { ok: true, doc: docOfTable(table.compiled(), { ...meta, op }) };
+  return { ok: true, doc: docOfTable(table.compiled(), { ...meta, op, recent: base ? recentAfter(base) : undefined }) };
+}
+
+/** The `recent` list of the revision written on top of `base`: its own list and its edit, the last CONFIG_RECENT_EDITS. */
+function recentAfter(base: ConfigDoc): string[] {
+  const r = [...(base.recent ?? []), ...(base.edit ? [base.edit] : [])];
+  return r.length > CONFIG_RECENT_EDITS ? r.slice(r.length - CONFIG_RECENT_EDITS) : r;
+}
+
+/** True when `doc` is the revision edit `id` made, or one written after it (its id is in `recent`). */
+export function docIncludesEdit(doc: ConfigDoc, id: string): boolean {
+  return doc.edit === id || (doc.recent !== undefined && doc.recent.includes(id));
 }
 
 /** True when the table's configuration is exactly the document's (order of services and dests included). */
@@ -212,6 +226,7 @@ export function parseDoc(text: string): { ok: true; doc: ConfigDoc } | { ok: fal
   else d.daemons.forEach((x: unknown, j) => (isObject(x) ? fieldTypes(x, DAEMON_TYPES, `daemons[${j}]`, problems) : problems.push(`daemons[${j}]: not an object`)));
   if (typeof d.prev !== 'number' || typeof d.by !== 'string' || typeof d.edit !== 'string') problems.push('prev/by/edit: missing');
   if (d.op !== undefined && (!isObject(d.op) || !isTableOp(d.op as { op: string }))) problems.push('op: not a table operation');
+  if (d.recent !== undefined && (!Array.isArray(d.recent) || !d.recent.every((x) => typeof x === 'string'))) problems.push('recent: not a list of edit ids');
   if (problems.length) return { ok: false, detail: problems.slice(0, 5).join('; ') };
   const doc = d as unknown as ConfigDoc;
   const b = tableOfDoc(doc);

@@ -136,7 +136,16 @@ export interface ConfigDoc {
   by: string;
   /** Unique id of the edit (`<node>/<agent epoch>/<n>`). */
   edit: string;
+  /**
+   * Ids of the edits before it, newest last (at most {@link CONFIG_RECENT_EDITS}): a write that timed out but was
+   * applied is recognised on the retry even when other directors' edits landed on top of it meanwhile. Absent in
+   * documents written before it existed.
+   */
+  recent?: string[];
 }
+
+/** How many earlier edit ids a document carries in `recent`. */
+export const CONFIG_RECENT_EDITS = 256;
 
 /** The {@link ConfigDoc} schema version this code reads and writes. */
 export const CONFIG_DOC_VERSION = 1;

@@ -9,7 +9,7 @@ import type { ListFormat } from '../../shared/ipvsadm/parse.ts';
 import type { DestConfig, ServiceConfig, ServiceKey } from '../../shared/model/ipvs.ts';
 import type { TableOp } from '../../shared/model/ops.ts';
 import { IpvsTable } from '../../shared/model/table.ts';
-import type { ConfigDoc } from '../../shared/proto/cluster.ts';
+import { CONFIG_RECENT_EDITS, type ConfigDoc } from '../../shared/proto/cluster.ts';
 import { mulberry32 } from '../../shared/util/rng.ts';
 import { runEdit, type ConfigBackend, type EditTiming } from '../../services/cluster/config-kv.ts';
 
@@ -255,6 +255,40 @@ describe('cluster-config: the compare-and-set edit loop', () => {
     const r = await runEdit(kv, { op: 'add-service', svc: A }, { by: 'd1', edit: 'd1/1/1' }, timing());
     expect(r).toMatchObject({ ok: true, rev: 1 });
     expect(kv.writes).toBe(1);
+  });
+
+  it('cluster-config: a write that timed out but landed is recognised even after another director\'s edit landed on top of it', async () => {
+    const kv = new MemoryStore();
+    await runEdit(kv, { op: 'add-service', svc: A }, { by: 'd1', edit: 'd1/1/1' }, timing());
+    kv.lostAnswers = 1;
+    const tm = timing();
+    let other: Promise<unknown> | null = null;
+    // While d1 waits to retry its unanswered write, d2's edit lands on the revision d1's write made.
+    tm.sleep = async (ms: number) => {
+      tm.t += ms;
+      other ??= runEdit(kv, { op: 'add-dest', key: key(A), dest: dest('10.1.0.2') }, { by: 'd2', edit: 'd2/1/1' }, timing());
+      await other;
+    };
+    const r = await runEdit(kv, { op: 'add-dest', key: key(A), dest: dest('10.1.0.1') }, { by: 'd1', edit: 'd1/1/2' }, tm);
+    expect(r).toMatchObject({ ok: true, rev: 3 });
+    expect(kv.writes).toBe(3);
+    const doc = kv.doc();
+    expect(doc.edit).toBe('d2/1/1');
+    expect(doc.recent).toEqual(['d1/1/1', 'd1/1/2']);
+    expect(doc.services[0].dests.map((d) => d.addr).sort()).toEqual(['10.1.0.1', '10.1.0.2']);
+  });
+
+  it('cluster-config: a document carries the ids of the last CONFIG_RECENT_EDITS edits before its own', async () => {
+    const kv = new MemoryStore();
+    await runEdit(kv, { op: 'add-service', svc: A }, { by: 'd1', edit: 'e0' }, timing());
+    for (let i = 1; i <= CONFIG_RECENT_EDITS + 10; i++) {
+      const r = await runEdit(kv, { op: 'edit-service', svc: { ...A, timeout: i } }, { by: 'd1', edit: `e${i}` }, timing());
+      expect(r.ok).toBe(true);
+    }
+    const doc = kv.doc();
+    expect(doc.recent).toHaveLength(CONFIG_RECENT_EDITS);
+    expect(doc.recent!.at(-1)).toBe(`e${CONFIG_RECENT_EDITS + 9}`);
+    expect(doc.recent![0]).toBe('e10');
   });
 
   it('cluster-config: a stored value that is not a valid table refuses edits with EINVAL naming the revision', async () => {
