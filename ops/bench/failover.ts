@@ -273,13 +273,11 @@ async function measure(s: VrrpSetting, runs: number, how: 'kill' | 'link', inter
       log(`${s.name}, ${how}: run ${i + 1}/${runs}: dark ${o.ms} ms, ${o.lost} probes lost`);
       if (how === 'kill') {
         pids.d1 = [];
-        const healAt = Date.now();
         lab('heal', 'd1');
         // What the killed keepalived left in the kernel goes; the next keepalived starts clean.
         inNs('d1', ['ip', 'addr', 'del', `${VIP}/32`, 'dev', 'front'], { allowFail: true });
         start('d1');
       } else {
-        const healAt = Date.now();
         lab('heal', 'd1');
       }
     }

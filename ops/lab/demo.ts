@@ -137,6 +137,13 @@ function showRun(ctx: Ctx, node: string, argv: string[], shown = argv.join(' '))
   return r;
 }
 
+/** {@link showRun}, and a failed check (`<what>: \`argv\` on node exited N`) when the command fails. */
+function mustRun(ctx: Ctx, what: string, node: string, argv: string[]): RunResult {
+  const r = showRun(ctx, node, argv);
+  if (r.status !== 0) ctx.check(false, `${what}: \`${argv.join(' ')}\` on ${node} exited ${r.status}`);
+  return r;
+}
+
 /** One mode: up, a wrr HTTP service (and in NAT a rr DNS service), requests, listings, down (always). */
 async function runRound(ctx: Ctx, round: Round): Promise<void> {
   const { out, check } = ctx;
@@ -150,11 +157,7 @@ async function runRound(ctx: Ctx, round: Round): Promise<void> {
   try {
     const tcp = `${VIP}:80`;
     const sh = (node: string, argv: string[], shown = argv.join(' ')): RunResult => showRun(ctx, node, argv, shown);
-    const must = (node: string, argv: string[]): RunResult => {
-      const r = sh(node, argv);
-      if (r.status !== 0) check(false, `${round.mode}: \`${argv.join(' ')}\` exited ${r.status}`);
-      return r;
-    };
+    const must = (node: string, argv: string[]): RunResult => mustRun(ctx, round.mode, node, argv);
 
     must('d1', ['tsvsadm', '-A', '-t', tcp, '-s', 'wrr']);
     for (const j of ADD_ORDER) must('d1', ['tsvsadm', '-a', '-t', tcp, '-r', `${realServerIp(j)}:80`, round.flag, '-w', String(WEIGHTS[j - 1])]);
@@ -283,11 +286,7 @@ async function runClusterRound(ctx: Ctx): Promise<void> {
   const echoes: EchoServer[] = [];
   let streams: StreamClient | undefined;
   try {
-    const sh = (node: string, argv: string[]): RunResult => {
-      const r = showRun(ctx, node, argv);
-      if (r.status !== 0) check(false, `cluster: \`${argv.join(' ')}\` on ${node} exited ${r.status}`);
-      return r;
-    };
+    const sh = (node: string, argv: string[]): RunResult => mustRun(ctx, 'cluster', node, argv);
     const led = await poll(() => {
       const c = clusterOf('d1');
       return c.leader === 'd1' && c.members.length === 2 && c.members.every((m) => m.state !== 'dead') && c;

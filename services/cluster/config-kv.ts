@@ -56,8 +56,9 @@ export interface EditTiming {
  * that revision. A conflict (another director wrote first) starts over on the newer revision, so two concurrent
  * edits both land or one is refused on the table that includes the other; nothing is lost. A write that timed out
  * but was applied is recognised on the retry by its edit id, in the latest revision's `edit` or `recent` list (CI
- * once answered "Destination already exists" to an add whose timed-out write had landed under another director's). Store errors are retried until `deadlineMs`, then the
- * edit fails with EAGAIN and nothing changed as far as this edit can tell.
+ * once answered "Destination already exists" to an add whose timed-out write had landed under another director's).
+ * Store errors are retried until `deadlineMs`, then the edit fails with EAGAIN and nothing changed as far as this
+ * edit can tell.
  */
 export async function runEdit(store: ConfigBackend, op: TableOp, meta: { by: string; edit: string }, timing: EditTiming): Promise<EditOutcome> {
   const t0 = timing.now();

@@ -416,19 +416,19 @@ export class ConnTable {
   /**
    * Frees the oldest embryonic connection (IPVS's drop_entry idea, aimed): a TCP connection still in NONE or
    * SYN_RECV (no handshake completed) and not controlled by a template, taken oldest first from the queue of
-   * inserted TCP connections, examining at most `budget` records. A SYN flood's entries age out first, while a
+   * inserted TCP connections. A SYN flood's entries age out first, while a
    * legitimate handshake, which completes within a round trip, is rarely the oldest. Established connections
    * are never evicted here. Returns the freed entry index, or -1 when no embryonic entry was found (then the
    * caller refuses the new connection). No allocation.
    *
    * Every record is examined once (it leaves the queue), so the cost is O(1) per inserted connection however many
-   * are skipped in one call. The default budget is the whole queue: a smaller one refused SYNs while evictable
+   * are skipped in one call. The search goes as far as it must: a budget of 64 records refused SYNs while evictable
    * entries waited behind a run of records whose entries had expired (the lab's 20 k SYN/s flood under the pressure
    * timeout: thousands of them, 409 SYNs refused in 15 s).
    */
-  evictEmbryonic(budget = this.embMask + 1): number {
+  evictEmbryonic(): number {
     const u = this.u;
-    for (let n = 0; n < budget && this.embHead !== this.embTail; n++) {
+    while (this.embHead !== this.embTail) {
       const i = this.embHead & this.embMask;
       this.embHead = (this.embHead + 1) >>> 0;
       const e = this.embE[i];

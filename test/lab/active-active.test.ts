@@ -151,6 +151,12 @@ function servingLog(since: number): string[] {
   return out;
 }
 
+/** `route changes during the burst [...]` since `since`, with the directors' serving logs when the route moved. */
+function movedDuring(since: number): string {
+  const moved = routeChanges(since);
+  return `route changes during the burst ${JSON.stringify(moved)}${moved.length ? ` ${JSON.stringify(servingLog(since))}` : ''}`;
+}
+
 /** InPkts of the service on a director (tsvsadm -L -n --stats). */
 function inPkts(node: string): number {
   const line = sh(node, ['tsvsadm', '-L', '-n', '--stats']).split('\n').find((l) => l.startsWith(`TCP  ${VIP}:80`));
@@ -262,7 +268,7 @@ for (const mode of ['dr', 'nat'] as const) {
       const b = burst(300);
       await new Promise((r) => setTimeout(r, 500)); // the workers' counters reach tsvsadm within a batch or an idle tick
       const share = connsAll().map((c, i) => c - before[i]);
-      console.log(`active-active ${mode}: 300 connections: per director ${share.join('/')}, per real server ${JSON.stringify(b.byServer)}, slower than 0.9 s ${b.slow}, route changes during the burst ${JSON.stringify(routeChanges(tStart))}${routeChanges(tStart).length ? ` ${JSON.stringify(servingLog(tStart))}` : ''}`);
+      console.log(`active-active ${mode}: 300 connections: per director ${share.join('/')}, per real server ${JSON.stringify(b.byServer)}, slower than 0.9 s ${b.slow}, ${movedDuring(tStart)}`);
       expect(b.failed).toEqual([]);
       expect(b.ok).toBe(300);
       expectCounted(share.reduce((a, x) => a + x, 0), 300, b.slow);
@@ -346,7 +352,7 @@ for (const mode of ['dr', 'nat'] as const) {
       await new Promise((r) => setTimeout(r, 500)); // the workers' counters reach tsvsadm within a batch or an idle tick
       const share = connsAll().map((c, i) => c - before[i]);
       const ll = await streams.result;
-      console.log(`active-active ${mode}: d2 healed → back in the route after ${backMs} ms; then 300 connections: per director ${share.join('/')}, slower than 0.9 s ${b.slow}, route changes during the burst ${JSON.stringify(routeChanges(tBurst))}${routeChanges(tBurst).length ? ` ${JSON.stringify(servingLog(tBurst))}` : ''}; ` +
+      console.log(`active-active ${mode}: d2 healed → back in the route after ${backMs} ms; then 300 connections: per director ${share.join('/')}, slower than 0.9 s ${b.slow}, ${movedDuring(tBurst)}; ` +
         `long-lived: ${ll.opened}/${ll.conns} open, ${ll.requests} requests, lost ${ll.lost}, longest wait ${ll.maxGapMs} ms ${JSON.stringify(ll.errs)}`);
       expect(b.failed).toEqual([]);
       expectCounted(share.reduce((a, x) => a + x, 0), 300, b.slow);

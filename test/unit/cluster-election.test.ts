@@ -115,6 +115,15 @@ class Sim {
   }
 }
 
+/** d2 (priority 100) alone, leading after 1 s. */
+function d2Leads(): { s: Sim; d2: SimNode } {
+  const s = new Sim();
+  const d2 = s.add('d2', { priority: 100 });
+  s.run(1000);
+  expect(s.leaders()).toEqual(['d2']);
+  return { s, d2 };
+}
+
 function three(): Sim {
   const s = new Sim();
   s.add('d1', { priority: 150 });
@@ -266,10 +275,7 @@ describe('cluster election', () => {
   });
 
   it('election: a higher-priority node that joins preempts after preempt_delay, without overlap', () => {
-    const s = new Sim();
-    s.add('d2', { priority: 100 });
-    s.run(1000);
-    expect(s.leaders()).toEqual(['d2']);
+    const { s } = d2Leads();
     const t0 = s.now;
     s.add('d1', { priority: 150, preemptDelayMs: 2000 });
     s.run(1500);
@@ -283,9 +289,7 @@ describe('cluster election', () => {
   });
 
   it('election: a higher-priority node made unready (back from a partition) does not preempt until it is ready again', () => {
-    const s = new Sim();
-    const d2 = s.add('d2', { priority: 100 });
-    s.run(1000);
+    const { s, d2 } = d2Leads();
     const d1 = s.add('d1', { priority: 150, preemptDelayMs: 500 }, false);
     s.run(1000);
     expect(s.leaders()).toEqual(['d2']);
@@ -306,10 +310,7 @@ describe('cluster election', () => {
   });
 
   it('election: a node that has not yet heard a live leader (no startup wait, or just back on NATS) does not take the term from it', () => {
-    const s = new Sim();
-    s.add('d2', { priority: 100 });
-    s.run(1000);
-    expect(s.leaders()).toEqual(['d2']);
+    const { s } = d2Leads();
     const t0 = s.now;
     // Ready at once and no startup wait: it evaluates before the leader's next heartbeat reaches it.
     const d1 = s.add('d1', { priority: 150, nopreempt: true, startupWaitMs: 0 });
@@ -328,9 +329,7 @@ describe('cluster election', () => {
   });
 
   it('election: nopreempt keeps a live lower-priority leader', () => {
-    const s = new Sim();
-    s.add('d2', { priority: 100 });
-    s.run(1000);
+    const { s } = d2Leads();
     s.add('d1', { priority: 150, nopreempt: true });
     s.run(5000);
     expect(s.leaders()).toEqual(['d2']);
