@@ -20,9 +20,9 @@ import type { TxPort, VerdictPort } from './io/port.ts';
 import { apGet, buildState, emptyState, type AddrPortMap, type SvcState, type TableState } from './state.ts';
 import { Outcome, TemplateUse, noneReason, schedulerIndex } from '../../shared/telemetry/decision-ring.ts';
 import type { DecisionWriter } from '../../shared/telemetry/decision-ring.ts';
-import { RecordOp } from '../../shared/sync/record.ts';
+import { RECORD_TEMPLATE_FLAG, RecordOp } from '../../shared/sync/record.ts';
 import type { SyncRing } from '../../shared/sync/ring.ts';
-import { installRecord, writeEntryRecord, type SyncResolver, type SyncService } from '../../shared/sync/conn-sync.ts';
+import { Install, installRecord, writeEntryRecord, type SyncResolver, type SyncService } from '../../shared/sync/conn-sync.ts';
 import { SyncHold } from './sync-hold.ts';
 
 /** What the engine did with a frame. */
@@ -59,6 +59,12 @@ export interface L2Resolver {
    * into a real port. Null when the packet cannot be held (no route, no queue free): the engine then falls back.
    */
   hold(daddr: number, hop: Hop): TxPort | null;
+  /**
+   * A peer's connection from client `caddr` was installed: resolve the next hop toward the client now (a probe if the
+   * MAC is unknown), so that a backup taking over does not wait on ARP with the flows' replies piling up in the
+   * hold queue. Called once per client (a small cache dedups), off the packet path.
+   */
+  prepare?(caddr: number): void;
 }
 
 /** Delivery into the director's own stack (a TUN device queue): one IPv4 packet per call. */
@@ -166,6 +172,8 @@ export class Engine {
   /** Services as the sync installer sees them, by service id (rebuilt on every table swap). */
   private syncSvcs: SyncService[] = [];
   private readonly syncResolver: SyncResolver;
+  /** Clients whose next hop was prepared ({@link prepareClient}), by a hash of the address (0: none). */
+  private readonly prepared = new Uint32Array(256);
   /** Mid-flow TCP segments waiting for their synced entry (AF_PACKET only), replayed between batches. */
   private readonly hold: SyncHold | null;
   private readonly holdFrame: Uint8Array;
@@ -260,10 +268,28 @@ export class Engine {
     if (n === 0) return 0;
     const now = this.nowMs;
     const words = r.words;
-    for (let i = 0; i < n; i++) this.ev[Ev.sync_created + installRecord(this.ct, words, r.offsetAt(i), this.syncResolver, now)]++;
+    for (let i = 0; i < n; i++) {
+      const off = r.offsetAt(i);
+      const code = installRecord(this.ct, words, off, this.syncResolver, now);
+      this.ev[Ev.sync_created + code]++;
+      if (code === Install.CREATED && (words[off + 1] & RECORD_TEMPLATE_FLAG) === 0) this.prepareClient(words[off + 2]);
+    }
     r.release(n);
     this.installedSinceReplay = true;
     return n;
+  }
+
+  /**
+   * A peer's connection from `caddr` is now in this shard: its client-side next hop is resolved ahead of the traffic
+   * a takeover brings (the replies of every synced flow would otherwise wait on one ARP round, and overflow the
+   * neighbour's hold queue). A direct-mapped cache of recent clients keeps this to one resolver call per client.
+   */
+  private prepareClient(caddr: number): void {
+    if (this.l2.prepare === undefined) return;
+    const slot = Math.imul(caddr, 0x9e3779b1) >>> 24;
+    if (this.prepared[slot] === caddr >>> 0) return;
+    this.prepared[slot] = caddr >>> 0;
+    this.l2.prepare(caddr >>> 0);
   }
 
   /** Idle path (a timer): refreshes the clock and installs what peers sent. */

@@ -14,6 +14,9 @@ const PROBE_EVERY_MS = 1000;
 /** Real servers' neighbours are refreshed (NTF_USE: the kernel re-confirms a STALE entry) this often, ms. */
 const REFRESH_EVERY_MS = 15_000;
 
+/** Client-side next hops (from peers' connections) kept confirmed, at most; beyond, they are probed once. */
+const CLIENT_HOPS_MAX = 256;
+
 /**
  * Implements the engine's L2Resolver over the kernel's routes and neighbours. Probing and refreshing are netlink
  * round trips: they run on a miss (at most once a second per neighbour) and from {@link tick}, never per packet
@@ -30,6 +33,8 @@ export class Resolver implements L2Resolver, ReleaseTarget {
   private readonly log: (line: string) => void;
   /** Real servers' addresses in the current table (not the director's own), for resolution ahead of traffic. */
   private dests: number[] = [];
+  /** Next hops toward clients of peers' connections (ifindex × 2^32 + address), see {@link prepare}. */
+  private readonly clientHops = new Set<number>();
   private lastRefresh = 0;
 
   constructor(o: {
@@ -93,6 +98,19 @@ export class Resolver implements L2Resolver, ReleaseTarget {
     return q;
   }
 
+  /**
+   * A peer's connection from `caddr` was installed: its next hop toward the client is probed now if the kernel does
+   * not know it, and kept confirmed with the real servers' (bounded: the first {@link CLIENT_HOPS_MAX} hops). A
+   * backup that takes over then has the MAC its flows' replies need (a router's, or an on-link client's).
+   */
+  prepare(caddr: number): void {
+    if (!this.routes.lookup(caddr, this.rt)) return;
+    const ifx = this.rt.ifindex;
+    const hop = this.rt.nexthop;
+    if (this.clientHops.size < CLIENT_HOPS_MAX) this.clientHops.add(ifx * 0x1_0000_0000 + hop);
+    if (this.neigh.lookup(ifx, hop) === null) this.probe(ifx, hop);
+  }
+
   /** ReleaseTarget: the TX port of an interface. */
   port(ifindex: number): (TxPort & { flush(): number }) | undefined {
     return this.ports.get(ifindex);
@@ -133,13 +151,17 @@ export class Resolver implements L2Resolver, ReleaseTarget {
     if (now - this.lastRefresh >= REFRESH_EVERY_MS) this.preResolve(true);
   }
 
-  /** Probes each real server's next hop that is unknown (or, with `refresh`, every one: keeps entries confirmed). */
+  /**
+   * Probes each real server's next hop that is unknown (or, with `refresh`, every one: keeps entries confirmed), and
+   * with `refresh` the client-side next hops of peers' connections too.
+   */
   private preResolve(refresh: boolean): void {
     this.lastRefresh = this.now();
     for (const a of this.dests) {
       if (!this.routes.lookup(a, this.rt)) continue;
       if (refresh || this.neigh.lookup(this.rt.ifindex, this.rt.nexthop) === null) this.probe(this.rt.ifindex, this.rt.nexthop, refresh);
     }
+    if (refresh) for (const k of this.clientHops) this.probe(Math.floor(k / 0x1_0000_0000), k % 0x1_0000_0000, true);
   }
 
   /** Asks the kernel to resolve (or re-confirm) a neighbour, at most once a second per address unless forced. */

@@ -426,8 +426,10 @@ class VectorTx {
 
   reserve(): number {
     if (this.count === this.slots) {
+      // A batch with more frames for this port than the vector holds (a backlog read at once, e.g. the replies of
+      // every flow a takeover brings): send what is committed and go on, rather than drop the rest of the batch.
       this.counters[Counter.TX_FULL]++;
-      return -1;
+      this.flush();
     }
     this.reserved = true;
     return this.slotBase + this.count * SLOT_SIZE + SLOT_FRAME;
