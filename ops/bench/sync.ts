@@ -48,6 +48,10 @@ class BenchAgent {
           }
           break;
         }
+        case 'log':
+          // The agents' own account (reconnects, gaps, resyncs): a run that loses records explains itself.
+          log(`  ${m.line}`);
+          break;
         case 'vip-grant':
           this.leader = true;
           break;

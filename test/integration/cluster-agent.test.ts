@@ -62,7 +62,7 @@ describe('cluster agents: election and failover', () => {
     expect(new Set(st.map((s) => s.term)).size).toBe(1);
     expect(st[0].members.map((m) => [m.name, m.state, m.priority])).toEqual([['d1', 'leader', 150], ['d2', 'backup', 100], ['d3', 'backup', 50]]);
     expect(st[0].vips).toEqual(['10.9.0.10']);
-    expect(Object.keys(st[1].sync).sort()).toEqual(['foreign', 'gaps', 'lag_p50_ms', 'lag_p99_ms', 'lost', 'malformed', 'received', 'resyncs', 'sent', 'snapshot_entries', 'snapshot_ms', 'stale'].sort());
+    expect(Object.keys(st[1].sync).sort()).toEqual(['foreign', 'gaps', 'lag_p50_ms', 'lag_p99_ms', 'lost', 'malformed', 'queue_dropped', 'received', 'resyncs', 'sent', 'snapshot_entries', 'snapshot_ms', 'stale'].sort());
     expect(overlaps()).toBe(0);
   });
 
