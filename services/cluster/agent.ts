@@ -39,13 +39,6 @@ const RELEASE_CONFIRM_MS = 3000;
 
 /** Wall-clock ms with sub-ms precision, comparable between processes of one host (batch lag). */
 const wallMs = (): number => performance.timeOrigin + performance.now();
-/**
- * Sync-plane messages wait in the agent's own queue (see `onSyncWire`) up to this many bytes; beyond, a message is
- * dropped and counted (`queue_dropped`), as nats-server drops for a slow consumer: the gap shows on the next batch.
- */
-const WIRE_QUEUE_BYTES = 64 << 20;
-/** Longest the sync plane's queue is worked on in one event-loop turn before I/O (heartbeats) is read again, ms. */
-const WIRE_SLICE_MS = 4;
 
 export class ClusterAgent {
   readonly opts: ClusterOptions;
@@ -73,15 +66,7 @@ export class ClusterAgent {
   private readyState: 'waiting' | 'pulling' | 'installing' | 'ready' = 'waiting';
   /** Became ready with an empty state (no ready peer heard): a ready leader heard later is pulled from before leading. */
   private startedEmpty = false;
-  private readonly drops = { foreign: 0, malformed: 0, version: 0, queue: 0 };
-  /** Sync-plane messages read and not yet handled (see onSyncWire), from `wireHead`; their payload bytes. */
-  private wireQ: (Msg | undefined)[] = [];
-  private wireHead = 0;
-  private wireBytes = 0;
-  private wireDraining = false;
-  /** Inside drainWireFor (a nested call, from a grant or a BYE handled there, leaves the queue's upkeep to the outer). */
-  private inDrain = false;
-  private queueDropLogAt = -Infinity;
+  private readonly drops = { foreign: 0, malformed: 0, version: 0 };
   private snapshotEntries = 0;
   private snapshotMs = 0;
   private stopping = false;
@@ -142,10 +127,10 @@ export class ClusterAgent {
     this.store = new KvTermStore(nc, this.opts.cluster, this.opts.kvReplicas, this.opts.kvTimeoutMs);
     void this.watchStatus(nc);
     nc.subscribe(this.subj.heartbeat, { callback: (_e, m) => this.onWire(m) });
-    nc.subscribe(this.subj.sync, { callback: (_e, m) => this.onSyncWire(m) });
-    nc.subscribe(this.subj.nack(this.opts.node), { callback: (_e, m) => this.onSyncWire(m) });
-    nc.subscribe(this.subj.resend(this.opts.node), { callback: (_e, m) => this.onSyncWire(m) });
-    nc.subscribe(this.subj.snapshot(this.opts.node), { callback: (_e, m) => this.onSyncWire(m) });
+    nc.subscribe(this.subj.sync, { callback: (_e, m) => this.onWire(m) });
+    nc.subscribe(this.subj.nack(this.opts.node), { callback: (_e, m) => this.onWire(m) });
+    nc.subscribe(this.subj.resend(this.opts.node), { callback: (_e, m) => this.onWire(m) });
+    nc.subscribe(this.subj.snapshot(this.opts.node), { callback: (_e, m) => this.onWire(m) });
     await nc.flush();
     this.natsUp = true;
     this.upAt = performance.now();
@@ -208,7 +193,7 @@ export class ClusterAgent {
       members: this.election.memberList(now), vips: [...this.vips],
       sync: {
         sent: this.sender.sentRecords, received: c.records, gaps: c.gaps, resyncs: c.resyncs, lost: c.lost, stale: c.stale,
-        foreign: this.drops.foreign, malformed: this.drops.malformed + this.drops.version + c.malformedRecords, queue_dropped: this.drops.queue,
+        foreign: this.drops.foreign, malformed: this.drops.malformed + this.drops.version + c.malformedRecords,
         lag_p50_ms: this.lag.quantile(0.5), lag_p99_ms: this.lag.quantile(0.99), snapshot_entries: this.snapshotEntries, snapshot_ms: this.snapshotMs,
       },
     };
@@ -439,8 +424,6 @@ export class ClusterAgent {
     if (other && now - g.since < RELEASE_CONFIRM_MS) return;
     this.pendingGrant = null;
     this.granted = true;
-    // Every record read so far goes to tsvsd before the grant (the state is installed before the VIP is taken).
-    this.drainWireFor(Infinity);
     this.parent.send({ type: 'vip-grant', vips: g.vips, term: g.term });
     this.log(`leader of term ${g.term}: VIPs granted${other ? ` (${other[0]} still said it led after ${RELEASE_CONFIRM_MS} ms)` : now - g.since >= 1 ? ` after ${Math.round(now - g.since)} ms for the previous leader to let go` : ''}`);
     void this.keepTermLeaderAway();
@@ -458,70 +441,6 @@ export class ClusterAgent {
   }
 
   // ---- wire ----------------------------------------------------------------------------------------------------
-
-  /**
-   * A sync-plane message (batch, NACK, resend, snapshot request) is queued, in order, and handled in time slices
-   * between reads of the socket, so that heartbeats — our own echo above all — are handled when they are read, not
-   * after every batch read with them. (Handled inline, a backlog of batches on a busy receiver delayed its own
-   * echo past the isolation limit: it judged itself cut off, reconnected elsewhere and pulled a snapshot again —
-   * 3 of 9 runs of `npm run bench -- sync`, and directors leaving the active-active route under load.)
-   */
-  private onSyncWire(m: Msg): void {
-    const n = m.data.length;
-    if (this.wireBytes + n > WIRE_QUEUE_BYTES) {
-      this.drops.queue++;
-      const t = performance.now();
-      if (t - this.queueDropLogAt > 1000) {
-        this.queueDropLogAt = t;
-        this.log(`sync messages arrive faster than they are handled: ${this.wireBytes} bytes queued, dropping (${this.drops.queue} so far)`);
-      }
-      return;
-    }
-    this.wireQ.push(m);
-    this.wireBytes += n;
-    if (!this.wireDraining) {
-      this.wireDraining = true;
-      setImmediate(this.drainWire);
-    }
-  }
-
-  /** Handles queued sync-plane messages for up to WIRE_SLICE_MS, then yields to I/O (next loop turn) if any remain. */
-  private readonly drainWire = (): void => {
-    this.drainWireFor(WIRE_SLICE_MS);
-  };
-
-  /**
-   * Handles queued sync-plane messages, in order, for up to `ms` (Infinity: all of them — before a VIP grant, so
-   * that every record read before it reaches tsvsd first, and before a peer's BYE).
-   */
-  private drainWireFor(ms: number): void {
-    const until = performance.now() + ms;
-    const outer = this.inDrain;
-    this.inDrain = true;
-    try {
-      while (this.wireHead < this.wireQ.length) {
-        const m = this.wireQ[this.wireHead] as Msg;
-        this.wireQ[this.wireHead++] = undefined;
-        this.wireBytes -= m.data.length;
-        if (!this.stopping) this.onWire(m);
-        if (performance.now() >= until) break;
-      }
-    } finally {
-      this.inDrain = outer;
-    }
-    if (outer) return;
-    if (this.wireHead >= this.wireQ.length) {
-      this.wireQ = [];
-      this.wireHead = 0;
-      this.wireDraining = false;
-    } else {
-      if (this.wireHead > 4096) {
-        this.wireQ = this.wireQ.slice(this.wireHead);
-        this.wireHead = 0;
-      }
-      setImmediate(this.drainWire);
-    }
-  }
 
   private onWire(m: Msg): void {
     const d = this.codec.decode(m.data);
@@ -548,8 +467,6 @@ export class ClusterAgent {
         if (this.startedEmpty && msg.r === 1 && msg.rd) this.pullFromLateLeader(msg.s);
         break;
       case MsgKind.BYE:
-        // A peer's last batches were published before its BYE: handle what was read before it first (the queue).
-        if (!this.inDrain) this.drainWireFor(Infinity);
         this.peers.delete(msg.s);
         this.step({ type: 'bye', from: msg.s, term: msg.t, rev: msg.rv });
         break;

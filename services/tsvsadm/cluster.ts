@@ -20,7 +20,7 @@ export function formatCluster(s: ClusterStatus): string {
     lines.push(`${m.name.padEnd(32)}  ${m.state.padEnd(8)}  ${m.priority}`);
   }
   const y = s.sync;
-  lines.push(`sync: sent ${y.sent}, received ${y.received}, gaps ${y.gaps}, resyncs ${y.resyncs}, lost ${y.lost}, stale ${y.stale}, foreign ${y.foreign}, malformed ${y.malformed}${y.queue_dropped ? `, queue dropped ${y.queue_dropped}` : ''}`);
+  lines.push(`sync: sent ${y.sent}, received ${y.received}, gaps ${y.gaps}, resyncs ${y.resyncs}, lost ${y.lost}, stale ${y.stale}, foreign ${y.foreign}, malformed ${y.malformed}`);
   lines.push(`      lag p50 ${y.lag_p50_ms} ms, p99 ${y.lag_p99_ms} ms; last snapshot ${y.snapshot_entries} entries in ${y.snapshot_ms} ms`);
   const w = y.workers;
   if (w) {

@@ -55,8 +55,6 @@ export interface ClusterSyncStatus {
   stale: number;
   foreign: number;
   malformed: number;
-  /** Sync messages dropped because the agent's own queue was full (it could not keep up with what it read). */
-  queue_dropped?: number;
   lag_p50_ms: number;
   lag_p99_ms: number;
   snapshot_entries: number;

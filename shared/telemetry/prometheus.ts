@@ -199,7 +199,7 @@ export function formatMetrics(m: MetricsInput): string {
     x.family('tsvs_sync_records_sent_total', 'counter', 'Connection-sync records this director published.', [[{}, y.sent]]);
     x.family('tsvs_sync_records_received_total', 'counter', 'Connection-sync records received from peers.', [[{}, y.received]]);
     x.family('tsvs_sync_records_lost_total', 'counter', 'Connection-sync records known lost (gaps no resend could fill).', [[{}, y.lost]]);
-    x.family('tsvs_sync_messages_dropped_total', 'counter', 'Sync messages dropped on receipt, by reason.', [[{ reason: 'stale' }, y.stale], [{ reason: 'foreign' }, y.foreign], [{ reason: 'malformed' }, y.malformed], [{ reason: 'queue_full' }, y.queue_dropped ?? 0]]);
+    x.family('tsvs_sync_messages_dropped_total', 'counter', 'Sync messages dropped on receipt, by reason.', [[{ reason: 'stale' }, y.stale], [{ reason: 'foreign' }, y.foreign], [{ reason: 'malformed' }, y.malformed]]);
     x.family('tsvs_sync_gaps_total', 'counter', 'Sequence gaps detected in received sync.', [[{}, y.gaps]]);
     x.family('tsvs_sync_resyncs_total', 'counter', 'Full resyncs requested.', [[{}, y.resyncs]]);
     x.family('tsvs_sync_lag_seconds', 'summary', 'Sync lag (sender to installed) over recently received batches, by quantile (the agent keeps no sum or count).', [[{ quantile: '0.5' }, y.lag_p50_ms / 1000], [{ quantile: '0.99' }, y.lag_p99_ms / 1000]]);
