@@ -111,8 +111,7 @@ export function editDoc(base: ConfigDoc | null, op: TableOp, meta: Omit<DocMeta,
 
 /** The `recent` list of the revision written on top of `base`: its own list and its edit, the last CONFIG_RECENT_EDITS. */
 function recentAfter(base: ConfigDoc): string[] {
-  const r = [...(base.recent ?? []), ...(base.edit ? [base.edit] : [])];
-  return r.length > CONFIG_RECENT_EDITS ? r.slice(r.length - CONFIG_RECENT_EDITS) : r;
+  return [...(base.recent ?? []), ...(base.edit ? [base.edit] : [])].slice(-CONFIG_RECENT_EDITS);
 }
 
 /** True when `doc` is the revision edit `id` made, or one written after it (its id is in `recent`). */

@@ -10,12 +10,12 @@ import { FwdCode } from '../../shared/model/ipvs.ts';
 import { ipv4FromText } from '../../shared/net/addr.ts';
 import { RECORD_WORDS } from '../../shared/sync/record.ts';
 import { SyncRing } from '../../shared/sync/ring.ts';
-import type { NeighTable } from '../../shared/sys/neigh.ts';
+import { macToString, type NeighTable } from '../../shared/sys/neigh.ts';
 import { Engine, Verdict } from '../../services/worker/engine.ts';
 import { NeighQueue } from '../../services/worker/neigh-queue.ts';
 import { Resolver } from '../../services/worker/resolver.ts';
 import { RouteTable } from '../../services/worker/route.ts';
-import { eth, ipv4, tcp } from '../support/packet-ref.ts';
+import { eth, ipv4, mac, tcp } from '../support/packet-ref.ts';
 import { CLIENT, CLIENT_MAC, DIR_BACK, DIR_FRONT, FakeL2, FakePort, RS_MAC, VIP, dest, service, table } from '../support/engine-fakes.ts';
 
 const SYN = 0x02;
@@ -24,8 +24,7 @@ const FLOWS = 40;
 const ROUTER = '10.0.0.1';
 const ROUTER_MAC = '02:00:00:00:00:fe';
 const FAR_CLIENT = '192.0.2.7';
-const macBytes = (m: string): Uint8Array => new Uint8Array(m.split(':').map((x) => parseInt(x, 16)));
-const macText = (b: Uint8Array, at = 0): string => [...b.subarray(at, at + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+const macBytes = (m: string): Uint8Array => new Uint8Array(mac(m));
 const ip = (t: string): number => ipv4FromText(t)!;
 const clock = { now: 7_000_000 };
 
@@ -141,7 +140,7 @@ function repliesAt(b: Dir, flows: Map<number, string>, client: string): { sent: 
   }
   b.engine.endBatch();
   const frames = b.front.take();
-  return { sent: frames.length, macs: new Set(frames.map((f) => macText(f.bytes))) };
+  return { sent: frames.length, macs: new Set(frames.map((f) => macToString(f.bytes.subarray(0, 6)))) };
 }
 
 describe('worker/resolver: client-side next hops resolved ahead of a takeover', () => {
